@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Open-set scoring: the nearest class centre names the class, the Euclidean distance to it decides the verdict.
+//!
+//! `d = min_k ||e - c_k||`; `known` if `d <= novelty_threshold`, `anomaly` if `d > anomaly_threshold`, `novelty`
+//! in between (DESIGN.md, "Verdict"). Larger distances mean "further from the training distribution": every score in
+//! odm follows that one direction.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::bundle::Bundle;
+use crate::error::ScoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Close to a known class centre: the class is trusted.
+    Known,
+    /// Further than the novelty threshold: a sign the model was not trained on.
+    Novelty,
+    /// Further than the anomaly threshold: probably not a sign at all.
+    Anomaly,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Verdict::Known, Verdict::Novelty, Verdict::Anomaly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Known => "known",
+            Verdict::Novelty => "novelty",
+            Verdict::Anomaly => "anomaly",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown verdict {s:?}"))
+    }
+}
+
+/// The result for one embedding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreResult {
+    /// Index into the bundle's class list.
+    pub class_index: usize,
+    /// The class's `id` in the bundle.
+    pub class_id: i32,
+    /// Euclidean distance to the nearest centre.
+    pub distance: f32,
+    pub verdict: Verdict,
+}
+
+/// Nearest-centre scorer built once from a bundle; scoring allocates nothing.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    dim: usize,
+    /// Centres, row-major `[classes, dim]`.
+    centers: Vec<f32>,
+    ids: Vec<i32>,
+    labels: Vec<String>,
+    /// Per-class thresholds from the bundle (class value, or the global one).
+    novelty: Vec<f64>,
+    anomaly: Vec<f64>,
+    /// Element-property overrides; when set they apply to every class.
+    novelty_override: Option<f64>,
+    anomaly_override: Option<f64>,
+}
+
+impl Scorer {
+    /// Build from a validated bundle.
+    pub fn new(bundle: &Bundle) -> Scorer {
+        let dim = bundle.dim();
+        let mut centers = Vec::with_capacity(bundle.classes.len() * dim);
+        for c in &bundle.classes {
+            centers.extend_from_slice(&c.center);
+        }
+        Scorer {
+            dim,
+            centers,
+            ids: bundle.classes.iter().map(|c| c.id).collect(),
+            labels: bundle.classes.iter().map(|c| c.label.clone()).collect(),
+            novelty: bundle
+                .classes
+                .iter()
+                .map(|c| {
+                    c.novelty_threshold
+                        .unwrap_or(bundle.score.novelty_threshold)
+                })
+                .collect(),
+            anomaly: bundle
+                .classes
+                .iter()
+                .map(|c| {
+                    c.anomaly_threshold
+                        .unwrap_or(bundle.score.anomaly_threshold)
+                })
+                .collect(),
+            novelty_override: None,
+            anomaly_override: None,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn label(&self, class_index: usize) -> &str {
+        &self.labels[class_index]
+    }
+
+    pub fn class_id(&self, class_index: usize) -> i32 {
+        self.ids[class_index]
+    }
+
+    /// Override the bundle's thresholds for every class (`None` restores the bundle's).
+    /// Refused when not finite, negative, or when the anomaly threshold would fall below the novelty one.
+    pub fn set_overrides(
+        &mut self,
+        novelty: Option<f64>,
+        anomaly: Option<f64>,
+    ) -> Result<(), ScoreError> {
+        for t in [novelty, anomaly].into_iter().flatten() {
+            if !t.is_finite() || t < 0.0 {
+                return Err(ScoreError::Threshold(t, "must be finite and non-negative"));
+            }
+        }
+        if let (Some(n), Some(a)) = (novelty, anomaly) {
+            if a < n {
+                return Err(ScoreError::Threshold(
+                    a,
+                    "anomaly threshold below the novelty threshold",
+                ));
+            }
+        }
+        self.novelty_override = novelty;
+        self.anomaly_override = anomaly;
+        Ok(())
+    }
+
+    /// The thresholds in force for a class: (novelty, anomaly).
+    pub fn thresholds(&self, class_index: usize) -> (f64, f64) {
+        let n = self.novelty_override.unwrap_or(self.novelty[class_index]);
+        let a = self.anomaly_override.unwrap_or(self.anomaly[class_index]);
+        // An override of one threshold may cross the other's bundle value: the anomaly band never goes below
+        // the novelty band.
+        (n, a.max(n))
+    }
+
+    /// Verdict for a distance to the given class.
+    pub fn verdict(&self, class_index: usize, distance: f64) -> Verdict {
+        let (n, a) = self.thresholds(class_index);
+        if distance <= n {
+            Verdict::Known
+        } else if distance > a {
+            Verdict::Anomaly
+        } else {
+            Verdict::Novelty
+        }
+    }
+
+    /// Nearest centre and distance of one embedding; `None` when the embedding has the wrong length or holds a
+    /// non-finite value (a model that produced garbage must not produce a class).
+    pub fn nearest(&self, embedding: &[f32]) -> Option<(usize, f32)> {
+        if embedding.len() != self.dim || !embedding.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let mut best = (0usize, f32::INFINITY);
+        for (k, center) in self.centers.chunks_exact(self.dim).enumerate() {
+            let d2: f32 = center
+                .iter()
+                .zip(embedding)
+                .map(|(c, e)| (e - c) * (e - c))
+                .sum();
+            if d2 < best.1 {
+                best = (k, d2);
+            }
+        }
+        let d = best.1.sqrt();
+        d.is_finite().then_some((best.0, d))
+    }
+
+    /// Score one embedding.
+    pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
+        let (k, d) = self.nearest(embedding)?;
+        Some(ScoreResult {
+            class_index: k,
+            class_id: self.ids[k],
+            distance: d,
+            verdict: self.verdict(k, d as f64),
+        })
+    }
+
+    /// Score a row-major `[N, dim]` batch into `out[..N]`. Rows that hold non-finite values give `None`.
+    pub fn score_batch(
+        &self,
+        embeddings: &[f32],
+        out: &mut [Option<ScoreResult>],
+    ) -> Result<usize, ScoreError> {
+        if embeddings.len() % self.dim != 0 {
+            return Err(ScoreError::Shape {
+                len: embeddings.len(),
+                dim: self.dim,
+            });
+        }
+        let rows = embeddings.len() / self.dim;
+        if out.len() < rows {
+            return Err(ScoreError::Output {
+                rows,
+                out: out.len(),
+            });
+        }
+        for (row, slot) in embeddings.chunks_exact(self.dim).zip(out.iter_mut()) {
+            *slot = self.score(row);
+        }
+        Ok(rows)
+    }
+}

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Bundle loading, validation and saving: every refusal names the file and the field.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use odm_core::bundle::{sha256_file, sibling_bundle_path, Bundle};
+use odm_core::BundleError;
+use serde_json::{json, Value};
+
+/// A temp folder with `m.onnx` (arbitrary bytes: only the hash matters here) and a valid bundle value for it.
+fn fixture() -> (tempfile::TempDir, PathBuf, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("m.onnx");
+    fs::write(&onnx, b"not really onnx, hashed only").unwrap();
+    let sha = sha256_file(&onnx).unwrap();
+    let v = json!({
+        "format": "odm-bundle/1",
+        "name": "test",
+        "model": {
+            "file": "m.onnx", "sha256": sha,
+            "input": {"name": "input", "width": 16, "height": 16, "color": "RGB",
+                      "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "context": 0.1},
+            "output": {"name": "embedding", "dim": 2}
+        },
+        "classes": [
+            {"id": 0, "label": "a", "center": [0.0, 0.0]},
+            {"id": 1, "label": "b", "center": [3.0, 4.0], "novelty_threshold": 0.5, "anomaly_threshold": 1.0}
+        ],
+        "score": {"kind": "nearest-center-euclidean", "novelty_threshold": 1.0, "anomaly_threshold": 2.0,
+                  "calibration": {"set": "validation", "tpr": 0.95}},
+        "training": {"seed": 1}
+    });
+    let path = dir.path().join("m.odm.json");
+    (dir, path, v)
+}
+
+fn write(path: &Path, v: &Value) {
+    fs::write(path, serde_json::to_string_pretty(v).unwrap()).unwrap();
+}
+
+fn refused(path: &Path, v: &Value) -> BundleError {
+    write(path, v);
+    let e = Bundle::open(path).expect_err("bundle must be refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "error does not name the file: {msg}"
+    );
+    e
+}
+
+#[test]
+fn valid_bundle_opens_and_round_trips() {
+    let (dir, path, v) = fixture();
+    write(&path, &v);
+    let b = Bundle::open(&path).unwrap();
+    assert_eq!(b.classes.len(), 2);
+    assert_eq!(b.model_path(&path), dir.path().join("m.onnx"));
+    assert_eq!(sibling_bundle_path(&dir.path().join("m.onnx")), path);
+    let copy = dir.path().join("copy.odm.json");
+    b.save(&copy).unwrap();
+    assert_eq!(Bundle::open(&copy).unwrap(), b);
+}
+
+#[test]
+fn refuses_each_broken_field() {
+    let (_dir, path, v) = fixture();
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "classes[0].center",
+            Box::new(|v| v["model"]["output"]["dim"] = json!(3)),
+        ),
+        (
+            "classes[1].center",
+            Box::new(|v| v["classes"][1]["center"] = json!([1.0])),
+        ),
+        (
+            "classes[1].id",
+            Box::new(|v| v["classes"][1]["id"] = json!(0)),
+        ),
+        (
+            "classes[1].label",
+            Box::new(|v| v["classes"][1]["label"] = json!("a")),
+        ),
+        ("classes", Box::new(|v| v["classes"] = json!([]))),
+        (
+            "score.anomaly_threshold",
+            Box::new(|v| v["score"]["anomaly_threshold"] = json!(0.5)),
+        ),
+        (
+            "classes[1].anomaly_threshold",
+            Box::new(|v| v["classes"][1]["anomaly_threshold"] = json!(0.1)),
+        ),
+        (
+            "score.kind",
+            Box::new(|v| v["score"]["kind"] = json!("softmax")),
+        ),
+        (
+            "model.sha256",
+            Box::new(|v| v["model"]["sha256"] = json!("abc")),
+        ),
+        (
+            "model.input.std[1]",
+            Box::new(|v| v["model"]["input"]["std"][1] = json!(0.0)),
+        ),
+        (
+            "model.input.width",
+            Box::new(|v| v["model"]["input"]["width"] = json!(0)),
+        ),
+        (
+            "score.calibration.tpr",
+            Box::new(|v| v["score"]["calibration"]["tpr"] = json!(1.5)),
+        ),
+        ("name", Box::new(|v| v["name"] = json!(" "))),
+    ];
+    for (field, edit) in cases {
+        let mut bad = v.clone();
+        edit(&mut bad);
+        let e = refused(&path, &bad);
+        assert_eq!(e.field(), Some(field), "{e}");
+        assert!(e.to_string().contains(field), "{e}");
+    }
+}
+
+#[test]
+fn refuses_other_format_version() {
+    let (_dir, path, mut v) = fixture();
+    v["format"] = json!("odm-bundle/2");
+    // Also an unknown field, to check the version is reported first.
+    v["future"] = json!(1);
+    match refused(&path, &v) {
+        BundleError::Format { found, .. } => assert_eq!(found, "odm-bundle/2"),
+        e => panic!("wrong error {e}"),
+    }
+}
+
+#[test]
+fn refuses_malformed_json_with_position() {
+    let (_dir, path, _) = fixture();
+    fs::write(
+        &path,
+        "{\n  \"format\": \"odm-bundle/1\",\n  \"name\": oops\n}",
+    )
+    .unwrap();
+    match Bundle::open(&path).unwrap_err() {
+        BundleError::Json { line, .. } => assert_eq!(line, 3),
+        e => panic!("wrong error {e}"),
+    }
+}
+
+#[test]
+fn refuses_unknown_and_missing_fields() {
+    let (_dir, path, mut v) = fixture();
+    v["model"]["input"]["colour"] = json!("RGB");
+    assert!(matches!(refused(&path, &v), BundleError::Json { .. }));
+    let (_dir, path, mut v) = fixture();
+    v["model"].as_object_mut().unwrap().remove("sha256");
+    let e = refused(&path, &v);
+    assert!(e.to_string().contains("sha256"), "{e}");
+}
+
+#[test]
+fn refuses_non_finite_numbers() {
+    // JSON cannot spell NaN; a number out of f64 range is refused by the parser.
+    let (_dir, path, v) = fixture();
+    let text = serde_json::to_string(&v)
+        .unwrap()
+        .replace("\"center\":[3.0,4.0]", "\"center\":[3.0,1e999]");
+    fs::write(&path, text).unwrap();
+    assert!(matches!(
+        Bundle::open(&path).unwrap_err(),
+        BundleError::Json { .. }
+    ));
+    // A bundle built in code with a NaN is refused on save, naming the field.
+    let (dir, path, v) = fixture();
+    write(&path, &v);
+    let mut b = Bundle::open(&path).unwrap();
+    b.classes[0].center[1] = f32::NAN;
+    match b.save(&dir.path().join("x.odm.json")).unwrap_err() {
+        BundleError::NonFinite { field, .. } => assert_eq!(field, "classes[0].center[1]"),
+        e => panic!("wrong error {e}"),
+    }
+    b.classes[0].center[1] = 0.0;
+    b.score.novelty_threshold = f64::INFINITY;
+    assert_eq!(
+        b.validate(&path).unwrap_err().field(),
+        Some("score.novelty_threshold")
+    );
+}
+
+#[test]
+fn refuses_a_bundle_for_another_model() {
+    let (dir, path, v) = fixture();
+    write(&path, &v);
+    fs::write(dir.path().join("m.onnx"), b"another model").unwrap();
+    match Bundle::open(&path).unwrap_err() {
+        BundleError::Sha256Mismatch { onnx, .. } => assert_eq!(onnx, dir.path().join("m.onnx")),
+        e => panic!("wrong error {e}"),
+    }
+}
+
+#[test]
+fn missing_files_are_named() {
+    let (dir, path, v) = fixture();
+    let e = Bundle::open(&dir.path().join("absent.odm.json")).unwrap_err();
+    assert!(
+        matches!(e, BundleError::Io { .. }) && e.to_string().contains("absent.odm.json"),
+        "{e}"
+    );
+    write(&path, &v);
+    fs::remove_file(dir.path().join("m.onnx")).unwrap();
+    let e = Bundle::open(&path).unwrap_err();
+    assert!(
+        matches!(e, BundleError::ModelIo { .. }) && e.to_string().contains("m.onnx"),
+        "{e}"
+    );
+}
