@@ -1,1 +1,31 @@
-pub fn x() {}
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! gst-plugin-odm: open-set traffic-sign classification for GStreamer.
+//!
+//! Elements: `odmclassify`. Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
+//! `OdmResultsMeta` custom meta (see [`meta`]).
+#![allow(clippy::non_send_fields_in_send_ty)]
+
+use gst::glib;
+
+pub mod classify;
+pub mod engine;
+pub mod meta;
+pub mod runtime;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
+    classify::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    odm,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! One ONNX Runtime session for one bundle: checked against the bundle at load, run on `[N,3,H,W]` batches.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use odm_core::Bundle;
+
+/// Why a session could not be made or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{path}: ONNX Runtime cannot load the model: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("{path}: the model does not match its bundle: {reason}")]
+    Mismatch { path: PathBuf, reason: String },
+    #[error("inference failed: {0}")]
+    Run(String),
+    #[error("the model returned {got:?} for a batch of {batch}; expected [{batch}, {dim}]")]
+    OutputShape {
+        got: Vec<i64>,
+        batch: usize,
+        dim: usize,
+    },
+}
+
+/// Session options the element exposes.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    pub intra_threads: usize,
+}
+
+pub struct Engine {
+    session: Session,
+    input: String,
+    output: String,
+    channels_hw: (usize, usize, usize),
+    dim: usize,
+}
+
+fn tensor_shape(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
+    match v {
+        ValueType::Tensor { ty, shape, .. } => Some((*ty, shape.iter().copied().collect())),
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// Create a session for `model` and check its input and output against `bundle`.
+    pub fn new(
+        env: &ort::environment::Environment,
+        model: &Path,
+        bundle: &Bundle,
+        opts: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let load = |e: &dyn std::fmt::Display| EngineError::Load {
+            path: model.to_owned(),
+            message: e.to_string(),
+        };
+        let mut builder = Session::builder(env).map_err(|e| load(&e))?;
+        builder = builder
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| load(&e))?
+            .with_intra_threads(opts.intra_threads.max(1))
+            .map_err(|e| load(&e))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| load(&e))?;
+        let session = builder.commit_from_file(model).map_err(|e| load(&e))?;
+
+        let mismatch = |reason: String| EngineError::Mismatch {
+            path: model.to_owned(),
+            reason,
+        };
+        let spec = &bundle.model;
+        let (h, w) = (spec.input.height as i64, spec.input.width as i64);
+        let input = session
+            .inputs()
+            .iter()
+            .find(|o| o.name() == spec.input.name)
+            .ok_or_else(|| mismatch(format!("no input named {:?}", spec.input.name)))?;
+        match tensor_shape(input.dtype()) {
+            Some((TensorElementType::Float32, s))
+                if s.len() == 4 && s[1] == 3 && s[2] == h && s[3] == w => {}
+            other => {
+                return Err(mismatch(format!(
+                    "input {:?} is {other:?}; the bundle says float32 [N,3,{h},{w}]",
+                    spec.input.name
+                )))
+            }
+        }
+        if session.inputs().len() != 1 {
+            return Err(mismatch(format!(
+                "the model has {} inputs; odm feeds exactly one",
+                session.inputs().len()
+            )));
+        }
+        let output = session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == spec.output.name)
+            .ok_or_else(|| mismatch(format!("no output named {:?}", spec.output.name)))?;
+        let dim = spec.output.dim as i64;
+        match tensor_shape(output.dtype()) {
+            Some((TensorElementType::Float32, s)) if s.len() == 2 && (s[1] == dim || s[1] < 0) => {}
+            other => {
+                return Err(mismatch(format!(
+                    "output {:?} is {other:?}; the bundle says float32 [N,{dim}]",
+                    spec.output.name
+                )))
+            }
+        }
+        Ok(Engine {
+            input: spec.input.name.clone(),
+            output: spec.output.name.clone(),
+            channels_hw: (3, h as usize, w as usize),
+            dim: spec.output.dim,
+            session,
+        })
+    }
+
+    /// Floats in one input sample.
+    pub fn sample_len(&self) -> usize {
+        let (c, h, w) = self.channels_hw;
+        c * h * w
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Embed `batch` samples laid out contiguously in `input`; appends `batch * dim` floats to `out`.
+    pub fn embed(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
+        let (c, h, w) = self.channels_hw;
+        let x = ndarray::ArrayView4::from_shape((batch, c, h, w), &input[..batch * c * h * w])
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        let tensor = TensorRef::from_array_view(x).map_err(|e| EngineError::Run(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input.as_str() => tensor])
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        let value = outputs
+            .get(self.output.as_str())
+            .ok_or_else(|| EngineError::Run(format!("no output {:?}", self.output)))?;
+        let (shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        let dims: Vec<i64> = shape.iter().copied().collect();
+        if dims != [batch as i64, self.dim as i64] || data.len() != batch * self.dim {
+            return Err(EngineError::OutputShape {
+                got: dims,
+                batch,
+                dim: self.dim,
+            });
+        }
+        out.extend_from_slice(data);
+        Ok(())
+    }
+}

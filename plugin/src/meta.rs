@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! How odm's results travel on buffers.
+//!
+//! Each classified `GstVideoRegionOfInterestMeta` gets a param structure named `odm` (the convention DL Streamer and
+//! others read). GStreamer 1.22.0 drops ROI params whenever metas are copied (videoconvert, videoscale, any buffer
+//! copy) while the rectangle and id survive, so the same results also travel in a custom meta, `OdmResultsMeta`,
+//! that survives copies: its structure holds `results`, an array of `odm` structures, each keyed by `roi-id`.
+//! odm's elements read the custom meta and join it with the ROI metas by id; applications may read either.
+
+use gst_video::VideoRegionOfInterestMeta;
+use odm_core::Verdict;
+
+/// Name of the custom meta that carries results across copies.
+pub const RESULTS_META: &str = "OdmResultsMeta";
+/// Name of the ROI param structure (and of each entry of the custom meta).
+pub const PARAM: &str = "odm";
+/// ROI type of the meta added in `mode=frame`, covering the whole buffer.
+pub const FRAME_ROI_TYPE: &str = "odm-frame";
+
+/// Register the custom meta once per process (called from `plugin_init`).
+pub fn register() {
+    if !gst::meta::CustomMeta::is_registered(RESULTS_META) {
+        // No tags: every transform (copy, scale, convert) keeps it.
+        gst::meta::CustomMeta::register(RESULTS_META, &[]);
+    }
+}
+
+/// What happened to one ROI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Classified {
+        class_id: i32,
+        label: String,
+        distance: f64,
+        verdict: Verdict,
+    },
+    /// Not classified; `reason` says why (too small, outside the frame, invalid model output...).
+    Skipped { reason: String },
+}
+
+/// The result for one ROI, as written on the buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoiResult {
+    /// `id` of the ROI meta it belongs to.
+    pub roi_id: i32,
+    /// The ROI rectangle when it was classified (x, y, w, h), in the classifier's frame.
+    pub rect: (u32, u32, u32, u32),
+    pub outcome: Outcome,
+    pub novelty_threshold: f64,
+    pub anomaly_threshold: f64,
+    /// Bundle name of the model that produced it.
+    pub model: String,
+}
+
+impl RoiResult {
+    pub fn verdict_str(&self) -> &str {
+        match &self.outcome {
+            Outcome::Classified { verdict, .. } => verdict.as_str(),
+            Outcome::Skipped { .. } => "skipped",
+        }
+    }
+
+    /// The `odm` structure: the ROI param, and one entry of the custom meta.
+    pub fn to_structure(&self) -> gst::Structure {
+        let b = gst::Structure::builder(PARAM)
+            .field("roi-id", self.roi_id)
+            .field("x", self.rect.0)
+            .field("y", self.rect.1)
+            .field("w", self.rect.2)
+            .field("h", self.rect.3);
+        let b = match &self.outcome {
+            Outcome::Classified {
+                class_id,
+                label,
+                distance,
+                verdict,
+            } => b
+                .field("class-id", *class_id)
+                .field("label", label.as_str())
+                .field("distance", *distance)
+                .field("verdict", verdict.as_str()),
+            Outcome::Skipped { reason } => b
+                .field("class-id", -1i32)
+                .field("label", "")
+                .field("distance", -1.0f64)
+                .field("verdict", "skipped")
+                .field("reason", reason.as_str()),
+        };
+        b.field("novelty-threshold", self.novelty_threshold)
+            .field("anomaly-threshold", self.anomaly_threshold)
+            .field("model", self.model.as_str())
+            .build()
+    }
+
+    /// Parse an `odm` structure; `None` if it is not one or a field is missing or of the wrong type.
+    pub fn from_structure(s: &gst::StructureRef) -> Option<RoiResult> {
+        if s.name() != PARAM {
+            return None;
+        }
+        let verdict = s.get::<&str>("verdict").ok()?;
+        let outcome = if verdict == "skipped" {
+            Outcome::Skipped {
+                reason: s.get::<&str>("reason").ok()?.to_owned(),
+            }
+        } else {
+            Outcome::Classified {
+                class_id: s.get("class-id").ok()?,
+                label: s.get::<&str>("label").ok()?.to_owned(),
+                distance: s.get("distance").ok()?,
+                verdict: verdict.parse().ok()?,
+            }
+        };
+        Some(RoiResult {
+            roi_id: s.get("roi-id").ok()?,
+            rect: (
+                s.get("x").ok()?,
+                s.get("y").ok()?,
+                s.get("w").ok()?,
+                s.get("h").ok()?,
+            ),
+            outcome,
+            novelty_threshold: s.get("novelty-threshold").ok()?,
+            anomaly_threshold: s.get("anomaly-threshold").ok()?,
+            model: s.get::<&str>("model").ok()?.to_owned(),
+        })
+    }
+}
+
+/// Write `results` into the buffer's `OdmResultsMeta` (created if absent). Entries for ROI ids already present are
+/// replaced, others kept, so two classifiers in a row each leave their results.
+pub fn attach(
+    buffer: &mut gst::BufferRef,
+    results: &[RoiResult],
+) -> Result<(), gst::glib::BoolError> {
+    let mut merged: Vec<gst::Structure> = read(buffer)
+        .into_iter()
+        .filter(|old| !results.iter().any(|r| r.roi_id == old.roi_id))
+        .map(|r| r.to_structure())
+        .collect();
+    merged.extend(results.iter().map(RoiResult::to_structure));
+    let array = gst::Array::new(merged);
+    let mut meta = match gst::meta::CustomMeta::from_mut_buffer(buffer, RESULTS_META) {
+        Ok(meta) => meta,
+        Err(_) => gst::meta::CustomMeta::add(buffer, RESULTS_META)?,
+    };
+    meta.mut_structure().set("results", array);
+    Ok(())
+}
+
+/// The results in the buffer's `OdmResultsMeta` (empty when there is none).
+pub fn read(buffer: &gst::BufferRef) -> Vec<RoiResult> {
+    let Ok(meta) = gst::meta::CustomMeta::from_buffer(buffer, RESULTS_META) else {
+        return Vec::new();
+    };
+    let Ok(array) = meta.structure().get::<gst::Array>("results") else {
+        return Vec::new();
+    };
+    array
+        .iter()
+        .filter_map(|v| v.get::<gst::Structure>().ok())
+        .filter_map(|s| RoiResult::from_structure(&s))
+        .collect()
+}
+
+/// The `odm` param of one ROI meta, if it has one (absent after a copy on GStreamer 1.22.0).
+pub fn roi_param(meta: &VideoRegionOfInterestMeta) -> Option<RoiResult> {
+    meta.param(PARAM).and_then(RoiResult::from_structure)
+}
+
+/// Every ROI of a buffer with its result: from the ROI param when present, else from the custom meta by id.
+pub fn results_by_roi(
+    buffer: &gst::BufferRef,
+) -> Vec<((u32, u32, u32, u32), String, i32, Option<RoiResult>)> {
+    let custom = read(buffer);
+    buffer
+        .iter_meta::<VideoRegionOfInterestMeta>()
+        .map(|m| {
+            let result =
+                roi_param(&m).or_else(|| custom.iter().find(|r| r.roi_id == m.id()).cloned());
+            (m.rect(), m.roi_type().to_owned(), m.id(), result)
+        })
+        .collect()
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# Installs everything odm needs on Debian 12, idempotently; a second run checks and returns in about a second.
+#   1. Debian packages: GStreamer 1.22 (development and runtime: core, base, good, bad, ugly, libav, tools, check),
+#      meson and ninja, pkg-config, python3 with pip (to fetch wheels), and Rust's C toolchain.
+#   2. ONNX Runtime: libonnxruntime.so from the PyPI `onnxruntime` wheel, pinned by version and sha256, unpacked into
+#      .deps/onnxruntime/ (git ignores .deps/). The plugin finds it there (see plugin/src/runtime.rs).
+# Needs root for step 1 when a package is missing (as on a fresh machine); step 2 needs only the package registries.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEPS="$ROOT/.deps"
+
+ORT_VERSION=1.32.0
+ORT_WHEEL=onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl
+ORT_WHEEL_SHA256=5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d
+
+PACKAGES=(
+  build-essential pkg-config git ca-certificates python3 python3-pip meson ninja-build
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav
+)
+
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  log "cargo not found: odm needs a Rust toolchain (rustc >= 1.92) on PATH"
+  exit 1
+fi
+
+ORT_DIR="$DEPS/onnxruntime"
+ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
+if [ ! -f "$ORT_DIR/.ok-$ORT_VERSION" ]; then
+  mkdir -p "$DEPS/wheels" "$ORT_DIR"
+  wheel="$DEPS/wheels/$ORT_WHEEL"
+  if [ ! -f "$wheel" ] || ! echo "$ORT_WHEEL_SHA256  $wheel" | sha256sum -c --status; then
+    log "downloading $ORT_WHEEL from PyPI"
+    rm -f "$wheel"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+      --python-version 311 --implementation cp --dest "$DEPS/wheels" "onnxruntime==$ORT_VERSION"
+  fi
+  if ! echo "$ORT_WHEEL_SHA256  $wheel" | sha256sum -c --status; then
+    log "checksum mismatch for $wheel (expected $ORT_WHEEL_SHA256): refusing it"
+    rm -f "$wheel"
+    exit 1
+  fi
+  python3 - "$wheel" "$ORT_LIB" "$ORT_VERSION" <<'PY'
+import shutil, sys, zipfile
+wheel, dest, version = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, z.open(f"onnxruntime/capi/libonnxruntime.so.{version}") as src, open(dest, "wb") as out:
+    shutil.copyfileobj(src, out)
+PY
+  ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so.1"
+  ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
+  touch "$ORT_DIR/.ok-$ORT_VERSION"
+  log "ONNX Runtime $ORT_VERSION in $ORT_DIR"
+fi

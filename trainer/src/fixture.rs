@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The `colors` model: a hand-built embedding network whose answer can be worked out by hand.
+//!
+//! `input [N,3,16,16]` -> GlobalAveragePool -> Flatten -> Gemm(W, b, transB=1) -> `embedding [N,4]`.
+//! The embedding is a fixed linear map of the crop's mean normalised colour, so a pure red crop lands exactly on
+//! the `red` centre, an orange one between red and yellow (a novelty), a grey or white one far from every centre
+//! (an anomaly). Tests use it to check crop, normalisation, batching, ONNX Runtime and scoring end to end with
+//! expected answers, and it is small (under 1 KB) so it is committed. `W` is not symmetric so that a transposed
+//! weight layout would be caught.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use odm_core::bundle::{
+    sha256_file, Bundle, Calibration, ClassEntry, ColorOrder, InputSpec, ModelSpec, OutputSpec,
+    ScoreSpec, FORMAT, SCORE_KIND,
+};
+
+use crate::error::TrainError;
+use crate::onnx::{Attr, Dim, GraphBuilder};
+
+pub const NAME: &str = "colors";
+pub const SIZE: u32 = 16;
+const MEAN: f32 = 0.5;
+const STD: f32 = 0.25;
+/// `[out=4, in=3]`, as Gemm with `transB=1` expects (and as tch/PyTorch store Linear weights).
+pub const W: [[f32; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.0, 1.0, 0.0],
+    [0.0, 0.0, 1.0],
+    [0.5, -0.5, 0.0],
+];
+pub const B: [f32; 4] = [0.0, 0.0, 0.0, 0.0];
+pub const CLASSES: [(&str, [u8; 3]); 4] = [
+    ("red", [255, 0, 0]),
+    ("green", [0, 255, 0]),
+    ("blue", [0, 0, 255]),
+    ("yellow", [255, 255, 0]),
+];
+pub const NOVELTY_THRESHOLD: f64 = 1.0;
+pub const ANOMALY_THRESHOLD: f64 = 2.5;
+
+/// The embedding the model gives a crop of one uniform colour.
+pub fn embed_color(rgb: [u8; 3]) -> [f32; 4] {
+    let x: [f32; 3] = std::array::from_fn(|c| (rgb[c] as f32 / 255.0 - MEAN) / STD);
+    std::array::from_fn(|o| W[o].iter().zip(&x).map(|(w, v)| w * v).sum::<f32>() + B[o])
+}
+
+/// The ONNX bytes.
+pub fn onnx_bytes() -> Vec<u8> {
+    let mut g = GraphBuilder::new(NAME);
+    let x = g.input(
+        "input",
+        &[
+            Dim::Named("N"),
+            Dim::Fixed(3),
+            Dim::Fixed(SIZE as i64),
+            Dim::Fixed(SIZE as i64),
+        ],
+    );
+    let w: Vec<f32> = W.iter().flatten().copied().collect();
+    let w = g.weight("fc.weight", &[4, 3], &w);
+    let b = g.weight("fc.bias", &[4], &B);
+    let pooled = g.node("GlobalAveragePool", &[&x], vec![], None);
+    let flat = g.node("Flatten", &[&pooled], vec![Attr::Int("axis", 1)], None);
+    g.node(
+        "Gemm",
+        &[&flat, &w, &b],
+        vec![
+            Attr::Float("alpha", 1.0),
+            Attr::Float("beta", 1.0),
+            Attr::Int("transB", 1),
+        ],
+        Some("embedding"),
+    );
+    g.output("embedding", &[Dim::Named("N"), Dim::Fixed(4)]);
+    g.finish("odm test fixture: mean colour -> fixed linear map (see odm-trainer src/fixture.rs)")
+}
+
+/// Write `DIR/colors.onnx` and `DIR/colors.odm.json`; returns the bundle path.
+pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
+    fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
+    let onnx = dir.join(format!("{NAME}.onnx"));
+    fs::write(&onnx, onnx_bytes()).map_err(TrainError::io(&onnx))?;
+    let sha256 = sha256_file(&onnx).map_err(TrainError::io(&onnx))?;
+    let bundle = Bundle {
+        format: FORMAT.into(),
+        name: NAME.into(),
+        model: ModelSpec {
+            file: format!("{NAME}.onnx"),
+            sha256,
+            input: InputSpec {
+                name: "input".into(),
+                width: SIZE,
+                height: SIZE,
+                color: ColorOrder::Rgb,
+                mean: [MEAN; 3],
+                std: [STD; 3],
+                context: 0.0,
+            },
+            output: OutputSpec {
+                name: "embedding".into(),
+                dim: 4,
+            },
+        },
+        classes: CLASSES
+            .iter()
+            .enumerate()
+            .map(|(i, (label, rgb))| ClassEntry {
+                id: i as i32,
+                label: (*label).into(),
+                center: embed_color(*rgb).to_vec(),
+                novelty_threshold: None,
+                anomaly_threshold: None,
+            })
+            .collect(),
+        score: ScoreSpec {
+            kind: SCORE_KIND.into(),
+            novelty_threshold: NOVELTY_THRESHOLD,
+            anomaly_threshold: ANOMALY_THRESHOLD,
+            calibration: Some(Calibration {
+                set: "by construction".into(),
+                tpr: 1.0,
+            }),
+        },
+        training: serde_json::json!({
+            "command": "odm-train fixture --out DIR",
+            "note": "hand-built weights, no training",
+        }),
+        metrics: serde_json::Value::Null,
+    };
+    let path = dir.join(format!("{NAME}.odm.json"));
+    bundle.save(&path)?;
+    Ok(path)
+}

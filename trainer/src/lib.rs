@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! odm-trainer: everything behind the `odm-train` command.
+//!
+//! * [`onnx`] — odm's own ONNX writer (prost messages, graph builder).
+//! * [`fixture`] — the hand-built colour model used by tests and the first demo.
+
+pub mod error;
+pub mod fixture;
+pub mod onnx;
+
+pub use error::TrainError;
