@@ -7,7 +7,7 @@
 //! Crop, colour conversion, resize and normalisation are fused into one pass that reads the source planes directly
 //! (packed RGB family, grey, NV12, I420): no full-frame conversion, no intermediate image. Resizing is bilinear with
 //! supersampling when shrinking (up to 4x4 taps per output pixel), so a 200-px sign and a 20-px sign both give a
-//! clean 48-px crop. Where the grown box leaves the frame, edge pixels are repeated (the geometry of the box is kept).
+//! clean 48-px crop; no tap reaches outside the box. Where the grown box leaves the frame, edge pixels are repeated (the geometry of the box is kept).
 
 use crate::bundle::{ColorOrder, InputSpec};
 use crate::error::PreprocessError;
@@ -326,13 +326,17 @@ pub fn crop_to_tensor(
     let shift: [f32; 3] = std::array::from_fn(|c| spec.norm.mean[c] / spec.norm.std[c]);
     let plane = ow * oh;
 
+    // Taps stay inside the box (half a pixel in from its edges) so that bilinear weights never reach outside it.
+    let (lo_x, hi_x) = (bx + 0.5, (bx + bw - 0.5).max(bx + 0.5));
+    let (lo_y, hi_y) = (by + 0.5, (by + bh - 0.5).max(by + 0.5));
+
     for oy in 0..oh {
         for ox in 0..ow {
             let mut acc = [0.0f32; 3];
             for ty in 0..ny {
-                let fy = by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy;
+                let fy = (by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy).max(lo_y).min(hi_y);
                 for tx in 0..nx {
-                    let fx = bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx;
+                    let fx = (bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx).max(lo_x).min(hi_x);
                     let p = frame.sample(fx, fy);
                     acc[0] += p[0];
                     acc[1] += p[1];

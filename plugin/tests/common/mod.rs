@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Helpers shared by the plugin's tests: real frames with real ROI metas, the committed `colors` model.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use gst::prelude::*;
+use gst_video::VideoRegionOfInterestMeta;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().expect("GStreamer initialises");
+        gstodm::plugin_register_static().expect("plugin registers");
+    });
+}
+
+pub fn models() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+/// The committed colour model: red/green/blue/yellow known, orange a novelty, grey/white anomalies.
+pub fn colors_model() -> String {
+    models().join("colors/colors.onnx").display().to_string()
+}
+
+pub const GREY: [u8; 3] = [128, 128, 128];
+pub const RED: [u8; 3] = [255, 0, 0];
+pub const GREEN: [u8; 3] = [0, 255, 0];
+pub const BLUE: [u8; 3] = [0, 0, 255];
+pub const YELLOW: [u8; 3] = [255, 255, 0];
+pub const ORANGE: [u8; 3] = [255, 128, 0];
+
+/// An RGB frame: grey background with filled rectangles.
+pub fn rgb_frame(width: u32, height: u32, patches: &[((u32, u32, u32, u32), [u8; 3])]) -> Vec<u8> {
+    let mut data = vec![0u8; (width * height * 3) as usize];
+    for y in 0..height {
+        for x in 0..width {
+            let mut c = GREY;
+            for ((px, py, pw, ph), rgb) in patches {
+                if x >= *px && x < px + pw && y >= *py && y < py + ph {
+                    c = *rgb;
+                }
+            }
+            let i = ((y * width + x) * 3) as usize;
+            data[i..i + 3].copy_from_slice(&c);
+        }
+    }
+    data
+}
+
+/// A buffer with ROI metas `(id, rect)` of type `sign`.
+pub fn buffer_with_rois(data: Vec<u8>, rois: &[(i32, (u32, u32, u32, u32))], pts: u64) -> gst::Buffer {
+    let mut buf = gst::Buffer::from_mut_slice(data);
+    {
+        let b = buf.get_mut().expect("new buffer is writable");
+        b.set_pts(gst::ClockTime::from_nseconds(pts));
+        for (id, rect) in rois {
+            let mut m = VideoRegionOfInterestMeta::add(b, "sign", *rect);
+            m.set_id(*id);
+        }
+    }
+    buf
+}
+
+pub fn rgb_caps(width: u32, height: u32) -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Rgb)
+        .width(width as i32)
+        .height(height as i32)
+        .framerate(gst::Fraction::new(30, 1))
+        .build()
+}
+
+/// An `odmclassify` on the colour model, with properties given as strings (as on a launch line).
+pub fn classifier(props: &[(&str, &str)]) -> gst::Element {
+    let el = gst::ElementFactory::make("odmclassify")
+        .property("model", colors_model())
+        .build()
+        .expect("odmclassify is registered");
+    for (k, v) in props {
+        el.set_property_from_str(k, v);
+    }
+    el
+}
+
+/// Run a launch line to EOS or error; the error's text (with debug info) on failure, the element messages on success.
+pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
+    init();
+    let pipeline = gst::parse::launch(line).map_err(|e| format!("parse: {e}"))?;
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    let mut messages = Vec::new();
+    let start = pipeline.set_state(gst::State::Playing);
+    let mut outcome = Ok(());
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Eos(..) => break,
+            MessageView::Error(e) => {
+                outcome = Err(format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default()));
+                break;
+            }
+            MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    messages.push(s.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).expect("pipeline stops");
+    if start.is_err() && outcome.is_ok() {
+        outcome = Err("state change failed without an error message".into());
+    }
+    outcome.map(|_| messages)
+}
