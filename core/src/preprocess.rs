@@ -334,9 +334,13 @@ pub fn crop_to_tensor(
         for ox in 0..ow {
             let mut acc = [0.0f32; 3];
             for ty in 0..ny {
-                let fy = (by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy).max(lo_y).min(hi_y);
+                let fy = (by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy)
+                    .max(lo_y)
+                    .min(hi_y);
                 for tx in 0..nx {
-                    let fx = (bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx).max(lo_x).min(hi_x);
+                    let fx = (bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx)
+                        .max(lo_x)
+                        .min(hi_x);
                     let p = frame.sample(fx, fy);
                     acc[0] += p[0];
                     acc[1] += p[1];

@@ -74,6 +74,18 @@ impl std::fmt::Display for LoadFailure {
 
 impl std::error::Error for LoadFailure {}
 
+/// The loader's own reason: ort's Display of a dlopen failure says only "dlopen failed", the cause is its source.
+fn load_reason(e: &ort::LoadDynamicError) -> String {
+    use std::error::Error;
+    match e {
+        ort::LoadDynamicError::Dlopen { error, .. } => match error.source() {
+            Some(cause) => cause.to_string(),
+            None => error.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
 /// The process's ORT environment, loading the library on first use. Returns the environment and the library path
 /// it was loaded from.
 pub fn environment(
@@ -94,7 +106,7 @@ pub fn environment(
         let builder = match ort::init_from(&path) {
             Ok(b) => b,
             Err(e) => {
-                attempts.push((source, path, e.to_string()));
+                attempts.push((source, path, load_reason(&e)));
                 continue;
             }
         };

@@ -146,13 +146,13 @@ impl OdmClassify {
         let Some(model) = settings.model.clone() else {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["no model set: set the `model` property"]
+                ("no model set: set the `model` property")
             ));
         };
         if !model.is_file() {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["model file {} not found", model.display()]
+                ("model file {} not found", model.display())
             ));
         }
         let bundle_path = settings
@@ -164,14 +164,14 @@ impl OdmClassify {
                 odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
                 _ => gst::ResourceError::Settings,
             };
-            gst::error_msg!(kind, ["bundle refused: {e}"])
+            gst::error_msg!(kind, ("bundle refused: {e}"))
         })?;
         bundle
             .verify_model(&bundle_path, &model)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["bundle refused: {e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {e}")))?;
 
         let (env, lib) = runtime::environment(settings.ort_library.as_deref())
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         gst::info!(CAT, imp = self, "ONNX Runtime from {}", lib.display());
 
         let engine = Engine::new(
@@ -182,14 +182,14 @@ impl OdmClassify {
                 intra_threads: settings.threads as usize,
             },
         )
-        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
+        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?;
         let mut scorer = Scorer::new(&bundle);
         scorer
             .set_overrides(
                 threshold(settings.novelty_threshold),
                 threshold(settings.anomaly_threshold),
             )
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         gst::info!(
             CAT,
             imp = self,
@@ -240,7 +240,7 @@ impl OdmClassify {
         buffer: &mut gst::BufferRef,
     ) -> Result<(), gst::FlowError> {
         let Some(info) = state.info.clone() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["buffer before caps"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (info.width(), info.height());
@@ -284,7 +284,7 @@ impl OdmClassify {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Failed,
-                        ["cannot map the frame for reading"]
+                        ("cannot map the frame for reading")
                     );
                     gst::FlowError::Error
                 })?;
@@ -292,7 +292,7 @@ impl OdmClassify {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
-                    ["unsupported format {:?}", info.format()]
+                    ("unsupported format {:?}", info.format())
                 );
                 return Err(gst::FlowError::NotNegotiated);
             };
@@ -315,7 +315,7 @@ impl OdmClassify {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    ["frame does not match its caps: {e}"]
+                    ("frame does not match its caps: {e}")
                 );
                 gst::FlowError::Error
             })?;
@@ -354,7 +354,7 @@ impl OdmClassify {
                         }
                     }
                     Err(e) => {
-                        gst::element_imp_warning!(self, gst::StreamError::Failed, ["{e}"]);
+                        gst::element_imp_warning!(self, gst::StreamError::Failed, ("{e}"));
                         for &j in pending.iter() {
                             results[j] = Some(Outcome::Skipped {
                                 reason: format!("inference failed: {e}"),
@@ -448,7 +448,7 @@ impl OdmClassify {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Failed,
-                ["cannot attach results meta: {e}"]
+                ("cannot attach results meta: {e}")
             );
             gst::FlowError::Error
         })?;
@@ -558,7 +558,7 @@ impl ObjectImpl for OdmClassify {
             gst::element_imp_warning!(
                 self,
                 gst::CoreError::StateChange,
-                ["property {name} can only change in NULL or READY; ignored"]
+                ("property {name} can only change in NULL or READY; ignored")
             );
             return;
         }
@@ -599,7 +599,7 @@ impl ObjectImpl for OdmClassify {
                         gst::element_imp_warning!(
                             self,
                             gst::LibraryError::Settings,
-                            ["{name} = {v} refused: {e}"]
+                            ("{name} = {v} refused: {e}")
                         );
                         return;
                     }
@@ -722,7 +722,7 @@ impl BaseTransformImpl for OdmClassify {
         let settings = self.lock_settings().clone();
         let mut guard = self.lock_state();
         let Some(state) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["not started"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("not started"));
             return Err(gst::FlowError::NotNegotiated);
         };
         self.classify(state, &settings, buf)?;

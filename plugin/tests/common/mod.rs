@@ -51,7 +51,11 @@ pub fn rgb_frame(width: u32, height: u32, patches: &[((u32, u32, u32, u32), [u8;
 }
 
 /// A buffer with ROI metas `(id, rect)` of type `sign`.
-pub fn buffer_with_rois(data: Vec<u8>, rois: &[(i32, (u32, u32, u32, u32))], pts: u64) -> gst::Buffer {
+pub fn buffer_with_rois(
+    data: Vec<u8>,
+    rois: &[(i32, (u32, u32, u32, u32))],
+    pts: u64,
+) -> gst::Buffer {
     let mut buf = gst::Buffer::from_mut_slice(data);
     {
         let b = buf.get_mut().expect("new buffer is writable");
@@ -98,7 +102,11 @@ pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
         match msg.view() {
             MessageView::Eos(..) => break,
             MessageView::Error(e) => {
-                outcome = Err(format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default()));
+                outcome = Err(format!(
+                    "{} ({})",
+                    e.error(),
+                    e.debug().map(|d| d.to_string()).unwrap_or_default()
+                ));
                 break;
             }
             MessageView::Element(e) => {
@@ -109,7 +117,9 @@ pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
             _ => {}
         }
     }
-    pipeline.set_state(gst::State::Null).expect("pipeline stops");
+    pipeline
+        .set_state(gst::State::Null)
+        .expect("pipeline stops");
     if start.is_err() && outcome.is_ok() {
         outcome = Err("state change failed without an error message".into());
     }
