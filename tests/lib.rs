@@ -8,10 +8,7 @@ use std::process::{Command, Output};
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test>-<hash>
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("test runs from target/<profile>/deps")
-        .to_owned()
+    exe.parent().and_then(|deps| deps.parent()).expect("test runs from target/<profile>/deps").to_owned()
 }
 
 /// The built plugin, checked to exist.
@@ -34,17 +31,11 @@ pub fn repo() -> PathBuf {
 /// with a private registry so a stale cache never hides a rebuilt plugin.
 pub fn gst_tool(tool: &str, registry: &std::path::Path) -> Command {
     let mut c = Command::new(tool);
-    c.env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", registry)
-        .env_remove("GST_PLUGIN_PATH_1_0");
+    c.env("GST_PLUGIN_PATH", plugin_dir()).env("GST_REGISTRY", registry).env_remove("GST_PLUGIN_PATH_1_0");
     c
 }
 
 /// stdout and stderr of a finished command, for assertion messages.
 pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }

@@ -118,10 +118,7 @@ pub struct Calibration {
 
 /// The bundle path beside a model: `dir/NAME.onnx` -> `dir/NAME.odm.json`.
 pub fn sibling_bundle_path(model: &Path) -> PathBuf {
-    let stem = model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     model.with_file_name(format!("{stem}{BUNDLE_SUFFIX}"))
 }
 
@@ -143,18 +140,14 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 impl Bundle {
     /// Parse and validate a bundle file. Does not read the model file: see [`Bundle::verify_model`].
     pub fn load(path: &Path) -> Result<Bundle, BundleError> {
-        let text = fs::read_to_string(path).map_err(|source| BundleError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = fs::read_to_string(path).map_err(|source| BundleError::Io { path: path.to_owned(), source })?;
         Self::from_json(&text, path)
     }
 
     /// Parse and validate bundle text; `path` is used in errors only.
     pub fn from_json(text: &str, path: &Path) -> Result<Bundle, BundleError> {
         // Read the format first so that a bundle of another version gets that error, not a field error.
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text)
-        {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
             if let Some(found) = map.get("format").and_then(|f| f.as_str()) {
                 if found != FORMAT {
                     return Err(BundleError::Format {
@@ -220,10 +213,7 @@ impl Bundle {
         let write = |p: &Path| fs::write(p, text.as_bytes());
         write(&tmp)
             .and_then(|_| fs::rename(&tmp, path))
-            .map_err(|source| BundleError::Write {
-                path: path.to_owned(),
-                source,
-            })
+            .map_err(|source| BundleError::Write { path: path.to_owned(), source })
     }
 
     /// Embedding dimension.
@@ -242,20 +232,12 @@ impl Bundle {
             if value.is_finite() {
                 Ok(())
             } else {
-                Err(BundleError::NonFinite {
-                    path: path.to_owned(),
-                    field,
-                    value,
-                })
+                Err(BundleError::NonFinite { path: path.to_owned(), field, value })
             }
         };
 
         if self.format != FORMAT {
-            return Err(BundleError::Format {
-                path: path.to_owned(),
-                found: self.format.clone(),
-                expected: FORMAT,
-            });
+            return Err(BundleError::Format { path: path.to_owned(), found: self.format.clone(), expected: FORMAT });
         }
         if self.name.trim().is_empty() {
             return Err(invalid("name", "is empty".into()));
@@ -265,16 +247,8 @@ impl Bundle {
         if m.file.trim().is_empty() {
             return Err(invalid("model.file", "is empty".into()));
         }
-        if m.sha256.len() != 64
-            || !m
-                .sha256
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(invalid(
-                "model.sha256",
-                format!("{:?} is not 64 lower-case hex digits", m.sha256),
-            ));
+        if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(invalid("model.sha256", format!("{:?} is not 64 lower-case hex digits", m.sha256)));
         }
         let i = &m.input;
         if i.name.is_empty() {
@@ -290,18 +264,12 @@ impl Bundle {
             finite(format!("model.input.mean[{c}]"), i.mean[c] as f64)?;
             finite(format!("model.input.std[{c}]"), i.std[c] as f64)?;
             if i.std[c] <= 0.0 {
-                return Err(invalid(
-                    &format!("model.input.std[{c}]"),
-                    format!("{} is not positive", i.std[c]),
-                ));
+                return Err(invalid(&format!("model.input.std[{c}]"), format!("{} is not positive", i.std[c])));
             }
         }
         finite("model.input.context".into(), i.context as f64)?;
         if !(0.0..=2.0).contains(&i.context) {
-            return Err(invalid(
-                "model.input.context",
-                format!("{} is not in [0, 2]", i.context),
-            ));
+            return Err(invalid("model.input.context", format!("{} is not in [0, 2]", i.context)));
         }
         if m.output.name.is_empty() {
             return Err(invalid("model.output.name", "is empty".into()));
@@ -311,54 +279,34 @@ impl Bundle {
         }
 
         if self.classes.is_empty() {
-            return Err(invalid(
-                "classes",
-                "is empty: a bundle needs at least one class".into(),
-            ));
+            return Err(invalid("classes", "is empty: a bundle needs at least one class".into()));
         }
         let mut ids = HashSet::new();
         let mut labels = HashSet::new();
         for (k, class) in self.classes.iter().enumerate() {
             if class.id < 0 {
-                return Err(invalid(
-                    &format!("classes[{k}].id"),
-                    format!("{} is negative", class.id),
-                ));
+                return Err(invalid(&format!("classes[{k}].id"), format!("{} is negative", class.id)));
             }
             if !ids.insert(class.id) {
-                return Err(invalid(
-                    &format!("classes[{k}].id"),
-                    format!("id {} appears twice", class.id),
-                ));
+                return Err(invalid(&format!("classes[{k}].id"), format!("id {} appears twice", class.id)));
             }
             if class.label.trim().is_empty() {
                 return Err(invalid(&format!("classes[{k}].label"), "is empty".into()));
             }
             if !labels.insert(class.label.as_str()) {
-                return Err(invalid(
-                    &format!("classes[{k}].label"),
-                    format!("label {:?} appears twice", class.label),
-                ));
+                return Err(invalid(&format!("classes[{k}].label"), format!("label {:?} appears twice", class.label)));
             }
             if class.center.len() != m.output.dim {
                 return Err(invalid(
                     &format!("classes[{k}].center"),
-                    format!(
-                        "has {} values but model.output.dim is {}",
-                        class.center.len(),
-                        m.output.dim
-                    ),
+                    format!("has {} values but model.output.dim is {}", class.center.len(), m.output.dim),
                 ));
             }
             for (j, v) in class.center.iter().enumerate() {
                 finite(format!("classes[{k}].center[{j}]"), *v as f64)?;
             }
-            let nov = class
-                .novelty_threshold
-                .unwrap_or(self.score.novelty_threshold);
-            let ano = class
-                .anomaly_threshold
-                .unwrap_or(self.score.anomaly_threshold);
+            let nov = class.novelty_threshold.unwrap_or(self.score.novelty_threshold);
+            let ano = class.anomaly_threshold.unwrap_or(self.score.anomaly_threshold);
             if let Some(t) = class.novelty_threshold {
                 finite(format!("classes[{k}].novelty_threshold"), t)?;
             }
@@ -376,18 +324,12 @@ impl Bundle {
 
         let s = &self.score;
         if s.kind != SCORE_KIND {
-            return Err(invalid(
-                "score.kind",
-                format!("{:?} is not {SCORE_KIND:?}", s.kind),
-            ));
+            return Err(invalid("score.kind", format!("{:?} is not {SCORE_KIND:?}", s.kind)));
         }
         finite("score.novelty_threshold".into(), s.novelty_threshold)?;
         finite("score.anomaly_threshold".into(), s.anomaly_threshold)?;
         if s.novelty_threshold < 0.0 {
-            return Err(invalid(
-                "score.novelty_threshold",
-                format!("{} is negative", s.novelty_threshold),
-            ));
+            return Err(invalid("score.novelty_threshold", format!("{} is negative", s.novelty_threshold)));
         }
         if s.anomaly_threshold < s.novelty_threshold {
             return Err(invalid(
@@ -400,10 +342,7 @@ impl Bundle {
         }
         if let Some(c) = &s.calibration {
             if !(c.tpr > 0.0 && c.tpr <= 1.0) {
-                return Err(invalid(
-                    "score.calibration.tpr",
-                    format!("{} is not in (0, 1]", c.tpr),
-                ));
+                return Err(invalid("score.calibration.tpr", format!("{} is not in (0, 1]", c.tpr)));
             }
         }
         Ok(())

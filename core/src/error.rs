@@ -13,40 +13,18 @@ pub enum BundleError {
         source: std::io::Error,
     },
     #[error("{path}: malformed bundle JSON at line {line}, column {column}: {message}")]
-    Json {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Json { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}: field `format` is {found:?}; this build reads {expected:?}")]
-    Format {
-        path: PathBuf,
-        found: String,
-        expected: &'static str,
-    },
+    Format { path: PathBuf, found: String, expected: &'static str },
     #[error("{path}: field `{field}`: {reason}")]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        reason: String,
-    },
+    Invalid { path: PathBuf, field: String, reason: String },
     #[error("{path}: field `{field}` holds a non-finite number ({value})")]
-    NonFinite {
-        path: PathBuf,
-        field: String,
-        value: f64,
-    },
+    NonFinite { path: PathBuf, field: String, value: f64 },
     #[error(
         "{path}: field `model.sha256` is {expected} but the ONNX file {onnx} hashes to {actual}: \
          the bundle was made for another model"
     )]
-    Sha256Mismatch {
-        path: PathBuf,
-        onnx: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    Sha256Mismatch { path: PathBuf, onnx: PathBuf, expected: String, actual: String },
     #[error("{path}: cannot read the model file {onnx} named by `model.file`: {source}")]
     ModelIo {
         path: PathBuf,
@@ -66,9 +44,7 @@ impl BundleError {
     /// The field at fault, when the error is about one field.
     pub fn field(&self) -> Option<&str> {
         match self {
-            BundleError::Invalid { field, .. } | BundleError::NonFinite { field, .. } => {
-                Some(field)
-            }
+            BundleError::Invalid { field, .. } | BundleError::NonFinite { field, .. } => Some(field),
             BundleError::Format { .. } => Some("format"),
             BundleError::Sha256Mismatch { .. } => Some("model.sha256"),
             BundleError::ModelIo { .. } => Some("model.file"),
@@ -93,25 +69,10 @@ pub enum MetricsError {
 /// Why a region could not be turned into a tensor.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PreprocessError {
-    #[error(
-        "frame buffer holds {got} bytes, {need} needed for {width}x{height} (stride {stride})"
-    )]
-    ShortBuffer {
-        got: usize,
-        need: usize,
-        width: u32,
-        height: u32,
-        stride: usize,
-    },
+    #[error("frame buffer holds {got} bytes, {need} needed for {width}x{height} (stride {stride})")]
+    ShortBuffer { got: usize, need: usize, width: u32, height: u32, stride: usize },
     #[error("region {x},{y} {w}x{h} lies outside the {width}x{height} frame")]
-    Outside {
-        x: i64,
-        y: i64,
-        w: i64,
-        h: i64,
-        width: u32,
-        height: u32,
-    },
+    Outside { x: i64, y: i64, w: i64, h: i64, width: u32, height: u32 },
     #[error("output tensor holds {got} floats, {need} needed")]
     OutputSize { got: usize, need: usize },
     #[error("invalid model input size {0}x{1}")]

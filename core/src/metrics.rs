@@ -54,18 +54,10 @@ pub fn rate_at_or_below(scores: &[f64], t: f64) -> f64 {
 }
 
 /// The operating point at a target TPR: (threshold, actual TPR, FPR).
-pub fn operating_point(
-    in_scores: &[f64],
-    out_scores: &[f64],
-    tpr: f64,
-) -> Result<(f64, f64, f64), MetricsError> {
+pub fn operating_point(in_scores: &[f64], out_scores: &[f64], tpr: f64) -> Result<(f64, f64, f64), MetricsError> {
     check(out_scores, "out-of-distribution")?;
     let t = threshold_at_tpr(in_scores, tpr)?;
-    Ok((
-        t,
-        rate_at_or_below(in_scores, t),
-        rate_at_or_below(out_scores, t),
-    ))
+    Ok((t, rate_at_or_below(in_scores, t), rate_at_or_below(out_scores, t)))
 }
 
 /// FPR at the given TPR (the paper reports it at 95%).
@@ -74,11 +66,7 @@ pub fn fpr_at_tpr(in_scores: &[f64], out_scores: &[f64], tpr: f64) -> Result<f64
 }
 
 /// Detection error `0.5 (1 - TPR) + 0.5 FPR` at the operating point of the given TPR.
-pub fn detection_error(
-    in_scores: &[f64],
-    out_scores: &[f64],
-    tpr: f64,
-) -> Result<f64, MetricsError> {
+pub fn detection_error(in_scores: &[f64], out_scores: &[f64], tpr: f64) -> Result<f64, MetricsError> {
     let (_, tpr_actual, fpr) = operating_point(in_scores, out_scores, tpr)?;
     Ok(0.5 * (1.0 - tpr_actual) + 0.5 * fpr)
 }
@@ -104,11 +92,7 @@ pub fn average_precision(pos: &[f64], neg: &[f64]) -> Result<f64, MetricsError> 
     if neg.iter().any(|s| !s.is_finite()) {
         return Err(MetricsError::NonFinite("negative"));
     }
-    let mut all: Vec<(f64, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
+    let mut all: Vec<(f64, bool)> = pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0));
     let total_pos = pos.len() as f64;
     let (mut tp, mut fp, mut ap, mut prev_recall) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);

@@ -98,10 +98,7 @@ impl<'a> Frame<'a> {
             PixelFormat::I420 => vec![(h, w), (ch, cw), (ch, cw)],
             f => vec![(h, w * f.packed().map_or(1, |p| p.1))],
         };
-        let empty = Plane {
-            data: &[],
-            stride: 0,
-        };
+        let empty = Plane { data: &[], stride: 0 };
         let mut out = [empty; 3];
         for (k, (rows, row_bytes)) in layout.iter().enumerate() {
             let p = planes.get(k).copied().unwrap_or(empty);
@@ -117,13 +114,7 @@ impl<'a> Frame<'a> {
             }
             out[k] = p;
         }
-        Ok(Frame {
-            format,
-            width,
-            height,
-            planes: out,
-            matrix,
-        })
+        Ok(Frame { format, width, height, planes: out, matrix })
     }
 
     pub fn width(&self) -> u32 {
@@ -143,11 +134,7 @@ impl<'a> Frame<'a> {
             Some((off, px)) => {
                 let p = &self.planes[0];
                 let base = y * p.stride + x * px;
-                [
-                    p.data[base + off[0]] as f32,
-                    p.data[base + off[1]] as f32,
-                    p.data[base + off[2]] as f32,
-                ]
+                [p.data[base + off[0]] as f32, p.data[base + off[1]] as f32, p.data[base + off[2]] as f32]
             }
             None => {
                 let yp = &self.planes[0];
@@ -156,17 +143,11 @@ impl<'a> Frame<'a> {
                 let (u, v) = match self.format {
                     PixelFormat::Nv12 => {
                         let p = &self.planes[1];
-                        (
-                            p.data[cy * p.stride + 2 * cx] as f32,
-                            p.data[cy * p.stride + 2 * cx + 1] as f32,
-                        )
+                        (p.data[cy * p.stride + 2 * cx] as f32, p.data[cy * p.stride + 2 * cx + 1] as f32)
                     }
                     _ => {
                         let (pu, pv) = (&self.planes[1], &self.planes[2]);
-                        (
-                            pu.data[cy * pu.stride + cx] as f32,
-                            pv.data[cy * pv.stride + cx] as f32,
-                        )
+                        (pu.data[cy * pu.stride + cx] as f32, pv.data[cy * pv.stride + cx] as f32)
                     }
                 };
                 yuv_to_rgb(luma, u, v, self.matrix)
@@ -199,22 +180,10 @@ impl<'a> Frame<'a> {
 fn yuv_to_rgb(y: f32, u: f32, v: f32, m: YuvMatrix) -> [f32; 3] {
     let (y, u, v) = (1.164_383 * (y - 16.0), u - 128.0, v - 128.0);
     let (r, g, b) = match m {
-        YuvMatrix::Bt601 => (
-            y + 1.596_027 * v,
-            y - 0.391_762 * u - 0.812_968 * v,
-            y + 2.017_232 * u,
-        ),
-        YuvMatrix::Bt709 => (
-            y + 1.792_741 * v,
-            y - 0.213_249 * u - 0.532_909 * v,
-            y + 2.112_402 * u,
-        ),
+        YuvMatrix::Bt601 => (y + 1.596_027 * v, y - 0.391_762 * u - 0.812_968 * v, y + 2.017_232 * u),
+        YuvMatrix::Bt709 => (y + 1.792_741 * v, y - 0.213_249 * u - 0.532_909 * v, y + 2.112_402 * u),
     };
-    [
-        r.clamp(0.0, 255.0),
-        g.clamp(0.0, 255.0),
-        b.clamp(0.0, 255.0),
-    ]
+    [r.clamp(0.0, 255.0), g.clamp(0.0, 255.0), b.clamp(0.0, 255.0)]
 }
 
 /// A region of interest in frame pixels (a detector's box).
@@ -249,11 +218,7 @@ impl CropSpec {
             width: input.width,
             height: input.height,
             context: input.context,
-            norm: Normalize {
-                color: input.color,
-                mean: input.mean,
-                std: input.std,
-            },
+            norm: Normalize { color: input.color, mean: input.mean, std: input.std },
         }
     }
 
@@ -276,34 +241,19 @@ pub fn check_roi(roi: Roi, width: u32, height: u32) -> Result<(), PreprocessErro
         || roi.x.saturating_add(roi.w) <= 0
         || roi.y.saturating_add(roi.h) <= 0;
     if outside {
-        return Err(PreprocessError::Outside {
-            x: roi.x,
-            y: roi.y,
-            w: roi.w,
-            h: roi.h,
-            width,
-            height,
-        });
+        return Err(PreprocessError::Outside { x: roi.x, y: roi.y, w: roi.w, h: roi.h, width, height });
     }
     Ok(())
 }
 
 /// Crop `roi` (grown by the context margin) out of `frame` into `out` as a normalised CHW tensor of
 /// `spec.width x spec.height`.
-pub fn crop_to_tensor(
-    frame: &Frame<'_>,
-    roi: Roi,
-    spec: &CropSpec,
-    out: &mut [f32],
-) -> Result<(), PreprocessError> {
+pub fn crop_to_tensor(frame: &Frame<'_>, roi: Roi, spec: &CropSpec, out: &mut [f32]) -> Result<(), PreprocessError> {
     if spec.width == 0 || spec.height == 0 {
         return Err(PreprocessError::InputSize(spec.width, spec.height));
     }
     if out.len() != spec.len() {
-        return Err(PreprocessError::OutputSize {
-            got: out.len(),
-            need: spec.len(),
-        });
+        return Err(PreprocessError::OutputSize { got: out.len(), need: spec.len() });
     }
     check_roi(roi, frame.width, frame.height)?;
 
@@ -334,13 +284,9 @@ pub fn crop_to_tensor(
         for ox in 0..ow {
             let mut acc = [0.0f32; 3];
             for ty in 0..ny {
-                let fy = (by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy)
-                    .max(lo_y)
-                    .min(hi_y);
+                let fy = (by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy).max(lo_y).min(hi_y);
                 for tx in 0..nx {
-                    let fx = (bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx)
-                        .max(lo_x)
-                        .min(hi_x);
+                    let fx = (bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx).max(lo_x).min(hi_x);
                     let p = frame.sample(fx, fy);
                     acc[0] += p[0];
                     acc[1] += p[1];

@@ -42,10 +42,7 @@ impl fmt::Display for Verdict {
 impl FromStr for Verdict {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Verdict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("unknown verdict {s:?}"))
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| format!("unknown verdict {s:?}"))
     }
 }
 
@@ -93,18 +90,12 @@ impl Scorer {
             novelty: bundle
                 .classes
                 .iter()
-                .map(|c| {
-                    c.novelty_threshold
-                        .unwrap_or(bundle.score.novelty_threshold)
-                })
+                .map(|c| c.novelty_threshold.unwrap_or(bundle.score.novelty_threshold))
                 .collect(),
             anomaly: bundle
                 .classes
                 .iter()
-                .map(|c| {
-                    c.anomaly_threshold
-                        .unwrap_or(bundle.score.anomaly_threshold)
-                })
+                .map(|c| c.anomaly_threshold.unwrap_or(bundle.score.anomaly_threshold))
                 .collect(),
             novelty_override: None,
             anomaly_override: None,
@@ -129,11 +120,7 @@ impl Scorer {
 
     /// Override the bundle's thresholds for every class (`None` restores the bundle's).
     /// Refused when not finite, negative, or when the anomaly threshold would fall below the novelty one.
-    pub fn set_overrides(
-        &mut self,
-        novelty: Option<f64>,
-        anomaly: Option<f64>,
-    ) -> Result<(), ScoreError> {
+    pub fn set_overrides(&mut self, novelty: Option<f64>, anomaly: Option<f64>) -> Result<(), ScoreError> {
         for t in [novelty, anomaly].into_iter().flatten() {
             if !t.is_finite() || t < 0.0 {
                 return Err(ScoreError::Threshold(t, "must be finite and non-negative"));
@@ -141,10 +128,7 @@ impl Scorer {
         }
         if let (Some(n), Some(a)) = (novelty, anomaly) {
             if a < n {
-                return Err(ScoreError::Threshold(
-                    a,
-                    "anomaly threshold below the novelty threshold",
-                ));
+                return Err(ScoreError::Threshold(a, "anomaly threshold below the novelty threshold"));
             }
         }
         self.novelty_override = novelty;
@@ -181,11 +165,7 @@ impl Scorer {
         }
         let mut best = (0usize, f32::INFINITY);
         for (k, center) in self.centers.chunks_exact(self.dim).enumerate() {
-            let d2: f32 = center
-                .iter()
-                .zip(embedding)
-                .map(|(c, e)| (e - c) * (e - c))
-                .sum();
+            let d2: f32 = center.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum();
             if d2 < best.1 {
                 best = (k, d2);
             }
@@ -197,32 +177,17 @@ impl Scorer {
     /// Score one embedding.
     pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
         let (k, d) = self.nearest(embedding)?;
-        Some(ScoreResult {
-            class_index: k,
-            class_id: self.ids[k],
-            distance: d,
-            verdict: self.verdict(k, d as f64),
-        })
+        Some(ScoreResult { class_index: k, class_id: self.ids[k], distance: d, verdict: self.verdict(k, d as f64) })
     }
 
     /// Score a row-major `[N, dim]` batch into `out[..N]`. Rows that hold non-finite values give `None`.
-    pub fn score_batch(
-        &self,
-        embeddings: &[f32],
-        out: &mut [Option<ScoreResult>],
-    ) -> Result<usize, ScoreError> {
-        if embeddings.len() % self.dim != 0 {
-            return Err(ScoreError::Shape {
-                len: embeddings.len(),
-                dim: self.dim,
-            });
+    pub fn score_batch(&self, embeddings: &[f32], out: &mut [Option<ScoreResult>]) -> Result<usize, ScoreError> {
+        if !embeddings.len().is_multiple_of(self.dim) {
+            return Err(ScoreError::Shape { len: embeddings.len(), dim: self.dim });
         }
         let rows = embeddings.len() / self.dim;
         if out.len() < rows {
-            return Err(ScoreError::Output {
-                rows,
-                out: out.len(),
-            });
+            return Err(ScoreError::Output { rows, out: out.len() });
         }
         for (row, slot) in embeddings.chunks_exact(self.dim).zip(out.iter_mut()) {
             *slot = self.score(row);

@@ -43,10 +43,7 @@ fn refused(path: &Path, v: &Value) -> BundleError {
     write(path, v);
     let e = Bundle::open(path).expect_err("bundle must be refused");
     let msg = e.to_string();
-    assert!(
-        msg.contains(&path.display().to_string()),
-        "error does not name the file: {msg}"
-    );
+    assert!(msg.contains(&path.display().to_string()), "error does not name the file: {msg}");
     e
 }
 
@@ -66,52 +63,20 @@ fn valid_bundle_opens_and_round_trips() {
 #[test]
 fn refuses_each_broken_field() {
     let (_dir, path, v) = fixture();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        (
-            "classes[0].center",
-            Box::new(|v| v["model"]["output"]["dim"] = json!(3)),
-        ),
-        (
-            "classes[1].center",
-            Box::new(|v| v["classes"][1]["center"] = json!([1.0])),
-        ),
-        (
-            "classes[1].id",
-            Box::new(|v| v["classes"][1]["id"] = json!(0)),
-        ),
-        (
-            "classes[1].label",
-            Box::new(|v| v["classes"][1]["label"] = json!("a")),
-        ),
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("classes[0].center", Box::new(|v| v["model"]["output"]["dim"] = json!(3))),
+        ("classes[1].center", Box::new(|v| v["classes"][1]["center"] = json!([1.0]))),
+        ("classes[1].id", Box::new(|v| v["classes"][1]["id"] = json!(0))),
+        ("classes[1].label", Box::new(|v| v["classes"][1]["label"] = json!("a"))),
         ("classes", Box::new(|v| v["classes"] = json!([]))),
-        (
-            "score.anomaly_threshold",
-            Box::new(|v| v["score"]["anomaly_threshold"] = json!(0.5)),
-        ),
-        (
-            "classes[1].anomaly_threshold",
-            Box::new(|v| v["classes"][1]["anomaly_threshold"] = json!(0.1)),
-        ),
-        (
-            "score.kind",
-            Box::new(|v| v["score"]["kind"] = json!("softmax")),
-        ),
-        (
-            "model.sha256",
-            Box::new(|v| v["model"]["sha256"] = json!("abc")),
-        ),
-        (
-            "model.input.std[1]",
-            Box::new(|v| v["model"]["input"]["std"][1] = json!(0.0)),
-        ),
-        (
-            "model.input.width",
-            Box::new(|v| v["model"]["input"]["width"] = json!(0)),
-        ),
-        (
-            "score.calibration.tpr",
-            Box::new(|v| v["score"]["calibration"]["tpr"] = json!(1.5)),
-        ),
+        ("score.anomaly_threshold", Box::new(|v| v["score"]["anomaly_threshold"] = json!(0.5))),
+        ("classes[1].anomaly_threshold", Box::new(|v| v["classes"][1]["anomaly_threshold"] = json!(0.1))),
+        ("score.kind", Box::new(|v| v["score"]["kind"] = json!("softmax"))),
+        ("model.sha256", Box::new(|v| v["model"]["sha256"] = json!("abc"))),
+        ("model.input.std[1]", Box::new(|v| v["model"]["input"]["std"][1] = json!(0.0))),
+        ("model.input.width", Box::new(|v| v["model"]["input"]["width"] = json!(0))),
+        ("score.calibration.tpr", Box::new(|v| v["score"]["calibration"]["tpr"] = json!(1.5))),
         ("name", Box::new(|v| v["name"] = json!(" "))),
     ];
     for (field, edit) in cases {
@@ -138,11 +103,7 @@ fn refuses_other_format_version() {
 #[test]
 fn refuses_malformed_json_with_position() {
     let (_dir, path, _) = fixture();
-    fs::write(
-        &path,
-        "{\n  \"format\": \"odm-bundle/1\",\n  \"name\": oops\n}",
-    )
-    .unwrap();
+    fs::write(&path, "{\n  \"format\": \"odm-bundle/1\",\n  \"name\": oops\n}").unwrap();
     match Bundle::open(&path).unwrap_err() {
         BundleError::Json { line, .. } => assert_eq!(line, 3),
         e => panic!("wrong error {e}"),
@@ -164,14 +125,9 @@ fn refuses_unknown_and_missing_fields() {
 fn refuses_non_finite_numbers() {
     // JSON cannot spell NaN; a number out of f64 range is refused by the parser.
     let (_dir, path, v) = fixture();
-    let text = serde_json::to_string(&v)
-        .unwrap()
-        .replace("\"center\":[3.0,4.0]", "\"center\":[3.0,1e999]");
+    let text = serde_json::to_string(&v).unwrap().replace("\"center\":[3.0,4.0]", "\"center\":[3.0,1e999]");
     fs::write(&path, text).unwrap();
-    assert!(matches!(
-        Bundle::open(&path).unwrap_err(),
-        BundleError::Json { .. }
-    ));
+    assert!(matches!(Bundle::open(&path).unwrap_err(), BundleError::Json { .. }));
     // A bundle built in code with a NaN is refused on save, naming the field.
     let (dir, path, v) = fixture();
     write(&path, &v);
@@ -183,10 +139,7 @@ fn refuses_non_finite_numbers() {
     }
     b.classes[0].center[1] = 0.0;
     b.score.novelty_threshold = f64::INFINITY;
-    assert_eq!(
-        b.validate(&path).unwrap_err().field(),
-        Some("score.novelty_threshold")
-    );
+    assert_eq!(b.validate(&path).unwrap_err().field(), Some("score.novelty_threshold"));
 }
 
 #[test]
@@ -204,15 +157,9 @@ fn refuses_a_bundle_for_another_model() {
 fn missing_files_are_named() {
     let (dir, path, v) = fixture();
     let e = Bundle::open(&dir.path().join("absent.odm.json")).unwrap_err();
-    assert!(
-        matches!(e, BundleError::Io { .. }) && e.to_string().contains("absent.odm.json"),
-        "{e}"
-    );
+    assert!(matches!(e, BundleError::Io { .. }) && e.to_string().contains("absent.odm.json"), "{e}");
     write(&path, &v);
     fs::remove_file(dir.path().join("m.onnx")).unwrap();
     let e = Bundle::open(&path).unwrap_err();
-    assert!(
-        matches!(e, BundleError::ModelIo { .. }) && e.to_string().contains("m.onnx"),
-        "{e}"
-    );
+    assert!(matches!(e, BundleError::ModelIo { .. }) && e.to_string().contains("m.onnx"), "{e}");
 }

@@ -38,22 +38,8 @@ const CASES: &[Case] = &[
         aupr_in: 0.590909090909091,
         aupr_out: 0.652680652680653,
     },
-    Case {
-        name: "all-equal",
-        ins: &[1.0, 1.0, 1.0],
-        outs: &[1.0, 1.0],
-        auroc: 0.5,
-        aupr_in: 0.6,
-        aupr_out: 0.4,
-    },
-    Case {
-        name: "tiny",
-        ins: &[0.0],
-        outs: &[1.0],
-        auroc: 1.0,
-        aupr_in: 1.0,
-        aupr_out: 1.0,
-    },
+    Case { name: "all-equal", ins: &[1.0, 1.0, 1.0], outs: &[1.0, 1.0], auroc: 0.5, aupr_in: 0.6, aupr_out: 0.4 },
+    Case { name: "tiny", ins: &[0.0], outs: &[1.0], auroc: 1.0, aupr_in: 1.0, aupr_out: 1.0 },
     Case {
         name: "reversed",
         ins: &[5.0, 6.0],
@@ -67,9 +53,7 @@ const CASES: &[Case] = &[
 #[test]
 fn auroc_and_aupr_match_scikit_learn() {
     for c in CASES {
-        let tol = |a: f64, b: f64, what: &str| {
-            assert!((a - b).abs() < 1e-12, "{}: {what} {a} != {b}", c.name)
-        };
+        let tol = |a: f64, b: f64, what: &str| assert!((a - b).abs() < 1e-12, "{}: {what} {a} != {b}", c.name);
         tol(auroc(c.ins, c.outs).unwrap(), c.auroc, "auroc");
         tol(aupr_in(c.ins, c.outs).unwrap(), c.aupr_in, "aupr_in");
         tol(aupr_out(c.ins, c.outs).unwrap(), c.aupr_out, "aupr_out");
@@ -78,13 +62,13 @@ fn auroc_and_aupr_match_scikit_learn() {
 
 // numpy RandomState(0): normal(1.0, 0.5, 40) and normal(2.0, 0.7, 30), rounded to 2 decimals (many ties).
 const IN40: &[f64] = &[
-    1.88, 1.2, 1.49, 2.12, 1.93, 0.51, 1.48, 0.92, 0.95, 1.21, 1.07, 1.73, 1.38, 1.06, 1.22, 1.17,
-    1.75, 0.9, 1.16, 0.57, -0.28, 1.33, 1.43, 0.63, 2.13, 0.27, 1.02, 0.91, 1.77, 1.73, 1.08, 1.19,
-    0.56, 0.01, 0.83, 1.08, 1.62, 1.6, 0.81, 0.85,
+    1.88, 1.2, 1.49, 2.12, 1.93, 0.51, 1.48, 0.92, 0.95, 1.21, 1.07, 1.73, 1.38, 1.06, 1.22, 1.17, 1.75, 0.9, 1.16,
+    0.57, -0.28, 1.33, 1.43, 0.63, 2.13, 0.27, 1.02, 0.91, 1.77, 1.73, 1.08, 1.19, 0.56, 0.01, 0.83, 1.08, 1.62, 1.6,
+    0.81, 0.85,
 ];
 const OUT30: &[f64] = &[
-    1.27, 1.01, 0.81, 3.37, 1.64, 1.69, 1.12, 2.54, 0.87, 1.85, 1.37, 2.27, 1.64, 1.17, 1.98, 2.3,
-    2.05, 2.21, 1.56, 1.75, 1.53, 1.75, 1.43, 0.79, 2.12, 1.72, 0.86, 2.32, 1.36, 2.04,
+    1.27, 1.01, 0.81, 3.37, 1.64, 1.69, 1.12, 2.54, 0.87, 1.85, 1.37, 2.27, 1.64, 1.17, 1.98, 2.3, 2.05, 2.21, 1.56,
+    1.75, 1.53, 1.75, 1.43, 0.79, 2.12, 1.72, 0.86, 2.32, 1.36, 2.04,
 ];
 
 #[test]
@@ -94,10 +78,7 @@ fn fpr95_detection_error_and_areas_on_overlapping_sets() {
     close(tpr, 0.95);
     close(fpr, 2.0 / 3.0);
     close(fpr_at_tpr(IN40, OUT30, 0.95).unwrap(), 0.6666666666666666);
-    close(
-        detection_error(IN40, OUT30, 0.95).unwrap(),
-        0.35833333333333334,
-    );
+    close(detection_error(IN40, OUT30, 0.95).unwrap(), 0.35833333333333334);
     close(auroc(IN40, OUT30).unwrap(), 0.731666666666667);
     close(aupr_in(IN40, OUT30).unwrap(), 0.780359429388265);
     close(aupr_out(IN40, OUT30).unwrap(), 0.706311911519869);
@@ -133,22 +114,10 @@ fn separable_and_all_equal_extremes() {
 
 #[test]
 fn refuses_empty_and_non_finite_sets() {
-    assert_eq!(
-        auroc(&[], &[1.0]),
-        Err(MetricsError::Empty("in-distribution"))
-    );
-    assert_eq!(
-        auroc(&[1.0], &[]),
-        Err(MetricsError::Empty("out-of-distribution"))
-    );
-    assert_eq!(
-        fpr_at_tpr(&[f64::NAN], &[1.0], 0.95),
-        Err(MetricsError::NonFinite("in-distribution"))
-    );
-    assert_eq!(
-        aupr_out(&[1.0], &[f64::INFINITY]),
-        Err(MetricsError::NonFinite("positive"))
-    );
+    assert_eq!(auroc(&[], &[1.0]), Err(MetricsError::Empty("in-distribution")));
+    assert_eq!(auroc(&[1.0], &[]), Err(MetricsError::Empty("out-of-distribution")));
+    assert_eq!(fpr_at_tpr(&[f64::NAN], &[1.0], 0.95), Err(MetricsError::NonFinite("in-distribution")));
+    assert_eq!(aupr_out(&[1.0], &[f64::INFINITY]), Err(MetricsError::NonFinite("positive")));
     assert_eq!(threshold_at_tpr(&[1.0], 0.0), Err(MetricsError::Tpr(0.0)));
     assert_eq!(threshold_at_tpr(&[1.0], 1.5), Err(MetricsError::Tpr(1.5)));
 }
@@ -156,9 +125,6 @@ fn refuses_empty_and_non_finite_sets() {
 #[test]
 fn accuracy_counts_matches() {
     close(accuracy(&[1, 2, 3, 4], &[1, 2, 0, 4]).unwrap(), 0.75);
-    assert_eq!(
-        accuracy::<i32>(&[], &[]),
-        Err(MetricsError::Empty("prediction"))
-    );
+    assert_eq!(accuracy::<i32>(&[], &[]), Err(MetricsError::Empty("prediction")));
     assert_eq!(accuracy(&[1], &[1, 2]), Err(MetricsError::Length(1, 2)));
 }

@@ -33,16 +33,7 @@ fn packed(offsets: [usize; 3], px: usize, stride: usize) -> Vec<u8> {
 }
 
 fn spec(color: ColorOrder, context: f32) -> CropSpec {
-    CropSpec {
-        width: 8,
-        height: 8,
-        context,
-        norm: Normalize {
-            color,
-            mean: [0.5, 0.5, 0.5],
-            std: [0.25, 0.25, 0.25],
-        },
-    }
+    CropSpec { width: 8, height: 8, context, norm: Normalize { color, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } }
 }
 
 fn tensor(frame: &Frame<'_>, roi: Roi, s: &CropSpec) -> Vec<f32> {
@@ -53,26 +44,12 @@ fn tensor(frame: &Frame<'_>, roi: Roi, s: &CropSpec) -> Vec<f32> {
 
 #[test]
 fn packed_layouts_agree() {
-    let roi = Roi {
-        x: 4,
-        y: 4,
-        w: 20,
-        h: 16,
-    };
+    let roi = Roi { x: 4, y: 4, w: 20, h: 16 };
     let s = spec(ColorOrder::Rgb, 0.1);
     let rgb = packed([0, 1, 2], 3, 3 * W as usize + 5);
     let reference = tensor(
-        &Frame::new(
-            PixelFormat::Rgb,
-            W,
-            H,
-            &[Plane {
-                data: &rgb,
-                stride: 3 * W as usize + 5,
-            }],
-            YuvMatrix::Bt601,
-        )
-        .unwrap(),
+        &Frame::new(PixelFormat::Rgb, W, H, &[Plane { data: &rgb, stride: 3 * W as usize + 5 }], YuvMatrix::Bt601)
+            .unwrap(),
         roi,
         &s,
     );
@@ -85,17 +62,7 @@ fn packed_layouts_agree() {
     ] {
         let stride = px * W as usize;
         let data = packed(off, px, stride);
-        let f = Frame::new(
-            fmt,
-            W,
-            H,
-            &[Plane {
-                data: &data,
-                stride,
-            }],
-            YuvMatrix::Bt601,
-        )
-        .unwrap();
+        let f = Frame::new(fmt, W, H, &[Plane { data: &data, stride }], YuvMatrix::Bt601).unwrap();
         assert_eq!(tensor(&f, roi, &s), reference, "{fmt:?}");
     }
 }
@@ -103,24 +70,10 @@ fn packed_layouts_agree() {
 #[test]
 fn normalisation_and_channel_order() {
     let data = packed([0, 1, 2], 3, 3 * W as usize);
-    let f = Frame::new(
-        PixelFormat::Rgb,
-        W,
-        H,
-        &[Plane {
-            data: &data,
-            stride: 3 * W as usize,
-        }],
-        YuvMatrix::Bt601,
-    )
-    .unwrap();
+    let f =
+        Frame::new(PixelFormat::Rgb, W, H, &[Plane { data: &data, stride: 3 * W as usize }], YuvMatrix::Bt601).unwrap();
     // A box well inside the green square: every tensor value is the normalised green pixel.
-    let roi = Roi {
-        x: 10,
-        y: 10,
-        w: 4,
-        h: 4,
-    };
+    let roi = Roi { x: 10, y: 10, w: 4, h: 4 };
     let t = tensor(&f, roi, &spec(ColorOrder::Rgb, 0.0));
     let norm = |v: f32| (v / 255.0 - 0.5) / 0.25;
     for (c, want) in [0.0f32, 200.0, 0.0].into_iter().enumerate() {
@@ -128,16 +81,7 @@ fn normalisation_and_channel_order() {
             assert!((v - norm(want)).abs() < 1e-4, "channel {c}: {v}");
         }
     }
-    let bgr = tensor(
-        &f,
-        Roi {
-            x: 30,
-            y: 20,
-            w: 4,
-            h: 4,
-        },
-        &spec(ColorOrder::Bgr, 0.0),
-    );
+    let bgr = tensor(&f, Roi { x: 30, y: 20, w: 4, h: 4 }, &spec(ColorOrder::Bgr, 0.0));
     assert!((bgr[0] - norm(230.0)).abs() < 1e-4 && (bgr[128] - norm(10.0)).abs() < 1e-4);
 }
 
@@ -172,24 +116,9 @@ fn yuv_planes_match_rgb_within_conversion_error() {
     let uv: Vec<u8> = u.iter().zip(&v).flat_map(|(a, b)| [*a, *b]).collect();
     let rgb = packed([0, 1, 2], 3, 3 * w);
     let s = spec(ColorOrder::Rgb, 0.0);
-    let roi = Roi {
-        x: 22,
-        y: 2,
-        w: 12,
-        h: 12,
-    }; // inside the blue half
+    let roi = Roi { x: 22, y: 2, w: 12, h: 12 }; // inside the blue half
     let reference = tensor(
-        &Frame::new(
-            PixelFormat::Rgb,
-            W,
-            H,
-            &[Plane {
-                data: &rgb,
-                stride: 3 * w,
-            }],
-            YuvMatrix::Bt601,
-        )
-        .unwrap(),
+        &Frame::new(PixelFormat::Rgb, W, H, &[Plane { data: &rgb, stride: 3 * w }], YuvMatrix::Bt601).unwrap(),
         roi,
         &s,
     );
@@ -197,20 +126,7 @@ fn yuv_planes_match_rgb_within_conversion_error() {
         PixelFormat::I420,
         W,
         H,
-        &[
-            Plane {
-                data: &y,
-                stride: w,
-            },
-            Plane {
-                data: &u,
-                stride: cw,
-            },
-            Plane {
-                data: &v,
-                stride: cw,
-            },
-        ],
+        &[Plane { data: &y, stride: w }, Plane { data: &u, stride: cw }, Plane { data: &v, stride: cw }],
         YuvMatrix::Bt601,
     )
     .unwrap();
@@ -218,26 +134,13 @@ fn yuv_planes_match_rgb_within_conversion_error() {
         PixelFormat::Nv12,
         W,
         H,
-        &[
-            Plane {
-                data: &y,
-                stride: w,
-            },
-            Plane {
-                data: &uv,
-                stride: w,
-            },
-        ],
+        &[Plane { data: &y, stride: w }, Plane { data: &uv, stride: w }],
         YuvMatrix::Bt601,
     )
     .unwrap();
     for f in [i420, nv12] {
         let t = tensor(&f, roi, &s);
-        let worst = t
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = t.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         // 2 levels of 255 after normalisation by std 0.25.
         assert!(worst < 2.0 / 255.0 / 0.25, "worst difference {worst}");
     }
@@ -247,40 +150,15 @@ fn yuv_planes_match_rgb_within_conversion_error() {
 fn shrinking_averages_instead_of_aliasing() {
     // A 1-px black/white checkerboard shrunk 5x must come out mid-grey, not black or white.
     let (w, h) = (80usize, 80usize);
-    let data: Vec<u8> = (0..w * h)
-        .map(|i| if (i % w + i / w) % 2 == 0 { 255 } else { 0 })
-        .collect();
-    let f = Frame::new(
-        PixelFormat::Gray8,
-        80,
-        80,
-        &[Plane {
-            data: &data,
-            stride: w,
-        }],
-        YuvMatrix::Bt601,
-    )
-    .unwrap();
+    let data: Vec<u8> = (0..w * h).map(|i| if (i % w + i / w) % 2 == 0 { 255 } else { 0 }).collect();
+    let f = Frame::new(PixelFormat::Gray8, 80, 80, &[Plane { data: &data, stride: w }], YuvMatrix::Bt601).unwrap();
     let s = CropSpec {
         width: 16,
         height: 16,
         context: 0.0,
-        norm: Normalize {
-            color: ColorOrder::Rgb,
-            mean: [0.0; 3],
-            std: [1.0; 3],
-        },
+        norm: Normalize { color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] },
     };
-    let t = tensor(
-        &f,
-        Roi {
-            x: 0,
-            y: 0,
-            w: 80,
-            h: 80,
-        },
-        &s,
-    );
+    let t = tensor(&f, Roi { x: 0, y: 0, w: 80, h: 80 }, &s);
     for v in t {
         assert!((v - 0.5).abs() < 0.15, "{v}");
     }
@@ -289,75 +167,18 @@ fn shrinking_averages_instead_of_aliasing() {
 #[test]
 fn regions_at_and_beyond_the_edges() {
     let data = packed([0, 1, 2], 3, 3 * W as usize);
-    let f = Frame::new(
-        PixelFormat::Rgb,
-        W,
-        H,
-        &[Plane {
-            data: &data,
-            stride: 3 * W as usize,
-        }],
-        YuvMatrix::Bt601,
-    )
-    .unwrap();
+    let f =
+        Frame::new(PixelFormat::Rgb, W, H, &[Plane { data: &data, stride: 3 * W as usize }], YuvMatrix::Bt601).unwrap();
     let s = spec(ColorOrder::Rgb, 0.5);
     let mut out = vec![0.0; s.len()];
     // Partly outside: edge pixels repeat, values stay finite and in range.
-    crop_to_tensor(
-        &f,
-        Roi {
-            x: -10,
-            y: 25,
-            w: 20,
-            h: 20,
-        },
-        &s,
-        &mut out,
-    )
-    .unwrap();
-    assert!(out
-        .iter()
-        .all(|v| v.is_finite() && (-2.01..=2.01).contains(v)));
-    for roi in [
-        Roi {
-            x: 40,
-            y: 0,
-            w: 5,
-            h: 5,
-        },
-        Roi {
-            x: -5,
-            y: 0,
-            w: 5,
-            h: 5,
-        },
-        Roi {
-            x: 3,
-            y: 3,
-            w: 0,
-            h: 5,
-        },
-    ] {
-        assert!(
-            matches!(
-                crop_to_tensor(&f, roi, &s, &mut out),
-                Err(PreprocessError::Outside { .. })
-            ),
-            "{roi:?}"
-        );
+    crop_to_tensor(&f, Roi { x: -10, y: 25, w: 20, h: 20 }, &s, &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_finite() && (-2.01..=2.01).contains(v)));
+    for roi in [Roi { x: 40, y: 0, w: 5, h: 5 }, Roi { x: -5, y: 0, w: 5, h: 5 }, Roi { x: 3, y: 3, w: 0, h: 5 }] {
+        assert!(matches!(crop_to_tensor(&f, roi, &s, &mut out), Err(PreprocessError::Outside { .. })), "{roi:?}");
     }
     assert!(matches!(
-        crop_to_tensor(
-            &f,
-            Roi {
-                x: 0,
-                y: 0,
-                w: 5,
-                h: 5
-            },
-            &s,
-            &mut out[1..]
-        ),
+        crop_to_tensor(&f, Roi { x: 0, y: 0, w: 5, h: 5 }, &s, &mut out[1..]),
         Err(PreprocessError::OutputSize { .. })
     ));
 }
@@ -365,30 +186,11 @@ fn regions_at_and_beyond_the_edges() {
 #[test]
 fn short_buffers_are_refused() {
     let data = vec![0u8; 100];
-    let e = Frame::new(
-        PixelFormat::Rgb,
-        W,
-        H,
-        &[Plane {
-            data: &data,
-            stride: 3 * W as usize,
-        }],
-        YuvMatrix::Bt601,
-    )
-    .unwrap_err();
+    let e = Frame::new(PixelFormat::Rgb, W, H, &[Plane { data: &data, stride: 3 * W as usize }], YuvMatrix::Bt601)
+        .unwrap_err();
     assert!(matches!(e, PreprocessError::ShortBuffer { .. }));
     let y = vec![0u8; (W * H) as usize];
-    assert!(Frame::new(
-        PixelFormat::Nv12,
-        W,
-        H,
-        &[Plane {
-            data: &y,
-            stride: W as usize
-        }],
-        YuvMatrix::Bt601
-    )
-    .is_err());
+    assert!(Frame::new(PixelFormat::Nv12, W, H, &[Plane { data: &y, stride: W as usize }], YuvMatrix::Bt601).is_err());
     // Odd sizes: chroma planes round up.
     let y = vec![0u8; 5 * 3];
     let c = vec![0u8; 3 * 2];
@@ -396,35 +198,11 @@ fn short_buffers_are_refused() {
         PixelFormat::I420,
         5,
         3,
-        &[
-            Plane {
-                data: &y,
-                stride: 5,
-            },
-            Plane {
-                data: &c,
-                stride: 3,
-            },
-            Plane {
-                data: &c,
-                stride: 3,
-            },
-        ],
+        &[Plane { data: &y, stride: 5 }, Plane { data: &c, stride: 3 }, Plane { data: &c, stride: 3 }],
         YuvMatrix::Bt709,
     )
     .unwrap();
     let s = spec(ColorOrder::Rgb, 0.0);
     let mut out = vec![0.0; s.len()];
-    crop_to_tensor(
-        &f,
-        Roi {
-            x: 0,
-            y: 0,
-            w: 5,
-            h: 3,
-        },
-        &s,
-        &mut out,
-    )
-    .unwrap();
+    crop_to_tensor(&f, Roi { x: 0, y: 0, w: 5, h: 3 }, &s, &mut out).unwrap();
 }

@@ -24,10 +24,7 @@ fn bundle() -> Bundle {
 fn nearest_centre_distance_and_verdict() {
     let s = Scorer::new(&bundle());
     let r = s.score(&[0.6, 0.8]).unwrap();
-    assert_eq!(
-        (r.class_index, r.class_id, r.verdict),
-        (0, 7, Verdict::Known)
-    );
+    assert_eq!((r.class_index, r.class_id, r.verdict), (0, 7, Verdict::Known));
     assert!((r.distance - 1.0).abs() < 1e-6);
     assert_eq!(s.score(&[0.0, 2.0]).unwrap().verdict, Verdict::Novelty);
     assert_eq!(s.score(&[0.0, 3.5]).unwrap().verdict, Verdict::Anomaly);
@@ -46,18 +43,9 @@ fn batch_scoring_and_invalid_rows() {
     assert_eq!(out[0].unwrap().class_id, 7);
     assert_eq!(out[1].unwrap().class_id, 9);
     assert_eq!(out[1].unwrap().verdict, Verdict::Anomaly);
-    assert!(
-        out[2].is_none(),
-        "a non-finite embedding must not produce a class"
-    );
-    assert_eq!(
-        s.score_batch(&emb[..5], &mut out),
-        Err(ScoreError::Shape { len: 5, dim: 2 })
-    );
-    assert_eq!(
-        s.score_batch(&emb, &mut out[..2]),
-        Err(ScoreError::Output { rows: 3, out: 2 })
-    );
+    assert!(out[2].is_none(), "a non-finite embedding must not produce a class");
+    assert_eq!(s.score_batch(&emb[..5], &mut out), Err(ScoreError::Shape { len: 5, dim: 2 }));
+    assert_eq!(s.score_batch(&emb, &mut out[..2]), Err(ScoreError::Output { rows: 3, out: 2 }));
     assert!(s.score(&[1.0]).is_none());
 }
 

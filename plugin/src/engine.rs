@@ -19,11 +19,7 @@ pub enum EngineError {
     #[error("inference failed: {0}")]
     Run(String),
     #[error("the model returned {got:?} for a batch of {batch}; expected [{batch}, {dim}]")]
-    OutputShape {
-        got: Vec<i64>,
-        batch: usize,
-        dim: usize,
-    },
+    OutputShape { got: Vec<i64>, batch: usize, dim: usize },
 }
 
 /// Session options the element exposes.
@@ -55,10 +51,7 @@ impl Engine {
         bundle: &Bundle,
         opts: EngineOptions,
     ) -> Result<Engine, EngineError> {
-        let load = |e: &dyn std::fmt::Display| EngineError::Load {
-            path: model.to_owned(),
-            message: e.to_string(),
-        };
+        let load = |e: &dyn std::fmt::Display| EngineError::Load { path: model.to_owned(), message: e.to_string() };
         let mut builder = Session::builder(env).map_err(|e| load(&e))?;
         builder = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -69,10 +62,7 @@ impl Engine {
             .map_err(|e| load(&e))?;
         let session = builder.commit_from_file(model).map_err(|e| load(&e))?;
 
-        let mismatch = |reason: String| EngineError::Mismatch {
-            path: model.to_owned(),
-            reason,
-        };
+        let mismatch = |reason: String| EngineError::Mismatch { path: model.to_owned(), reason };
         let spec = &bundle.model;
         let (h, w) = (spec.input.height as i64, spec.input.width as i64);
         let input = session
@@ -81,8 +71,7 @@ impl Engine {
             .find(|o| o.name() == spec.input.name)
             .ok_or_else(|| mismatch(format!("no input named {:?}", spec.input.name)))?;
         match tensor_shape(input.dtype()) {
-            Some((TensorElementType::Float32, s))
-                if s.len() == 4 && s[1] == 3 && s[2] == h && s[3] == w => {}
+            Some((TensorElementType::Float32, s)) if s.len() == 4 && s[1] == 3 && s[2] == h && s[3] == w => {}
             other => {
                 return Err(mismatch(format!(
                     "input {:?} is {other:?}; the bundle says float32 [N,3,{h},{w}]",
@@ -91,10 +80,7 @@ impl Engine {
             }
         }
         if session.inputs().len() != 1 {
-            return Err(mismatch(format!(
-                "the model has {} inputs; odm feeds exactly one",
-                session.inputs().len()
-            )));
+            return Err(mismatch(format!("the model has {} inputs; odm feeds exactly one", session.inputs().len())));
         }
         let output = session
             .outputs()
@@ -131,12 +117,7 @@ impl Engine {
     }
 
     /// Embed `batch` samples laid out contiguously in `input`; appends `batch * dim` floats to `out`.
-    pub fn embed(
-        &mut self,
-        input: &[f32],
-        batch: usize,
-        out: &mut Vec<f32>,
-    ) -> Result<(), EngineError> {
+    pub fn embed(&mut self, input: &[f32], batch: usize, out: &mut Vec<f32>) -> Result<(), EngineError> {
         let (c, h, w) = self.channels_hw;
         let x = ndarray::ArrayView4::from_shape((batch, c, h, w), &input[..batch * c * h * w])
             .map_err(|e| EngineError::Run(e.to_string()))?;
@@ -148,16 +129,10 @@ impl Engine {
         let value = outputs
             .get(self.output.as_str())
             .ok_or_else(|| EngineError::Run(format!("no output {:?}", self.output)))?;
-        let (shape, data) = value
-            .try_extract_tensor::<f32>()
-            .map_err(|e| EngineError::Run(e.to_string()))?;
+        let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| EngineError::Run(e.to_string()))?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         if dims != [batch as i64, self.dim as i64] || data.len() != batch * self.dim {
-            return Err(EngineError::OutputShape {
-                got: dims,
-                batch,
-                dim: self.dim,
-            });
+            return Err(EngineError::OutputShape { got: dims, batch, dim: self.dim });
         }
         out.extend_from_slice(data);
         Ok(())

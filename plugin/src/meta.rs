@@ -25,6 +25,9 @@ pub fn register() {
     }
 }
 
+/// A rectangle `(x, y, w, h)` in pixels, as ROI metas store it.
+pub type Rect = (u32, u32, u32, u32);
+
 /// What happened to one ROI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -35,7 +38,9 @@ pub enum Outcome {
         verdict: Verdict,
     },
     /// Not classified; `reason` says why (too small, outside the frame, invalid model output...).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// The result for one ROI, as written on the buffer.
@@ -44,7 +49,7 @@ pub struct RoiResult {
     /// `id` of the ROI meta it belongs to.
     pub roi_id: i32,
     /// The ROI rectangle when it was classified (x, y, w, h), in the classifier's frame.
-    pub rect: (u32, u32, u32, u32),
+    pub rect: Rect,
     pub outcome: Outcome,
     pub novelty_threshold: f64,
     pub anomaly_threshold: f64,
@@ -69,12 +74,7 @@ impl RoiResult {
             .field("w", self.rect.2)
             .field("h", self.rect.3);
         let b = match &self.outcome {
-            Outcome::Classified {
-                class_id,
-                label,
-                distance,
-                verdict,
-            } => b
+            Outcome::Classified { class_id, label, distance, verdict } => b
                 .field("class-id", *class_id)
                 .field("label", label.as_str())
                 .field("distance", *distance)
@@ -99,9 +99,7 @@ impl RoiResult {
         }
         let verdict = s.get::<&str>("verdict").ok()?;
         let outcome = if verdict == "skipped" {
-            Outcome::Skipped {
-                reason: s.get::<&str>("reason").ok()?.to_owned(),
-            }
+            Outcome::Skipped { reason: s.get::<&str>("reason").ok()?.to_owned() }
         } else {
             Outcome::Classified {
                 class_id: s.get("class-id").ok()?,
@@ -112,12 +110,7 @@ impl RoiResult {
         };
         Some(RoiResult {
             roi_id: s.get("roi-id").ok()?,
-            rect: (
-                s.get("x").ok()?,
-                s.get("y").ok()?,
-                s.get("w").ok()?,
-                s.get("h").ok()?,
-            ),
+            rect: (s.get("x").ok()?, s.get("y").ok()?, s.get("w").ok()?, s.get("h").ok()?),
             outcome,
             novelty_threshold: s.get("novelty-threshold").ok()?,
             anomaly_threshold: s.get("anomaly-threshold").ok()?,
@@ -128,10 +121,7 @@ impl RoiResult {
 
 /// Write `results` into the buffer's `OdmResultsMeta` (created if absent). Entries for ROI ids already present are
 /// replaced, others kept, so two classifiers in a row each leave their results.
-pub fn attach(
-    buffer: &mut gst::BufferRef,
-    results: &[RoiResult],
-) -> Result<(), gst::glib::BoolError> {
+pub fn attach(buffer: &mut gst::BufferRef, results: &[RoiResult]) -> Result<(), gst::glib::BoolError> {
     let mut merged: Vec<gst::Structure> = read(buffer)
         .into_iter()
         .filter(|old| !results.iter().any(|r| r.roi_id == old.roi_id))
@@ -155,11 +145,7 @@ pub fn read(buffer: &gst::BufferRef) -> Vec<RoiResult> {
     let Ok(array) = meta.structure().get::<gst::Array>("results") else {
         return Vec::new();
     };
-    array
-        .iter()
-        .filter_map(|v| v.get::<gst::Structure>().ok())
-        .filter_map(|s| RoiResult::from_structure(&s))
-        .collect()
+    array.iter().filter_map(|v| v.get::<gst::Structure>().ok()).filter_map(|s| RoiResult::from_structure(&s)).collect()
 }
 
 /// The `odm` param of one ROI meta, if it has one (absent after a copy on GStreamer 1.22.0).
@@ -167,17 +153,26 @@ pub fn roi_param(meta: &VideoRegionOfInterestMeta) -> Option<RoiResult> {
     meta.param(PARAM).and_then(RoiResult::from_structure)
 }
 
+/// One ROI meta of a buffer joined with its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoiEntry {
+    /// The rectangle as it is now (after any scaling downstream of the classifier).
+    pub rect: Rect,
+    pub roi_type: String,
+    pub id: i32,
+    pub result: Option<RoiResult>,
+}
+
 /// Every ROI of a buffer with its result: from the ROI param when present, else from the custom meta by id.
-pub fn results_by_roi(
-    buffer: &gst::BufferRef,
-) -> Vec<((u32, u32, u32, u32), String, i32, Option<RoiResult>)> {
+pub fn results_by_roi(buffer: &gst::BufferRef) -> Vec<RoiEntry> {
     let custom = read(buffer);
     buffer
         .iter_meta::<VideoRegionOfInterestMeta>()
-        .map(|m| {
-            let result =
-                roi_param(&m).or_else(|| custom.iter().find(|r| r.roi_id == m.id()).cloned());
-            (m.rect(), m.roi_type().to_owned(), m.id(), result)
+        .map(|m| RoiEntry {
+            rect: m.rect(),
+            roi_type: m.roi_type().to_owned(),
+            id: m.id(),
+            result: roi_param(&m).or_else(|| custom.iter().find(|r| r.roi_id == m.id()).cloned()),
         })
         .collect()
 }

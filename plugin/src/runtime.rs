@@ -36,23 +36,13 @@ pub fn candidates(property: Option<&Path>) -> Vec<(String, PathBuf)> {
         v.push(("ORT_DYLIB_PATH".to_owned(), PathBuf::from(p)));
     }
     match std::env::var_os("ODM_ORT_DIR") {
-        Some(dir) => v.push((
-            "bootstrap folder from ODM_ORT_DIR".to_owned(),
-            PathBuf::from(dir).join("libonnxruntime.so"),
-        )),
-        None => v.push((
-            "bootstrap folder".to_owned(),
-            PathBuf::from(BOOTSTRAP_LIBRARY),
-        )),
+        Some(dir) => {
+            v.push(("bootstrap folder from ODM_ORT_DIR".to_owned(), PathBuf::from(dir).join("libonnxruntime.so")))
+        }
+        None => v.push(("bootstrap folder".to_owned(), PathBuf::from(BOOTSTRAP_LIBRARY))),
     }
-    v.push((
-        "system loader path".to_owned(),
-        PathBuf::from("libonnxruntime.so.1"),
-    ));
-    v.push((
-        "system loader path".to_owned(),
-        PathBuf::from("libonnxruntime.so"),
-    ));
+    v.push(("system loader path".to_owned(), PathBuf::from("libonnxruntime.so.1")));
+    v.push(("system loader path".to_owned(), PathBuf::from("libonnxruntime.so")));
     v
 }
 
@@ -64,7 +54,10 @@ pub struct LoadFailure {
 
 impl std::fmt::Display for LoadFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "no usable ONNX Runtime library (run scripts/bootstrap.sh, or set ORT_DYLIB_PATH or ort-library); tried:")?;
+        write!(
+            f,
+            "no usable ONNX Runtime library (run scripts/bootstrap.sh, or set ORT_DYLIB_PATH or ort-library); tried:"
+        )?;
         for (source, path, why) in &self.attempts {
             write!(f, "\n  {} ({source}): {why}", path.display())?;
         }
@@ -88,9 +81,7 @@ fn load_reason(e: &ort::LoadDynamicError) -> String {
 
 /// The process's ORT environment, loading the library on first use. Returns the environment and the library path
 /// it was loaded from.
-pub fn environment(
-    property: Option<&Path>,
-) -> Result<(ort::environment::Environment, PathBuf), LoadFailure> {
+pub fn environment(property: Option<&Path>) -> Result<(ort::environment::Environment, PathBuf), LoadFailure> {
     let mut guard = ENV.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(loaded) = guard.as_ref() {
         return Ok((loaded.env.clone(), loaded.path.clone()));
@@ -112,17 +103,10 @@ pub fn environment(
         };
         match builder.with_name("odm").with_telemetry(false).build() {
             Ok(env) => {
-                *guard = Some(Loaded {
-                    env: env.clone(),
-                    path: path.clone(),
-                });
+                *guard = Some(Loaded { env: env.clone(), path: path.clone() });
                 return Ok((env, path));
             }
-            Err(e) => attempts.push((
-                source,
-                path,
-                format!("loaded, but the environment failed: {e}"),
-            )),
+            Err(e) => attempts.push((source, path, format!("loaded, but the environment failed: {e}"))),
         }
     }
     Err(LoadFailure { attempts })

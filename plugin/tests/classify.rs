@@ -11,21 +11,13 @@ use odm_core::Verdict;
 
 fn classified(r: &RoiResult) -> (&str, f64, Verdict) {
     match &r.outcome {
-        Outcome::Classified {
-            label,
-            distance,
-            verdict,
-            ..
-        } => (label.as_str(), *distance, *verdict),
+        Outcome::Classified { label, distance, verdict, .. } => (label.as_str(), *distance, *verdict),
         Outcome::Skipped { reason } => panic!("ROI {} skipped: {reason}", r.roi_id),
     }
 }
 
 fn by_id(results: &[RoiResult], id: i32) -> &RoiResult {
-    results
-        .iter()
-        .find(|r| r.roi_id == id)
-        .unwrap_or_else(|| panic!("no result for ROI {id}"))
+    results.iter().find(|r| r.roi_id == id).unwrap_or_else(|| panic!("no result for ROI {id}"))
 }
 
 /// Push one buffer through a Harness around `element`; return the output buffer.
@@ -58,17 +50,9 @@ fn known_novelty_anomaly_and_skipped() {
         (8, (200, 10, 10, 10)),  // wholly outside
         (9, (5, 100, 2, 2)),     // below min-size
     ];
-    let out = classify_one(
-        &classifier(&[]),
-        &rgb_caps(w, h),
-        buffer_with_rois(rgb_frame(w, h, &patches), &rois, 0),
-    );
+    let out = classify_one(&classifier(&[]), &rgb_caps(w, h), buffer_with_rois(rgb_frame(w, h, &patches), &rois, 0));
     let results = meta::read(&out);
-    assert_eq!(
-        results.len(),
-        rois.len(),
-        "every considered ROI gets a result"
-    );
+    assert_eq!(results.len(), rois.len(), "every considered ROI gets a result");
     for (id, label) in [(1, "red"), (2, "blue"), (4, "yellow"), (5, "green")] {
         let (l, d, v) = classified(by_id(&results, id));
         assert_eq!((l, v), (label, Verdict::Known), "ROI {id}");
@@ -115,11 +99,7 @@ fn hundreds_of_rois_give_the_same_results_at_any_batch_size() {
     let mut runs = Vec::new();
     for batch in [1u32, 7, 64] {
         let el = classifier(&[("batch-size", &batch.to_string())]);
-        let out = classify_one(
-            &el,
-            &rgb_caps(w, h),
-            buffer_with_rois(frame.clone(), &rois, 0),
-        );
+        let out = classify_one(&el, &rgb_caps(w, h), buffer_with_rois(frame.clone(), &rois, 0));
         let mut r = meta::read(&out);
         r.sort_by_key(|r| r.roi_id);
         assert_eq!(r.len(), 300);
@@ -132,10 +112,7 @@ fn hundreds_of_rois_give_the_same_results_at_any_batch_size() {
             assert!((da - db).abs() < 1e-5);
         }
     }
-    let known = runs[0]
-        .iter()
-        .filter(|r| classified(r).2 == Verdict::Known)
-        .count();
+    let known = runs[0].iter().filter(|r| classified(r).2 == Verdict::Known).count();
     assert_eq!(known, 200, "red, green, blue and yellow patches are known");
 }
 
@@ -143,11 +120,7 @@ fn hundreds_of_rois_give_the_same_results_at_any_batch_size() {
 fn zero_rois_leave_the_buffer_untouched() {
     init();
     let frame = rgb_frame(64, 48, &[((0, 0, 10, 10), RED)]);
-    let out = classify_one(
-        &classifier(&[]),
-        &rgb_caps(64, 48),
-        buffer_with_rois(frame.clone(), &[], 42),
-    );
+    let out = classify_one(&classifier(&[]), &rgb_caps(64, 48), buffer_with_rois(frame.clone(), &[], 42));
     assert!(meta::read(&out).is_empty());
     assert_eq!(out.iter_meta::<VideoRegionOfInterestMeta>().count(), 0);
     assert_eq!(out.map_readable().unwrap().as_slice(), &frame[..]);
@@ -164,17 +137,11 @@ fn duplicate_roi_ids_are_made_unique() {
         &rgb_caps(64, 48),
         buffer_with_rois(frame, &[(0, (0, 0, 20, 20)), (0, (30, 0, 20, 20))], 0),
     );
-    let ids: Vec<i32> = out
-        .iter_meta::<VideoRegionOfInterestMeta>()
-        .map(|m| m.id())
-        .collect();
+    let ids: Vec<i32> = out.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).collect();
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
     let joined = meta::results_by_roi(&out);
-    let labels: Vec<_> = joined
-        .iter()
-        .map(|(_, _, _, r)| classified(r.as_ref().unwrap()).0.to_owned())
-        .collect();
+    let labels: Vec<_> = joined.iter().map(|e| classified(e.result.as_ref().unwrap()).0.to_owned()).collect();
     assert_eq!(labels, ["red", "blue"]);
 }
 
@@ -197,15 +164,10 @@ fn roi_type_filter() {
 fn frame_mode_classifies_the_whole_buffer() {
     init();
     let el = classifier(&[("mode", "frame")]);
-    let out = classify_one(
-        &el,
-        &rgb_caps(32, 32),
-        buffer_with_rois(rgb_frame(32, 32, &[((0, 0, 32, 32), BLUE)]), &[], 0),
-    );
-    let rois: Vec<_> = out
-        .iter_meta::<VideoRegionOfInterestMeta>()
-        .map(|m| (m.roi_type().to_owned(), m.rect()))
-        .collect();
+    let out =
+        classify_one(&el, &rgb_caps(32, 32), buffer_with_rois(rgb_frame(32, 32, &[((0, 0, 32, 32), BLUE)]), &[], 0));
+    let rois: Vec<_> =
+        out.iter_meta::<VideoRegionOfInterestMeta>().map(|m| (m.roi_type().to_owned(), m.rect())).collect();
     assert_eq!(rois, [(meta::FRAME_ROI_TYPE.to_owned(), (0, 0, 32, 32))]);
     let r = meta::read(&out);
     assert_eq!(classified(&r[0]).0, "blue");
@@ -219,44 +181,23 @@ fn results_survive_videoconvert_and_videoscale() {
         "odmclassify model={model} ! videoconvert ! video/x-raw,format=I420 ! videoscale ! capsfilter caps=video/x-raw,width=320,height=240"
     ));
     h.set_src_caps(rgb_caps(160, 120));
-    let frame = rgb_frame(
-        160,
-        120,
-        &[((10, 10, 20, 20), RED), ((50, 50, 30, 30), GREEN)],
-    );
-    h.push(buffer_with_rois(
-        frame,
-        &[(11, (10, 10, 20, 20)), (12, (50, 50, 30, 30))],
-        0,
-    ))
-    .unwrap();
+    let frame = rgb_frame(160, 120, &[((10, 10, 20, 20), RED), ((50, 50, 30, 30), GREEN)]);
+    h.push(buffer_with_rois(frame, &[(11, (10, 10, 20, 20)), (12, (50, 50, 30, 30))], 0)).unwrap();
     let out = h.pull().unwrap();
     let joined = meta::results_by_roi(&out);
     assert_eq!(joined.len(), 2, "ROI metas survive the converters");
-    for (rect, _, id, result) in &joined {
-        let r = result
-            .as_ref()
-            .unwrap_or_else(|| panic!("ROI {id} lost its result"));
+    for meta::RoiEntry { rect, id, result, .. } in &joined {
+        let r = result.as_ref().unwrap_or_else(|| panic!("ROI {id} lost its result"));
         let (label, _, verdict) = classified(r);
-        let (want_label, want_rect) = if *id == 11 {
-            ("red", (20, 20, 40, 40))
-        } else {
-            ("green", (100, 100, 60, 60))
-        };
+        let (want_label, want_rect) = if *id == 11 { ("red", (20, 20, 40, 40)) } else { ("green", (100, 100, 60, 60)) };
         assert_eq!((label, verdict), (want_label, Verdict::Known));
         assert_eq!(*rect, want_rect, "the rectangle follows the scale");
         // The custom meta remembers the rectangle the classifier saw.
         assert_eq!(r.rect.2 * 2, rect.2);
     }
     // On GStreamer 1.22.0 the params are dropped by the copy; the custom meta is what carried the results.
-    let params = out
-        .iter_meta::<VideoRegionOfInterestMeta>()
-        .filter(|m| meta::roi_param(m).is_some())
-        .count();
-    eprintln!(
-        "GStreamer {}: {params} of 2 ROI params survived",
-        gst::version_string()
-    );
+    let params = out.iter_meta::<VideoRegionOfInterestMeta>().filter(|m| meta::roi_param(m).is_some()).count();
+    eprintln!("GStreamer {}: {params} of 2 ROI params survived", gst::version_string());
     assert_eq!(meta::read(&out).len(), 2);
 }
 
@@ -264,19 +205,10 @@ fn results_survive_videoconvert_and_videoscale() {
 fn every_input_format_gives_the_same_answers() {
     init();
     let model = colors_model();
-    let patches = [
-        ((8, 8, 24, 24), RED),
-        ((40, 8, 24, 24), BLUE),
-        ((72, 8, 24, 24), ORANGE),
-        ((8, 40, 24, 24), YELLOW),
-    ];
-    let rois = [
-        (1, (8, 8, 24, 24)),
-        (2, (40, 8, 24, 24)),
-        (3, (72, 8, 24, 24)),
-        (4, (8, 40, 24, 24)),
-        (5, (60, 40, 30, 20)),
-    ];
+    let patches =
+        [((8, 8, 24, 24), RED), ((40, 8, 24, 24), BLUE), ((72, 8, 24, 24), ORANGE), ((8, 40, 24, 24), YELLOW)];
+    let rois =
+        [(1, (8, 8, 24, 24)), (2, (40, 8, 24, 24)), (3, (72, 8, 24, 24)), (4, (8, 40, 24, 24)), (5, (60, 40, 30, 20))];
     let want = [
         ("red", Verdict::Known),
         ("blue", Verdict::Known),
@@ -289,8 +221,7 @@ fn every_input_format_gives_the_same_answers() {
             "videoconvert ! video/x-raw,format={format} ! odmclassify model={model}"
         ));
         h.set_src_caps(rgb_caps(100, 70));
-        h.push(buffer_with_rois(rgb_frame(100, 70, &patches), &rois, 0))
-            .unwrap();
+        h.push(buffer_with_rois(rgb_frame(100, 70, &patches), &rois, 0)).unwrap();
         let out = h.pull().unwrap();
         let results = meta::read(&out);
         assert_eq!(results.len(), 5, "{format}");
@@ -309,23 +240,12 @@ fn every_input_format_gives_the_same_answers() {
 fn caps_change_mid_stream() {
     init();
     let model = colors_model();
-    let mut h =
-        gst_check::Harness::new_parse(&format!("capsfilter name=cf ! odmclassify model={model}"));
+    let mut h = gst_check::Harness::new_parse(&format!("capsfilter name=cf ! odmclassify model={model}"));
     h.set_src_caps(rgb_caps(64, 48));
-    h.push(buffer_with_rois(
-        rgb_frame(64, 48, &[((0, 0, 20, 20), RED)]),
-        &[(1, (0, 0, 20, 20))],
-        0,
-    ))
-    .unwrap();
+    h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), RED)]), &[(1, (0, 0, 20, 20))], 0)).unwrap();
     let first = h.pull().unwrap();
     h.set_src_caps(rgb_caps(200, 100));
-    h.push(buffer_with_rois(
-        rgb_frame(200, 100, &[((150, 60, 30, 30), GREEN)]),
-        &[(1, (150, 60, 30, 30))],
-        1,
-    ))
-    .unwrap();
+    h.push(buffer_with_rois(rgb_frame(200, 100, &[((150, 60, 30, 30), GREEN)]), &[(1, (150, 60, 30, 30))], 1)).unwrap();
     let second = h.pull().unwrap();
     assert_eq!(classified(&meta::read(&first)[0]).0, "red");
     assert_eq!(classified(&meta::read(&second)[0]).0, "green");
@@ -340,10 +260,7 @@ fn thresholds_change_while_playing() {
     let frame = rgb_frame(64, 48, &[((0, 0, 20, 20), ORANGE)]);
     let rois = [(1, (0, 0, 20, 20))];
     h.push(buffer_with_rois(frame.clone(), &rois, 0)).unwrap();
-    assert_eq!(
-        classified(&meta::read(&h.pull().unwrap())[0]).2,
-        Verdict::Novelty
-    );
+    assert_eq!(classified(&meta::read(&h.pull().unwrap())[0]).2, Verdict::Novelty);
     el.set_property("novelty-threshold", 3.0f64);
     h.push(buffer_with_rois(frame.clone(), &rois, 1)).unwrap();
     let r = meta::read(&h.pull().unwrap());
@@ -352,18 +269,12 @@ fn thresholds_change_while_playing() {
     el.set_property("novelty-threshold", 0.5f64);
     el.set_property("anomaly-threshold", 2.0f64);
     h.push(buffer_with_rois(frame.clone(), &rois, 2)).unwrap();
-    assert_eq!(
-        classified(&meta::read(&h.pull().unwrap())[0]).2,
-        Verdict::Anomaly
-    );
+    assert_eq!(classified(&meta::read(&h.pull().unwrap())[0]).2, Verdict::Anomaly);
     // Back to the bundle's values.
     el.set_property("novelty-threshold", -1.0f64);
     el.set_property("anomaly-threshold", -1.0f64);
     h.push(buffer_with_rois(frame, &rois, 3)).unwrap();
-    assert_eq!(
-        classified(&meta::read(&h.pull().unwrap())[0]).2,
-        Verdict::Novelty
-    );
+    assert_eq!(classified(&meta::read(&h.pull().unwrap())[0]).2, Verdict::Novelty);
 }
 
 #[test]
@@ -374,18 +285,9 @@ fn model_property_is_refused_while_playing() {
     h.set_src_caps(rgb_caps(64, 48));
     let before: Option<String> = el.property("model");
     el.set_property("model", "/elsewhere/other.onnx");
-    assert_eq!(
-        el.property::<Option<String>>("model"),
-        before,
-        "model kept while PLAYING"
-    );
+    assert_eq!(el.property::<Option<String>>("model"), before, "model kept while PLAYING");
     // The element says so on the bus and keeps classifying.
-    h.push(buffer_with_rois(
-        rgb_frame(64, 48, &[((0, 0, 20, 20), RED)]),
-        &[(1, (0, 0, 20, 20))],
-        0,
-    ))
-    .unwrap();
+    h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), RED)]), &[(1, (0, 0, 20, 20))], 0)).unwrap();
     assert_eq!(classified(&meta::read(&h.pull().unwrap())[0]).0, "red");
 }
 
@@ -399,8 +301,7 @@ fn emit_messages_posts_results() {
     let results: Vec<_> = msgs.iter().filter(|s| s.name() == "odm-results").collect();
     assert_eq!(results.len(), 3);
     let arr = results[0].get::<gst::Array>("results").unwrap();
-    let r =
-        RoiResult::from_structure(&arr.first().unwrap().get::<gst::Structure>().unwrap()).unwrap();
+    let r = RoiResult::from_structure(&arr.first().unwrap().get::<gst::Structure>().unwrap()).unwrap();
     assert_eq!(classified(&r).0, "blue");
 }
 
@@ -408,9 +309,10 @@ fn emit_messages_posts_results() {
 fn repeated_state_changes() {
     init();
     let model = colors_model();
-    let pipeline =
-        gst::parse::launch(&format!("videotestsrc pattern=red ! video/x-raw,width=64,height=48 ! odmclassify mode=frame model={model} ! fakesink"))
-            .unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc pattern=red ! video/x-raw,width=64,height=48 ! odmclassify mode=frame model={model} ! fakesink"
+    ))
+    .unwrap();
     for state in [
         gst::State::Ready,
         gst::State::Paused,

@@ -23,11 +23,7 @@ fn copy_model(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
     let mut v: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(src.join("colors.odm.json")).unwrap()).unwrap();
     edit(&mut v);
-    fs::write(
-        dir.path().join("colors.odm.json"),
-        serde_json::to_string_pretty(&v).unwrap(),
-    )
-    .unwrap();
+    fs::write(dir.path().join("colors.odm.json"), serde_json::to_string_pretty(&v).unwrap()).unwrap();
     dir
 }
 
@@ -67,18 +63,11 @@ fn corrupt_model_with_a_matching_bundle() {
     fs::write(&onnx, &bytes).unwrap();
     let sha = odm_core::bundle::sha256_file(&onnx).unwrap();
     let bundle = dir.path().join("colors.odm.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&bundle).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&bundle).unwrap()).unwrap();
     v["model"]["sha256"] = serde_json::json!(sha);
     fs::write(&bundle, v.to_string()).unwrap();
     let err = launch_with(&onnx, "").unwrap_err();
-    assert_mentions(
-        &err,
-        &[
-            &onnx.display().to_string(),
-            "ONNX Runtime cannot load the model",
-        ],
-    );
+    assert_mentions(&err, &[&onnx.display().to_string(), "ONNX Runtime cannot load the model"]);
 }
 
 #[test]
@@ -92,24 +81,13 @@ fn bundle_for_another_model() {
 fn bundle_with_a_bad_field() {
     let dir = copy_model(|v| v["classes"][2]["center"] = serde_json::json!([1.0, 2.0]));
     let err = launch_with(&dir.path().join("colors.onnx"), "").unwrap_err();
-    assert_mentions(
-        &err,
-        &[
-            "colors.odm.json",
-            "classes[2].center",
-            "model.output.dim is 4",
-        ],
-    );
+    assert_mentions(&err, &["colors.odm.json", "classes[2].center", "model.output.dim is 4"]);
 }
 
 #[test]
 fn malformed_bundle() {
     let dir = copy_model(|_| {});
-    fs::write(
-        dir.path().join("colors.odm.json"),
-        "{ \"format\": \"odm-bundle/1\", ",
-    )
-    .unwrap();
+    fs::write(dir.path().join("colors.odm.json"), "{ \"format\": \"odm-bundle/1\", ").unwrap();
     let err = launch_with(&dir.path().join("colors.onnx"), "").unwrap_err();
     assert_mentions(&err, &["colors.odm.json", "malformed bundle JSON"]);
 }
@@ -122,10 +100,7 @@ fn bundle_that_does_not_fit_the_network() {
         v["model"]["input"]["height"] = serde_json::json!(32);
     });
     let err = launch_with(&dir.path().join("colors.onnx"), "").unwrap_err();
-    assert_mentions(
-        &err,
-        &["colors.onnx", "does not match its bundle", "[N,3,32,32]"],
-    );
+    assert_mentions(&err, &["colors.onnx", "does not match its bundle", "[N,3,32,32]"]);
     let dir = copy_model(|v| v["model"]["output"]["name"] = serde_json::json!("features"));
     let err = launch_with(&dir.path().join("colors.onnx"), "").unwrap_err();
     assert_mentions(&err, &["no output named \"features\""]);
@@ -141,12 +116,5 @@ fn bundle_property_overrides_the_sibling() {
         dir.path().join("colors.odm.json").display()
     ))
     .unwrap();
-    assert_eq!(
-        msgs.iter()
-            .find(|s| s.name() == "odm-results")
-            .unwrap()
-            .get::<&str>("model")
-            .unwrap(),
-        "renamed"
-    );
+    assert_eq!(msgs.iter().find(|s| s.name() == "odm-results").unwrap().get::<&str>("model").unwrap(), "renamed");
 }

@@ -10,10 +10,7 @@ fn committed_colors_model_is_reproducible() {
     for f in ["colors.onnx", "colors.odm.json"] {
         let fresh = std::fs::read(dir.path().join(f)).unwrap();
         let committed = std::fs::read(repo().join("models/colors").join(f)).unwrap();
-        assert!(
-            fresh == committed,
-            "models/colors/{f} differs from `odm-train fixture --out models/colors`"
-        );
+        assert!(fresh == committed, "models/colors/{f} differs from `odm-train fixture --out models/colors`");
     }
     odm_core::Bundle::open(&repo().join("models/colors/colors.odm.json")).unwrap();
 }

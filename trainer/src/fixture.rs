@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use odm_core::bundle::{
-    sha256_file, Bundle, Calibration, ClassEntry, ColorOrder, InputSpec, ModelSpec, OutputSpec,
-    ScoreSpec, FORMAT, SCORE_KIND,
+    sha256_file, Bundle, Calibration, ClassEntry, ColorOrder, InputSpec, ModelSpec, OutputSpec, ScoreSpec, FORMAT,
+    SCORE_KIND,
 };
 
 use crate::error::TrainError;
@@ -24,19 +24,10 @@ pub const SIZE: u32 = 16;
 const MEAN: f32 = 0.5;
 const STD: f32 = 0.25;
 /// `[out=4, in=3]`, as Gemm with `transB=1` expects (and as tch/PyTorch store Linear weights).
-pub const W: [[f32; 3]; 4] = [
-    [1.0, 0.0, 0.0],
-    [0.0, 1.0, 0.0],
-    [0.0, 0.0, 1.0],
-    [0.5, -0.5, 0.0],
-];
+pub const W: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, -0.5, 0.0]];
 pub const B: [f32; 4] = [0.0, 0.0, 0.0, 0.0];
-pub const CLASSES: [(&str, [u8; 3]); 4] = [
-    ("red", [255, 0, 0]),
-    ("green", [0, 255, 0]),
-    ("blue", [0, 0, 255]),
-    ("yellow", [255, 255, 0]),
-];
+pub const CLASSES: [(&str, [u8; 3]); 4] =
+    [("red", [255, 0, 0]), ("green", [0, 255, 0]), ("blue", [0, 0, 255]), ("yellow", [255, 255, 0])];
 pub const NOVELTY_THRESHOLD: f64 = 1.0;
 pub const ANOMALY_THRESHOLD: f64 = 2.5;
 
@@ -49,15 +40,7 @@ pub fn embed_color(rgb: [u8; 3]) -> [f32; 4] {
 /// The ONNX bytes.
 pub fn onnx_bytes() -> Vec<u8> {
     let mut g = GraphBuilder::new(NAME);
-    let x = g.input(
-        "input",
-        &[
-            Dim::Named("N"),
-            Dim::Fixed(3),
-            Dim::Fixed(SIZE as i64),
-            Dim::Fixed(SIZE as i64),
-        ],
-    );
+    let x = g.input("input", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(SIZE as i64), Dim::Fixed(SIZE as i64)]);
     let w: Vec<f32> = W.iter().flatten().copied().collect();
     let w = g.weight("fc.weight", &[4, 3], &w);
     let b = g.weight("fc.bias", &[4], &B);
@@ -66,11 +49,7 @@ pub fn onnx_bytes() -> Vec<u8> {
     g.node(
         "Gemm",
         &[&flat, &w, &b],
-        vec![
-            Attr::Float("alpha", 1.0),
-            Attr::Float("beta", 1.0),
-            Attr::Int("transB", 1),
-        ],
+        vec![Attr::Float("alpha", 1.0), Attr::Float("beta", 1.0), Attr::Int("transB", 1)],
         Some("embedding"),
     );
     g.output("embedding", &[Dim::Named("N"), Dim::Fixed(4)]);
@@ -98,10 +77,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
                 std: [STD; 3],
                 context: 0.0,
             },
-            output: OutputSpec {
-                name: "embedding".into(),
-                dim: 4,
-            },
+            output: OutputSpec { name: "embedding".into(), dim: 4 },
         },
         classes: CLASSES
             .iter()
@@ -118,10 +94,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
             kind: SCORE_KIND.into(),
             novelty_threshold: NOVELTY_THRESHOLD,
             anomaly_threshold: ANOMALY_THRESHOLD,
-            calibration: Some(Calibration {
-                set: "by construction".into(),
-                tpr: 1.0,
-            }),
+            calibration: Some(Calibration { set: "by construction".into(), tpr: 1.0 }),
         },
         training: serde_json::json!({
             "command": "odm-train fixture --out DIR",

@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use odm_core::Bundle;
 
 #[derive(Parser)]
-#[command(
-    name = "odm-train",
-    version,
-    about = "Train, evaluate and export odm open-set sign classifiers"
-)]
+#[command(name = "odm-train", version, about = "Train, evaluate and export odm open-set sign classifiers")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,23 +39,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let b = Bundle::open(&bundle)?;
             let i = &b.model.input;
             println!("bundle      {} ({})", b.name, bundle.display());
-            println!(
-                "model       {} sha256 {}",
-                b.model_path(&bundle).display(),
-                b.model.sha256
-            );
+            println!("model       {} sha256 {}", b.model_path(&bundle).display(), b.model.sha256);
             println!(
                 "input       {} [N,3,{},{}] {:?} mean {:?} std {:?} context {}",
                 i.name, i.height, i.width, i.color, i.mean, i.std, i.context
             );
-            println!(
-                "output      {} [N,{}]",
-                b.model.output.name, b.model.output.dim
-            );
-            println!(
-                "thresholds  novelty {} anomaly {}",
-                b.score.novelty_threshold, b.score.anomaly_threshold
-            );
+            println!("output      {} [N,{}]", b.model.output.name, b.model.output.dim);
+            println!("thresholds  novelty {} anomaly {}", b.score.novelty_threshold, b.score.anomaly_threshold);
             println!("classes     {}", b.classes.len());
             for c in &b.classes {
                 println!("  {:>4}  {}", c.id, c.label);

@@ -12,9 +12,7 @@ use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoRegionOfInterestMeta};
 
 use odm_core::bundle::{sibling_bundle_path, Bundle};
-use odm_core::preprocess::{
-    check_roi, crop_to_tensor, CropSpec, Frame, PixelFormat, Plane, Roi, YuvMatrix,
-};
+use odm_core::preprocess::{check_roi, crop_to_tensor, CropSpec, Frame, PixelFormat, Plane, Roi, YuvMatrix};
 use odm_core::Scorer;
 
 use super::Mode;
@@ -23,11 +21,7 @@ use crate::meta::{self, Outcome, RoiResult};
 use crate::runtime;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "odmclassify",
-        gst::DebugColorFlags::empty(),
-        Some("odm open-set sign classifier"),
-    )
+    gst::DebugCategory::new("odmclassify", gst::DebugColorFlags::empty(), Some("odm open-set sign classifier"))
 });
 
 const DEFAULT_MODE: Mode = Mode::Roi;
@@ -144,21 +138,12 @@ impl OdmClassify {
     /// Load bundle, library and session, checking each against the others.
     fn load(&self, settings: &Settings) -> Result<State, gst::ErrorMessage> {
         let Some(model) = settings.model.clone() else {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("no model set: set the `model` property")
-            ));
+            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property")));
         };
         if !model.is_file() {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("model file {} not found", model.display())
-            ));
+            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
         }
-        let bundle_path = settings
-            .bundle
-            .clone()
-            .unwrap_or_else(|| sibling_bundle_path(&model));
+        let bundle_path = settings.bundle.clone().unwrap_or_else(|| sibling_bundle_path(&model));
         let bundle = Bundle::load(&bundle_path).map_err(|e| {
             let kind = match e {
                 odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
@@ -174,21 +159,11 @@ impl OdmClassify {
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         gst::info!(CAT, imp = self, "ONNX Runtime from {}", lib.display());
 
-        let engine = Engine::new(
-            &env,
-            &model,
-            &bundle,
-            EngineOptions {
-                intra_threads: settings.threads as usize,
-            },
-        )
-        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?;
+        let engine = Engine::new(&env, &model, &bundle, EngineOptions { intra_threads: settings.threads as usize })
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?;
         let mut scorer = Scorer::new(&bundle);
         scorer
-            .set_overrides(
-                threshold(settings.novelty_threshold),
-                threshold(settings.anomaly_threshold),
-            )
+            .set_overrides(threshold(settings.novelty_threshold), threshold(settings.anomaly_threshold))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         gst::info!(
             CAT,
@@ -214,10 +189,7 @@ impl OdmClassify {
     /// Give ROI metas distinct ids where they collide (ROI metas are created with id 0 unless the producer sets
     /// one), so results can be joined back by id after copies.
     fn ensure_unique_ids(buffer: &mut gst::BufferRef) {
-        let ids: Vec<i32> = buffer
-            .iter_meta::<VideoRegionOfInterestMeta>()
-            .map(|m| m.id())
-            .collect();
+        let ids: Vec<i32> = buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).collect();
         let mut seen = std::collections::HashSet::new();
         if ids.iter().all(|id| seen.insert(*id)) {
             return;
@@ -246,13 +218,8 @@ impl OdmClassify {
         let (width, height) = (info.width(), info.height());
 
         if settings.mode == Mode::Frame {
-            let next = buffer
-                .iter_meta::<VideoRegionOfInterestMeta>()
-                .map(|m| m.id())
-                .max()
-                .map_or(0, |m| m + 1);
-            let mut m =
-                VideoRegionOfInterestMeta::add(buffer, meta::FRAME_ROI_TYPE, (0, 0, width, height));
+            let next = buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
+            let mut m = VideoRegionOfInterestMeta::add(buffer, meta::FRAME_ROI_TYPE, (0, 0, width, height));
             m.set_id(next);
         }
         Self::ensure_unique_ids(buffer);
@@ -264,59 +231,35 @@ impl OdmClassify {
         let mut jobs: Vec<Job> = buffer
             .iter_meta::<VideoRegionOfInterestMeta>()
             .filter(|m| wanted(m.roi_type()))
-            .map(|m| Job {
-                id: m.id(),
-                rect: m.rect(),
-                slot: Err(String::new()),
-            })
+            .map(|m| Job { id: m.id(), rect: m.rect(), slot: Err(String::new()) })
             .collect();
         if jobs.is_empty() {
             return Ok(());
         }
 
-        let thresholds: Vec<(f64, f64)> = (0..state.scorer.num_classes())
-            .map(|k| state.scorer.thresholds(k))
-            .collect();
+        let thresholds: Vec<(f64, f64)> = (0..state.scorer.num_classes()).map(|k| state.scorer.thresholds(k)).collect();
         let mut results: Vec<Option<Outcome>> = vec![None; jobs.len()];
         {
-            let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
-                .map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("cannot map the frame for reading")
-                    );
-                    gst::FlowError::Error
-                })?;
+            let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|_| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for reading"));
+                gst::FlowError::Error
+            })?;
             let Some(format) = pixel_format(info.format()) else {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("unsupported format {:?}", info.format())
-                );
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("unsupported format {:?}", info.format()));
                 return Err(gst::FlowError::NotNegotiated);
             };
             let n_planes = frame_ref.n_planes() as usize;
             let mut planes = Vec::with_capacity(n_planes);
             for p in 0..n_planes {
-                let data = frame_ref
-                    .plane_data(p as u32)
-                    .map_err(|_| gst::FlowError::Error)?;
-                planes.push(Plane {
-                    data,
-                    stride: frame_ref.plane_stride()[p] as usize,
-                });
+                let data = frame_ref.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?;
+                planes.push(Plane { data, stride: frame_ref.plane_stride()[p] as usize });
             }
             let matrix = match info.colorimetry().matrix() {
                 gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
                 _ => YuvMatrix::Bt601,
             };
             let frame = Frame::new(format, width, height, &planes, matrix).map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    ("frame does not match its caps: {e}")
-                );
+                gst::element_imp_error!(self, gst::StreamError::Format, ("frame does not match its caps: {e}"));
                 gst::FlowError::Error
             })?;
 
@@ -324,18 +267,13 @@ impl OdmClassify {
             let batch = settings.batch_size.max(1) as usize;
             // Crop into batches of at most `batch`, run each, score.
             let mut pending: Vec<usize> = Vec::with_capacity(batch);
-            let flush = |state: &mut State,
-                         pending: &mut Vec<usize>,
-                         results: &mut Vec<Option<Outcome>>| {
+            let flush = |state: &mut State, pending: &mut Vec<usize>, results: &mut Vec<Option<Outcome>>| {
                 if pending.is_empty() {
                     return;
                 }
                 state.embeddings.clear();
                 let n = pending.len();
-                match state
-                    .engine
-                    .embed(&state.input[..n * sample], n, &mut state.embeddings)
-                {
+                match state.engine.embed(&state.input[..n * sample], n, &mut state.embeddings) {
                     Ok(()) => {
                         let dim = state.engine.dim();
                         for (row, &j) in pending.iter().enumerate() {
@@ -347,18 +285,14 @@ impl OdmClassify {
                                     distance: r.distance as f64,
                                     verdict: r.verdict,
                                 },
-                                None => Outcome::Skipped {
-                                    reason: "invalid model output".into(),
-                                },
+                                None => Outcome::Skipped { reason: "invalid model output".into() },
                             });
                         }
                     }
                     Err(e) => {
                         gst::element_imp_warning!(self, gst::StreamError::Failed, ("{e}"));
                         for &j in pending.iter() {
-                            results[j] = Some(Outcome::Skipped {
-                                reason: format!("inference failed: {e}"),
-                            });
+                            results[j] = Some(Outcome::Skipped { reason: format!("inference failed: {e}") });
                         }
                     }
                 }
@@ -369,39 +303,24 @@ impl OdmClassify {
             }
             for (j, job) in jobs.iter_mut().enumerate() {
                 let (x, y, w, h) = job.rect;
-                let roi = Roi {
-                    x: x as i64,
-                    y: y as i64,
-                    w: w as i64,
-                    h: h as i64,
-                };
+                let roi = Roi { x: x as i64, y: y as i64, w: w as i64, h: h as i64 };
                 if let Err(e) = check_roi(roi, width, height) {
-                    results[j] = Some(Outcome::Skipped {
-                        reason: format!("outside the frame: {e}"),
-                    });
+                    results[j] = Some(Outcome::Skipped { reason: format!("outside the frame: {e}") });
                     continue;
                 }
                 // Size that lies inside the frame.
                 let (vis_w, vis_h) = ((x + w).min(width) - x, (y + h).min(height) - y);
                 if vis_w < settings.min_size || vis_h < settings.min_size {
                     results[j] = Some(Outcome::Skipped {
-                        reason: format!(
-                            "smaller than min-size {}: {vis_w}x{vis_h}",
-                            settings.min_size
-                        ),
+                        reason: format!("smaller than min-size {}: {vis_w}x{vis_h}", settings.min_size),
                     });
                     continue;
                 }
                 let row = pending.len();
-                if let Err(e) = crop_to_tensor(
-                    &frame,
-                    roi,
-                    &state.crop,
-                    &mut state.input[row * sample..(row + 1) * sample],
-                ) {
-                    results[j] = Some(Outcome::Skipped {
-                        reason: e.to_string(),
-                    });
+                if let Err(e) =
+                    crop_to_tensor(&frame, roi, &state.crop, &mut state.input[row * sample..(row + 1) * sample])
+                {
+                    results[j] = Some(Outcome::Skipped { reason: e.to_string() });
                     continue;
                 }
                 job.slot = Ok(row);
@@ -417,13 +336,10 @@ impl OdmClassify {
             .iter()
             .zip(results)
             .map(|(job, outcome)| {
-                let outcome = outcome.unwrap_or(Outcome::Skipped {
-                    reason: "not classified".into(),
-                });
+                let outcome = outcome.unwrap_or(Outcome::Skipped { reason: "not classified".into() });
                 let (n, a) = match &outcome {
                     Outcome::Classified { class_id, .. } => {
-                        let k = (0..state.scorer.num_classes())
-                            .find(|&k| state.scorer.class_id(k) == *class_id);
+                        let k = (0..state.scorer.num_classes()).find(|&k| state.scorer.class_id(k) == *class_id);
                         k.map_or((-1.0, -1.0), |k| thresholds[k])
                     }
                     Outcome::Skipped { .. } => state.scorer.thresholds(0),
@@ -445,11 +361,7 @@ impl OdmClassify {
             }
         }
         meta::attach(buffer, &results).map_err(|e| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Failed,
-                ("cannot attach results meta: {e}")
-            );
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot attach results meta: {e}"));
             gst::FlowError::Error
         })?;
         gst::log!(CAT, imp = self, "classified {} ROIs", results.len());
@@ -457,14 +369,9 @@ impl OdmClassify {
             let s = gst::Structure::builder("odm-results")
                 .field("pts", buffer.pts().map_or(-1i64, |t| t.nseconds() as i64))
                 .field("model", state.model_name.as_str())
-                .field(
-                    "results",
-                    gst::Array::new(results.iter().map(RoiResult::to_structure)),
-                )
+                .field("results", gst::Array::new(results.iter().map(RoiResult::to_structure)))
                 .build();
-            let _ = self
-                .obj()
-                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+            let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
         }
         Ok(())
     }
@@ -562,45 +469,27 @@ impl ObjectImpl for OdmClassify {
             );
             return;
         }
-        let path = |v: &glib::Value| {
-            v.get::<Option<String>>()
-                .ok()
-                .flatten()
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-        };
+        let path =
+            |v: &glib::Value| v.get::<Option<String>>().ok().flatten().filter(|s| !s.is_empty()).map(PathBuf::from);
         let mut s = self.lock_settings();
         match name {
             "model" => s.model = path(value),
             "bundle" => s.bundle = path(value),
             "ort-library" => s.ort_library = path(value),
             "mode" => s.mode = value.get().expect("type checked upstream"),
-            "roi-type" => {
-                s.roi_type = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
+            "roi-type" => s.roi_type = value.get::<Option<String>>().ok().flatten().unwrap_or_default(),
             "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "min-size" => s.min_size = value.get().expect("type checked upstream"),
             "emit-messages" => s.emit_messages = value.get().expect("type checked upstream"),
             "novelty-threshold" | "anomaly-threshold" => {
                 let v: f64 = value.get().expect("type checked upstream");
-                let (n, a) = if name == "novelty-threshold" {
-                    (v, s.anomaly_threshold)
-                } else {
-                    (s.novelty_threshold, v)
-                };
+                let (n, a) =
+                    if name == "novelty-threshold" { (v, s.anomaly_threshold) } else { (s.novelty_threshold, v) };
                 // Applied to the scorer now (between two frames), or refused with the old values kept.
                 if let Some(state) = self.lock_state().as_mut() {
                     if let Err(e) = state.scorer.set_overrides(threshold(n), threshold(a)) {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::LibraryError::Settings,
-                            ("{name} = {v} refused: {e}")
-                        );
+                        gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{name} = {v} refused: {e}"));
                         return;
                     }
                 }
@@ -649,24 +538,12 @@ impl ElementImpl for OdmClassify {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
-                .build();
+            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
             vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
             ]
         });
         TEMPLATES.as_ref()
@@ -674,8 +551,7 @@ impl ElementImpl for OdmClassify {
 }
 
 impl BaseTransformImpl for OdmClassify {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
@@ -695,20 +571,9 @@ impl BaseTransformImpl for OdmClassify {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
         if pixel_format(info.format()).is_none() {
-            return Err(gst::loggable_error!(
-                CAT,
-                "unsupported format {:?}",
-                info.format()
-            ));
+            return Err(gst::loggable_error!(CAT, "unsupported format {:?}", info.format()));
         }
-        gst::debug!(
-            CAT,
-            imp = self,
-            "caps {}x{} {:?}",
-            info.width(),
-            info.height(),
-            info.format()
-        );
+        gst::debug!(CAT, imp = self, "caps {}x{} {:?}", info.width(), info.height(), info.format());
         match self.lock_state().as_mut() {
             Some(state) => {
                 state.info = Some(info);

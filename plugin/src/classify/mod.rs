@@ -26,10 +26,5 @@ glib::wrapper! {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(
-        Some(plugin),
-        "odmclassify",
-        gst::Rank::NONE,
-        OdmClassify::static_type(),
-    )
+    gst::Element::register(Some(plugin), "odmclassify", gst::Rank::NONE, OdmClassify::static_type())
 }

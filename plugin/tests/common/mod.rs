@@ -25,6 +25,8 @@ pub fn colors_model() -> String {
     models().join("colors/colors.onnx").display().to_string()
 }
 
+pub type Rect = gstodm::meta::Rect;
+
 pub const GREY: [u8; 3] = [128, 128, 128];
 pub const RED: [u8; 3] = [255, 0, 0];
 pub const GREEN: [u8; 3] = [0, 255, 0];
@@ -33,7 +35,7 @@ pub const YELLOW: [u8; 3] = [255, 255, 0];
 pub const ORANGE: [u8; 3] = [255, 128, 0];
 
 /// An RGB frame: grey background with filled rectangles.
-pub fn rgb_frame(width: u32, height: u32, patches: &[((u32, u32, u32, u32), [u8; 3])]) -> Vec<u8> {
+pub fn rgb_frame(width: u32, height: u32, patches: &[(Rect, [u8; 3])]) -> Vec<u8> {
     let mut data = vec![0u8; (width * height * 3) as usize];
     for y in 0..height {
         for x in 0..width {
@@ -51,11 +53,7 @@ pub fn rgb_frame(width: u32, height: u32, patches: &[((u32, u32, u32, u32), [u8;
 }
 
 /// A buffer with ROI metas `(id, rect)` of type `sign`.
-pub fn buffer_with_rois(
-    data: Vec<u8>,
-    rois: &[(i32, (u32, u32, u32, u32))],
-    pts: u64,
-) -> gst::Buffer {
+pub fn buffer_with_rois(data: Vec<u8>, rois: &[(i32, Rect)], pts: u64) -> gst::Buffer {
     let mut buf = gst::Buffer::from_mut_slice(data);
     {
         let b = buf.get_mut().expect("new buffer is writable");
@@ -102,11 +100,7 @@ pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
         match msg.view() {
             MessageView::Eos(..) => break,
             MessageView::Error(e) => {
-                outcome = Err(format!(
-                    "{} ({})",
-                    e.error(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default()
-                ));
+                outcome = Err(format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default()));
                 break;
             }
             MessageView::Element(e) => {
@@ -117,9 +111,7 @@ pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
             _ => {}
         }
     }
-    pipeline
-        .set_state(gst::State::Null)
-        .expect("pipeline stops");
+    pipeline.set_state(gst::State::Null).expect("pipeline stops");
     if start.is_err() && outcome.is_ok() {
         outcome = Err("state change failed without an error message".into());
     }

@@ -34,10 +34,7 @@ fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
     ValueInfoProto {
         name: name.to_owned(),
         r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor {
-                elem_type: DATA_TYPE_FLOAT,
-                shape: Some(TensorShapeProto { dim }),
-            }),
+            tensor_type: Some(TypeProtoTensor { elem_type: DATA_TYPE_FLOAT, shape: Some(TensorShapeProto { dim }) }),
         }),
     }
 }
@@ -81,13 +78,7 @@ pub struct GraphBuilder {
 
 impl GraphBuilder {
     pub fn new(name: &str) -> GraphBuilder {
-        GraphBuilder {
-            graph: GraphProto {
-                name: name.to_owned(),
-                ..Default::default()
-            },
-            counter: 0,
-        }
+        GraphBuilder { graph: GraphProto { name: name.to_owned(), ..Default::default() }, counter: 0 }
     }
 
     /// Declare a graph input; returns its name.
@@ -110,17 +101,9 @@ impl GraphBuilder {
     }
 
     /// Add a node with one output; returns the output's name (`out` if given, else a generated one).
-    pub fn node(
-        &mut self,
-        op: &str,
-        inputs: &[&str],
-        attrs: Vec<Attr>,
-        out: Option<&str>,
-    ) -> String {
+    pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<Attr>, out: Option<&str>) -> String {
         self.counter += 1;
-        let output = out
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{}_{}", op.to_lowercase(), self.counter));
+        let output = out.map(str::to_owned).unwrap_or_else(|| format!("{}_{}", op.to_lowercase(), self.counter));
         self.graph.node.push(NodeProto {
             input: inputs.iter().map(|s| (*s).to_owned()).collect(),
             output: vec![output.clone()],
@@ -141,10 +124,7 @@ impl GraphBuilder {
     pub fn finish(self, doc: &str) -> Vec<u8> {
         ModelProto {
             ir_version: IR_VERSION,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: OPSET,
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
             producer_name: "odm-train".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             doc_string: doc.to_owned(),
