@@ -20,6 +20,10 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "cargo build"
+# The end-to-end tests load the built libgstodm.so (a cdylib, which `cargo test` alone does not link).
+cargo build --workspace
+
 step "cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
