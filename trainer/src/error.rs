@@ -13,6 +13,12 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Bundle(#[from] odm_core::BundleError),
+    #[error("embedded asset: {0}")]
+    Asset(String),
+    #[error("unknown class {class:?}; known classes: {}", known.join(", "))]
+    UnknownClass { class: String, known: Vec<String> },
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 impl TrainError {

@@ -3,9 +3,12 @@
 //!
 //! * [`onnx`] — odm's own ONNX writer (prost messages, graph builder).
 //! * [`fixture`] — the hand-built colour model used by tests and the first demo.
+//! * [`synth`] — the synthetic traffic-sign world (`odm-train synth`).
 
+pub mod assets;
 pub mod error;
 pub mod fixture;
 pub mod onnx;
+pub mod synth;
 
 pub use error::TrainError;

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Embeds the vendored assets (assets/signs/*.svg, assets/scenes/*, assets/fonts/*.ttf) into odm-train, so the
+//! synthetic generator works offline from any folder and gives the same bytes everywhere.
+use std::fmt::Write;
+use std::path::Path;
+
+fn list(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".LICENSE") && !n.ends_with(".md"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn main() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let assets = Path::new(&manifest).join("assets");
+    let mut code = String::new();
+    for (konst, sub) in [("SIGNS", "signs"), ("SCENES", "scenes"), ("FONTS", "fonts")] {
+        let dir = assets.join(sub);
+        println!("cargo:rerun-if-changed={}", dir.display());
+        writeln!(code, "pub static {konst}: &[(&str, &[u8])] = &[").unwrap();
+        for name in list(&dir) {
+            let path = dir.join(&name);
+            writeln!(code, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
+        }
+        writeln!(code, "];").unwrap();
+    }
+    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("assets.rs");
+    std::fs::write(out, code).expect("OUT_DIR is writable");
+}
