@@ -19,11 +19,51 @@ pub enum TrainError {
     UnknownClass { class: String, known: Vec<String> },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Data(#[from] DataError),
 }
 
 impl TrainError {
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.into();
         move |source| TrainError::Io { path, source }
+    }
+}
+
+/// Why a dataset could not be read or split. Each names the file, folder or class at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: no such folder")]
+    MissingFolder { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot decode image: {reason}")]
+    Image { path: PathBuf, reason: String },
+    #[error("{path}: line {line}: {reason}")]
+    Annotation { path: PathBuf, line: usize, reason: String },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{root}: no class has any image")]
+    Empty { root: PathBuf },
+    #[error("class {class:?} is not in the dataset (classes: {known})")]
+    UnknownClass { class: String, known: String },
+    #[error("class {class:?} is named in both --{first} and --{second}")]
+    DuplicateClass { class: String, first: &'static str, second: &'static str },
+    #[error("split {which} is empty: {reason}")]
+    EmptySplit { which: &'static str, reason: String },
+    #[error("invalid split: {0}")]
+    Split(String),
+    #[error("{path}: ROI {roi:?} does not fit the {width}x{height} image")]
+    Roi { path: PathBuf, roi: (i64, i64, i64, i64), width: u32, height: u32 },
+}
+
+impl DataError {
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DataError {
+        let path = path.into();
+        move |source| DataError::Io { path, source }
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! * [`onnx`] — odm's own ONNX writer (prost messages, graph builder).
 //! * [`fixture`] — the hand-built colour model used by tests and the first demo.
+//! * [`data`] — dataset readers (folders, GTSRB, TT100K, IDX) and the paper's splits.
 //! * [`synth`] — the synthetic traffic-sign world (`odm-train synth`).
 
 pub mod assets;
+pub mod data;
 pub mod error;
 pub mod fixture;
 pub mod onnx;
+pub mod sheet;
 pub mod synth;
 
 pub use error::TrainError;

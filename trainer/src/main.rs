@@ -22,6 +22,46 @@ enum Command {
         #[arg(long, default_value = "models/colors")]
         out: PathBuf,
     },
+    /// Render the synthetic traffic-sign dataset (class-per-folder trees plus anomalies and a manifest).
+    Synth {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Sign crops per class in train/.
+        #[arg(long, default_value_t = 200)]
+        train_per_class: usize,
+        /// Sign crops per class in test/.
+        #[arg(long, default_value_t = 50)]
+        test_per_class: usize,
+        /// Background patches (anomalies), shared among the scenes.
+        #[arg(long, default_value_t = 2000)]
+        background: usize,
+        /// Gaussian noise images (anomalies).
+        #[arg(long, default_value_t = 500)]
+        noise: usize,
+        /// Only these classes (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Contact sheet of a dataset: a row of samples per class, in-distribution, novelty and anomaly rows labelled.
+    Sheet {
+        /// Dataset root (as written by `synth`: train/, background/, noise/).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Samples per row.
+        #[arg(long, default_value_t = 10)]
+        per_class: usize,
+    },
+    /// List the classes of the synthetic world with their groups.
+    Classes,
     /// Validate a bundle (and the SHA-256 of its model) and print a summary.
     Inspect {
         /// The bundle file (NAME.odm.json).
@@ -34,6 +74,45 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Fixture { out } => {
             let path = odm_trainer::fixture::write(&out)?;
             println!("wrote {}", path.display());
+        }
+        Command::Synth { out, seed, train_per_class, test_per_class, background, noise, classes, threads } => {
+            if let Some(n) = threads {
+                rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+            }
+            let config = odm_trainer::synth::SynthConfig {
+                seed,
+                train_per_class,
+                test_per_class,
+                background,
+                noise,
+                classes,
+                ..Default::default()
+            };
+            let start = std::time::Instant::now();
+            let m = odm_trainer::synth::run(&out, &config, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
+            let total = m.classes.iter().map(|c| c.train + c.test).sum::<usize>()
+                + m.background.iter().map(|b| b.1).sum::<usize>()
+                + m.noise;
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "wrote {total} crops ({} classes, {} background, {} noise) to {} in {secs:.1} s ({:.0} crops/s, {} threads)",
+                m.classes.len(),
+                m.background.iter().map(|b| b.1).sum::<usize>(),
+                m.noise,
+                out.display(),
+                total as f64 / secs,
+                rayon::current_num_threads()
+            );
+        }
+        Command::Sheet { data, out, per_class } => {
+            let rows = odm_trainer::data::sheet_rows(&data, per_class)?;
+            odm_trainer::sheet::write(&rows, &out)?;
+            println!("wrote {} ({} rows)", out.display(), rows.len());
+        }
+        Command::Classes => {
+            for d in odm_trainer::synth::designs::catalogue() {
+                println!("{:<28} {}", d.name, d.group);
+            }
         }
         Command::Inspect { bundle } => {
             let b = Bundle::open(&bundle)?;

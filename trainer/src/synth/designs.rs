@@ -79,22 +79,6 @@ fn svg_text(name: &str) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The content of a josm SVG's root element and its viewBox size, so it can be nested in a `<g>`.
-fn inner(svg: &str) -> (String, f32) {
-    let open = svg.find("<svg").expect("an SVG document");
-    let body_start = open + svg[open..].find('>').expect("closed root tag") + 1;
-    let root_tag = &svg[open..body_start];
-    let size = root_tag
-        .split("viewBox=\"")
-        .nth(1)
-        .and_then(|v| v.split('"').next())
-        .and_then(|v| v.split_whitespace().nth(2))
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(16.0);
-    let end = svg.rfind("</svg>").expect("closed root");
-    (svg[body_start..end].to_owned(), size)
-}
-
 fn doc(body: &str) -> String {
     format!(r#"<svg {NAMESPACES} width="100" height="100" viewBox="0 0 100 100">{body}</svg>"#)
 }
@@ -112,9 +96,10 @@ fn speed_limit(v: u32) -> String {
 fn warning(pictogram: Option<&str>) -> String {
     let content = match pictogram {
         Some(file) => {
-            let (body, vb) = inner(&svg_text(file));
-            let scale = 36.0 / vb;
-            format!(r#"<g transform="translate(32 40) scale({scale})">{body}</g>"#)
+            // Nested as an SVG image: josm's Inkscape files carry namespaces of their own.
+            use base64::Engine;
+            let data = base64::engine::general_purpose::STANDARD.encode(svg_text(file));
+            format!(r#"<image x="31" y="42" width="38" height="38" href="data:image/svg+xml;base64,{data}"/>"#)
         }
         None => format!(
             r#"<text x="50" y="78" font-family="OSP-DIN" font-size="44" text-anchor="middle" fill="{BLACK}">!</text>"#
@@ -130,7 +115,7 @@ fn warning(pictogram: Option<&str>) -> String {
 fn mandatory(paths: &str) -> String {
     doc(&format!(
         r#"<circle cx="50" cy="50" r="47" fill="{BLUE}" stroke="white" stroke-width="2"/>
-<g fill="white" stroke="none">{paths}</g>"#
+<path d="{paths}" fill="white" stroke="none"/>"#
     ))
 }
 
