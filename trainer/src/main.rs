@@ -59,6 +59,38 @@ enum Command {
         /// Samples per row.
         #[arg(long, default_value_t = 10)]
         per_class: usize,
+        /// Most rows per role (in-distribution, seen-ood, novelty, each anomaly set); default: all.
+        #[arg(long, default_value_t = usize::MAX)]
+        rows_per_role: usize,
+    },
+    /// Read a dataset, drop classes with too few images, split its classes (explicit lists or seeded fractions that
+    /// keep groups of near-identical classes together) and its samples; print the split as JSON.
+    Split {
+        /// Dataset root.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "folder")]
+        format: odm_trainer::data::Format,
+        /// In-distribution classes (comma-separated). Without lists, classes are split by --fractions.
+        #[arg(long = "in", value_delimiter = ',')]
+        in_dist: Vec<String>,
+        /// Seen out-of-distribution classes (used by ODM in training).
+        #[arg(long, value_delimiter = ',')]
+        seen_ood: Vec<String>,
+        /// Unseen out-of-distribution classes (novelty, test only).
+        #[arg(long, value_delimiter = ',')]
+        unseen_ood: Vec<String>,
+        /// Class fractions in, seen, unseen (the paper's 50/20/30 by default).
+        #[arg(long, value_delimiter = ',', default_value = "0.5,0.2,0.3")]
+        fractions: Vec<f64>,
+        /// Per-class sample fractions train, validation, test.
+        #[arg(long, value_delimiter = ',', default_value = "0.7,0.1,0.2")]
+        samples: Vec<f64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Classes with fewer images are dropped with a warning (paper: 10).
+        #[arg(long, default_value_t = 10)]
+        min_per_class: usize,
     },
     /// List the classes of the synthetic world with their groups.
     Classes,
@@ -104,10 +136,30 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 rayon::current_num_threads()
             );
         }
-        Command::Sheet { data, out, per_class } => {
-            let rows = odm_trainer::data::sheet_rows(&data, per_class)?;
+        Command::Sheet { data, out, per_class, rows_per_role } => {
+            let rows = odm_trainer::data::sheet_rows(&data, per_class, rows_per_role)?;
             odm_trainer::sheet::write(&rows, &out)?;
             println!("wrote {} ({} rows)", out.display(), rows.len());
+        }
+        Command::Split { data, format, in_dist, seen_ood, unseen_ood, fractions, samples, seed, min_per_class } => {
+            let three = |v: &[f64], what: &str| -> Result<[f64; 3], Box<dyn std::error::Error>> {
+                <[f64; 3]>::try_from(v).map_err(|_| format!("--{what} takes three comma-separated numbers").into())
+            };
+            let report = odm_trainer::data::split::plan(
+                &data,
+                format,
+                &in_dist,
+                &seen_ood,
+                &unseen_ood,
+                three(&fractions, "fractions")?,
+                three(&samples, "samples")?,
+                seed,
+                min_per_class,
+            )?;
+            for (class, n) in &report.dropped {
+                eprintln!("odm-train: warning: class {class:?} dropped: {n} images, fewer than {min_per_class}");
+            }
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {

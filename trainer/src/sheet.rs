@@ -25,10 +25,10 @@ fn label(text: &str, w: u32, h: u32, db: &std::sync::Arc<resvg::usvg::fontdb::Da
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"><rect width="{w}" height="{h}" fill="white"/><text x="4" y="{y}" font-family="OSP-DIN" font-size="15" fill="black">{escaped}</text></svg>"#,
         y = h / 2 + 5
     );
-    let mut opt = resvg::usvg::Options::default();
-    opt.fontdb = db.clone();
+    let opt = resvg::usvg::Options { fontdb: db.clone(), ..Default::default() };
     let mut out = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
-    if let (Ok(tree), Some(mut pixmap)) = (resvg::usvg::Tree::from_str(&svg, &opt), resvg::tiny_skia::Pixmap::new(w, h)) {
+    if let (Ok(tree), Some(mut pixmap)) = (resvg::usvg::Tree::from_str(&svg, &opt), resvg::tiny_skia::Pixmap::new(w, h))
+    {
         resvg::render(&tree, resvg::tiny_skia::Transform::identity(), &mut pixmap.as_mut());
         for (dst, src) in out.pixels_mut().zip(pixmap.pixels()) {
             *dst = Rgb([src.red(), src.green(), src.blue()]);

@@ -9,12 +9,17 @@ use super::{Dataset, Sample, Source};
 use crate::error::DataError;
 
 pub fn load(root: &Path) -> Result<Dataset, DataError> {
-    let images = if root.join("Final_Training/Images").is_dir() { root.join("Final_Training/Images") } else { root.to_owned() };
+    let images =
+        if root.join("Final_Training/Images").is_dir() { root.join("Final_Training/Images") } else { root.to_owned() };
     if !images.is_dir() {
         return Err(DataError::MissingFolder { path: images });
     }
-    let mut dirs: Vec<_> =
-        std::fs::read_dir(&images).map_err(DataError::io(&images))?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&images)
+        .map_err(DataError::io(&images))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     let mut d = Dataset::default();
     for dir in dirs {
@@ -38,7 +43,9 @@ pub fn load(root: &Path) -> Result<Dataset, DataError> {
             if r.len() < 8 {
                 return Err(bad(format!("{} fields, 8 expected", r.len())));
             }
-            let num = |k: usize| r[k].trim().parse::<i64>().map_err(|_| bad(format!("field {} is not a number: {:?}", k + 1, &r[k])));
+            let num = |k: usize| {
+                r[k].trim().parse::<i64>().map_err(|_| bad(format!("field {} is not a number: {:?}", k + 1, &r[k])))
+            };
             let (x1, y1, x2, y2) = (num(3)?, num(4)?, num(5)?, num(6)?);
             if x2 < x1 || y2 < y1 || x1 < 0 || y1 < 0 {
                 return Err(bad(format!("ROI {x1},{y1}-{x2},{y2} is empty or negative")));

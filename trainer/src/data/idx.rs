@@ -62,8 +62,9 @@ fn header(bytes: &[u8], path: &Path, magic: u32) -> Result<(Vec<usize>, usize), 
     if bytes.len() < off {
         return Err(bad("truncated header".into()));
     }
-    let dims: Vec<usize> =
-        (0..rank).map(|k| u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize).collect();
+    let dims: Vec<usize> = (0..rank)
+        .map(|k| u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize)
+        .collect();
     let need = off + dims.iter().product::<usize>();
     if bytes.len() < need {
         return Err(bad(format!("truncated: {} bytes, {need} needed for dims {dims:?}", bytes.len())));
@@ -116,10 +117,14 @@ pub fn load_dir(root: &Path) -> Result<Dataset, DataError> {
     if !root.is_dir() {
         return Err(DataError::MissingFolder { path: root.to_owned() });
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root).map_err(DataError::io(root))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(root).map_err(DataError::io(root))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     files.sort();
-    let find = |key: &str| files.iter().find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(key))).cloned();
-    let images = find("idx3").ok_or_else(|| DataError::Format { path: root.to_owned(), reason: "no *idx3* images file".into() })?;
-    let labels = find("idx1").ok_or_else(|| DataError::Format { path: root.to_owned(), reason: "no *idx1* labels file".into() })?;
+    let find =
+        |key: &str| files.iter().find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(key))).cloned();
+    let images = find("idx3")
+        .ok_or_else(|| DataError::Format { path: root.to_owned(), reason: "no *idx3* images file".into() })?;
+    let labels = find("idx1")
+        .ok_or_else(|| DataError::Format { path: root.to_owned(), reason: "no *idx1* labels file".into() })?;
     load(&images, &labels)
 }

@@ -27,11 +27,14 @@ pub enum Source {
     Idx { images: Arc<idx::IdxImages>, index: usize },
 }
 
+/// A box inside an image: x, y, w, h in pixels.
+pub type BoxXywh = (i64, i64, i64, i64);
+
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub source: Source,
-    /// Box inside the image (x, y, w, h); the whole image when absent.
-    pub roi: Option<(i64, i64, i64, i64)>,
+    /// Box inside the image; the whole image when absent.
+    pub roi: Option<BoxXywh>,
     pub class: usize,
 }
 
@@ -47,7 +50,9 @@ pub struct Dataset {
 pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "ppm", "pgm", "pnm", "bmp"];
 
 pub fn is_image(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Decode an image file as RGB (grey is replicated), naming the file on failure.
@@ -81,7 +86,7 @@ impl Dataset {
     }
 
     /// The sample's pixels as RGB, and its box.
-    pub fn image(&self, i: usize) -> Result<(RgbImage, Option<(i64, i64, i64, i64)>), DataError> {
+    pub fn image(&self, i: usize) -> Result<(RgbImage, Option<BoxXywh>), DataError> {
         let s = &self.samples[i];
         let img = match &s.source {
             Source::File(p) => read_rgb(p)?,
@@ -94,8 +99,14 @@ impl Dataset {
     pub fn tensor(&self, i: usize, spec: &CropSpec, out: &mut [f32]) -> Result<(), DataError> {
         let (img, roi) = self.image(i)?;
         let (w, h) = img.dimensions();
-        let frame = Frame::new(PixelFormat::Rgb, w, h, &[Plane { data: img.as_raw(), stride: 3 * w as usize }], YuvMatrix::Bt601)
-            .map_err(|e| DataError::Image { path: self.describe(i).into(), reason: e.to_string() })?;
+        let frame = Frame::new(
+            PixelFormat::Rgb,
+            w,
+            h,
+            &[Plane { data: img.as_raw(), stride: 3 * w as usize }],
+            YuvMatrix::Bt601,
+        )
+        .map_err(|e| DataError::Image { path: self.describe(i).into(), reason: e.to_string() })?;
         let (x, y, rw, rh) = roi.unwrap_or((0, 0, w as i64, h as i64));
         crop_to_tensor(&frame, Roi { x, y, w: rw, h: rh }, spec, out).map_err(|_| DataError::Roi {
             path: self.describe(i).into(),
@@ -109,7 +120,8 @@ impl Dataset {
     pub fn drop_small_classes(&mut self, min: usize) -> Vec<(String, usize)> {
         let counts = self.counts();
         let keep: Vec<bool> = counts.iter().map(|&n| n >= min).collect();
-        let dropped = self.classes.iter().zip(&counts).filter(|(_, &n)| n < min).map(|(c, &n)| (c.clone(), n)).collect();
+        let dropped =
+            self.classes.iter().zip(&counts).filter(|(_, &n)| n < min).map(|(c, &n)| (c.clone(), n)).collect();
         let mut remap = vec![usize::MAX; self.classes.len()];
         let mut classes = Vec::new();
         let mut groups = Vec::new();
@@ -154,8 +166,9 @@ pub fn load(root: &Path, format: Format) -> Result<Dataset, DataError> {
 }
 
 /// Rows for a contact sheet of a synthetic dataset root: every class of `train/` labelled with its role in the
-/// default split (in-distribution / seen out-of-distribution / novelty), then every anomaly folder.
-pub fn sheet_rows(root: &Path, per_class: usize) -> Result<Vec<Row>, DataError> {
+/// default split (in-distribution / seen out-of-distribution / novelty), then every anomaly folder; at most
+/// `rows_per_role` rows per role, spread over its classes.
+pub fn sheet_rows(root: &Path, per_class: usize, rows_per_role: usize) -> Result<Vec<Row>, DataError> {
     let train = folder::load(&root.join("train"))?;
     // Too few groups for three parts: show every class as a sign, without a role.
     let roles = split::random(&train.classes, &train.groups, split::PAPER_FRACTIONS, 1).unwrap_or_else(|_| {
@@ -172,7 +185,9 @@ pub fn sheet_rows(root: &Path, per_class: usize) -> Result<Vec<Row>, DataError> 
             .collect()
     };
     for (role, names) in [("in", &roles.in_dist), ("seen-ood", &roles.seen_ood), ("novelty", &roles.unseen_ood)] {
-        for name in names {
+        // Spread the rows shown over the role's classes.
+        let step = names.len().div_ceil(rows_per_role.max(1)).max(1);
+        for name in names.iter().step_by(step) {
             let k = train.class_index(name).expect("split names come from the dataset");
             rows.push(Row { label: format!("{role}: {name}"), images: take(&train, k)? });
         }
@@ -181,7 +196,7 @@ pub fn sheet_rows(root: &Path, per_class: usize) -> Result<Vec<Row>, DataError> 
         let dir = root.join(anomaly);
         if dir.is_dir() {
             let d = folder::load(&dir)?;
-            for (k, name) in d.classes.iter().enumerate() {
+            for (k, name) in d.classes.iter().enumerate().take(rows_per_role.max(1)) {
                 rows.push(Row { label: format!("anomaly: {anomaly}/{name}"), images: take(&d, k)? });
             }
         }

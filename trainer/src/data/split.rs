@@ -133,3 +133,62 @@ pub fn per_class(d: &Dataset, fractions: [f64; 3], seed: u64) -> Result<SampleSp
     }
     Ok(out)
 }
+
+/// A whole split of a dataset, as `odm-train split` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub classes: ClassSplit,
+    /// Classes dropped for having too few images, with their counts.
+    pub dropped: Vec<(String, usize)>,
+    /// Per class: (train, validation, test) sample counts.
+    pub samples: BTreeMap<String, (usize, usize, usize)>,
+    pub seed: u64,
+}
+
+/// Load, drop small classes, split classes and samples.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    root: &std::path::Path,
+    format: super::Format,
+    in_dist: &[String],
+    seen_ood: &[String],
+    unseen_ood: &[String],
+    fractions: [f64; 3],
+    sample_fractions: [f64; 3],
+    seed: u64,
+    min_per_class: usize,
+) -> Result<Plan, DataError> {
+    let mut d = super::load(root, format)?;
+    let dropped = d.drop_small_classes(min_per_class);
+    for list in [in_dist, seen_ood, unseen_ood] {
+        for c in list {
+            if let Some((_, n)) = dropped.iter().find(|(name, _)| name == c) {
+                return Err(DataError::EmptySplit {
+                    which: "named class",
+                    reason: format!("{c:?} has {n} images, fewer than {min_per_class}, and was dropped"),
+                });
+            }
+        }
+    }
+    if d.classes.is_empty() {
+        return Err(DataError::EmptySplit { which: "all", reason: format!("no class has {min_per_class} images") });
+    }
+    let classes = if in_dist.is_empty() && seen_ood.is_empty() && unseen_ood.is_empty() {
+        random(&d.classes, &d.groups, fractions, seed)?
+    } else {
+        explicit(&d.classes, in_dist, seen_ood, unseen_ood)?
+    };
+    let s = per_class(&d, sample_fractions, seed)?;
+    let mut samples: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for (part, idx) in [(0, &s.train), (1, &s.val), (2, &s.test)] {
+        for &i in idx {
+            let e = samples.entry(d.classes[d.samples[i].class].clone()).or_default();
+            match part {
+                0 => e.0 += 1,
+                1 => e.1 += 1,
+                _ => e.2 += 1,
+            }
+        }
+    }
+    Ok(Plan { classes, dropped, samples, seed })
+}

@@ -44,20 +44,24 @@ pub fn load(root: &Path) -> Result<Dataset, DataError> {
     }
     let path = root.join("annotations.json");
     let text = std::fs::read_to_string(&path).map_err(DataError::io(&path))?;
-    let ann: Annotations = serde_json::from_str(&text)
-        .map_err(|e| DataError::Annotation { path: path.clone(), line: e.line(), reason: e.to_string() })?;
-    let mut categories: Vec<String> = ann.imgs.values().flat_map(|i| i.objects.iter().map(|o| o.category.clone())).collect();
+    let ann: Annotations = serde_json::from_str(&text).map_err(|e| DataError::Annotation {
+        path: path.clone(),
+        line: e.line(),
+        reason: e.to_string(),
+    })?;
+    let mut categories: Vec<String> =
+        ann.imgs.values().flat_map(|i| i.objects.iter().map(|o| o.category.clone())).collect();
     categories.sort();
     categories.dedup();
-    let mut d = Dataset {
-        groups: categories.iter().map(|c| group_of(c)).collect(),
-        classes: categories,
-        samples: Vec::new(),
-    };
+    let mut d =
+        Dataset { groups: categories.iter().map(|c| group_of(c)).collect(), classes: categories, samples: Vec::new() };
     for (id, img) in &ann.imgs {
         let file = root.join(&img.path);
         if !img.objects.is_empty() && !file.is_file() {
-            return Err(DataError::Format { path: path.clone(), reason: format!("image {id}: {} not found", file.display()) });
+            return Err(DataError::Format {
+                path: path.clone(),
+                reason: format!("image {id}: {} not found", file.display()),
+            });
         }
         for o in &img.objects {
             let b = &o.bbox;
@@ -68,7 +72,12 @@ pub fn load(root: &Path) -> Result<Dataset, DataError> {
                 });
             }
             let class = d.class_index(&o.category).expect("categories were collected from these objects");
-            let roi = (b.xmin.floor() as i64, b.ymin.floor() as i64, (b.xmax - b.xmin).ceil() as i64, (b.ymax - b.ymin).ceil() as i64);
+            let roi = (
+                b.xmin.floor() as i64,
+                b.ymin.floor() as i64,
+                (b.xmax - b.xmin).ceil() as i64,
+                (b.ymax - b.ymin).ceil() as i64,
+            );
             d.samples.push(Sample { source: Source::File(file.clone()), roi: Some(roi), class });
         }
     }

@@ -40,7 +40,6 @@ const JOSM: &[(&str, &str, &str)] = &[
     ("bicycle-designated.svg", "cycle-path", "designated-path"),
     ("foot-designated.svg", "footpath", "designated-path"),
     ("horse-designated.svg", "bridleway", "designated-path"),
-    ("junction_circular.svg", "roundabout", "roundabout"),
     ("roundabout_left.svg", "roundabout-left", "roundabout"),
     ("roundabout_right.svg", "roundabout-right", "roundabout"),
     ("mini_roundabout_left.svg", "mini-roundabout-left", "roundabout"),
@@ -126,8 +125,10 @@ fn mandatory_designs() -> Vec<(String, String)> {
     let right = "M44 80 L44 52 Q44 44 52 44 L60 44 L60 32 L80 50 L60 68 L60 56 L56 56 L56 80 Z";
     let keep_left = "M64 78 L40 54 L40 66 L28 66 L28 34 L60 34 L60 46 L48 46 L72 70 Z";
     let keep_right = "M36 78 L60 54 L60 66 L72 66 L72 34 L40 34 L40 46 L52 46 L28 70 Z";
-    let straight_left = "M54 82 L54 30 L64 30 L50 12 L36 30 L46 30 L46 54 L36 54 L36 46 L20 58 L36 70 L36 62 L46 62 L46 82 Z";
-    let straight_right = "M46 82 L46 30 L36 30 L50 12 L64 30 L54 30 L54 54 L64 54 L64 46 L80 58 L64 70 L64 62 L54 62 L54 82 Z";
+    let straight_left =
+        "M54 82 L54 30 L64 30 L50 12 L36 30 L46 30 L46 54 L36 54 L36 46 L20 58 L36 70 L36 62 L46 62 L46 82 Z";
+    let straight_right =
+        "M46 82 L46 30 L36 30 L50 12 L64 30 L54 30 L54 54 L64 54 L64 46 L80 58 L64 70 L64 62 L54 62 L54 82 Z";
     vec![
         ("ahead-only".into(), mandatory(ARROW_UP)),
         ("turn-left-ahead".into(), mandatory(left)),

@@ -105,9 +105,8 @@ pub fn scenes() -> Result<Vec<(String, Rgb)>, TrainError> {
     assets::SCENES
         .iter()
         .map(|(name, bytes)| {
-            let img = image::load_from_memory(bytes)
-                .map_err(|e| TrainError::Asset(format!("scene {name}: {e}")))?
-                .to_rgb8();
+            let img =
+                image::load_from_memory(bytes).map_err(|e| TrainError::Asset(format!("scene {name}: {e}")))?.to_rgb8();
             let stem = name.rsplit_once('.').map_or(*name, |(s, _)| s).to_owned();
             Ok((stem, Rgb::from_image(&img)))
         })
@@ -128,7 +127,10 @@ pub fn templates(config: &SynthConfig) -> Result<Vec<(designs::Design, Template)
     let all = designs::catalogue();
     for c in &config.classes {
         if !all.iter().any(|d| &d.name == c) {
-            return Err(TrainError::UnknownClass { class: c.clone(), known: all.iter().map(|d| d.name.clone()).collect() });
+            return Err(TrainError::UnknownClass {
+                class: c.clone(),
+                known: all.iter().map(|d| d.name.clone()).collect(),
+            });
         }
     }
     let chosen: Vec<_> =
@@ -137,7 +139,8 @@ pub fn templates(config: &SynthConfig) -> Result<Vec<(designs::Design, Template)
     chosen
         .into_par_iter()
         .map(|d| {
-            let t = Template::rasterise(&d.svg, &db).map_err(|e| TrainError::Asset(format!("design {}: {e}", d.name)))?;
+            let t =
+                Template::rasterise(&d.svg, &db).map_err(|e| TrainError::Asset(format!("design {}: {e}", d.name)))?;
             Ok((d, t))
         })
         .collect()
@@ -184,12 +187,17 @@ enum Job {
 /// Render the whole dataset into `out`. Returns the manifest (also written to `out/manifest.json`).
 pub fn run(out: &Path, config: &SynthConfig, progress: bool) -> Result<Manifest, TrainError> {
     if config.min_size < 4.0 || config.max_size < config.min_size {
-        return Err(TrainError::Config(format!("sign sizes {}..{} are not a valid range", config.min_size, config.max_size)));
+        return Err(TrainError::Config(format!(
+            "sign sizes {}..{} are not a valid range",
+            config.min_size, config.max_size
+        )));
     }
     let templates = templates(config)?;
     let scenes = scenes()?;
     let mut jobs = Vec::new();
-    for (part, (split, per_class)) in [("train", config.train_per_class), ("test", config.test_per_class)].into_iter().enumerate() {
+    for (part, (split, per_class)) in
+        [("train", config.train_per_class), ("test", config.test_per_class)].into_iter().enumerate()
+    {
         for (class, (d, _)) in templates.iter().enumerate() {
             let dir = out.join(split).join(&d.name);
             fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;

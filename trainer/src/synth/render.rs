@@ -99,9 +99,7 @@ pub const TEMPLATE_SIZES: [u32; 3] = [32, 64, 128];
 
 impl Template {
     pub fn rasterise(svg: &str, fontdb: &std::sync::Arc<resvg::usvg::fontdb::Database>) -> Result<Template, String> {
-        let mut opt = resvg::usvg::Options::default();
-        opt.fontdb = fontdb.clone();
-        opt.font_family = "OSP-DIN".into();
+        let opt = resvg::usvg::Options { fontdb: fontdb.clone(), font_family: "OSP-DIN".into(), ..Default::default() };
         let tree = resvg::usvg::Tree::from_str(svg, &opt).map_err(|e| e.to_string())?;
         let mut levels = Vec::new();
         for size in TEMPLATE_SIZES {
@@ -113,7 +111,12 @@ impl Template {
                 .pixels()
                 .iter()
                 .map(|p| {
-                    [p.red() as f32 / 255.0, p.green() as f32 / 255.0, p.blue() as f32 / 255.0, p.alpha() as f32 / 255.0]
+                    [
+                        p.red() as f32 / 255.0,
+                        p.green() as f32 / 255.0,
+                        p.blue() as f32 / 255.0,
+                        p.alpha() as f32 / 255.0,
+                    ]
                 })
                 .collect();
             levels.push(Rgba { w: size as usize, h: size as usize, px });
@@ -148,7 +151,17 @@ impl Homography {
 
     pub fn inverse(&self) -> Homography {
         let [a, b, c, d, e, f, g, h, i] = self.0;
-        let m = [e * i - f * h, c * h - b * i, b * f - c * e, f * g - d * i, a * i - c * g, c * d - a * f, d * h - e * g, b * g - a * h, a * e - b * d];
+        let m = [
+            e * i - f * h,
+            c * h - b * i,
+            b * f - c * e,
+            f * g - d * i,
+            a * i - c * g,
+            c * d - a * f,
+            d * h - e * g,
+            b * g - a * h,
+            a * e - b * d,
+        ];
         let det = a * m[0] + b * m[3] + c * m[6];
         Homography(m.map(|v| v / det))
     }
@@ -237,9 +250,9 @@ pub fn composite<R: Rng>(img: &mut Rgb, t: &Template, p: &Placement, rng: &mut R
                 continue;
             }
             let i = y * img.w + x;
-            for c in 0..3 {
-                let sign = (s[c] * (1.0 - fade) + fade * a) * dirt;
-                img.px[i][c] = img.px[i][c] * (1.0 - a) + sign;
+            for (dst, src) in img.px[i].iter_mut().zip(&s[..3]) {
+                let sign = (src * (1.0 - fade) + fade * a) * dirt;
+                *dst = *dst * (1.0 - a) + sign;
             }
             mask[i] = a;
         }
@@ -253,9 +266,9 @@ pub fn occlude<R: Rng>(img: &mut Rgb, other: &Rgb, p: &Placement, rng: &mut R) {
     let (w, h) = (bb.2 - bb.0, bb.3 - bb.1);
     let frac = rng.random_range(0.1f32..0.35);
     let (ow, oh, ox, oy) = match rng.random_range(0..4) {
-        0 => (w * frac * 2.0, h, bb.0 - w * 0.1, bb.1),              // from the left
-        1 => (w * frac * 2.0, h, bb.2 - w * frac * 1.9, bb.1),       // from the right
-        2 => (w, h * frac * 2.0, bb.0, bb.3 - h * frac * 1.9),       // from below
+        0 => (w * frac * 2.0, h, bb.0 - w * 0.1, bb.1),        // from the left
+        1 => (w * frac * 2.0, h, bb.2 - w * frac * 1.9, bb.1), // from the right
+        2 => (w, h * frac * 2.0, bb.0, bb.3 - h * frac * 1.9), // from below
         _ => (w * 0.18, h * 1.2, bb.0 + w * rng.random_range(0.2f32..0.7), bb.1 - h * 0.1), // a pole or branch
     };
     let patch = background(other, ow.max(1.0) as usize + 1, oh.max(1.0) as usize + 1, rng);
@@ -381,7 +394,9 @@ fn jpeg(img: &RgbImage, quality: u8) -> RgbImage {
     if enc.write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8).is_err() {
         return img.clone();
     }
-    image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).map(|i| i.to_rgb8()).unwrap_or_else(|_| img.clone())
+    image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
+        .map(|i| i.to_rgb8())
+        .unwrap_or_else(|_| img.clone())
 }
 
 /// A red or blue non-sign object (tail light, shop sign, blue panel, red car) on a background patch.
