@@ -5,6 +5,9 @@
 #      meson and ninja, pkg-config, python3 with pip (to fetch wheels), and Rust's C toolchain.
 #   2. ONNX Runtime: libonnxruntime.so from the PyPI `onnxruntime` wheel, pinned by version and sha256, unpacked into
 #      .deps/onnxruntime/ (git ignores .deps/). The plugin finds it there (see plugin/src/runtime.rs).
+#   3. libtorch for the trainer (tch 0.26 expects 2.13.0): the PyPI `torch` wheel and the two CUDA runtime wheels
+#      libtorch_cpu.so links against (cudart, cupti), pinned by sha256, unpacked side by side into .deps/torch/ so
+#      torch's own RPATHs find them. .cargo/config.toml points LIBTORCH there. About 540 MB to download, once.
 # Needs root for step 1 when a package is missing (as on a fresh machine); step 2 needs only the package registries.
 set -euo pipefail
 
@@ -67,4 +70,47 @@ PY
   ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
   touch "$ORT_DIR/.ok-$ORT_VERSION"
   log "ONNX Runtime $ORT_VERSION in $ORT_DIR"
+fi
+
+# --- libtorch (trainer) ---------------------------------------------------------------------------------------------
+TORCH_VERSION=2.13.0
+TORCH_DIR="$DEPS/torch"
+# requirement | wheel file | sha256 | pip platform tag
+TORCH_WHEELS=(
+  "torch==$TORCH_VERSION|torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl|60fcdcb2f3876e21146cb4524ef06397d727ca9ad5f020818547e25075fe3cb7|manylinux_2_28_x86_64"
+  "nvidia-cuda-runtime==13.0.96|nvidia_cuda_runtime-13.0.96-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl|7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548|manylinux_2_17_x86_64"
+  "nvidia-cuda-cupti==13.0.85|nvidia_cuda_cupti-13.0.85-py3-none-manylinux_2_25_x86_64.whl|4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8|manylinux_2_25_x86_64"
+)
+if [ ! -f "$TORCH_DIR/.ok-$TORCH_VERSION" ]; then
+  mkdir -p "$DEPS/wheels" "$TORCH_DIR"
+  for entry in "${TORCH_WHEELS[@]}"; do
+    IFS='|' read -r req file sha platform <<<"$entry"
+    wheel="$DEPS/wheels/$file"
+    if [ ! -f "$wheel" ] || ! echo "$sha  $wheel" | sha256sum -c --status; then
+      log "downloading $file from PyPI"
+      rm -f "$wheel"
+      python3 -m pip download --quiet --no-deps --only-binary=:all: --platform "$platform" \
+        --python-version 311 --implementation cp --dest "$DEPS/wheels" "$req"
+    fi
+    if ! echo "$sha  $wheel" | sha256sum -c --status; then
+      log "checksum mismatch for $wheel (expected $sha): refusing it"
+      rm -f "$wheel"
+      exit 1
+    fi
+    python3 - "$wheel" "$TORCH_DIR" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1:]
+keep = ("torch/lib/", "torch/include/", "torch/share/", "torch/version.py", "nvidia/")
+with zipfile.ZipFile(wheel) as z:
+    for m in z.infolist():
+        if m.filename.startswith(keep):
+            z.extract(m, dest)
+PY
+  done
+  if ! grep -q "__version__ = '$TORCH_VERSION" "$TORCH_DIR/torch/version.py"; then
+    log "$TORCH_DIR/torch/version.py does not say $TORCH_VERSION: refusing it"
+    exit 1
+  fi
+  touch "$TORCH_DIR/.ok-$TORCH_VERSION"
+  log "libtorch $TORCH_VERSION in $TORCH_DIR/torch"
 fi

@@ -17,6 +17,11 @@ fn list(dir: &Path) -> Vec<String> {
 }
 
 fn main() {
+    // tch links libtorch without an RPATH: embed one so odm-train runs without LD_LIBRARY_PATH.
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    if let Ok(libtorch) = std::env::var("LIBTORCH") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{libtorch}/lib");
+    }
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let assets = Path::new(&manifest).join("assets");
     let mut code = String::new();

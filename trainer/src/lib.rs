@@ -4,6 +4,7 @@
 //! * [`onnx`] — odm's own ONNX writer (prost messages, graph builder).
 //! * [`fixture`] — the hand-built colour model used by tests and the first demo.
 //! * [`data`] — dataset readers (folders, GTSRB, TT100K, IDX) and the paper's splits.
+//! * [`train`] — networks, losses (contrastive, ODM), training on libtorch through tch.
 //! * [`synth`] — the synthetic traffic-sign world (`odm-train synth`).
 
 pub mod assets;
@@ -13,5 +14,6 @@ pub mod fixture;
 pub mod onnx;
 pub mod sheet;
 pub mod synth;
+pub mod train;
 
 pub use error::TrainError;

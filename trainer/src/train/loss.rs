@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The losses of Masana et al. (BMVC 2018), over all pairs of a mini-batch formed after the embedding (section 3.2).
+//!
+//! * Contrastive (Eq. 1): a same-class pair costs `d^2 / 2`; a different-class pair `max(0, m - d)^2 / 2`.
+//! * Out-of-distribution mining (Eq. 2): a pair of one in-distribution and one seen out-of-distribution image costs
+//!   `max(0, m - d)^2 / 2` — every class is pushed at least the margin away from the seen OOD images. Pairs of two
+//!   out-of-distribution images carry no loss (they are not one class).
+//!
+//! The three kinds of pair are averaged separately and mixed with fixed weights, so the ratio of same-class pairs and
+//! of in/out pairs is what the configuration says (paper: 25%) whatever the batch holds.
+
+use tch::{Kind, Tensor};
+
+/// Label of a seen out-of-distribution sample in a batch.
+pub const OOD: i64 = -1;
+
+/// Weights of the pair kinds: same-class, in/out (ODM); different-class pairs take the rest.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PairWeights {
+    pub same: f64,
+    pub in_out: f64,
+}
+
+impl PairWeights {
+    pub fn different(&self) -> f64 {
+        1.0 - self.same - self.in_out
+    }
+}
+
+/// Pair masks (upper triangle, `i < j`) for a batch's labels: (same, different, in/out), as `[B, B]` floats.
+pub fn pair_masks(labels: &[i64]) -> (Tensor, Tensor, Tensor) {
+    let b = labels.len();
+    let (mut same, mut diff, mut io) = (vec![0f32; b * b], vec![0f32; b * b], vec![0f32; b * b]);
+    for i in 0..b {
+        for j in i + 1..b {
+            let (a, c) = (labels[i], labels[j]);
+            let k = i * b + j;
+            match (a == OOD, c == OOD) {
+                (false, false) if a == c => same[k] = 1.0,
+                (false, false) => diff[k] = 1.0,
+                (true, true) => {}
+                _ => io[k] = 1.0,
+            }
+        }
+    }
+    let t = |v: Vec<f32>| Tensor::from_slice(&v).view([b as i64, b as i64]);
+    (t(same), t(diff), t(io))
+}
+
+/// Squared pairwise Euclidean distances `[B, B]` of `[B, D]` embeddings.
+pub fn pairwise_sq(e: &Tensor) -> Tensor {
+    (e.unsqueeze(1) - e.unsqueeze(0)).pow_tensor_scalar(2).sum_dim_intlist(-1, false, Kind::Float)
+}
+
+/// The loss of one batch. `labels[i]` is the class index of sample `i`, or [`OOD`] for a seen
+/// out-of-distribution sample (those pairs count only when `weights.in_out > 0`).
+pub fn pair_loss(e: &Tensor, labels: &[i64], margin: f64, weights: PairWeights) -> Tensor {
+    let d2 = pairwise_sq(e);
+    // The small epsilon keeps the gradient of sqrt finite for identical embeddings.
+    let d = (&d2 + 1e-9).sqrt();
+    let hinge = (margin - &d).clamp_min(0.0).pow_tensor_scalar(2) * 0.5;
+    let pull = &d2 * 0.5;
+    let (same, diff, io) = pair_masks(labels);
+    let device = e.device();
+    let mut total = Tensor::zeros([], (Kind::Float, device));
+    let mut weight_sum = 0.0;
+    for (mask, term, w) in
+        [(same, &pull, weights.same), (diff, &hinge, weights.different()), (io, &hinge, weights.in_out)]
+    {
+        let n = mask.sum(Kind::Float).double_value(&[]);
+        if n == 0.0 || w <= 0.0 {
+            continue;
+        }
+        let mask = mask.to_device(device);
+        total = total + (term * &mask).sum(Kind::Float) * (w / n);
+        weight_sum += w;
+    }
+    if weight_sum > 0.0 {
+        total / weight_sum
+    } else {
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss(points: &[[f32; 2]], labels: &[i64], w: PairWeights) -> f64 {
+        let flat: Vec<f32> = points.iter().flatten().copied().collect();
+        let e = Tensor::from_slice(&flat).view([points.len() as i64, 2]);
+        pair_loss(&e, labels, 10.0, w).double_value(&[])
+    }
+
+    // Points: p0 (0,0) and p1 (3,4) class 0, p2 (0,1) class 1, p3 (10,0) seen OOD.
+    const P: [[f32; 2]; 4] = [[0.0, 0.0], [3.0, 4.0], [0.0, 1.0], [10.0, 0.0]];
+
+    #[test]
+    fn same_class_pair_costs_half_the_squared_distance() {
+        let l = loss(&P[..2], &[0, 0], PairWeights { same: 1.0, in_out: 0.0 });
+        assert!((l - 12.5).abs() < 1e-4, "{l}");
+    }
+
+    #[test]
+    fn different_pairs_within_and_beyond_the_margin() {
+        // d = 1 within the margin: (10 - 1)^2 / 2 = 40.5; beyond the margin: 0.
+        let l = loss(&[[0.0, 0.0], [0.0, 1.0]], &[0, 1], PairWeights { same: 0.0, in_out: 0.0 });
+        assert!((l - 40.5).abs() < 1e-3, "{l}");
+        let l = loss(&[[0.0, 0.0], [0.0, 12.0]], &[0, 1], PairWeights { same: 0.0, in_out: 0.0 });
+        assert!(l.abs() < 1e-6, "{l}");
+    }
+
+    #[test]
+    fn mixed_batch_with_odm_pairs() {
+        // same: (0,1) d=5 -> 12.5. different: (0,2) d=1 -> 40.5, (1,2) d=sqrt(18) -> (10-4.2426)^2/2 = 16.5736.
+        // in/out: (0,3) d=10 -> 0, (1,3) d=sqrt(65) -> (10-8.0623)^2/2 = 1.8774, (2,3) d=sqrt(101) -> 0.
+        let w = PairWeights { same: 0.25, in_out: 0.25 };
+        let same = 12.5;
+        let diff = (40.5 + 0.5 * (10.0 - 18f64.sqrt()).powi(2)) / 2.0;
+        let io = 0.5 * (10.0 - 65f64.sqrt()).powi(2) / 3.0;
+        let want = 0.25 * same + 0.5 * diff + 0.25 * io;
+        let l = loss(&P, &[0, 0, 1, OOD], w);
+        assert!((l - want).abs() < 1e-3, "{l} vs {want}");
+        // Without ODM the OOD sample carries nothing.
+        let ml = loss(&P, &[0, 0, 1, OOD], PairWeights { same: 0.25, in_out: 0.0 });
+        let want_ml = (0.25 * same + 0.75 * diff) / 1.0;
+        assert!((ml - want_ml).abs() < 1e-3, "{ml} vs {want_ml}");
+    }
+
+    #[test]
+    fn out_vs_out_pairs_are_excluded() {
+        let w = PairWeights { same: 0.25, in_out: 0.25 };
+        let base = loss(&P, &[0, 0, 1, OOD], w);
+        // A second OOD sample right next to the first (a hinge pair of 40-ish if it counted), and far from the rest.
+        let mut q = P.to_vec();
+        q.push([10.0, 0.5]);
+        let more = loss(&q, &[0, 0, 1, OOD, OOD], w);
+        // Only in/out pairs change (three more, each 0 or small); out/out would add ~45.
+        let io_new = 0.5 * (10.0 - 65.25f64.sqrt()).powi(2) / 6.0
+            + 0.5 * (10.0 - 65f64.sqrt()).powi(2) / 6.0
+            + 0.5 * (10.0 - 100.25f64.sqrt()).max(0.0).powi(2) / 6.0;
+        let same = 12.5;
+        let diff = (40.5 + 0.5 * (10.0 - 18f64.sqrt()).powi(2)) / 2.0;
+        let want = 0.25 * same + 0.5 * diff + 0.25 * io_new;
+        assert!((more - want).abs() < 1e-3, "{more} vs {want} (base {base})");
+    }
+
+    #[test]
+    fn gradient_is_finite_for_identical_embeddings() {
+        let e = Tensor::zeros([3, 4], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+        let l = pair_loss(&e, &[0, 1, OOD], 10.0, PairWeights { same: 0.25, in_out: 0.25 });
+        l.backward();
+        let g = e.grad();
+        assert!(g.isfinite().all().int64_value(&[]) == 1);
+    }
+}

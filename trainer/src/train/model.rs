@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The embedding networks: a Wide-ResNet family WRN-d-k (the paper uses WRN-28-10 for traffic signs) and LeNet (the
+//! paper's MNIST experiment), each ending in a linear embedding layer of dimension D; plus an optional linear
+//! classifier over the embedding for the cross-entropy baselines.
+//!
+//! The WRN blocks are post-activation (conv-BN-ReLU) so that every BatchNorm follows a convolution and folds into it
+//! on export. Layers keep their own shapes and strides so that the ONNX exporter can walk them.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+/// Which network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Arch {
+    /// WRN-depth-width: depth = 6n + 4 (n blocks per stage), stage widths 16k, 32k, 64k.
+    Wrn {
+        depth: u32,
+        width: u32,
+    },
+    Lenet,
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+    /// `wrn-10-1`, `wrn-28-10`, `lenet`.
+    fn from_str(s: &str) -> Result<Arch, String> {
+        if s == "lenet" {
+            return Ok(Arch::Lenet);
+        }
+        let parts: Vec<&str> = s.split('-').collect();
+        match parts.as_slice() {
+            ["wrn", d, k] => {
+                let depth: u32 = d.parse().map_err(|_| format!("bad depth in {s:?}"))?;
+                let width: u32 = k.parse().map_err(|_| format!("bad width in {s:?}"))?;
+                if depth < 10 || (depth - 4) % 6 != 0 || width == 0 {
+                    return Err(format!("{s:?}: WRN depth must be 6n+4 (10, 16, 22, 28...) and width >= 1"));
+                }
+                Ok(Arch::Wrn { depth, width })
+            }
+            _ => Err(format!("unknown architecture {s:?} (wrn-D-K or lenet)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arch::Wrn { depth, width } => write!(f, "wrn-{depth}-{width}"),
+            Arch::Lenet => write!(f, "lenet"),
+        }
+    }
+}
+
+/// Convolution (no bias) followed by BatchNorm.
+pub struct ConvBn {
+    pub conv: nn::Conv2D,
+    pub bn: nn::BatchNorm,
+    pub kernel: i64,
+    pub stride: i64,
+    pub padding: i64,
+}
+
+impl ConvBn {
+    fn new(p: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64) -> ConvBn {
+        let padding = kernel / 2;
+        let cfg = nn::ConvConfig { stride, padding, bias: false, ..Default::default() };
+        ConvBn {
+            conv: nn::conv2d(&p / "conv", cin, cout, kernel, cfg),
+            bn: nn::batch_norm2d(&p / "bn", cout, Default::default()),
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&self.conv.forward(x), train)
+    }
+}
+
+/// Residual block: relu(bn(conv(relu(bn(conv(x))))) + shortcut(x)).
+pub struct Block {
+    pub a: ConvBn,
+    pub b: ConvBn,
+    pub shortcut: Option<ConvBn>,
+}
+
+impl Block {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = self.a.forward_t(x, train).relu();
+        let y = self.b.forward_t(&y, train);
+        let s = match &self.shortcut {
+            Some(sc) => sc.forward_t(x, train),
+            None => x.shallow_clone(),
+        };
+        (y + s).relu()
+    }
+}
+
+pub enum Backbone {
+    Wrn { stem: ConvBn, blocks: Vec<Block>, channels: i64 },
+    Lenet { c1: nn::Conv2D, c2: nn::Conv2D, fc: nn::Linear, flat: i64 },
+}
+
+/// The network: backbone, embedding layer, optional classifier (cross-entropy baselines).
+pub struct Net {
+    pub arch: Arch,
+    pub backbone: Backbone,
+    pub embed: nn::Linear,
+    pub classifier: Option<nn::Linear>,
+    pub input: (i64, i64),
+    pub dim: i64,
+}
+
+impl Net {
+    /// Build under `p` for `[N,3,h,w]` inputs and `dim`-dimensional embeddings; `classes` adds a classifier.
+    pub fn new(p: &nn::Path, arch: Arch, h: i64, w: i64, dim: i64, classes: Option<i64>) -> Net {
+        let (backbone, feat) = match arch {
+            Arch::Wrn { depth, width } => {
+                let n = ((depth - 4) / 6) as usize;
+                let k = width as i64;
+                let stem = ConvBn::new(p / "stem", 3, 16, 3, 1);
+                let mut blocks = Vec::new();
+                let mut cin = 16;
+                for (stage, (cout, stride)) in [(16 * k, 1), (32 * k, 2), (64 * k, 2)].into_iter().enumerate() {
+                    for i in 0..n {
+                        let s = if i == 0 { stride } else { 1 };
+                        let bp = p / format!("s{stage}b{i}");
+                        let shortcut = (s != 1 || cin != cout).then(|| ConvBn::new(&bp / "short", cin, cout, 1, s));
+                        blocks.push(Block {
+                            a: ConvBn::new(&bp / "a", cin, cout, 3, s),
+                            b: ConvBn::new(&bp / "b", cout, cout, 3, 1),
+                            shortcut,
+                        });
+                        cin = cout;
+                    }
+                }
+                (Backbone::Wrn { stem, blocks, channels: cin }, cin)
+            }
+            Arch::Lenet => {
+                let c1 = nn::conv2d(p / "c1", 3, 20, 5, Default::default());
+                let c2 = nn::conv2d(p / "c2", 20, 50, 5, Default::default());
+                let (h2, w2) = (((h - 4) / 2 - 4) / 2, ((w - 4) / 2 - 4) / 2);
+                let flat = 50 * h2.max(1) * w2.max(1);
+                let fc = nn::linear(p / "fc", flat, 500, Default::default());
+                (Backbone::Lenet { c1, c2, fc, flat }, 500)
+            }
+        };
+        let embed = nn::linear(p / "embed", feat, dim, Default::default());
+        let classifier = classes.map(|k| nn::linear(p / "classifier", dim, k, Default::default()));
+        Net { arch, backbone, embed, classifier, input: (h, w), dim }
+    }
+
+    /// Embeddings `[N, dim]`.
+    pub fn embed_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let f = match &self.backbone {
+            Backbone::Wrn { stem, blocks, .. } => {
+                let mut y = stem.forward_t(x, train).relu();
+                for b in blocks {
+                    y = b.forward_t(&y, train);
+                }
+                y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+            }
+            Backbone::Lenet { c1, c2, fc, flat } => {
+                let y = c1.forward(x).relu().max_pool2d_default(2);
+                let y = c2.forward(&y).relu().max_pool2d_default(2);
+                fc.forward(&y.view([-1, *flat])).relu()
+            }
+        };
+        self.embed.forward(&f)
+    }
+
+    /// Class logits (cross-entropy models only).
+    pub fn logits(&self, embedding: &Tensor) -> Option<Tensor> {
+        self.classifier.as_ref().map(|c| c.forward(embedding))
+    }
+}

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Export parity: the ONNX file odm writes, run by ONNX Runtime, gives the training framework's eval-mode output.
+
+use std::path::PathBuf;
+
+use odm_trainer::train::export;
+use odm_trainer::train::model::{Arch, Net};
+use ort::session::Session;
+use ort::value::TensorRef;
+use tch::{nn, Device, Kind, Tensor};
+
+fn ort_env() -> ort::environment::Environment {
+    let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.deps/onnxruntime/libonnxruntime.so");
+    ort::init_from(&lib)
+        .unwrap_or_else(|e| panic!("{}: {e:?} (run scripts/bootstrap.sh)", lib.display()))
+        .build()
+        .expect("ORT environment")
+}
+
+fn parity(arch: Arch, size: i64, dim: i64, env: &ort::environment::Environment) {
+    tch::manual_seed(3);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), arch, size, size, dim, None);
+    // A few training-mode passes so BatchNorm's running statistics are not the identity.
+    for _ in 0..3 {
+        let _ = net.embed_t(&(Tensor::randn([8, 3, size, size], (Kind::Float, Device::Cpu)) * 2.0 + 0.3), true);
+    }
+    let x = Tensor::randn([5, 3, size, size], (Kind::Float, Device::Cpu));
+    let want = tch::no_grad(|| net.embed_t(&x, false));
+    let want = Vec::<f32>::try_from(&want.contiguous().view([-1])).unwrap();
+
+    let bytes = export::onnx(&net, "parity", "input", "embedding");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, &bytes).unwrap();
+    let mut session = Session::builder(env).unwrap().commit_from_file(&path).unwrap();
+    let xs = Vec::<f32>::try_from(&x.contiguous().view([-1])).unwrap();
+    let input = ndarray::Array4::from_shape_vec((5, 3, size as usize, size as usize), xs).unwrap();
+    let out = session.run(ort::inputs!["input" => TensorRef::from_array_view(&input).unwrap()]).unwrap();
+    let (shape, got) = out["embedding"].try_extract_tensor::<f32>().unwrap();
+    assert_eq!(shape.iter().copied().collect::<Vec<_>>(), [5, dim]);
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4 * scale.max(1.0), "{arch}: largest difference {worst} (values up to {scale})");
+}
+
+#[test]
+fn exported_networks_match_tch_in_onnx_runtime() {
+    let env = ort_env();
+    parity(Arch::Wrn { depth: 10, width: 1 }, 32, 32, &env);
+    parity(Arch::Wrn { depth: 16, width: 2 }, 24, 8, &env);
+    parity(Arch::Lenet, 28, 5, &env);
+}
