@@ -136,9 +136,8 @@ mod tests {
         q.push([10.0, 0.5]);
         let more = loss(&q, &[0, 0, 1, OOD, OOD], w);
         // Only in/out pairs change (three more, each 0 or small); out/out would add ~45.
-        let io_new = 0.5 * (10.0 - 65.25f64.sqrt()).powi(2) / 6.0
-            + 0.5 * (10.0 - 65f64.sqrt()).powi(2) / 6.0
-            + 0.5 * (10.0 - 100.25f64.sqrt()).max(0.0).powi(2) / 6.0;
+        // In/out pairs now: (1,3) d=sqrt(65) and (1,4) d=sqrt(61.25) within the margin, the other four beyond it.
+        let io_new = (0.5 * (10.0 - 65f64.sqrt()).powi(2) + 0.5 * (10.0 - 61.25f64.sqrt()).powi(2)) / 6.0;
         let same = 12.5;
         let diff = (40.5 + 0.5 * (10.0 - 18f64.sqrt()).powi(2)) / 2.0;
         let want = 0.25 * same + 0.5 * diff + 0.25 * io_new;
