@@ -94,6 +94,15 @@ enum Command {
     },
     /// Train an embedding network (ODM, ML, or a cross-entropy baseline), calibrate, and write the bundle.
     Train(TrainArgs),
+    /// Evaluate a run on its test sets: metrics.json and metrics.md (the paper's Table 2 layout).
+    Eval {
+        /// The run folder written by `train`.
+        #[arg(long)]
+        run: PathBuf,
+        /// Gaussian noise images in the `noise` set.
+        #[arg(long, default_value_t = 500)]
+        noise: usize,
+    },
     /// List the classes of the synthetic world with their groups.
     Classes,
     /// Validate a bundle (and the SHA-256 of its model) and print a summary.
@@ -251,6 +260,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 a.resume,
             )?;
             println!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
+        }
+        Command::Eval { run, noise } => {
+            for m in odm_trainer::train::eval::eval(&run, noise)? {
+                println!("{}", m.markdown());
+            }
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {

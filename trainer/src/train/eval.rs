@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odm-train eval`: the paper's Table 2 for a run — in-distribution accuracy, and for every out-of-distribution test
+//! set FPR at 95% TPR, detection error, AUROC, AUPR-in, AUPR-out (odm-core's metrics, in percent).
+//!
+//! Scores (larger = more out-of-distribution): ODM and ML use the distance to the nearest class centre, through
+//! odm-core's scorer (the plugin's code); the cross-entropy baseline uses `1 - max softmax` (MSP, Hendrycks & Gimpel)
+//! and, in a second table, ODIN (Liang et al.: temperature 1000, input perturbation 0.0014).
+//! Sets: `novelty` (unseen classes), `seen-novelty` (seen OOD classes' test images), one per `--anomaly-dir` (the
+//! part not used for calibration), and `noise` (Gaussian noise images made with the run's seed).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use odm_core::metrics::{accuracy, OodReport};
+use odm_core::{Bundle, Scorer, Verdict};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use rand_pcg::Pcg64;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::model::Net;
+use super::run::{decode, distances, embed_all, set_name, to_vec, Method, TrainConfig};
+use crate::data::{self, split, Format};
+use crate::error::TrainError;
+
+/// One test set's row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetRow {
+    pub fpr95: f64,
+    pub det_err: f64,
+    pub auroc: f64,
+    pub aupr_in: f64,
+    pub aupr_out: f64,
+    pub count: usize,
+    /// Share of the set given each verdict by the bundle's thresholds (metric-learning runs), in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdicts: Option<BTreeMap<String, f64>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    pub method: String,
+    pub in_accuracy: f64,
+    pub in_count: usize,
+    /// Verdicts on the in-distribution test images (metric-learning runs), in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_verdicts: Option<BTreeMap<String, f64>>,
+    pub sets: BTreeMap<String, SetRow>,
+}
+
+impl Metrics {
+    /// The table as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "method `{}` — in-distribution accuracy {:.2}% ({} test images)\n\n| set | n | FPR95 | det. err | AUROC | AUPR-in | AUPR-out |\n|---|---:|---:|---:|---:|---:|---:|\n",
+            self.method, self.in_accuracy, self.in_count
+        );
+        for (name, r) in &self.sets {
+            s.push_str(&format!(
+                "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+                r.count, r.fpr95, r.det_err, r.auroc, r.aupr_in, r.aupr_out
+            ));
+        }
+        s
+    }
+}
+
+fn load_cfg(run: &Path) -> Result<TrainConfig, TrainError> {
+    let p = run.join("config.json");
+    let text = std::fs::read_to_string(&p).map_err(TrainError::io(&p))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
+}
+
+/// Rebuild a run's network with its trained weights.
+pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, PathBuf), TrainError> {
+    let cfg = load_cfg(run)?;
+    let arch = cfg.validate()?;
+    let bundle_path = run.join(format!("{}.odm.json", cfg.name));
+    let bundle = Bundle::open(&bundle_path)?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let classes = (cfg.method == Method::Ce).then_some(bundle.classes.len() as i64);
+    let net = Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes);
+    let model = run.join("model.ot");
+    vs.load(&model).map_err(|e| TrainError::Config(format!("{}: {e}", model.display())))?;
+    Ok((cfg, vs, net, bundle, bundle_path))
+}
+
+fn verdict_rates(scorer: &Scorer, d: &[(usize, f64)]) -> BTreeMap<String, f64> {
+    let mut m: BTreeMap<String, f64> = Verdict::ALL.iter().map(|v| (v.as_str().to_owned(), 0.0)).collect();
+    for &(k, dist) in d {
+        if k != usize::MAX {
+            *m.get_mut(scorer.verdict(k, dist).as_str()).expect("all verdicts present") += 100.0 / d.len() as f64;
+        }
+    }
+    m
+}
+
+/// Maximum softmax probability scores `1 - max p` (and predictions) of a CE network, optionally with ODIN.
+fn msp(net: &Net, x: &Tensor, odin: Option<(f64, f64)>) -> (Vec<f64>, Vec<i64>) {
+    let mut scores = Vec::new();
+    let mut preds = Vec::new();
+    let n = x.size()[0];
+    let mut i = 0;
+    while i < n {
+        let j = (i + 128).min(n);
+        let xb = x.narrow(0, i, j - i);
+        let probs = match odin {
+            None => tch::no_grad(|| net.logits(&net.embed_t(&xb, false)).expect("CE net").softmax(-1, Kind::Float)),
+            Some((t, eps)) => {
+                let xg = xb.detach().set_requires_grad(true);
+                let logits = net.logits(&net.embed_t(&xg, false)).expect("CE net") / t;
+                let top = logits.log_softmax(-1, Kind::Float).max_dim(-1, false).0.sum(Kind::Float);
+                let grad = Tensor::run_backward(&[top], &[&xg], false, false).remove(0);
+                let xp = (&xg + grad.sign() * eps).detach();
+                tch::no_grad(|| (net.logits(&net.embed_t(&xp, false)).expect("CE net") / t).softmax(-1, Kind::Float))
+            }
+        };
+        let (p, arg) = probs.max_dim(-1, false);
+        scores.extend(to_vec(&p).into_iter().map(|v| 1.0 - v as f64));
+        preds.extend(Vec::<i64>::try_from(&arg).expect("int tensor"));
+        i = j;
+    }
+    (scores, preds)
+}
+
+/// Gaussian noise inputs (pixels N(0.5, 0.2)), normalised like every input.
+pub fn noise_images(n: usize, size: i64, seed: u64) -> Tensor {
+    let mut rng = Pcg64::seed_from_u64(seed ^ 0x6e6f697365);
+    let dist = Normal::new(0.5f32, 0.2).expect("valid normal");
+    let v: Vec<f32> = (0..n * 3 * (size * size) as usize).map(|_| (dist.sample(&mut rng).clamp(0.0, 1.0) - 0.5) / 0.25).collect();
+    Tensor::from_slice(&v).view([n as i64, 3, size, size])
+}
+
+/// Evaluate a run; writes `metrics.json` and `metrics.md` (and `metrics-odin.*` for CE runs); returns the tables.
+pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
+    let (cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    let spec = cfg.crop_spec();
+    let test = data::load(&cfg.data.join("test"), Format::Folder)?;
+    let roles: split::ClassSplit = serde_json::from_value(bundle.training["split"].clone())
+        .map_err(|e| TrainError::Config(format!("{}: training.split: {e}", bundle_path.display())))?;
+    let all: Vec<usize> = (0..test.samples.len()).collect();
+    let of = |names: &[String]| -> Vec<usize> {
+        all.iter().copied().filter(|&i| names.contains(&test.classes[test.samples[i].class])).collect()
+    };
+    let label_of = |k: usize| roles.in_dist.iter().position(|c| *c == test.classes[k]).map_or(-1, |p| p as i64);
+    let in_t = decode(&test, &of(&roles.in_dist), &spec, &label_of)?;
+    if in_t.y.is_empty() {
+        return Err(TrainError::Config(format!("{}: no test image of an in-distribution class", cfg.data.join("test").display())));
+    }
+    let mut sets: Vec<(String, Tensor)> = Vec::new();
+    for (name, names) in [("novelty", &roles.unseen_ood), ("seen-novelty", &roles.seen_ood)] {
+        let idx = of(names);
+        if !idx.is_empty() {
+            sets.push((name.to_owned(), decode(&test, &idx, &spec, &|_| -1)?.x));
+        }
+    }
+    for dir in &cfg.anomaly_dirs {
+        let d = data::load(dir, Format::Folder)?;
+        let classes = d.classes.clone();
+        // The part calibration did not see (it used the validation fraction).
+        let s = split::per_class(&d, [1.0 - cfg.val_fraction.max(0.05), cfg.val_fraction.max(0.05), 0.0], cfg.seed)?;
+        let idx: Vec<usize> = s.train.into_iter().filter(|&i| classes.contains(&d.classes[d.samples[i].class])).collect();
+        sets.push((set_name(dir), decode(&d, &idx, &spec, &|_| -1)?.x));
+    }
+    if noise > 0 {
+        sets.push(("noise".into(), noise_images(noise, cfg.input as i64, cfg.seed)));
+    }
+
+    let mut tables = Vec::new();
+    let report = |ins: &[f64], outs: &[f64], n: usize, verdicts| -> Result<SetRow, TrainError> {
+        let r = OodReport::compute(ins, outs).map_err(|e| TrainError::Config(format!("metrics: {e}")))?.percent();
+        Ok(SetRow { fpr95: r.fpr95, det_err: r.det_err, auroc: r.auroc, aupr_in: r.aupr_in, aupr_out: r.aupr_out, count: n, verdicts })
+    };
+    match cfg.method {
+        Method::Odm | Method::Ml => {
+            let scorer = Scorer::new(&bundle);
+            let din = distances(&scorer, &embed_all(&net, &in_t.x, Device::Cpu));
+            let pred: Vec<i64> = din.iter().map(|p| if p.0 == usize::MAX { -1 } else { p.0 as i64 }).collect();
+            let ins: Vec<f64> = din.iter().map(|p| p.1).collect();
+            let mut m = Metrics {
+                method: format!("{:?}", cfg.method).to_lowercase(),
+                in_accuracy: 100.0 * accuracy(&pred, &in_t.y).map_err(|e| TrainError::Config(e.to_string()))?,
+                in_count: ins.len(),
+                in_verdicts: Some(verdict_rates(&scorer, &din)),
+                sets: BTreeMap::new(),
+            };
+            for (name, x) in &sets {
+                let d = distances(&scorer, &embed_all(&net, x, Device::Cpu));
+                let outs: Vec<f64> = d.iter().map(|p| p.1).collect();
+                m.sets.insert(name.clone(), report(&ins, &outs, outs.len(), Some(verdict_rates(&scorer, &d)))?);
+            }
+            tables.push(m);
+        }
+        Method::Ce => {
+            for (method, odin) in [("ce-msp", None), ("ce-odin", Some((1000.0, 0.0014)))] {
+                let (ins, pred) = msp(&net, &in_t.x, odin);
+                let mut m = Metrics {
+                    method: method.into(),
+                    in_accuracy: 100.0 * accuracy(&pred, &in_t.y).map_err(|e| TrainError::Config(e.to_string()))?,
+                    in_count: ins.len(),
+                    in_verdicts: None,
+                    sets: BTreeMap::new(),
+                };
+                for (name, x) in &sets {
+                    let (outs, _) = msp(&net, x, odin);
+                    m.sets.insert(name.clone(), report(&ins, &outs, outs.len(), None)?);
+                }
+                tables.push(m);
+            }
+        }
+    }
+    for (i, m) in tables.iter().enumerate() {
+        let stem = if i == 0 { "metrics".to_owned() } else { format!("metrics-{}", m.method.trim_start_matches("ce-")) };
+        let json = run.join(format!("{stem}.json"));
+        std::fs::write(&json, serde_json::to_string_pretty(m).expect("metrics serialise") + "\n").map_err(TrainError::io(&json))?;
+        let md = run.join(format!("{stem}.md"));
+        std::fs::write(&md, m.markdown()).map_err(TrainError::io(&md))?;
+    }
+    bundle.metrics = serde_json::to_value(&tables).expect("metrics serialise");
+    bundle.save(&bundle_path)?;
+    Ok(tables)
+}
