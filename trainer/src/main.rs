@@ -103,6 +103,41 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         noise: usize,
     },
+    /// Convert a dataset (GTSRB, TT100K, IDX, folders) into the train/ + test/ class-per-folder layout `train` reads.
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum)]
+        format: odm_trainer::data::Format,
+        #[arg(long)]
+        out: PathBuf,
+        /// Share of each class put in test/ (IDX train-*/t10k-* folders keep their own split).
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        /// Margin added around annotated boxes, as a fraction of the box.
+        #[arg(long, default_value_t = 0.1)]
+        margin: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// New centres and thresholds for a trained run from another dataset (data/train/<class>/), without retraining:
+    /// how a new class is enrolled. Writes NAME.onnx and NAME.odm.json into --out.
+    Centers {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Classes to enrol (default: every class folder not named in --seen-ood).
+        #[arg(long = "in", value_delimiter = ',')]
+        in_dist: Vec<String>,
+        /// Classes used only to calibrate the anomaly threshold.
+        #[arg(long, value_delimiter = ',')]
+        seen_ood: Vec<String>,
+        #[arg(long = "anomaly-dir")]
+        anomaly_dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the classes of the synthetic world with their groups.
     Classes,
     /// Validate a bundle (and the SHA-256 of its model) and print a summary.
@@ -265,6 +300,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             for m in odm_trainer::train::eval::eval(&run, noise)? {
                 println!("{}", m.markdown());
             }
+        }
+        Command::Import { data, format, out, test_fraction, margin, seed } => {
+            let (a, b) = odm_trainer::data::import::import(&data, format, &out, test_fraction, margin, seed)?;
+            println!("wrote {a} training and {b} test images to {}", out.display());
+        }
+        Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out } => {
+            let b = odm_trainer::train::run::centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out)?;
+            println!("wrote {}", b.display());
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {

@@ -18,7 +18,9 @@ fn tiny_data(dir: &Path) {
         test_per_class: 8,
         background: 40,
         noise: 0,
-        classes: ["speed-limit-30", "stop", "give-way", "keep-left", "warning-danger", "no-cars"].map(String::from).to_vec(),
+        classes: ["speed-limit-30", "stop", "give-way", "keep-left", "warning-danger", "no-cars"]
+            .map(String::from)
+            .to_vec(),
         ..Default::default()
     };
     synth::run(dir, &c, false).unwrap();
@@ -56,9 +58,15 @@ fn bad_configurations_are_refused() {
     expect(TrainConfig { margin: -1.0, ..cfg(data.path(), Method::Odm) }, "--margin must be positive");
     expect(TrainConfig { arch: "wrn-11-1".into(), ..cfg(data.path(), Method::Odm) }, "6n+4");
     expect(TrainConfig { in_dist: vec!["speed-limit-31".into()], ..cfg(data.path(), Method::Odm) }, "speed-limit-31");
-    expect(TrainConfig { seen_ood: vec!["stop".into()], ..cfg(data.path(), Method::Odm) }, "named in both --in and --seen-ood");
+    expect(
+        TrainConfig { seen_ood: vec!["stop".into()], ..cfg(data.path(), Method::Odm) },
+        "named in both --in and --seen-ood",
+    );
     expect(TrainConfig { in_dist: vec![], ..cfg(data.path(), Method::Odm) }, "split in is empty");
-    expect(TrainConfig { seen_ood: vec![], ..cfg(data.path(), Method::Odm) }, "--method odm needs seen out-of-distribution");
+    expect(
+        TrainConfig { seen_ood: vec![], ..cfg(data.path(), Method::Odm) },
+        "--method odm needs seen out-of-distribution",
+    );
     expect(TrainConfig { data: data.path().join("nowhere"), ..cfg(data.path(), Method::Odm) }, "nowhere");
 }
 
@@ -68,6 +76,7 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     tiny_data(data.path());
     let out = tempfile::tempdir().unwrap();
     let c = cfg(data.path(), Method::Odm);
+    let data_dir = data.path().to_owned();
     let bundle_path = run::train(&c, out.path(), false, false).unwrap();
     let b = Bundle::open(&bundle_path).unwrap();
     assert_eq!(b.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["speed-limit-30", "stop", "give-way"]);
@@ -77,18 +86,20 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
 
     // Centres are the mean training embeddings; the novelty threshold keeps >= 95% of validation crops.
     let (cfg2, _vs, net, bundle, _) = eval::load_net(out.path()).unwrap();
-    let (data, _) = run::load_run_data(&cfg2).unwrap();
-    let e = run::embed_all(&net, &data.train_in.x, tch::Device::Cpu);
+    let (rd, _) = run::load_run_data(&cfg2).unwrap();
+    let e = run::embed_all(&net, &rd.train_in.x, tch::Device::Cpu);
     let v = run::to_vec(&e);
     for (k, class) in bundle.classes.iter().enumerate() {
-        let rows: Vec<&[f32]> = v.chunks_exact(8).zip(&data.train_in.y).filter(|(_, &y)| y == k as i64).map(|(r, _)| r).collect();
+        let rows: Vec<&[f32]> =
+            v.chunks_exact(8).zip(&rd.train_in.y).filter(|(_, &y)| y == k as i64).map(|(r, _)| r).collect();
         for j in 0..8 {
             let mean = rows.iter().map(|r| r[j] as f64).sum::<f64>() / rows.len() as f64;
             assert!((mean - class.center[j] as f64).abs() < 1e-3, "class {k} dim {j}");
         }
     }
     let scorer = Scorer::new(&bundle);
-    let val: Vec<f64> = run::distances(&scorer, &run::embed_all(&net, &data.val_in.x, tch::Device::Cpu)).iter().map(|p| p.1).collect();
+    let val: Vec<f64> =
+        run::distances(&scorer, &run::embed_all(&net, &rd.val_in.x, tch::Device::Cpu)).iter().map(|p| p.1).collect();
     assert!(rate_at_or_below(&val, bundle.score.novelty_threshold) >= 0.95);
 
     let tables = eval::eval(out.path(), 20).unwrap();
@@ -99,6 +110,22 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     assert!(out.path().join("metrics.json").is_file());
     // Evaluation wrote its table into the bundle, which still validates against its model.
     assert!(Bundle::open(&bundle_path).unwrap().metrics.is_array());
+
+    // Enrol a class the network never saw as in-distribution, without retraining.
+    let enrol = tempfile::tempdir().unwrap();
+    for class in ["stop", "no-cars"] {
+        let dst = enrol.path().join("train").join(class);
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(data_dir.join("train").join(class)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let new_dir = tempfile::tempdir().unwrap();
+    let nb = run::centers(out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path()).unwrap();
+    let nb = Bundle::open(&nb).unwrap();
+    assert_eq!(nb.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["no-cars", "stop"]);
+    assert_eq!(nb.model.sha256, b.model.sha256, "same network, same ONNX bytes");
 
     // Resuming from the checkpoint continues to the configured number of steps.
     let more = TrainConfig { steps: 40, ..c };

@@ -8,6 +8,7 @@
 pub mod folder;
 pub mod gtsrb;
 pub mod idx;
+pub mod import;
 pub mod split;
 pub mod tt100k;
 

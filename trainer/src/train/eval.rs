@@ -128,7 +128,8 @@ fn msp(net: &Net, x: &Tensor, odin: Option<(f64, f64)>) -> (Vec<f64>, Vec<i64>) 
 pub fn noise_images(n: usize, size: i64, seed: u64) -> Tensor {
     let mut rng = Pcg64::seed_from_u64(seed ^ 0x6e6f697365);
     let dist = Normal::new(0.5f32, 0.2).expect("valid normal");
-    let v: Vec<f32> = (0..n * 3 * (size * size) as usize).map(|_| (dist.sample(&mut rng).clamp(0.0, 1.0) - 0.5) / 0.25).collect();
+    let v: Vec<f32> =
+        (0..n * 3 * (size * size) as usize).map(|_| (dist.sample(&mut rng).clamp(0.0, 1.0) - 0.5) / 0.25).collect();
     Tensor::from_slice(&v).view([n as i64, 3, size, size])
 }
 
@@ -146,7 +147,10 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
     let label_of = |k: usize| roles.in_dist.iter().position(|c| *c == test.classes[k]).map_or(-1, |p| p as i64);
     let in_t = decode(&test, &of(&roles.in_dist), &spec, &label_of)?;
     if in_t.y.is_empty() {
-        return Err(TrainError::Config(format!("{}: no test image of an in-distribution class", cfg.data.join("test").display())));
+        return Err(TrainError::Config(format!(
+            "{}: no test image of an in-distribution class",
+            cfg.data.join("test").display()
+        )));
     }
     let mut sets: Vec<(String, Tensor)> = Vec::new();
     for (name, names) in [("novelty", &roles.unseen_ood), ("seen-novelty", &roles.seen_ood)] {
@@ -160,7 +164,8 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
         let classes = d.classes.clone();
         // The part calibration did not see (it used the validation fraction).
         let s = split::per_class(&d, [1.0 - cfg.val_fraction.max(0.05), cfg.val_fraction.max(0.05), 0.0], cfg.seed)?;
-        let idx: Vec<usize> = s.train.into_iter().filter(|&i| classes.contains(&d.classes[d.samples[i].class])).collect();
+        let idx: Vec<usize> =
+            s.train.into_iter().filter(|&i| classes.contains(&d.classes[d.samples[i].class])).collect();
         sets.push((set_name(dir), decode(&d, &idx, &spec, &|_| -1)?.x));
     }
     if noise > 0 {
@@ -170,7 +175,15 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
     let mut tables = Vec::new();
     let report = |ins: &[f64], outs: &[f64], n: usize, verdicts| -> Result<SetRow, TrainError> {
         let r = OodReport::compute(ins, outs).map_err(|e| TrainError::Config(format!("metrics: {e}")))?.percent();
-        Ok(SetRow { fpr95: r.fpr95, det_err: r.det_err, auroc: r.auroc, aupr_in: r.aupr_in, aupr_out: r.aupr_out, count: n, verdicts })
+        Ok(SetRow {
+            fpr95: r.fpr95,
+            det_err: r.det_err,
+            auroc: r.auroc,
+            aupr_in: r.aupr_in,
+            aupr_out: r.aupr_out,
+            count: n,
+            verdicts,
+        })
     };
     match cfg.method {
         Method::Odm | Method::Ml => {
@@ -211,9 +224,11 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
         }
     }
     for (i, m) in tables.iter().enumerate() {
-        let stem = if i == 0 { "metrics".to_owned() } else { format!("metrics-{}", m.method.trim_start_matches("ce-")) };
+        let stem =
+            if i == 0 { "metrics".to_owned() } else { format!("metrics-{}", m.method.trim_start_matches("ce-")) };
         let json = run.join(format!("{stem}.json"));
-        std::fs::write(&json, serde_json::to_string_pretty(m).expect("metrics serialise") + "\n").map_err(TrainError::io(&json))?;
+        std::fs::write(&json, serde_json::to_string_pretty(m).expect("metrics serialise") + "\n")
+            .map_err(TrainError::io(&json))?;
         let md = run.join(format!("{stem}.md"));
         std::fs::write(&md, m.markdown()).map_err(TrainError::io(&md))?;
     }

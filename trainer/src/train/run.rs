@@ -196,9 +196,6 @@ pub fn class_split(cfg: &TrainConfig, train: &Dataset) -> Result<split::ClassSpl
     } else {
         split::explicit(&train.classes, &cfg.in_dist, &cfg.seen_ood, &cfg.unseen_ood)?
     };
-    if cfg.method == Method::Odm && s.seen_ood.is_empty() {
-        return Err(TrainError::Config("--method odm needs seen out-of-distribution classes (--seen-ood)".into()));
-    }
     Ok(s)
 }
 
@@ -318,6 +315,9 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
     tch::manual_seed(cfg.seed as i64);
     let device = cfg.device();
     let (data, roles) = load_run_data(cfg)?;
+    if cfg.method == Method::Odm && roles.seen_ood.is_empty() {
+        return Err(TrainError::Config("--method odm needs seen out-of-distribution classes (--seen-ood)".into()));
+    }
     let k = data.classes.len();
     let mut vs = nn::VarStore::new(device);
     let classes = (cfg.method == Method::Ce).then_some(k as i64);
@@ -515,4 +515,28 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
     let mut v: Vec<usize> = (0..n).collect();
     v.shuffle(&mut Pcg64::seed_from_u64(seed));
     v
+}
+
+/// `odm-train centers`: new centres and thresholds for a trained network from another class-per-folder dataset
+/// (`data/train/<class>/`), without retraining — also how a new sign class is enrolled from a few dozen crops.
+/// Writes `NAME.onnx` (the same network) and `NAME.odm.json` into `out`.
+pub fn centers(
+    run: &Path,
+    data_root: &Path,
+    in_dist: Vec<String>,
+    seen_ood: Vec<String>,
+    anomaly_dirs: Vec<PathBuf>,
+    out: &Path,
+) -> Result<PathBuf, TrainError> {
+    let (cfg, _vs, net, _bundle, _) = super::eval::load_net(run)?;
+    let mut in_dist = in_dist;
+    if in_dist.is_empty() {
+        let d = data::load(&data_root.join("train"), Format::Folder)?;
+        in_dist = d.classes.into_iter().filter(|c| !seen_ood.contains(c)).collect();
+    }
+    let cfg2 =
+        TrainConfig { data: data_root.to_owned(), in_dist, seen_ood, unseen_ood: Vec::new(), anomaly_dirs, ..cfg };
+    let (data, roles) = load_run_data(&cfg2)?;
+    std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
+    write_bundle(&cfg2, &net, &data, &roles, out, Device::Cpu, 0.0)
 }
