@@ -264,6 +264,12 @@ impl OdmClassify {
             })?;
 
             let sample = state.crop.len();
+            // A buffer that is a crop is already framed: the context margin is for detector boxes only (the trainer
+            // takes whole-image samples the same way).
+            let crop = match settings.mode {
+                Mode::Frame => CropSpec { context: 0.0, ..state.crop },
+                Mode::Roi => state.crop,
+            };
             let batch = settings.batch_size.max(1) as usize;
             // Crop into batches of at most `batch`, run each, score.
             let mut pending: Vec<usize> = Vec::with_capacity(batch);
@@ -317,9 +323,7 @@ impl OdmClassify {
                     continue;
                 }
                 let row = pending.len();
-                if let Err(e) =
-                    crop_to_tensor(&frame, roi, &state.crop, &mut state.input[row * sample..(row + 1) * sample])
-                {
+                if let Err(e) = crop_to_tensor(&frame, roi, &crop, &mut state.input[row * sample..(row + 1) * sample]) {
                     results[j] = Some(Outcome::Skipped { reason: e.to_string() });
                     continue;
                 }
