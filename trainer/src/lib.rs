@@ -12,6 +12,7 @@ pub mod data;
 pub mod error;
 pub mod fixture;
 pub mod onnx;
+pub mod plot;
 pub mod sheet;
 pub mod synth;
 pub mod train;

@@ -138,6 +138,14 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// PCA figure of the embedding (the paper's Figure 3) and ROC curves: RUN/pca.png and RUN/roc.png.
+    Plot {
+        #[arg(long)]
+        run: PathBuf,
+        /// Points per set.
+        #[arg(long, default_value_t = 300)]
+        per_set: usize,
+    },
     /// List the classes of the synthetic world with their groups.
     Classes,
     /// Validate a bundle (and the SHA-256 of its model) and print a summary.
@@ -308,6 +316,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out } => {
             let b = odm_trainer::train::run::centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out)?;
             println!("wrote {}", b.display());
+        }
+        Command::Plot { run, per_set } => {
+            for p in odm_trainer::plot::plot_run(&run, per_set)? {
+                println!("wrote {}", p.display());
+            }
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {

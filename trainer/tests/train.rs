@@ -111,6 +111,13 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     // Evaluation wrote its table into the bundle, which still validates against its model.
     assert!(Bundle::open(&bundle_path).unwrap().metrics.is_array());
 
+    // The figures: PCA of the embedding and ROC curves, real PNG files.
+    let figures = odm_trainer::plot::plot_run(out.path(), 20).unwrap();
+    for f in figures {
+        let img = image::open(&f).unwrap();
+        assert!(img.width() >= 600, "{}", f.display());
+    }
+
     // Enrol a class the network never saw as in-distribution, without retraining.
     let enrol = tempfile::tempdir().unwrap();
     for class in ["stop", "no-cars"] {
@@ -141,4 +148,20 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
     let tables = eval::eval(out.path(), 10).unwrap();
     assert_eq!(tables.iter().map(|t| t.method.as_str()).collect::<Vec<_>>(), ["ce-msp", "ce-odin"]);
     assert!(out.path().join("metrics-odin.json").is_file());
+}
+
+#[test]
+fn pca_finds_the_axis_of_largest_spread() {
+    // Points along (1, 2, 0) with small noise in the other directions.
+    let mut pts = Vec::new();
+    for i in 0..50 {
+        let t = i as f32 - 25.0;
+        pts.extend([t, 2.0 * t + 0.01 * (i % 3) as f32, 0.02 * (i % 5) as f32]);
+    }
+    let (axes, _) = odm_trainer::plot::pca2(&pts, 3);
+    let n = (1.0f64 + 4.0).sqrt();
+    let cos = (axes[0][0] + 2.0 * axes[0][1]).abs() / n;
+    assert!(cos > 0.999, "first axis {:?}", axes[0]);
+    let ortho: f64 = axes[0].iter().zip(&axes[1]).map(|(a, b)| a * b).sum();
+    assert!(ortho.abs() < 1e-6);
 }
