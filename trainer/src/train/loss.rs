@@ -72,7 +72,7 @@ pub fn pair_loss(e: &Tensor, labels: &[i64], margin: f64, weights: PairWeights) 
             continue;
         }
         let mask = mask.to_device(device);
-        total = total + (term * &mask).sum(Kind::Float) * (w / n);
+        total += (term * &mask).sum(Kind::Float) * (w / n);
         weight_sum += w;
     }
     if weight_sum > 0.0 {

@@ -34,7 +34,7 @@ impl std::str::FromStr for Arch {
             ["wrn", d, k] => {
                 let depth: u32 = d.parse().map_err(|_| format!("bad depth in {s:?}"))?;
                 let width: u32 = k.parse().map_err(|_| format!("bad width in {s:?}"))?;
-                if depth < 10 || (depth - 4) % 6 != 0 || width == 0 {
+                if depth < 10 || !(depth - 4).is_multiple_of(6) || width == 0 {
                     return Err(format!("{s:?}: WRN depth must be 6n+4 (10, 16, 22, 28...) and width >= 1"));
                 }
                 Ok(Arch::Wrn { depth, width })

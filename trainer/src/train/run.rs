@@ -119,7 +119,7 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("--lr must be positive, got {}", self.lr));
         }
-        if !(0.0..1.0).contains(&self.val_fraction) || !(self.tpr > 0.0 && self.tpr <= 1.0) {
+        if !((0.0..1.0).contains(&self.val_fraction) && self.tpr > 0.0 && self.tpr <= 1.0) {
             return bad("--val-fraction must be in [0, 1) and --tpr in (0, 1]".into());
         }
         if self.same_pairs < 0.0 || self.in_out_pairs < 0.0 || self.same_pairs + self.in_out_pairs > 1.0 {
