@@ -146,6 +146,21 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         per_set: usize,
     },
+    /// Training speed on fixed random batches (compare with trainer/bench/torch_ref.py through trainer/bench/run.sh).
+    Bench {
+        #[arg(long, default_value = "wrn-10-1")]
+        arch: String,
+        #[arg(long, default_value_t = 32)]
+        input: i64,
+        #[arg(long, default_value_t = 32)]
+        embedding: i64,
+        #[arg(long, default_value_t = 64)]
+        batch: i64,
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: i32,
+    },
     /// List the classes of the synthetic world with their groups.
     Classes,
     /// Validate a bundle (and the SHA-256 of its model) and print a summary.
@@ -321,6 +336,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             for p in odm_trainer::plot::plot_run(&run, per_set)? {
                 println!("wrote {}", p.display());
             }
+        }
+        Command::Bench { arch, input, embedding, batch, steps, threads } => {
+            tch::set_num_threads(threads);
+            let arch = arch.parse().map_err(odm_trainer::TrainError::Config)?;
+            let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
+            println!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# Training speed, odm (tch) against PyTorch on the CPU, same network, batch, loss and optimiser, in one run.
+# PyTorch comes from the PyPI `torch` wheel of the version libtorch is (2.13.0), installed into .deps/bench-venv with
+# its dependencies (the CUDA wheels included: `import torch` loads them even on the CPU) — several GB, benchmark only.
+# Usage: trainer/bench/run.sh [STEPS] [THREADS]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+steps=${1:-30}
+threads=${2:-2}
+scripts/bootstrap.sh
+cargo build --release -p odm-trainer
+venv="$ROOT/.deps/bench-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet torch==2.13.0
+fi
+printf '%-10s %10s %10s %10s\n' runtime 'img/s' 's/step' 'peak MiB'
+for arch in "10 1 32" "16 2 32"; do
+  set -- $arch
+  read -r _ ips sps mib < <(target/release/odm-train bench --arch "wrn-$1-$2" --input "$3" --steps "$steps" --threads "$threads")
+  printf '%-10s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' odm-tch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
+  read -r _ ips sps mib < <("$venv/bin/python" trainer/bench/torch_ref.py "$1" "$2" "$3" 32 64 "$steps" 3 "$threads")
+  printf '%-10s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' pytorch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
+done

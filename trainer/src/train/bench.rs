@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odm-train bench`: training speed of a network on fixed random batches (no data loading), the same work the
+//! PyTorch reference in `trainer/bench/torch_ref.py` does, so the two can be compared side by side.
+
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+use super::loss::{pair_loss, PairWeights};
+use super::model::{Arch, Net};
+use crate::error::TrainError;
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// (images per second, seconds per step, peak MiB) over `steps` timed steps after `warmup` steps.
+pub fn bench(
+    arch: Arch,
+    input: i64,
+    dim: i64,
+    batch: i64,
+    steps: usize,
+    warmup: usize,
+) -> Result<(f64, f64, f64), TrainError> {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), arch, input, input, dim, None);
+    let mut opt = nn::Adam::default().build(&vs, 1e-3).map_err(|e| TrainError::Config(e.to_string()))?;
+    let x = Tensor::randn([batch, 3, input, input], (Kind::Float, Device::Cpu));
+    let labels: Vec<i64> = (0..batch).map(|i| i / 4).collect();
+    let w = PairWeights { same: 0.25, in_out: 0.0 };
+    let mut t0 = std::time::Instant::now();
+    for s in 0..warmup + steps {
+        if s == warmup {
+            t0 = std::time::Instant::now();
+        }
+        let loss = pair_loss(&net.embed_t(&x, true), &labels, 10.0, w);
+        opt.backward_step(&loss);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(((steps as i64 * batch) as f64 / secs, secs / steps as f64, peak_rss_mib().unwrap_or(f64::NAN)))
+}
