@@ -14,7 +14,7 @@ cargo build --release -p odm-trainer
 venv="$ROOT/.deps/bench-venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet torch==2.13.0
+  "$venv/bin/pip" install --quiet torch==2.13.0 numpy
 fi
 printf '%-10s %10s %10s %10s\n' runtime 'img/s' 's/step' 'peak MiB'
 for arch in "10 1 32" "16 2 32"; do
