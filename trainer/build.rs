@@ -22,6 +22,11 @@ fn main() {
     if let Ok(libtorch) = std::env::var("LIBTORCH") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{libtorch}/lib");
     }
+    // Without this, a tch binary links only libtorch_cpu and cannot see a GPU ("Could not run
+    // 'aten::empty.memory_format' with arguments from the 'CUDA' backend").
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let assets = Path::new(&manifest).join("assets");
     let mut code = String::new();

@@ -161,6 +161,16 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         threads: i32,
     },
+    /// Export a run's network (ONNX, BatchNorm folded, dynamic batch) and its bundle into a folder.
+    Export {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Bundle name (default: the run's).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// List the classes of the synthetic world with their groups.
     Classes,
     /// Validate a bundle (and the SHA-256 of its model) and print a summary.
@@ -342,6 +352,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let arch = arch.parse().map_err(odm_trainer::TrainError::Config)?;
             let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
             println!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
+        }
+        Command::Export { run, out, name } => {
+            let b = odm_trainer::train::run::export(&run, &out, name)?;
+            println!("wrote {}", b.display());
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {

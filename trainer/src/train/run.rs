@@ -540,3 +540,21 @@ pub fn centers(
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     write_bundle(&cfg2, &net, &data, &roles, out, Device::Cpu, 0.0)
 }
+
+/// `odm-train export`: write a run's network as ONNX with its bundle (centres, labels and thresholds of the run's
+/// bundle) into `out`, under `name` (default: the run's). The ONNX bytes are deterministic for the same weights.
+pub fn export(run: &Path, out: &Path, name: Option<String>) -> Result<PathBuf, TrainError> {
+    let (cfg, _vs, net, mut bundle, _) = super::eval::load_net(run)?;
+    let name = name.unwrap_or(cfg.name.clone());
+    std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
+    let onnx_name = format!("{name}.onnx");
+    let onnx_path = out.join(&onnx_name);
+    std::fs::write(&onnx_path, super::export::onnx(&net, &name, "input", "embedding"))
+        .map_err(TrainError::io(&onnx_path))?;
+    bundle.name = name.clone();
+    bundle.model.file = onnx_name;
+    bundle.model.sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;
+    let path = out.join(format!("{name}.odm.json"));
+    bundle.save(&path)?;
+    Ok(path)
+}
