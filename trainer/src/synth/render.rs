@@ -10,6 +10,21 @@ use image::{ImageEncoder, RgbImage};
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
+/// Bilinear interpolation of `at` (pixel centres at +0.5) at continuous coordinates.
+#[inline]
+fn bilinear<const N: usize>(at: impl Fn(i64, i64) -> [f32; N], fx: f32, fy: f32) -> [f32; N] {
+    let (x, y) = (fx - 0.5, fy - 0.5);
+    let (x0, y0) = (x.floor(), y.floor());
+    let (ax, ay) = (x - x0, y - y0);
+    let (x0, y0) = (x0 as i64, y0 as i64);
+    let (p00, p10, p01, p11) = (at(x0, y0), at(x0 + 1, y0), at(x0, y0 + 1), at(x0 + 1, y0 + 1));
+    std::array::from_fn(|c| {
+        let top = p00[c] + (p10[c] - p00[c]) * ax;
+        let bottom = p01[c] + (p11[c] - p01[c]) * ax;
+        top + (bottom - top) * ay
+    })
+}
+
 /// A premultiplied RGBA float image.
 #[derive(Clone)]
 pub struct Rgba {
@@ -45,16 +60,7 @@ impl Rgb {
 
     /// Bilinear sample, pixel centres at +0.5, edges repeated.
     pub fn sample(&self, fx: f32, fy: f32) -> [f32; 3] {
-        let (x, y) = (fx - 0.5, fy - 0.5);
-        let (x0, y0) = (x.floor(), y.floor());
-        let (ax, ay) = (x - x0, y - y0);
-        let (x0, y0) = (x0 as i64, y0 as i64);
-        let (p00, p10, p01, p11) = (self.at(x0, y0), self.at(x0 + 1, y0), self.at(x0, y0 + 1), self.at(x0 + 1, y0 + 1));
-        std::array::from_fn(|c| {
-            let top = p00[c] + (p10[c] - p00[c]) * ax;
-            let bottom = p01[c] + (p11[c] - p01[c]) * ax;
-            top + (bottom - top) * ay
-        })
+        bilinear(|x, y| self.at(x, y), fx, fy)
     }
 
     pub fn to_image(&self) -> RgbImage {
@@ -76,16 +82,7 @@ impl Rgba {
 
     /// Bilinear sample; transparent outside.
     fn sample(&self, fx: f32, fy: f32) -> [f32; 4] {
-        let (x, y) = (fx - 0.5, fy - 0.5);
-        let (x0, y0) = (x.floor(), y.floor());
-        let (ax, ay) = (x - x0, y - y0);
-        let (x0, y0) = (x0 as i64, y0 as i64);
-        let (p00, p10, p01, p11) = (self.at(x0, y0), self.at(x0 + 1, y0), self.at(x0, y0 + 1), self.at(x0 + 1, y0 + 1));
-        std::array::from_fn(|c| {
-            let top = p00[c] + (p10[c] - p00[c]) * ax;
-            let bottom = p01[c] + (p11[c] - p01[c]) * ax;
-            top + (bottom - top) * ay
-        })
+        bilinear(|x, y| self.at(x, y), fx, fy)
     }
 }
 
