@@ -7,6 +7,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use odm_core::Bundle;
 
+/// Print a line; a closed stdout (`odm-train ... | head`) ends the command quietly instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "odm-train", version, about = "Train, evaluate and export odm open-set sign classifiers")]
 struct Cli {
@@ -241,7 +251,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Fixture { out } => {
             let path = odm_trainer::fixture::write(&out)?;
-            println!("wrote {}", path.display());
+            out!("wrote {}", path.display());
         }
         Command::Synth { out, seed, train_per_class, test_per_class, background, noise, classes, threads } => {
             if let Some(n) = threads {
@@ -262,7 +272,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 + m.background.iter().map(|b| b.1).sum::<usize>()
                 + m.noise;
             let secs = start.elapsed().as_secs_f64();
-            println!(
+            out!(
                 "wrote {total} crops ({} classes, {} background, {} noise) to {} in {secs:.1} s ({:.0} crops/s, {} threads)",
                 m.classes.len(),
                 m.background.iter().map(|b| b.1).sum::<usize>(),
@@ -275,7 +285,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Sheet { data, out, per_class, rows_per_role } => {
             let rows = odm_trainer::data::sheet_rows(&data, per_class, rows_per_role)?;
             odm_trainer::sheet::write(&rows, &out)?;
-            println!("wrote {} ({} rows)", out.display(), rows.len());
+            out!("wrote {} ({} rows)", out.display(), rows.len());
         }
         Command::Split { data, format, in_dist, seen_ood, unseen_ood, fractions, samples, seed, min_per_class } => {
             let three = |v: &[f64], what: &str| -> Result<[f64; 3], Box<dyn std::error::Error>> {
@@ -295,7 +305,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             for (class, n) in &report.dropped {
                 eprintln!("odm-train: warning: class {class:?} dropped: {n} images, fewer than {min_per_class}");
             }
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            out!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Train(a) => {
             if let Some(n) = a.threads {
@@ -327,55 +337,61 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 a.resume,
             )?;
-            println!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
+            out!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
         }
         Command::Eval { run, noise } => {
             for m in odm_trainer::train::eval::eval(&run, noise)? {
-                println!("{}", m.markdown());
+                out!("{}", m.markdown());
             }
         }
         Command::Import { data, format, out, test_fraction, margin, seed } => {
             let (a, b) = odm_trainer::data::import::import(&data, format, &out, test_fraction, margin, seed)?;
-            println!("wrote {a} training and {b} test images to {}", out.display());
+            out!("wrote {a} training and {b} test images to {}", out.display());
         }
         Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out } => {
             let b = odm_trainer::train::run::centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out)?;
-            println!("wrote {}", b.display());
+            out!("wrote {}", b.display());
         }
         Command::Plot { run, per_set } => {
             for p in odm_trainer::plot::plot_run(&run, per_set)? {
-                println!("wrote {}", p.display());
+                out!("wrote {}", p.display());
             }
         }
         Command::Bench { arch, input, embedding, batch, steps, threads } => {
             tch::set_num_threads(threads);
             let arch = arch.parse().map_err(odm_trainer::TrainError::Config)?;
             let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
-            println!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
+            out!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
         }
         Command::Export { run, out, name } => {
             let b = odm_trainer::train::run::export(&run, &out, name)?;
-            println!("wrote {}", b.display());
+            out!("wrote {}", b.display());
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {
-                println!("{:<28} {}", d.name, d.group);
+                out!("{:<28} {}", d.name, d.group);
             }
         }
         Command::Inspect { bundle } => {
             let b = Bundle::open(&bundle)?;
             let i = &b.model.input;
-            println!("bundle      {} ({})", b.name, bundle.display());
-            println!("model       {} sha256 {}", b.model_path(&bundle).display(), b.model.sha256);
-            println!(
+            out!("bundle      {} ({})", b.name, bundle.display());
+            out!("model       {} sha256 {}", b.model_path(&bundle).display(), b.model.sha256);
+            out!(
                 "input       {} [N,3,{},{}] {:?} mean {:?} std {:?} context {}",
-                i.name, i.height, i.width, i.color, i.mean, i.std, i.context
+                i.name,
+                i.height,
+                i.width,
+                i.color,
+                i.mean,
+                i.std,
+                i.context
             );
-            println!("output      {} [N,{}]", b.model.output.name, b.model.output.dim);
-            println!("thresholds  novelty {} anomaly {}", b.score.novelty_threshold, b.score.anomaly_threshold);
-            println!("classes     {}", b.classes.len());
+            out!("output      {} [N,{}]", b.model.output.name, b.model.output.dim);
+            out!("thresholds  novelty {} anomaly {}", b.score.novelty_threshold, b.score.anomaly_threshold);
+            out!("classes     {}", b.classes.len());
             for c in &b.classes {
-                println!("  {:>4}  {}", c.id, c.label);
+                out!("  {:>4}  {}", c.id, c.label);
             }
         }
     }
