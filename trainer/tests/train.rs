@@ -134,12 +134,13 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     assert_eq!(nb.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["no-cars", "stop"]);
     assert_eq!(nb.model.sha256, b.model.sha256, "same network, same ONNX bytes");
 
-    // Export: the same network and bundle under another name, still valid, same ONNX bytes.
+    // Export: the same network and bundle again gives the same ONNX bytes; under another name, a valid bundle.
     let exported = tempfile::tempdir().unwrap();
-    let eb = run::export(out.path(), exported.path(), Some("renamed".into())).unwrap();
-    let eb = Bundle::open(&eb).unwrap();
-    assert_eq!(eb.name, "renamed");
-    assert_eq!(eb.model.sha256, b.model.sha256);
+    let same = Bundle::open(&run::export(out.path(), exported.path(), None).unwrap()).unwrap();
+    assert_eq!(same.model.sha256, b.model.sha256);
+    let eb = Bundle::open(&run::export(out.path(), exported.path(), Some("renamed".into())).unwrap()).unwrap();
+    assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
+    assert_eq!(eb.classes, b.classes);
 
     // Resuming from the checkpoint continues to the configured number of steps.
     let more = TrainConfig { steps: 40, ..c };
