@@ -81,15 +81,8 @@ enum Command {
         data: PathBuf,
         #[arg(long, value_enum, default_value = "folder")]
         format: odm_trainer::data::Format,
-        /// In-distribution classes (comma-separated). Without lists, classes are split by --fractions.
-        #[arg(long = "in", value_delimiter = ',')]
-        in_dist: Vec<String>,
-        /// Seen out-of-distribution classes (used by ODM in training).
-        #[arg(long, value_delimiter = ',')]
-        seen_ood: Vec<String>,
-        /// Unseen out-of-distribution classes (novelty, test only).
-        #[arg(long, value_delimiter = ',')]
-        unseen_ood: Vec<String>,
+        #[command(flatten)]
+        lists: ClassLists,
         /// Class fractions in, seen, unseen (the paper's 50/20/30 by default).
         #[arg(long, value_delimiter = ',', default_value = "0.5,0.2,0.3")]
         fractions: Vec<f64>,
@@ -190,6 +183,20 @@ enum Command {
     },
 }
 
+/// The class lists of a split; without any, classes are split by fractions (the paper's 50/20/30) keeping groups.
+#[derive(clap::Args)]
+struct ClassLists {
+    /// In-distribution classes (comma-separated).
+    #[arg(long = "in", value_delimiter = ',')]
+    in_dist: Vec<String>,
+    /// Seen out-of-distribution classes (ODM pushes them away from every class in training).
+    #[arg(long, value_delimiter = ',')]
+    seen_ood: Vec<String>,
+    /// Unseen out-of-distribution classes (novelty; evaluation only).
+    #[arg(long, value_delimiter = ',')]
+    unseen_ood: Vec<String>,
+}
+
 #[derive(clap::Args)]
 struct TrainArgs {
     /// Dataset root holding train/ and test/ class-per-folder trees.
@@ -198,15 +205,8 @@ struct TrainArgs {
     /// Run folder for the weights, config, log and bundle.
     #[arg(long)]
     out: PathBuf,
-    /// In-distribution classes (comma-separated). Without lists: the paper's 50/20/30 split by groups.
-    #[arg(long = "in", value_delimiter = ',')]
-    in_dist: Vec<String>,
-    /// Seen out-of-distribution classes (ODM pushes them away from every class).
-    #[arg(long, value_delimiter = ',')]
-    seen_ood: Vec<String>,
-    /// Unseen out-of-distribution classes (novelty; evaluation only).
-    #[arg(long, value_delimiter = ',')]
-    unseen_ood: Vec<String>,
+    #[command(flatten)]
+    lists: ClassLists,
     /// A class-per-folder tree of anomalies (repeatable), named after its folder.
     #[arg(long = "anomaly-dir")]
     anomaly_dirs: Vec<PathBuf>,
@@ -287,16 +287,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             odm_trainer::sheet::write(&rows, &out)?;
             out!("wrote {} ({} rows)", out.display(), rows.len());
         }
-        Command::Split { data, format, in_dist, seen_ood, unseen_ood, fractions, samples, seed, min_per_class } => {
+        Command::Split { data, format, lists, fractions, samples, seed, min_per_class } => {
             let three = |v: &[f64], what: &str| -> Result<[f64; 3], Box<dyn std::error::Error>> {
                 <[f64; 3]>::try_from(v).map_err(|_| format!("--{what} takes three comma-separated numbers").into())
             };
             let report = odm_trainer::data::split::plan(
                 &data,
                 format,
-                &in_dist,
-                &seen_ood,
-                &unseen_ood,
+                &lists.in_dist,
+                &lists.seen_ood,
+                &lists.unseen_ood,
                 three(&fractions, "fractions")?,
                 three(&samples, "samples")?,
                 seed,
@@ -313,9 +313,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             let cfg = odm_trainer::train::run::TrainConfig {
                 data: a.data,
-                in_dist: a.in_dist,
-                seen_ood: a.seen_ood,
-                unseen_ood: a.unseen_ood,
+                in_dist: a.lists.in_dist,
+                seen_ood: a.lists.seen_ood,
+                unseen_ood: a.lists.unseen_ood,
                 anomaly_dirs: a.anomaly_dirs,
                 method: a.method,
                 arch: a.arch,
