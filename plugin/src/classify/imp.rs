@@ -237,8 +237,9 @@ impl OdmClassify {
             return Ok(());
         }
 
-        let thresholds: Vec<(f64, f64)> = (0..state.scorer.num_classes()).map(|k| state.scorer.thresholds(k)).collect();
         let mut results: Vec<Option<Outcome>> = vec![None; jobs.len()];
+        // The nearest class's index for each classified ROI: its thresholds go with the result.
+        let mut nearest: Vec<Option<usize>> = vec![None; jobs.len()];
         {
             let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|_| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for reading"));
@@ -273,7 +274,10 @@ impl OdmClassify {
             let batch = settings.batch_size.max(1) as usize;
             // Crop into batches of at most `batch`, run each, score.
             let mut pending: Vec<usize> = Vec::with_capacity(batch);
-            let flush = |state: &mut State, pending: &mut Vec<usize>, results: &mut Vec<Option<Outcome>>| {
+            let flush = |state: &mut State,
+                         pending: &mut Vec<usize>,
+                         results: &mut Vec<Option<Outcome>>,
+                         nearest: &mut Vec<Option<usize>>| {
                 if pending.is_empty() {
                     return;
                 }
@@ -284,7 +288,9 @@ impl OdmClassify {
                         let dim = state.engine.dim();
                         for (row, &j) in pending.iter().enumerate() {
                             let e = &state.embeddings[row * dim..(row + 1) * dim];
-                            results[j] = Some(match state.scorer.score(e) {
+                            let scored = state.scorer.score(e);
+                            nearest[j] = scored.map(|r| r.class_index);
+                            results[j] = Some(match scored {
                                 Some(r) => Outcome::Classified {
                                     class_id: r.class_id,
                                     label: state.scorer.label(r.class_index).to_owned(),
@@ -330,24 +336,19 @@ impl OdmClassify {
                 job.slot = Ok(row);
                 pending.push(j);
                 if pending.len() == batch {
-                    flush(state, &mut pending, &mut results);
+                    flush(state, &mut pending, &mut results, &mut nearest);
                 }
             }
-            flush(state, &mut pending, &mut results);
+            flush(state, &mut pending, &mut results, &mut nearest);
         }
 
         let results: Vec<RoiResult> = jobs
             .iter()
             .zip(results)
-            .map(|(job, outcome)| {
+            .zip(nearest)
+            .map(|((job, outcome), k)| {
                 let outcome = outcome.unwrap_or(Outcome::Skipped { reason: "not classified".into() });
-                let (n, a) = match &outcome {
-                    Outcome::Classified { class_id, .. } => {
-                        let k = (0..state.scorer.num_classes()).find(|&k| state.scorer.class_id(k) == *class_id);
-                        k.map_or((-1.0, -1.0), |k| thresholds[k])
-                    }
-                    Outcome::Skipped { .. } => state.scorer.thresholds(0),
-                };
+                let (n, a) = state.scorer.thresholds(k.unwrap_or(0));
                 RoiResult {
                     roi_id: job.id,
                     rect: job.rect,

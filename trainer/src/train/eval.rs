@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::model::Net;
-use super::run::{decode, distances, embed_all, set_name, to_vec, Method, TrainConfig};
+use super::run::{anomaly_split, decode, distances, embed_all, set_name, to_vec, Method, TrainConfig};
 use crate::data::{self, split, Format};
 use crate::error::TrainError;
 
@@ -161,11 +161,8 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
     }
     for dir in &cfg.anomaly_dirs {
         let d = data::load(dir, Format::Folder)?;
-        let classes = d.classes.clone();
-        // The part calibration did not see (it used the validation fraction).
-        let s = split::per_class(&d, [1.0 - cfg.val_fraction.max(0.05), cfg.val_fraction.max(0.05), 0.0], cfg.seed)?;
-        let idx: Vec<usize> =
-            s.train.into_iter().filter(|&i| classes.contains(&d.classes[d.samples[i].class])).collect();
+        // The part calibration did not see.
+        let (idx, _) = anomaly_split(&d, &cfg)?;
         sets.push((set_name(dir), decode(&d, &idx, &spec, &|_| -1)?.x));
     }
     if noise > 0 {

@@ -14,7 +14,7 @@ use odm_core::bundle::{
 use odm_core::metrics::threshold_at_tpr;
 use odm_core::preprocess::{CropSpec, Normalize};
 use odm_core::Scorer;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
@@ -229,11 +229,16 @@ pub fn load_run_data(cfg: &TrainConfig) -> Result<(RunData, split::ClassSplit), 
     let mut val_anomaly = Vec::new();
     for dir in &cfg.anomaly_dirs {
         let d = data::load(dir, Format::Folder)?;
-        let all: Vec<String> = d.classes.clone();
-        let (_, va) = pick(&d, &all, cfg.val_fraction.max(0.05), cfg.seed)?;
+        let (_, va) = anomaly_split(&d, cfg)?;
         val_anomaly.push((set_name(dir), decode(&d, &va, &spec, &|_| OOD)?));
     }
     Ok((RunData { classes: roles.in_dist.clone(), train_in, train_ood, val_in, val_ood, val_anomaly }, roles))
+}
+
+/// An anomaly set split into (evaluation, calibration) samples: calibration takes the validation fraction (at
+/// least 5%), evaluation the rest. `train` calibrates on the second part and `eval` scores the first.
+pub fn anomaly_split(d: &Dataset, cfg: &TrainConfig) -> Result<(Vec<usize>, Vec<usize>), TrainError> {
+    pick(d, &d.classes, cfg.val_fraction.max(0.05), cfg.seed)
 }
 
 /// The name of an anomaly set: its folder's name.
@@ -508,13 +513,6 @@ pub fn calibrate(
         cands.iter().copied().min_by(|a, b| err(*a).total_cmp(&err(*b))).unwrap_or(nov)
     };
     Ok((nov, ano.max(nov)))
-}
-
-/// Shuffle helper for tests and callers that need a seeded permutation.
-pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..n).collect();
-    v.shuffle(&mut Pcg64::seed_from_u64(seed));
-    v
 }
 
 /// `odm-train centers`: new centres and thresholds for a trained network from another class-per-folder dataset
