@@ -96,7 +96,7 @@ enum Command {
         min_per_class: usize,
     },
     /// Train an embedding network (ODM, ML, or a cross-entropy baseline), calibrate, and write the bundle.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a run on its test sets: metrics.json and metrics.md (the paper's Table 2 layout).
     Eval {
         /// The run folder written by `train`.
@@ -197,54 +197,114 @@ struct ClassLists {
     unseen_ood: Vec<String>,
 }
 
+/// `train` flags. Every setting is optional here: the value comes from the flag, else from `--config FILE`, else
+/// from `TrainConfig::default()` (shown in brackets), so one source holds the defaults.
 #[derive(clap::Args)]
 struct TrainArgs {
+    /// A JSON training config (the `config.json` a run writes, or any part of it); flags override its fields.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Dataset root holding train/ and test/ class-per-folder trees.
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
     /// Run folder for the weights, config, log and bundle.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
     lists: ClassLists,
+    /// Seen OOD classes held out of training and used only as the novelty side of the anomaly-threshold calibration
+    /// (comma-separated) [ODM: a fifth of --seen-ood, at least one, when it has three or more].
+    #[arg(long, value_delimiter = ',')]
+    calib_ood: Option<Vec<String>>,
     /// A class-per-folder tree of anomalies (repeatable), named after its folder.
     #[arg(long = "anomaly-dir")]
     anomaly_dirs: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "odm")]
-    method: odm_trainer::train::run::Method,
-    /// wrn-D-K (D = 6n+4) or lenet.
-    #[arg(long, default_value = "wrn-10-1")]
-    arch: String,
-    /// Input size (square).
-    #[arg(long, default_value_t = 32)]
-    input: u32,
-    /// Embedding dimension (paper: 32 for signs, 5 for MNIST).
-    #[arg(long, default_value_t = 32)]
-    embedding: i64,
-    #[arg(long, default_value_t = 2000)]
-    steps: usize,
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    /// Adam learning rate (paper: 1e-4 for 10,000 steps; 1e-3 converges in the short CPU budget).
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Contrastive margin m.
-    #[arg(long, default_value_t = 10.0)]
-    margin: f64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// cpu or cuda (falls back to the CPU, saying so, when no GPU is visible).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Bundle name.
-    #[arg(long, default_value = "odm-model")]
-    name: String,
-    /// Continue from the run folder's checkpoint.
+    /// odm, ml or ce [odm].
+    #[arg(long, value_enum)]
+    method: Option<odm_trainer::train::run::Method>,
+    /// wrn-D-K (D = 6n+4) or lenet [wrn-10-1].
+    #[arg(long)]
+    arch: Option<String>,
+    /// Input size, square [32].
+    #[arg(long)]
+    input: Option<u32>,
+    /// Embedding dimension (paper: 32 for signs, 5 for MNIST) [32].
+    #[arg(long)]
+    embedding: Option<i64>,
+    /// Training steps [2000].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Mini-batch size [64].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Adam learning rate (paper: 1e-4 for 10,000 steps; 1e-3 converges in the short CPU budget) [0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Contrastive margin m [10].
+    #[arg(long)]
+    margin: Option<f64>,
+    /// Weight of same-class pairs in the loss (paper: 25%) [0.25].
+    #[arg(long)]
+    same_pairs: Option<f64>,
+    /// Weight of in-vs-out pairs, ODM only (paper: 25%) [0.25].
+    #[arg(long)]
+    in_out_pairs: Option<f64>,
+    /// Share of each batch drawn from the seen OOD classes, ODM only [0.25].
+    #[arg(long)]
+    ood_fraction: Option<f64>,
+    /// Share of each training class held out for validation and calibration [0.1].
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Target TPR of the novelty threshold [0.95].
+    #[arg(long)]
+    tpr: Option<f64>,
+    /// Context margin the plugin grows detector boxes by, written into the bundle [0.1].
+    #[arg(long)]
+    context: Option<f32>,
+    /// Save a resumable checkpoint every N steps, 0 for never [500].
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Seed of the split, the batches and the initial weights [1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu or cuda; cuda falls back to the CPU, saying so, when no GPU is visible [cpu].
+    #[arg(long)]
+    device: Option<String>,
+    /// Bundle name [odm-model].
+    #[arg(long)]
+    name: Option<String>,
+    /// Continue from the run folder's checkpoint (weights, Adam moments and step).
     #[arg(long)]
     resume: bool,
     /// libtorch intra-op threads (default: libtorch's choice).
     #[arg(long)]
     threads: Option<i32>,
+}
+
+impl TrainArgs {
+    /// The config: `--config FILE` (or the defaults), then every flag given.
+    fn config(self: Box<Self>) -> Result<odm_trainer::train::run::TrainConfig, Box<dyn std::error::Error>> {
+        let mut c = match &self.config {
+            Some(p) => odm_trainer::train::run::TrainConfig::load(p)?,
+            None => Default::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        set!(data, calib_ood, method, arch, input, embedding, steps, batch, lr, margin, same_pairs, in_out_pairs);
+        set!(ood_fraction, val_fraction, tpr, context, checkpoint_every, seed, device, name);
+        let ClassLists { in_dist, seen_ood, unseen_ood } = self.lists;
+        if !(in_dist.is_empty() && seen_ood.is_empty() && unseen_ood.is_empty()) {
+            (c.in_dist, c.seen_ood, c.unseen_ood) = (in_dist, seen_ood, unseen_ood);
+        }
+        if !self.anomaly_dirs.is_empty() {
+            c.anomaly_dirs = self.anomaly_dirs;
+        }
+        if c.data.as_os_str().is_empty() {
+            return Err("no dataset: give --data ROOT (or \"data\" in --config)".into());
+        }
+        Ok(c)
+    }
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
@@ -311,31 +371,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(n) = a.threads {
                 tch::set_num_threads(n);
             }
-            let cfg = odm_trainer::train::run::TrainConfig {
-                data: a.data,
-                in_dist: a.lists.in_dist,
-                seen_ood: a.lists.seen_ood,
-                unseen_ood: a.lists.unseen_ood,
-                anomaly_dirs: a.anomaly_dirs,
-                method: a.method,
-                arch: a.arch,
-                input: a.input,
-                embedding: a.embedding,
-                steps: a.steps,
-                batch: a.batch,
-                lr: a.lr,
-                margin: a.margin,
-                seed: a.seed,
-                device: a.device,
-                name: a.name,
-                ..Default::default()
-            };
+            let (out, resume) = (a.out.clone(), a.resume);
+            let cfg = a.config()?;
             let start = std::time::Instant::now();
             let bundle = odm_trainer::train::run::train(
                 &cfg,
-                &a.out,
+                &out,
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                a.resume,
+                resume,
             )?;
             out!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
         }

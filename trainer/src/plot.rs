@@ -196,31 +196,10 @@ pub fn roc_figure(ins: &[f64], outs: &[(String, Vec<f64>)], path: &Path) -> Resu
 
 /// Both figures for a run: `pca.png` and `roc.png`; returns their paths.
 pub fn plot_run(run: &Path, per_set: usize) -> Result<Vec<PathBuf>, TrainError> {
-    use crate::train::run::{decode, distances, embed_all, set_name, to_vec};
+    use crate::train::run::{distances, embed_all, to_vec};
     let (cfg, _vs, net, bundle, _) = crate::train::eval::load_net(run)?;
-    let spec = cfg.crop_spec();
-    let test = crate::data::load(&cfg.data.join("test"), crate::data::Format::Folder)?;
-    let roles: crate::data::split::ClassSplit = serde_json::from_value(bundle.training["split"].clone())
-        .map_err(|e| TrainError::Config(format!("training.split: {e}")))?;
-    let every = |names: &[String], cap: usize| -> Vec<usize> {
-        let v: Vec<usize> =
-            (0..test.samples.len()).filter(|&i| names.contains(&test.classes[test.samples[i].class])).collect();
-        let step = v.len().div_ceil(cap.max(1)).max(1);
-        v.into_iter().step_by(step).collect()
-    };
-    let label = |k: usize| roles.in_dist.iter().position(|c| *c == test.classes[k]).map_or(-1, |p| p as i64);
-    let inside = decode(&test, &every(&roles.in_dist, per_set * 4), &spec, &label)?;
-    let mut sets = Vec::new();
-    let novelty = every(&roles.unseen_ood, per_set);
-    if !novelty.is_empty() {
-        sets.push(("novelty".to_owned(), decode(&test, &novelty, &spec, &|_| -1)?.x));
-    }
-    for dir in &cfg.anomaly_dirs {
-        let d = crate::data::load(dir, crate::data::Format::Folder)?;
-        let idx: Vec<usize> = (0..d.samples.len()).step_by(d.samples.len().div_ceil(per_set).max(1)).collect();
-        sets.push((set_name(dir), decode(&d, &idx, &spec, &|_| -1)?.x));
-    }
-    sets.push(("noise".to_owned(), crate::train::eval::noise_images(per_set, cfg.input as i64, cfg.seed)));
+    let crate::train::eval::TestSets { inside, sets } =
+        crate::train::eval::test_sets(&cfg, &bundle, per_set, Some(per_set))?;
     let dev = tch::Device::Cpu;
     let ein = embed_all(&net, &inside.x, dev);
     let scorer = odm_core::Scorer::new(&bundle);

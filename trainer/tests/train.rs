@@ -141,10 +141,117 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     let eb = Bundle::open(&run::export(out.path(), exported.path(), Some("renamed".into())).unwrap()).unwrap();
     assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
     assert_eq!(eb.classes, b.classes);
+}
 
-    // Resuming from the checkpoint continues to the configured number of steps.
-    let more = TrainConfig { steps: 40, ..c };
-    run::train(&more, out.path(), false, true).unwrap();
+/// The weights of a run folder's `model.ot`, by name.
+fn weights(run: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut w = tch::Tensor::load_multi(run.join("model.ot")).unwrap();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+#[test]
+fn resume_continues_the_same_optimisation() {
+    let data = tempfile::tempdir().unwrap();
+    tiny_data(data.path());
+    let c = TrainConfig { steps: 20, checkpoint_every: 10, ..cfg(data.path(), Method::Odm) };
+    let straight = tempfile::tempdir().unwrap();
+    run::train(&c, straight.path(), false, false).unwrap();
+    // Stop at step 10, then resume to 20: the same batches, weights and Adam moments as the straight run.
+    let split = tempfile::tempdir().unwrap();
+    run::train(&TrainConfig { steps: 10, ..c.clone() }, split.path(), false, false).unwrap();
+    assert!(split.path().join("optimizer.ot").is_file());
+    let ten = weights(split.path());
+    run::train(&c, split.path(), false, true).unwrap();
+    let (a, b) = (weights(straight.path()), weights(split.path()));
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        let diff = (ta - tb).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{na} differs by {diff} after resuming");
+    }
+    // Steps 10 to 20 moved the weights: equal weights above mean the same optimisation, not a run that stopped.
+    let moved =
+        ten.iter().zip(&a).map(|((_, t10), (_, t20))| (t10 - t20).abs().max().double_value(&[])).fold(0.0, f64::max);
+    assert!(moved > 1e-4, "steps 10..20 changed nothing ({moved})");
+
+    // Without the optimiser state a resume is refused, naming the file, instead of silently restarting Adam.
+    std::fs::remove_file(split.path().join("optimizer.ot")).unwrap();
+    let e = run::train(&TrainConfig { steps: 30, ..c }, split.path(), false, true).unwrap_err().to_string();
+    assert!(e.contains("optimizer.ot"), "{e}");
+}
+
+#[test]
+fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
+    let data = tempfile::tempdir().unwrap();
+    let sc = SynthConfig {
+        seed: 3,
+        train_per_class: 64,
+        test_per_class: 8,
+        background: 60,
+        noise: 0,
+        classes: ["speed-limit-30", "stop", "give-way", "keep-left", "warning-danger", "no-cars", "no-buses"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    };
+    synth::run(data.path(), &sc, false).unwrap();
+    let base = TrainConfig {
+        seen_ood: ["warning-danger", "no-cars", "keep-left"].map(String::from).to_vec(),
+        unseen_ood: vec!["no-buses".into()],
+        val_fraction: 0.5,
+        ..cfg(data.path(), Method::Odm)
+    };
+    let out = tempfile::tempdir().unwrap();
+    let b = Bundle::open(&run::train(&base, out.path(), false, false).unwrap()).unwrap();
+    // Three seen OOD classes: ODM holds one out of training, for the anomaly threshold only.
+    let calib: Vec<String> = serde_json::from_value(b.training["calib_ood"].clone()).unwrap();
+    assert_eq!(calib.len(), 1);
+    assert!(base.seen_ood.contains(&calib[0]));
+    let tables = eval::eval(out.path(), 0).unwrap();
+    assert_eq!(tables[0].sets["seen-novelty"].count, 2 * 8, "the calibration class is in no test set");
+
+    // Per-class thresholds for classes with enough validation crops, each keeping the target share of them.
+    let (cfg2, _vs, net, bundle, _) = eval::load_net(out.path()).unwrap();
+    let (rd, _) = run::load_run_data(&cfg2).unwrap();
+    let scorer = Scorer::new(&bundle);
+    let val = run::distances(&scorer, &run::embed_all(&net, &rd.val_in.x, tch::Device::Cpu));
+    let mut with_own = 0;
+    for (k, class) in bundle.classes.iter().enumerate() {
+        let d: Vec<f64> = val.iter().filter(|p| p.0 == k).map(|p| p.1).collect();
+        match (class.novelty_threshold, class.anomaly_threshold) {
+            (Some(n), Some(a)) => {
+                assert!(d.len() >= run::PER_CLASS_MIN, "class {k}: {} crops", d.len());
+                assert!(rate_at_or_below(&d, n) >= 0.95 && a >= n, "class {k}");
+                with_own += 1;
+            }
+            (None, None) => assert!(d.len() < run::PER_CLASS_MIN, "class {k} has {} crops but no threshold", d.len()),
+            other => panic!("class {k}: {other:?}"),
+        }
+    }
+    assert!(with_own > 0, "no class reached {} validation crops", run::PER_CLASS_MIN);
+
+    // Explicit calibration classes must be seen OOD classes, and ODM must keep some to train on.
+    let expect = |c: TrainConfig, part: &str| {
+        let e = run::train(&c, out.path(), false, false).unwrap_err().to_string();
+        assert!(e.contains(part), "error {e:?} lacks {part:?}");
+    };
+    expect(TrainConfig { calib_ood: vec!["stop".into()], ..base.clone() }, "\"stop\" is not a seen OOD class");
+    expect(TrainConfig { calib_ood: base.seen_ood.clone(), ..base.clone() }, "none is left for ODM");
+}
+
+#[test]
+fn config_files_fill_in_defaults_and_refuse_unknown_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.json");
+    std::fs::write(&p, r#"{"data": "/d", "in_dist": ["a"], "steps": 7}"#).unwrap();
+    let c = TrainConfig::load(&p).unwrap();
+    assert_eq!((c.steps, c.in_dist.as_slice(), c.margin), (7, ["a".to_owned()].as_slice(), 10.0));
+    std::fs::write(&p, r#"{"data": "/d", "stepz": 7}"#).unwrap();
+    let e = TrainConfig::load(&p).unwrap_err().to_string();
+    assert!(e.contains("c.json") && e.contains("stepz"), "{e}");
+    std::fs::write(&p, "{").unwrap();
+    assert!(TrainConfig::load(&p).unwrap_err().to_string().contains("c.json"));
 }
 
 #[test]

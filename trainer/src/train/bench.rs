@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `odm-train bench`: training speed of a network on fixed random batches (no data loading), the same work the
-//! PyTorch reference in `trainer/bench/torch_ref.py` does, so the two can be compared side by side.
+//! `odm-train bench`: training speed of a network on fixed random batches (no data loading), the same work (and the
+//! same Adam the training loop uses) the PyTorch reference in `trainer/bench/torch_ref.py` does, so the two can be compared side by side.
 
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::adam::Adam;
 
 use super::loss::{pair_loss, PairWeights};
 use super::model::{Arch, Net};
@@ -27,7 +29,7 @@ pub fn bench(
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let net = Net::new(&vs.root(), arch, input, input, dim, None);
-    let mut opt = nn::Adam::default().build(&vs, 1e-3).map_err(|e| TrainError::Config(e.to_string()))?;
+    let mut opt = Adam::new(&vs, 1e-3);
     let x = Tensor::randn([batch, 3, input, input], (Kind::Float, Device::Cpu));
     let labels: Vec<i64> = (0..batch).map(|i| i / 4).collect();
     let w = PairWeights { same: 0.25, in_out: 0.0 };

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::model::Net;
-use super::run::{anomaly_split, decode, distances, embed_all, set_name, to_vec, Method, TrainConfig};
+use super::run::{anomaly_split, decode, distances, embed_all, set_name, to_vec, Method, Tensors, TrainConfig};
 use crate::data::{self, split, Format};
 use crate::error::TrainError;
 
@@ -124,37 +124,59 @@ fn msp(net: &Net, x: &Tensor, odin: Option<(f64, f64)>) -> (Vec<f64>, Vec<i64>) 
     (scores, preds)
 }
 
-/// Gaussian noise inputs (pixels N(0.5, 0.2)), normalised like every input.
-pub fn noise_images(n: usize, size: i64, seed: u64) -> Tensor {
+/// Gaussian noise inputs (pixels N(0.5, 0.2), the same in the three channels when `gray`), normalised like every input.
+pub fn noise_images(n: usize, size: i64, seed: u64, gray: bool) -> Tensor {
     let mut rng = Pcg64::seed_from_u64(seed ^ 0x6e6f697365);
     let dist = Normal::new(0.5f32, 0.2).expect("valid normal");
-    let v: Vec<f32> =
-        (0..n * 3 * (size * size) as usize).map(|_| (dist.sample(&mut rng).clamp(0.0, 1.0) - 0.5) / 0.25).collect();
-    Tensor::from_slice(&v).view([n as i64, 3, size, size])
+    let planes = if gray { 1 } else { 3 };
+    let v: Vec<f32> = (0..n * planes * (size * size) as usize)
+        .map(|_| (dist.sample(&mut rng).clamp(0.0, 1.0) - 0.5) / 0.25)
+        .collect();
+    Tensor::from_slice(&v)
+        .view([n as i64, planes as i64, size, size])
+        .expand([n as i64, 3, size, size], false)
+        .contiguous()
 }
 
-/// Evaluate a run; writes `metrics.json` and `metrics.md` (and `metrics-odin.*` for CE runs); returns the tables.
-pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
-    let (cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+/// The test data of a run: in-distribution test images (labelled by bundle class) and every out-of-distribution set
+/// by name: `novelty` (unseen classes), `seen-novelty` (seen OOD classes ODM trained on), each anomaly folder (the
+/// part calibration did not use) and `noise`.
+pub struct TestSets {
+    pub inside: Tensors,
+    pub sets: Vec<(String, Tensor)>,
+}
+
+/// Build a run's [`TestSets`] from the split stored in its bundle; `cap` keeps about that many images of each
+/// out-of-distribution set (four times as many in-distribution), evenly spaced (for figures).
+pub fn test_sets(cfg: &TrainConfig, bundle: &Bundle, noise: usize, cap: Option<usize>) -> Result<TestSets, TrainError> {
     let spec = cfg.crop_spec();
     let test = data::load(&cfg.data.join("test"), Format::Folder)?;
     let roles: split::ClassSplit = serde_json::from_value(bundle.training["split"].clone())
-        .map_err(|e| TrainError::Config(format!("{}: training.split: {e}", bundle_path.display())))?;
-    let all: Vec<usize> = (0..test.samples.len()).collect();
-    let of = |names: &[String]| -> Vec<usize> {
-        all.iter().copied().filter(|&i| names.contains(&test.classes[test.samples[i].class])).collect()
+        .map_err(|e| TrainError::Config(format!("bundle {:?}: training.split: {e}", bundle.name)))?;
+    let thin = |v: Vec<usize>, n: Option<usize>| match n {
+        Some(n) => {
+            let step = v.len().div_ceil(n.max(1)).max(1);
+            v.into_iter().step_by(step).collect()
+        }
+        None => v,
+    };
+    let of = |names: &[String], n: Option<usize>| -> Vec<usize> {
+        thin((0..test.samples.len()).filter(|&i| names.contains(&test.classes[test.samples[i].class])).collect(), n)
     };
     let label_of = |k: usize| roles.in_dist.iter().position(|c| *c == test.classes[k]).map_or(-1, |p| p as i64);
-    let in_t = decode(&test, &of(&roles.in_dist), &spec, &label_of)?;
+    let in_t = decode(&test, &of(&roles.in_dist, cap.map(|c| c * 4)), &spec, &label_of)?;
     if in_t.y.is_empty() {
         return Err(TrainError::Config(format!(
             "{}: no test image of an in-distribution class",
             cfg.data.join("test").display()
         )));
     }
+    // Calibration classes were held out of training and tuned the anomaly threshold: in no test set.
+    let calib: Vec<String> = serde_json::from_value(bundle.training["calib_ood"].clone()).unwrap_or_default();
+    let seen: Vec<String> = roles.seen_ood.iter().filter(|c| !calib.contains(c)).cloned().collect();
     let mut sets: Vec<(String, Tensor)> = Vec::new();
-    for (name, names) in [("novelty", &roles.unseen_ood), ("seen-novelty", &roles.seen_ood)] {
-        let idx = of(names);
+    for (name, names) in [("novelty", &roles.unseen_ood), ("seen-novelty", &seen)] {
+        let idx = of(names, cap);
         if !idx.is_empty() {
             sets.push((name.to_owned(), decode(&test, &idx, &spec, &|_| -1)?.x));
         }
@@ -162,12 +184,23 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
     for dir in &cfg.anomaly_dirs {
         let d = data::load(dir, Format::Folder)?;
         // The part calibration did not see.
-        let (idx, _) = anomaly_split(&d, &cfg)?;
-        sets.push((set_name(dir), decode(&d, &idx, &spec, &|_| -1)?.x));
+        let (idx, _) = anomaly_split(&d, cfg)?;
+        sets.push((set_name(dir), decode(&d, &thin(idx, cap), &spec, &|_| -1)?.x));
     }
     if noise > 0 {
-        sets.push(("noise".into(), noise_images(noise, cfg.input as i64, cfg.seed)));
+        // Noise in the data's own form: grey when every test image is grey (the paper's MNIST noise), else colour.
+        let x = &in_t.x;
+        let gray = (x.select(1, 0) - x.select(1, 1)).abs().max().double_value(&[]) == 0.0
+            && (x.select(1, 1) - x.select(1, 2)).abs().max().double_value(&[]) == 0.0;
+        sets.push(("noise".into(), noise_images(noise, cfg.input as i64, cfg.seed, gray)));
     }
+    Ok(TestSets { inside: in_t, sets })
+}
+
+/// Evaluate a run; writes `metrics.json` and `metrics.md` (and `metrics-odin.*` for CE runs); returns the tables.
+pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
+    let (cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    let TestSets { inside: in_t, sets } = test_sets(&cfg, &bundle, noise, None)?;
 
     let mut tables = Vec::new();
     let report = |ins: &[f64], outs: &[f64], n: usize, verdicts| -> Result<SetRow, TrainError> {

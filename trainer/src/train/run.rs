@@ -2,7 +2,7 @@
 //! `odm-train train`: load the data, train, compute centres and thresholds, export the bundle.
 //!
 //! Run folder (`--out`): `config.json` (everything needed to reproduce the run), `model.ot` (tch weights),
-//! `checkpoint.ot` + `state.json` while training (resumable), `NAME.onnx` + `NAME.odm.json` (the bundle), `log.jsonl`.
+//! `checkpoint.ot` + `optimizer.ot` + `state.json` while training (resumable: weights, Adam moments, step), `NAME.onnx` + `NAME.odm.json` (the bundle), `log.jsonl`.
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +18,9 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
+use super::adam::Adam;
 use super::loss::{pair_loss, PairWeights, OOD};
 use super::model::{Arch, Net};
 use crate::data::{self, split, Dataset, Format};
@@ -38,12 +39,16 @@ pub enum Method {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Dataset root holding `train/` and `test/` class-per-folder trees.
     pub data: PathBuf,
     pub in_dist: Vec<String>,
     pub seen_ood: Vec<String>,
     pub unseen_ood: Vec<String>,
+    /// Seen OOD classes held out of training: the novelty side of the anomaly-threshold calibration. Empty: for
+    /// ODM a fifth of the seen OOD classes (at least one) when there are three or more, else none.
+    pub calib_ood: Vec<String>,
     /// Class-per-folder trees of anomalies, each one set named after its folder.
     pub anomaly_dirs: Vec<PathBuf>,
     pub method: Method,
@@ -80,6 +85,7 @@ impl Default for TrainConfig {
             in_dist: Vec::new(),
             seen_ood: Vec::new(),
             unseen_ood: Vec::new(),
+            calib_ood: Vec::new(),
             anomaly_dirs: Vec::new(),
             method: Method::Odm,
             arch: "wrn-10-1".into(),
@@ -104,6 +110,12 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// A config file: JSON with any of the fields (the rest take their defaults); unknown fields are refused.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+    }
+
     pub fn validate(&self) -> Result<Arch, TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));
         let arch: Arch = self.arch.parse().map_err(TrainError::Config)?;
@@ -185,7 +197,11 @@ pub struct RunData {
     pub train_in: Tensors,
     pub train_ood: Option<Tensors>,
     pub val_in: Tensors,
+    /// The novelty side of the anomaly-threshold calibration: every image of the held-out calibration classes,
+    /// plus the validation part of the seen OOD classes a method did not train on.
     pub val_ood: Option<Tensors>,
+    /// The seen OOD classes held out of training for calibration.
+    pub calib_ood: Vec<String>,
     pub val_anomaly: Vec<(String, Tensors)>,
 }
 
@@ -220,19 +236,58 @@ pub fn load_run_data(cfg: &TrainConfig) -> Result<(RunData, split::ClassSplit), 
     }
     let train_in = decode(&train, &tr, &spec, &in_index)?;
     let val_in = decode(&train, &va, &spec, &in_index)?;
-    let (train_ood, val_ood) = if roles.seen_ood.is_empty() {
-        (None, None)
-    } else {
-        let (tr, va) = pick(&train, &roles.seen_ood, cfg.val_fraction, cfg.seed)?;
-        (Some(decode(&train, &tr, &spec, &|_| OOD)?), Some(decode(&train, &va, &spec, &|_| OOD)?))
-    };
+    let calib_ood = calibration_classes(cfg, &roles)?;
+    let trained_ood: Vec<String> = roles.seen_ood.iter().filter(|c| !calib_ood.contains(c)).cloned().collect();
+    let (tr, va) = pick(&train, &trained_ood, cfg.val_fraction, cfg.seed)?;
+    let train_ood = (!tr.is_empty()).then(|| decode(&train, &tr, &spec, &|_| OOD)).transpose()?;
+    let mut novel: Vec<usize> =
+        (0..train.samples.len()).filter(|&i| calib_ood.contains(&train.classes[train.samples[i].class])).collect();
+    if cfg.method != Method::Odm || calib_ood.is_empty() {
+        if cfg.method == Method::Odm && !va.is_empty() && !cfg.anomaly_dirs.is_empty() {
+            eprintln!(
+                "odm-train: warning: no held-out calibration class (--calib-ood): the anomaly threshold is calibrated \
+                 on seen OOD classes ODM trained on, which it pushed beyond the margin; it will be too high"
+            );
+        }
+        novel.extend(va);
+    }
+    let val_ood = (!novel.is_empty()).then(|| decode(&train, &novel, &spec, &|_| OOD)).transpose()?;
     let mut val_anomaly = Vec::new();
     for dir in &cfg.anomaly_dirs {
         let d = data::load(dir, Format::Folder)?;
         let (_, va) = anomaly_split(&d, cfg)?;
         val_anomaly.push((set_name(dir), decode(&d, &va, &spec, &|_| OOD)?));
     }
-    Ok((RunData { classes: roles.in_dist.clone(), train_in, train_ood, val_in, val_ood, val_anomaly }, roles))
+    Ok((
+        RunData { classes: roles.in_dist.clone(), train_in, train_ood, val_in, val_ood, calib_ood, val_anomaly },
+        roles,
+    ))
+}
+
+/// The calibration classes: `--calib-ood` (each must be a seen OOD class), or for ODM with three or more seen OOD
+/// classes a seeded fifth of them (at least one); otherwise none.
+pub fn calibration_classes(cfg: &TrainConfig, roles: &split::ClassSplit) -> Result<Vec<String>, TrainError> {
+    if let Some(c) = cfg.calib_ood.iter().find(|c| !roles.seen_ood.contains(c)) {
+        return Err(TrainError::Config(format!(
+            "--calib-ood {c:?} is not a seen OOD class (seen: {})",
+            roles.seen_ood.join(", ")
+        )));
+    }
+    if !cfg.calib_ood.is_empty() {
+        if cfg.calib_ood.len() == roles.seen_ood.len() && cfg.method == Method::Odm {
+            return Err(TrainError::Config("--calib-ood takes every seen OOD class: none is left for ODM".into()));
+        }
+        return Ok(cfg.calib_ood.clone());
+    }
+    if cfg.method != Method::Odm || roles.seen_ood.len() < 3 {
+        return Ok(Vec::new());
+    }
+    let mut rng = Pcg64::seed_from_u64(cfg.seed ^ 0xca11b);
+    let n = (roles.seen_ood.len() / 5).max(1);
+    let mut picked: Vec<String> = roles.seen_ood.choose_multiple(&mut rng, n).cloned().collect();
+    picked.sort();
+    eprintln!("odm-train: calibration classes (held out of ODM training): {}", picked.join(", "));
+    Ok(picked)
 }
 
 /// An anomaly set split into (evaluation, calibration) samples: calibration takes the validation fraction (at
@@ -320,8 +375,10 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
     tch::manual_seed(cfg.seed as i64);
     let device = cfg.device();
     let (data, roles) = load_run_data(cfg)?;
-    if cfg.method == Method::Odm && roles.seen_ood.is_empty() {
-        return Err(TrainError::Config("--method odm needs seen out-of-distribution classes (--seen-ood)".into()));
+    if cfg.method == Method::Odm && data.train_ood.is_none() {
+        return Err(TrainError::Config(
+            "--method odm needs seen out-of-distribution training images (--seen-ood, beyond --calib-ood)".into(),
+        ));
     }
     let k = data.classes.len();
     let mut vs = nn::VarStore::new(device);
@@ -329,15 +386,18 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
     let net = Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes);
     let state_path = out.join("state.json");
     let ckpt = out.join("checkpoint.ot");
+    let opt_path = out.join("optimizer.ot");
+    let mut opt = Adam::new(&vs, cfg.lr);
     let mut start = 0;
     if resume && ckpt.is_file() {
-        vs.load(&ckpt).map_err(|e| TrainError::Config(format!("{}: {e}", ckpt.display())))?;
-        let st: State =
-            std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let bad = |p: &Path, e: String| TrainError::Config(format!("--resume: {}: {e}", p.display()));
+        let text = std::fs::read_to_string(&state_path).map_err(|e| bad(&state_path, e.to_string()))?;
+        let st: State = serde_json::from_str(&text).map_err(|e| bad(&state_path, e.to_string()))?;
+        vs.load(&ckpt).map_err(|e| bad(&ckpt, e.to_string()))?;
+        opt.load(&opt_path, st.step as i64).map_err(|e| bad(&opt_path, e))?;
         start = st.step;
-        eprintln!("odm-train: resuming at step {start} from {}", ckpt.display());
+        eprintln!("odm-train: resuming at step {start} from {} (weights and Adam moments)", ckpt.display());
     }
-    let mut opt = nn::Adam::default().build(&vs, cfg.lr).map_err(|e| TrainError::Config(e.to_string()))?;
     let mut by_class = vec![Vec::new(); k];
     for (i, &c) in data.train_in.y.iter().enumerate() {
         by_class[c as usize].push(i as i64);
@@ -349,12 +409,13 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}").expect("template").progress_chars("=> "),
     );
     bar.set_position(start as u64);
-    let mut rng = Pcg64::seed_from_u64(cfg.seed ^ 0x5eed ^ start as u64);
     let log_path = out.join("log.jsonl");
     let mut log = String::new();
     let t0 = std::time::Instant::now();
     let mut ema = None::<f64>;
     for step in start..cfg.steps {
+        // One generator per step: a resumed run draws the same batches as an uninterrupted one.
+        let mut rng = Pcg64::seed_from_u64(cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ step as u64);
         let (x, labels) = batch(&mut rng, &data, &by_class, cfg);
         let x = x.to_device(device);
         let e = net.embed_t(&x, true);
@@ -380,6 +441,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
         }
         if cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 {
             vs.save(&ckpt).map_err(|e| TrainError::Config(format!("{}: {e}", ckpt.display())))?;
+            opt.save(&opt_path).map_err(|e| TrainError::Config(format!("{}: {e}", opt_path.display())))?;
             std::fs::write(&state_path, format!("{{\"step\":{}}}\n", step + 1)).map_err(TrainError::io(&state_path))?;
         }
     }
@@ -462,6 +524,7 @@ pub fn write_bundle(
         training: serde_json::json!({
             "config": cfg,
             "split": roles,
+            "calib_ood": data.calib_ood,
             "train_seconds": train_secs,
             "generator": std::fs::read_to_string(cfg.data.join(crate::synth::MANIFEST)).ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -470,26 +533,44 @@ pub fn write_bundle(
         }),
         metrics: serde_json::Value::Null,
     };
-    let (nov, ano) = calibrate(cfg, net, data, &Scorer::new(&bundle), device)?;
-    bundle.score.novelty_threshold = nov;
-    bundle.score.anomaly_threshold = ano;
+    let t = calibrate(cfg, net, data, &Scorer::new(&bundle), device)?;
+    bundle.score.novelty_threshold = t.novelty;
+    bundle.score.anomaly_threshold = t.anomaly;
+    for (class, per) in bundle.classes.iter_mut().zip(&t.per_class) {
+        (class.novelty_threshold, class.anomaly_threshold) = (per.map(|p| p.0), per.map(|p| p.1));
+    }
     let path = out.join(format!("{}.odm.json", cfg.name));
     bundle.save(&path)?;
     Ok(path)
 }
 
-/// Novelty threshold: the target TPR of in-distribution validation distances. Anomaly threshold: the distance that
-/// best separates validation novelties (seen OOD classes) from validation anomalies (balanced error), never below the
-/// novelty threshold; without anomaly data, the 99th percentile of the novelties.
+/// Fewest validation crops a class needs for its own novelty threshold; classes with fewer use the global one.
+pub const PER_CLASS_MIN: usize = 30;
+
+/// Calibrated thresholds: global, and per class where a class has enough validation crops.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub novelty: f64,
+    pub anomaly: f64,
+    /// Per class (bundle order): (novelty, anomaly), `None` below [`PER_CLASS_MIN`] crops.
+    pub per_class: Vec<Option<(f64, f64)>>,
+}
+
+/// Novelty threshold: the target TPR of in-distribution validation distances, over all of them and per nearest class.
+/// Anomaly threshold: the distance that best separates the calibration novelties (held-out seen OOD classes) from
+/// validation anomalies (balanced error), never below the novelty threshold; without anomaly data, the 99th
+/// percentile of the novelties. A class's anomaly threshold is the global one, raised to its novelty threshold.
 pub fn calibrate(
     cfg: &TrainConfig,
     net: &Net,
     data: &RunData,
     scorer: &Scorer,
     device: Device,
-) -> Result<(f64, f64), TrainError> {
-    let val_in: Vec<f64> = distances(scorer, &embed_all(net, &data.val_in.x, device)).iter().map(|p| p.1).collect();
-    let nov = threshold_at_tpr(&val_in, cfg.tpr).map_err(|e| TrainError::Config(format!("calibration: {e}")))?;
+) -> Result<Thresholds, TrainError> {
+    let bad = |e: odm_core::MetricsError| TrainError::Config(format!("calibration: {e}"));
+    let val = distances(scorer, &embed_all(net, &data.val_in.x, device));
+    let val_in: Vec<f64> = val.iter().map(|p| p.1).collect();
+    let nov = threshold_at_tpr(&val_in, cfg.tpr).map_err(bad)?;
     let novelties: Vec<f64> = match &data.val_ood {
         Some(t) if !t.y.is_empty() => distances(scorer, &embed_all(net, &t.x, device)).iter().map(|p| p.1).collect(),
         _ => val_in.clone(),
@@ -502,7 +583,7 @@ pub fn calibrate(
         })
         .collect();
     let ano = if anomalies.is_empty() {
-        threshold_at_tpr(&novelties, 0.99).map_err(|e| TrainError::Config(format!("calibration: {e}")))?
+        threshold_at_tpr(&novelties, 0.99).map_err(bad)?
     } else {
         let mut cands: Vec<f64> = novelties.iter().chain(&anomalies).copied().filter(|v| v.is_finite()).collect();
         cands.sort_by(f64::total_cmp);
@@ -511,8 +592,25 @@ pub fn calibrate(
                 + 0.5 * anomalies.iter().filter(|&&v| v <= t).count() as f64 / anomalies.len() as f64
         };
         cands.iter().copied().min_by(|a, b| err(*a).total_cmp(&err(*b))).unwrap_or(nov)
-    };
-    Ok((nov, ano.max(nov)))
+    }
+    .max(nov);
+    let mut by_class = vec![Vec::new(); scorer.num_classes()];
+    for &(k, d) in &val {
+        if let Some(v) = by_class.get_mut(k) {
+            v.push(d);
+        }
+    }
+    let per_class = by_class
+        .iter()
+        .map(|d| {
+            if d.len() < PER_CLASS_MIN {
+                return Ok(None);
+            }
+            let n = threshold_at_tpr(d, cfg.tpr).map_err(bad)?;
+            Ok(Some((n, ano.max(n))))
+        })
+        .collect::<Result<_, TrainError>>()?;
+    Ok(Thresholds { novelty: nov, anomaly: ano, per_class })
 }
 
 /// `odm-train centers`: new centres and thresholds for a trained network from another class-per-folder dataset
