@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ort::session::builder::GraphOptimizationLevel;
+use ort::ep::{self, ExecutionProvider as _};
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
@@ -14,6 +15,8 @@ use odm_core::Bundle;
 pub enum EngineError {
     #[error("{path}: ONNX Runtime cannot load the model: {message}")]
     Load { path: PathBuf, message: String },
+    #[error("{path}: execution provider {provider} cannot start ({reason}) and fallback=false")]
+    Provider { path: PathBuf, provider: Provider, reason: String },
     #[error("{path}: the model does not match its bundle: {reason}")]
     Mismatch { path: PathBuf, reason: String },
     #[error("inference failed: {0}")]
@@ -22,14 +25,81 @@ pub enum EngineError {
     OutputShape { got: Vec<i64>, batch: usize, dim: usize },
 }
 
+/// Where ONNX Runtime runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+    /// TensorRT, with CUDA behind it for the nodes TensorRT does not take.
+    TensorRt,
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::TensorRt => "tensorrt",
+        })
+    }
+}
+
 /// Session options the element exposes.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineOptions {
     pub intra_threads: usize,
+    pub provider: Provider,
+    pub device_id: i32,
+    /// When the provider cannot start: run on the CPU (true) or fail (false).
+    pub fallback: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { intra_threads: 1, provider: Provider::Cpu, device_id: 0, fallback: true }
+    }
+}
+
+/// A session builder with odm's CPU settings: full graph optimisation, `threads` intra-op threads, no spinning.
+fn builder(env: &ort::environment::Environment, threads: usize) -> Result<SessionBuilder, String> {
+    let b = Session::builder(env).map_err(|e| e.to_string())?;
+    b.with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| e.to_string())?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| e.to_string())?
+        .with_intra_op_spinning(false)
+        .map_err(|e| e.to_string())
+}
+
+/// A session on a GPU provider, or why there is none: the provider missing from the loaded library, its registration
+/// failing (no driver, no device, missing CUDA libraries), or the session failing to start on it.
+fn gpu_session(env: &ort::environment::Environment, model: &Path, opts: &EngineOptions) -> Result<Session, String> {
+    let cuda_here = ep::CUDA::is_available().map_err(|e| e.to_string())?;
+    let missing = |name: &str| {
+        format!(
+            "the loaded ONNX Runtime library has no {name} (the PyPI `onnxruntime` wheel is CPU-only; point \
+             ort-library at the library of `onnxruntime-gpu`)"
+        )
+    };
+    let mut eps = Vec::new();
+    if opts.provider == Provider::TensorRt {
+        if !ep::TensorRT::is_available().map_err(|e| e.to_string())? {
+            return Err(missing("TensorrtExecutionProvider"));
+        }
+        eps.push(ep::TensorRT::default().with_device_id(opts.device_id).build().error_on_failure());
+    }
+    if !cuda_here {
+        return Err(missing("CUDAExecutionProvider"));
+    }
+    eps.push(ep::CUDA::default().with_device_id(opts.device_id).build().error_on_failure());
+    let b = builder(env, opts.intra_threads)?.with_execution_providers(eps).map_err(|e| e.to_string())?;
+    let mut b = b;
+    b.commit_from_file(model).map_err(|e| e.to_string())
 }
 
 pub struct Engine {
     session: Session,
+    provider: Provider,
     input: String,
     output: String,
     channels_hw: (usize, usize, usize),
@@ -44,23 +114,29 @@ fn tensor_shape(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
 }
 
 impl Engine {
-    /// Create a session for `model` and check its input and output against `bundle`.
+    /// Create a session for `model` and check its input and output against `bundle`. The second value says why the
+    /// asked-for GPU provider was not used, when the engine fell back to the CPU.
     pub fn new(
         env: &ort::environment::Environment,
         model: &Path,
         bundle: &Bundle,
         opts: EngineOptions,
-    ) -> Result<Engine, EngineError> {
+    ) -> Result<(Engine, Option<String>), EngineError> {
         let load = |e: &dyn std::fmt::Display| EngineError::Load { path: model.to_owned(), message: e.to_string() };
-        let mut builder = Session::builder(env).map_err(|e| load(&e))?;
-        builder = builder
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| load(&e))?
-            .with_intra_threads(opts.intra_threads.max(1))
-            .map_err(|e| load(&e))?
-            .with_intra_op_spinning(false)
-            .map_err(|e| load(&e))?;
-        let session = builder.commit_from_file(model).map_err(|e| load(&e))?;
+        let cpu =
+            || builder(env, opts.intra_threads).map_err(|e| load(&e))?.commit_from_file(model).map_err(|e| load(&e));
+        let (session, provider, fell_back) = match opts.provider {
+            Provider::Cpu => (cpu()?, Provider::Cpu, None),
+            gpu => match gpu_session(env, model, &opts) {
+                Ok(s) => (s, gpu, None),
+                Err(reason) if opts.fallback => (
+                    cpu()?,
+                    Provider::Cpu,
+                    Some(format!("execution provider {gpu} cannot start ({reason}): running on the CPU")),
+                ),
+                Err(reason) => return Err(EngineError::Provider { path: model.to_owned(), provider: gpu, reason }),
+            },
+        };
 
         let mismatch = |reason: String| EngineError::Mismatch { path: model.to_owned(), reason };
         let spec = &bundle.model;
@@ -97,13 +173,25 @@ impl Engine {
                 )))
             }
         }
-        Ok(Engine {
+        let engine = Engine {
+            provider,
             input: spec.input.name.clone(),
             output: spec.output.name.clone(),
             channels_hw: (3, h as usize, w as usize),
             dim: spec.output.dim,
             session,
-        })
+        };
+        Ok((engine, fell_back))
+    }
+
+    /// The provider the session runs on (the CPU after a fallback).
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Input name, height and width, output name and dimension: what a hot-reloaded bundle must match.
+    pub fn io(&self) -> (&str, usize, usize, &str, usize) {
+        (&self.input, self.channels_hw.1, self.channels_hw.2, &self.output, self.dim)
     }
 
     /// Floats in one input sample.

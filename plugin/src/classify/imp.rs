@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `odmclassify` implementation: an in-place BaseTransform that only adds metadata.
 
-use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -13,10 +14,11 @@ use gst_video::{VideoFormat, VideoRegionOfInterestMeta};
 
 use odm_core::bundle::{sibling_bundle_path, Bundle};
 use odm_core::preprocess::{check_roi, crop_to_tensor, CropSpec, Frame, PixelFormat, Plane, Roi, YuvMatrix};
-use odm_core::Scorer;
+use odm_core::score::ScoreResult;
+use odm_core::{PreprocessError, Scorer, Verdict};
 
-use super::Mode;
-use crate::engine::{Engine, EngineOptions};
+use super::{ExecutionProvider, Mode};
+use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::meta::{self, Outcome, RoiResult};
 use crate::runtime;
 
@@ -48,13 +50,24 @@ struct Settings {
     bundle: Option<PathBuf>,
     ort_library: Option<PathBuf>,
     mode: Mode,
-    roi_type: String,
     batch_size: u32,
+    provider: ExecutionProvider,
+    device_id: i32,
+    fallback: bool,
     threads: u32,
+    live: Live,
+}
+
+/// The settings read on every frame (all changeable while PLAYING); cloning one allocates nothing.
+#[derive(Debug, Clone)]
+struct Live {
+    roi_type: Arc<str>,
     min_size: u32,
+    max_size: u32,
     novelty_threshold: f64,
     anomaly_threshold: f64,
     emit_messages: bool,
+    stats_interval: u32,
 }
 
 impl Default for Settings {
@@ -64,33 +77,127 @@ impl Default for Settings {
             bundle: None,
             ort_library: None,
             mode: DEFAULT_MODE,
-            roi_type: String::new(),
             batch_size: DEFAULT_BATCH_SIZE,
+            provider: ExecutionProvider::Cpu,
+            device_id: 0,
+            fallback: true,
             threads: DEFAULT_THREADS,
-            min_size: DEFAULT_MIN_SIZE,
-            novelty_threshold: THRESHOLD_FROM_BUNDLE,
-            anomaly_threshold: THRESHOLD_FROM_BUNDLE,
-            emit_messages: false,
+            live: Live {
+                roi_type: Arc::from(""),
+                min_size: DEFAULT_MIN_SIZE,
+                max_size: 0,
+                novelty_threshold: THRESHOLD_FROM_BUNDLE,
+                anomaly_threshold: THRESHOLD_FROM_BUNDLE,
+                emit_messages: false,
+                stats_interval: 0,
+            },
         }
     }
+}
+
+/// What the loaded bundle contributes to scoring; swapped whole by a hot reload.
+struct Scoring {
+    scorer: Scorer,
+    crop: CropSpec,
+    name: String,
+    path: PathBuf,
+    /// The bundle's own anomaly threshold (the drift histogram spans twice the one in force).
+    anomaly_threshold: f64,
 }
 
 /// Streaming state: made in `start()`, dropped in `stop()`.
 struct State {
     engine: Engine,
-    scorer: Scorer,
-    crop: CropSpec,
-    model_name: String,
+    scoring: Scoring,
     info: Option<gst_video::VideoInfo>,
-    /// Reused across frames: `[batch, 3, H, W]` inputs and `[batch, D]` embeddings.
+    /// Scratch reused across frames, so steady-state frames allocate none of it: `[batch, 3, H, W]` inputs,
+    /// `[batch, D]` embeddings, the frame's ROIs and the batch rows' ROI indices, ROI ids.
     input: Vec<f32>,
     embeddings: Vec<f32>,
+    jobs: Vec<Job>,
+    pending: Vec<usize>,
+    ids: Vec<i32>,
+    drift: Drift,
+}
+
+/// Verdict slots of the counters: known, novelty, anomaly, skipped.
+const VERDICTS: [&str; 4] = ["known", "novelty", "anomaly", "skipped"];
+/// Recent latencies kept for the p99.
+const LATENCY_WINDOW: usize = 1024;
+/// Bins of the drift histogram over [0, 2 x anomaly threshold); a last bin holds everything beyond.
+const DRIFT_BINS: usize = 20;
+
+/// A window of recent latencies in microseconds.
+struct Window {
+    v: Vec<f32>,
+    next: usize,
+    total: f64,
+    count: u64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window { v: Vec::with_capacity(LATENCY_WINDOW), next: 0, total: 0.0, count: 0 }
+    }
+}
+
+impl Window {
+    fn push(&mut self, us: f64) {
+        if self.v.len() < LATENCY_WINDOW {
+            self.v.push(us as f32);
+        } else {
+            self.v[self.next] = us as f32;
+        }
+        self.next = (self.next + 1) % LATENCY_WINDOW;
+        self.total += us;
+        self.count += 1;
+    }
+
+    fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total / self.count as f64
+        }
+    }
+
+    /// The 99th percentile of the window (nearest rank).
+    fn p99(&self) -> f64 {
+        if self.v.is_empty() {
+            return 0.0;
+        }
+        let mut s = self.v.clone();
+        s.sort_by(f32::total_cmp);
+        s[((s.len() as f64 * 0.99).ceil() as usize).clamp(1, s.len()) - 1] as f64
+    }
+}
+
+/// Counters of the `stats` property, since the last start.
+#[derive(Default)]
+struct Stats {
+    frames: u64,
+    rois: u64,
+    verdicts: [u64; 4],
+    inference: Window,
+    frame: Window,
+    provider: String,
+}
+
+/// Verdict rates and distances over the current `stats-interval`.
+#[derive(Default)]
+struct Drift {
+    frames: u32,
+    verdicts: [u64; 4],
+    hist: [u64; DRIFT_BINS + 1],
+    distance_sum: f64,
+    classified: u64,
 }
 
 #[derive(Default)]
 pub struct OdmClassify {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    stats: Mutex<Stats>,
 }
 
 #[glib::object_subclass]
@@ -118,12 +225,86 @@ fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
     })
 }
 
-/// One ROI to classify this frame.
+/// Why an ROI was not classified (turned into the result's `reason` text only when results are written).
+#[derive(Debug)]
+enum Skip {
+    Outside(PreprocessError),
+    Small(u32, u32, u32),
+    Large(u32, u32, u32),
+    Preprocess(PreprocessError),
+    Invalid,
+    Inference(Arc<str>),
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::Outside(e) => write!(f, "outside the frame: {e}"),
+            Skip::Small(w, h, min) => write!(f, "smaller than min-size {min}: {w}x{h}"),
+            Skip::Large(w, h, max) => write!(f, "larger than max-size {max}: {w}x{h}"),
+            Skip::Preprocess(e) => write!(f, "{e}"),
+            Skip::Invalid => f.write_str("invalid model output"),
+            Skip::Inference(e) => write!(f, "inference failed: {e}"),
+        }
+    }
+}
+
+/// One ROI of the current frame and what became of it.
+#[derive(Debug)]
 struct Job {
     id: i32,
     rect: (u32, u32, u32, u32),
-    /// Row in the batch, or why it is skipped.
-    slot: Result<usize, String>,
+    outcome: Result<ScoreResult, Skip>,
+}
+
+impl Job {
+    fn verdict_slot(&self) -> usize {
+        match &self.outcome {
+            Ok(r) => match r.verdict {
+                Verdict::Known => 0,
+                Verdict::Novelty => 1,
+                Verdict::Anomaly => 2,
+            },
+            Err(_) => 3,
+        }
+    }
+}
+
+/// Embed and score the crops of `pending` (rows of `input`), writing each ROI's outcome. Returns the run's time.
+fn run_batch(
+    engine: &mut Engine,
+    scorer: &Scorer,
+    input: &[f32],
+    embeddings: &mut Vec<f32>,
+    pending: &mut Vec<usize>,
+    jobs: &mut [Job],
+) -> Option<(std::time::Duration, Option<EngineError>)> {
+    if pending.is_empty() {
+        return None;
+    }
+    let n = pending.len();
+    embeddings.clear();
+    let t0 = Instant::now();
+    let run = engine.embed(&input[..n * engine.sample_len()], n, embeddings);
+    let took = t0.elapsed();
+    let err = match run {
+        Ok(()) => {
+            let dim = engine.dim();
+            for (row, &j) in pending.iter().enumerate() {
+                jobs[j].outcome = scorer.score(&embeddings[row * dim..(row + 1) * dim]).ok_or(Skip::Invalid);
+            }
+            None
+        }
+        Err(e) => {
+            let reason: Arc<str> = Arc::from(e.to_string());
+            for &j in pending.iter() {
+                jobs[j].outcome = Err(Skip::Inference(reason.clone()));
+            }
+            Some(e)
+        }
+    };
+    pending.clear();
+    Some((took, err))
 }
 
 impl OdmClassify {
@@ -133,6 +314,35 @@ impl OdmClassify {
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, Option<State>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Load a bundle and check it against the model file (sha256) — the part of loading a hot reload repeats.
+    fn load_scoring(model: &Path, bundle_path: &Path, live: &Live) -> Result<Scoring, gst::ErrorMessage> {
+        let bundle = Bundle::load(bundle_path).map_err(|e| {
+            let kind = match e {
+                odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
+                _ => gst::ResourceError::Settings,
+            };
+            gst::error_msg!(kind, ("bundle refused: {e}"))
+        })?;
+        bundle
+            .verify_model(bundle_path, model)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {e}")))?;
+        let mut scorer = Scorer::new(&bundle);
+        scorer
+            .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}: {e}", bundle_path.display())))?;
+        Ok(Scoring {
+            scorer,
+            crop: CropSpec::from_input(&bundle.model.input),
+            name: bundle.name.clone(),
+            path: bundle_path.to_owned(),
+            anomaly_threshold: bundle.score.anomaly_threshold,
+        })
     }
 
     /// Load bundle, library and session, checking each against the others.
@@ -151,97 +361,141 @@ impl OdmClassify {
             };
             gst::error_msg!(kind, ("bundle refused: {e}"))
         })?;
-        bundle
-            .verify_model(&bundle_path, &model)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {e}")))?;
+        let scoring = Self::load_scoring(&model, &bundle_path, &settings.live)?;
 
         let (env, lib) = runtime::environment(settings.ort_library.as_deref())
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         gst::info!(CAT, imp = self, "ONNX Runtime from {}", lib.display());
 
-        let engine = Engine::new(&env, &model, &bundle, EngineOptions { intra_threads: settings.threads as usize })
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?;
-        let mut scorer = Scorer::new(&bundle);
-        scorer
-            .set_overrides(threshold(settings.novelty_threshold), threshold(settings.anomaly_threshold))
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+        let opts = EngineOptions {
+            intra_threads: settings.threads as usize,
+            provider: settings.provider.into(),
+            device_id: settings.device_id,
+            fallback: settings.fallback,
+        };
+        let (engine, fell_back) = Engine::new(&env, &model, &bundle, opts).map_err(|e| match e {
+            EngineError::Provider { .. } => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
+            _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+        })?;
+        if let Some(why) = fell_back {
+            gst::warning!(CAT, imp = self, "{why}");
+            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{why}"));
+        }
         gst::info!(
             CAT,
             imp = self,
-            "model {} ({} classes, dim {}) from {}",
+            "model {} ({} classes, dim {}) from {}, on {}",
             bundle.name,
             bundle.classes.len(),
             bundle.dim(),
-            bundle_path.display()
+            bundle_path.display(),
+            engine.provider()
         );
         let batch = settings.batch_size as usize;
         Ok(State {
             input: vec![0.0; batch * engine.sample_len()],
             embeddings: Vec::with_capacity(batch * engine.dim()),
-            crop: CropSpec::from_input(&bundle.model.input),
-            model_name: bundle.name.clone(),
+            jobs: Vec::with_capacity(64),
+            pending: Vec::with_capacity(batch),
+            ids: Vec::with_capacity(64),
+            drift: Drift::default(),
             engine,
-            scorer,
+            scoring,
             info: None,
         })
     }
 
+    /// Hot reload: a new bundle for the running session, checked against the model and the session's inputs and
+    /// outputs, swapped in whole between two frames. On any error the old bundle stays.
+    fn reload(&self, state: &mut State, model: &Path, path: &Path, live: &Live) -> Result<(), String> {
+        let new = Self::load_scoring(model, path, live).map_err(|e| e.to_string())?;
+        let bundle = Bundle::load(path).map_err(|e| e.to_string())?;
+        let (input, h, w, output, dim) = state.engine.io();
+        let spec = &bundle.model;
+        if spec.input.name != input || spec.input.height as usize != h || spec.input.width as usize != w {
+            return Err(format!(
+                "{}: input {:?} {}x{} does not match the running session's {input:?} {w}x{h}",
+                path.display(),
+                spec.input.name,
+                spec.input.width,
+                spec.input.height
+            ));
+        }
+        if spec.output.name != output || spec.output.dim != dim {
+            return Err(format!(
+                "{}: output {:?} of dim {} does not match the running session's {output:?} of dim {dim}",
+                path.display(),
+                spec.output.name,
+                spec.output.dim
+            ));
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "bundle {} ({} classes) from {} is live",
+            new.name,
+            bundle.classes.len(),
+            path.display()
+        );
+        state.scoring = new;
+        Ok(())
+    }
+
     /// Give ROI metas distinct ids where they collide (ROI metas are created with id 0 unless the producer sets
-    /// one), so results can be joined back by id after copies.
-    fn ensure_unique_ids(buffer: &mut gst::BufferRef) {
-        let ids: Vec<i32> = buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).collect();
-        let mut seen = std::collections::HashSet::new();
-        if ids.iter().all(|id| seen.insert(*id)) {
+    /// one), so results can be joined back by id after copies. `ids` is scratch.
+    fn ensure_unique_ids(buffer: &mut gst::BufferRef, ids: &mut Vec<i32>) {
+        ids.clear();
+        ids.extend(buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()));
+        ids.sort_unstable();
+        if ids.windows(2).all(|w| w[0] != w[1]) {
             return;
         }
-        let mut next = ids.iter().copied().max().unwrap_or(0).saturating_add(1);
-        let mut seen = std::collections::HashSet::new();
+        let mut next = ids.last().copied().unwrap_or(0).saturating_add(1);
+        ids.clear();
         for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {
-            if !seen.insert(m.id()) {
+            if ids.contains(&m.id()) {
                 m.set_id(next);
-                seen.insert(next);
                 next = next.saturating_add(1);
             }
+            ids.push(m.id());
         }
     }
 
     fn classify(
         &self,
         state: &mut State,
-        settings: &Settings,
+        mode: Mode,
+        batch: usize,
+        live: &Live,
         buffer: &mut gst::BufferRef,
     ) -> Result<(), gst::FlowError> {
-        let Some(info) = state.info.clone() else {
+        let frame_start = Instant::now();
+        let State { engine, scoring, info, input, embeddings, jobs, pending, ids, drift } = state;
+        let Some(info) = info.as_ref() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (info.width(), info.height());
 
-        if settings.mode == Mode::Frame {
+        if mode == Mode::Frame {
             let next = buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
             let mut m = VideoRegionOfInterestMeta::add(buffer, meta::FRAME_ROI_TYPE, (0, 0, width, height));
             m.set_id(next);
         }
-        Self::ensure_unique_ids(buffer);
+        Self::ensure_unique_ids(buffer, ids);
 
-        let wanted = |t: &str| match settings.mode {
+        let wanted = |t: &str| match mode {
             Mode::Frame => t == meta::FRAME_ROI_TYPE,
-            Mode::Roi => settings.roi_type.is_empty() || settings.roi_type == t,
+            Mode::Roi => live.roi_type.is_empty() || *live.roi_type == *t,
         };
-        let mut jobs: Vec<Job> = buffer
-            .iter_meta::<VideoRegionOfInterestMeta>()
-            .filter(|m| wanted(m.roi_type()))
-            .map(|m| Job { id: m.id(), rect: m.rect(), slot: Err(String::new()) })
-            .collect();
-        if jobs.is_empty() {
-            return Ok(());
-        }
-
-        let mut results: Vec<Option<Outcome>> = vec![None; jobs.len()];
-        // The nearest class's index for each classified ROI: its thresholds go with the result.
-        let mut nearest: Vec<Option<usize>> = vec![None; jobs.len()];
-        {
-            let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|_| {
+        jobs.clear();
+        jobs.extend(buffer.iter_meta::<VideoRegionOfInterestMeta>().filter(|m| wanted(m.roi_type())).map(|m| Job {
+            id: m.id(),
+            rect: m.rect(),
+            outcome: Err(Skip::Invalid),
+        }));
+        if !jobs.is_empty() {
+            let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|_| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for reading"));
                 gst::FlowError::Error
             })?;
@@ -249,136 +503,177 @@ impl OdmClassify {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("unsupported format {:?}", info.format()));
                 return Err(gst::FlowError::NotNegotiated);
             };
-            let n_planes = frame_ref.n_planes() as usize;
-            let mut planes = Vec::with_capacity(n_planes);
-            for p in 0..n_planes {
+            let n_planes = (frame_ref.n_planes() as usize).min(3);
+            let mut planes = [Plane { data: &[], stride: 0 }; 3];
+            for (p, plane) in planes.iter_mut().enumerate().take(n_planes) {
                 let data = frame_ref.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?;
-                planes.push(Plane { data, stride: frame_ref.plane_stride()[p] as usize });
+                *plane = Plane { data, stride: frame_ref.plane_stride()[p] as usize };
             }
             let matrix = match info.colorimetry().matrix() {
                 gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
                 _ => YuvMatrix::Bt601,
             };
-            let frame = Frame::new(format, width, height, &planes, matrix).map_err(|e| {
+            let frame = Frame::new(format, width, height, &planes[..n_planes], matrix).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Format, ("frame does not match its caps: {e}"));
                 gst::FlowError::Error
             })?;
 
-            let sample = state.crop.len();
+            let sample = engine.sample_len();
             // A buffer that is a crop is already framed: the context margin is for detector boxes only (the trainer
             // takes whole-image samples the same way).
-            let crop = match settings.mode {
-                Mode::Frame => CropSpec { context: 0.0, ..state.crop },
-                Mode::Roi => state.crop,
+            let crop = match mode {
+                Mode::Frame => CropSpec { context: 0.0, ..scoring.crop },
+                Mode::Roi => scoring.crop,
             };
-            let batch = settings.batch_size.max(1) as usize;
-            // Crop into batches of at most `batch`, run each, score.
-            let mut pending: Vec<usize> = Vec::with_capacity(batch);
-            let flush = |state: &mut State,
-                         pending: &mut Vec<usize>,
-                         results: &mut Vec<Option<Outcome>>,
-                         nearest: &mut Vec<Option<usize>>| {
-                if pending.is_empty() {
-                    return;
-                }
-                state.embeddings.clear();
-                let n = pending.len();
-                match state.engine.embed(&state.input[..n * sample], n, &mut state.embeddings) {
-                    Ok(()) => {
-                        let dim = state.engine.dim();
-                        for (row, &j) in pending.iter().enumerate() {
-                            let e = &state.embeddings[row * dim..(row + 1) * dim];
-                            let scored = state.scorer.score(e);
-                            nearest[j] = scored.map(|r| r.class_index);
-                            results[j] = Some(match scored {
-                                Some(r) => Outcome::Classified {
-                                    class_id: r.class_id,
-                                    label: state.scorer.label(r.class_index).to_owned(),
-                                    distance: r.distance as f64,
-                                    verdict: r.verdict,
-                                },
-                                None => Outcome::Skipped { reason: "invalid model output".into() },
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        gst::element_imp_warning!(self, gst::StreamError::Failed, ("{e}"));
-                        for &j in pending.iter() {
-                            results[j] = Some(Outcome::Skipped { reason: format!("inference failed: {e}") });
-                        }
-                    }
-                }
-                pending.clear();
-            };
-            if state.input.len() < batch * sample {
-                state.input.resize(batch * sample, 0.0);
+            if input.len() < batch * sample {
+                input.resize(batch * sample, 0.0);
             }
-            for (j, job) in jobs.iter_mut().enumerate() {
-                let (x, y, w, h) = job.rect;
+            let record = |r: Option<(std::time::Duration, Option<EngineError>)>| {
+                if let Some((took, err)) = r {
+                    self.lock_stats().inference.push(took.as_secs_f64() * 1e6);
+                    if let Some(e) = err {
+                        gst::element_imp_warning!(self, gst::StreamError::Failed, ("{e}"));
+                    }
+                }
+            };
+            for j in 0..jobs.len() {
+                let (x, y, w, h) = jobs[j].rect;
                 let roi = Roi { x: x as i64, y: y as i64, w: w as i64, h: h as i64 };
                 if let Err(e) = check_roi(roi, width, height) {
-                    results[j] = Some(Outcome::Skipped { reason: format!("outside the frame: {e}") });
+                    jobs[j].outcome = Err(Skip::Outside(e));
                     continue;
                 }
                 // Size that lies inside the frame.
                 let (vis_w, vis_h) = ((x + w).min(width) - x, (y + h).min(height) - y);
-                if vis_w < settings.min_size || vis_h < settings.min_size {
-                    results[j] = Some(Outcome::Skipped {
-                        reason: format!("smaller than min-size {}: {vis_w}x{vis_h}", settings.min_size),
-                    });
+                if vis_w < live.min_size || vis_h < live.min_size {
+                    jobs[j].outcome = Err(Skip::Small(vis_w, vis_h, live.min_size));
+                    continue;
+                }
+                if live.max_size > 0 && (vis_w > live.max_size || vis_h > live.max_size) {
+                    jobs[j].outcome = Err(Skip::Large(vis_w, vis_h, live.max_size));
                     continue;
                 }
                 let row = pending.len();
-                if let Err(e) = crop_to_tensor(&frame, roi, &crop, &mut state.input[row * sample..(row + 1) * sample]) {
-                    results[j] = Some(Outcome::Skipped { reason: e.to_string() });
+                if let Err(e) = crop_to_tensor(&frame, roi, &crop, &mut input[row * sample..(row + 1) * sample]) {
+                    jobs[j].outcome = Err(Skip::Preprocess(e));
                     continue;
                 }
-                job.slot = Ok(row);
                 pending.push(j);
                 if pending.len() == batch {
-                    flush(state, &mut pending, &mut results, &mut nearest);
+                    record(run_batch(engine, &scoring.scorer, input, embeddings, pending, jobs));
                 }
             }
-            flush(state, &mut pending, &mut results, &mut nearest);
+            record(run_batch(engine, &scoring.scorer, input, embeddings, pending, jobs));
         }
 
-        let results: Vec<RoiResult> = jobs
-            .iter()
-            .zip(results)
-            .zip(nearest)
-            .map(|((job, outcome), k)| {
-                let outcome = outcome.unwrap_or(Outcome::Skipped { reason: "not classified".into() });
-                let (n, a) = state.scorer.thresholds(k.unwrap_or(0));
-                RoiResult {
-                    roi_id: job.id,
-                    rect: job.rect,
-                    outcome,
-                    novelty_threshold: n,
-                    anomaly_threshold: a,
-                    model: state.model_name.clone(),
+        if !jobs.is_empty() {
+            let scorer = &scoring.scorer;
+            let results: Vec<RoiResult> = jobs
+                .iter()
+                .map(|job| {
+                    let (outcome, k) = match &job.outcome {
+                        Ok(r) => (
+                            Outcome::Classified {
+                                class_id: r.class_id,
+                                label: scorer.label(r.class_index).to_owned(),
+                                distance: r.distance as f64,
+                                verdict: r.verdict,
+                            },
+                            r.class_index,
+                        ),
+                        Err(skip) => (Outcome::Skipped { reason: skip.to_string() }, 0),
+                    };
+                    let (n, a) = scorer.thresholds(k);
+                    RoiResult {
+                        roi_id: job.id,
+                        rect: job.rect,
+                        outcome,
+                        novelty_threshold: n,
+                        anomaly_threshold: a,
+                        model: scoring.name.clone(),
+                    }
+                })
+                .collect();
+            for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {
+                if let Some(r) = results.iter().find(|r| r.roi_id == m.id()) {
+                    m.add_param(r.to_structure());
                 }
-            })
-            .collect();
-
-        for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {
-            if let Some(r) = results.iter().find(|r| r.roi_id == m.id()) {
-                m.add_param(r.to_structure());
+            }
+            meta::attach(buffer, &results).map_err(|e| {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot attach results meta: {e}"));
+                gst::FlowError::Error
+            })?;
+            gst::log!(CAT, imp = self, "classified {} ROIs", results.len());
+            if live.emit_messages {
+                let s = gst::Structure::builder("odm-results")
+                    .field("pts", buffer.pts().map_or(-1i64, |t| t.nseconds() as i64))
+                    .field("model", scoring.name.as_str())
+                    .field("results", gst::Array::new(results.iter().map(RoiResult::to_structure)))
+                    .build();
+                let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
         }
-        meta::attach(buffer, &results).map_err(|e| {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot attach results meta: {e}"));
-            gst::FlowError::Error
-        })?;
-        gst::log!(CAT, imp = self, "classified {} ROIs", results.len());
-        if settings.emit_messages {
-            let s = gst::Structure::builder("odm-results")
-                .field("pts", buffer.pts().map_or(-1i64, |t| t.nseconds() as i64))
-                .field("model", state.model_name.as_str())
-                .field("results", gst::Array::new(results.iter().map(RoiResult::to_structure)))
-                .build();
-            let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+
+        // Counters: the stats property, and the drift window.
+        {
+            let mut st = self.lock_stats();
+            st.frames += 1;
+            st.rois += jobs.len() as u64;
+            for job in jobs.iter() {
+                st.verdicts[job.verdict_slot()] += 1;
+            }
+            st.frame.push(frame_start.elapsed().as_secs_f64() * 1e6);
+        }
+        if live.stats_interval > 0 {
+            let span = 2.0 * threshold(live.anomaly_threshold).unwrap_or(scoring.anomaly_threshold).max(1e-9);
+            drift.frames += 1;
+            for job in jobs.iter() {
+                drift.verdicts[job.verdict_slot()] += 1;
+                if let Ok(r) = &job.outcome {
+                    let d = r.distance as f64;
+                    drift.distance_sum += d;
+                    drift.classified += 1;
+                    drift.hist[((d / span * DRIFT_BINS as f64) as usize).min(DRIFT_BINS)] += 1;
+                }
+            }
+            if drift.frames >= live.stats_interval {
+                let d = std::mem::take(drift);
+                let rois: u64 = d.verdicts.iter().sum();
+                let rate = |i: usize| if rois == 0 { 0.0 } else { d.verdicts[i] as f64 / rois as f64 };
+                let mut b = gst::Structure::builder("odm-drift")
+                    .field("frames", d.frames)
+                    .field("rois", rois)
+                    .field("pts", buffer.pts().map_or(-1i64, |t| t.nseconds() as i64))
+                    .field("model", scoring.name.as_str());
+                for (i, v) in VERDICTS.iter().enumerate() {
+                    b = b.field(format!("{v}-rate"), rate(i));
+                }
+                let s = b
+                    .field("mean-distance", if d.classified == 0 { -1.0 } else { d.distance_sum / d.classified as f64 })
+                    .field("histogram-max", span)
+                    .field("histogram", gst::Array::new(d.hist.iter().map(|&c| c.to_send_value())))
+                    .build();
+                let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+            }
         }
         Ok(())
+    }
+
+    fn stats_structure(&self) -> gst::Structure {
+        let st = self.lock_stats();
+        let mut b = gst::Structure::builder("odm-stats")
+            .field("frames", st.frames)
+            .field("rois", st.rois)
+            .field("execution-provider", st.provider.as_str());
+        for (i, v) in VERDICTS.iter().enumerate() {
+            b = b.field(*v, st.verdicts[i]);
+        }
+        b.field("inference-runs", st.inference.count)
+            .field("inference-mean-us", st.inference.mean())
+            .field("inference-p99-us", st.inference.p99())
+            .field("frame-mean-us", st.frame.mean())
+            .field("frame-p99-us", st.frame.p99())
+            .build()
     }
 }
 
@@ -393,8 +688,12 @@ impl ObjectImpl for OdmClassify {
                     .build(),
                 glib::ParamSpecString::builder("bundle")
                     .nick("Bundle")
-                    .blurb("Path of the model bundle (NAME.odm.json); default: beside the model")
-                    .mutable_ready()
+                    .blurb(
+                        "Path of the model bundle (NAME.odm.json); default: beside the model. Set while PLAYING, the \
+                         new centres, labels and thresholds go live between two frames (same network; a bad file is \
+                         refused with a warning and the old bundle stays)",
+                    )
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("ort-library")
                     .nick("ONNX Runtime library")
@@ -422,6 +721,25 @@ impl ObjectImpl for OdmClassify {
                     .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
+                    .nick("Execution provider")
+                    .blurb("Where ONNX Runtime runs the network (cuda and tensorrt need a GPU build of ONNX Runtime)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("device-id")
+                    .nick("Device id")
+                    .blurb("GPU index for the cuda and tensorrt providers")
+                    .minimum(0)
+                    .maximum(1024)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("fallback")
+                    .nick("Fallback")
+                    .blurb("When the execution provider cannot start, run on the CPU with a warning (else fail)")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
                     .blurb("ONNX Runtime intra-op threads (spinning off)")
@@ -434,6 +752,12 @@ impl ObjectImpl for OdmClassify {
                     .nick("Minimum size")
                     .blurb("ROIs narrower or shorter than this (pixels inside the frame) are skipped")
                     .default_value(DEFAULT_MIN_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-size")
+                    .nick("Maximum size")
+                    .blurb("ROIs wider or taller than this (pixels inside the frame) are skipped; 0: no limit")
+                    .default_value(0)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("novelty-threshold")
@@ -458,6 +782,24 @@ impl ObjectImpl for OdmClassify {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("stats-interval")
+                    .nick("Drift statistics interval")
+                    .blurb(
+                        "Every this many frames, post an element message `odm-drift` with the verdict rates and a \
+                         histogram of distances over those frames; 0: off",
+                    )
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "Since the last start: frames, rois, known/novelty/anomaly/skipped counts, inference runs, \
+                         mean and p99 latency of inference runs and of whole frames (microseconds, p99 over the last \
+                         1024), execution provider in use",
+                    )
+                    .read_only()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -479,33 +821,64 @@ impl ObjectImpl for OdmClassify {
         let mut s = self.lock_settings();
         match name {
             "model" => s.model = path(value),
-            "bundle" => s.bundle = path(value),
+            "bundle" => {
+                let new = path(value);
+                // Running: load, check and swap between two frames, or keep the old bundle.
+                if let Some(state) = self.lock_state().as_mut() {
+                    let (Some(model), Some(p)) =
+                        (s.model.clone(), new.clone().or_else(|| s.model.as_deref().map(sibling_bundle_path)))
+                    else {
+                        return;
+                    };
+                    if let Err(e) = self.reload(state, &model, &p, &s.live) {
+                        gst::warning!(CAT, imp = self, "bundle reload refused: {e}");
+                        gst::element_imp_warning!(
+                            self,
+                            gst::ResourceError::Settings,
+                            ("bundle {} refused, {} stays: {e}", p.display(), state.scoring.path.display())
+                        );
+                        return;
+                    }
+                }
+                s.bundle = new;
+            }
             "ort-library" => s.ort_library = path(value),
             "mode" => s.mode = value.get().expect("type checked upstream"),
-            "roi-type" => s.roi_type = value.get::<Option<String>>().ok().flatten().unwrap_or_default(),
+            "roi-type" => s.live.roi_type = Arc::from(value.get::<Option<String>>().ok().flatten().unwrap_or_default()),
             "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
+            "execution-provider" => s.provider = value.get().expect("type checked upstream"),
+            "device-id" => s.device_id = value.get().expect("type checked upstream"),
+            "fallback" => s.fallback = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
-            "min-size" => s.min_size = value.get().expect("type checked upstream"),
-            "emit-messages" => s.emit_messages = value.get().expect("type checked upstream"),
+            "min-size" => s.live.min_size = value.get().expect("type checked upstream"),
+            "max-size" => s.live.max_size = value.get().expect("type checked upstream"),
+            "emit-messages" => s.live.emit_messages = value.get().expect("type checked upstream"),
+            "stats-interval" => s.live.stats_interval = value.get().expect("type checked upstream"),
             "novelty-threshold" | "anomaly-threshold" => {
                 let v: f64 = value.get().expect("type checked upstream");
-                let (n, a) =
-                    if name == "novelty-threshold" { (v, s.anomaly_threshold) } else { (s.novelty_threshold, v) };
+                let (n, a) = if name == "novelty-threshold" {
+                    (v, s.live.anomaly_threshold)
+                } else {
+                    (s.live.novelty_threshold, v)
+                };
                 // Applied to the scorer now (between two frames), or refused with the old values kept.
                 if let Some(state) = self.lock_state().as_mut() {
-                    if let Err(e) = state.scorer.set_overrides(threshold(n), threshold(a)) {
+                    if let Err(e) = state.scoring.scorer.set_overrides(threshold(n), threshold(a)) {
                         gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{name} = {v} refused: {e}"));
                         return;
                     }
                 }
-                s.novelty_threshold = n;
-                s.anomaly_threshold = a;
+                s.live.novelty_threshold = n;
+                s.live.anomaly_threshold = a;
             }
             _ => unreachable!("unknown property {name}"),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats_structure().to_value();
+        }
         let s = self.lock_settings();
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
         match pspec.name() {
@@ -513,18 +886,22 @@ impl ObjectImpl for OdmClassify {
             "bundle" => path(&s.bundle),
             "ort-library" => path(&s.ort_library),
             "mode" => s.mode.to_value(),
-            "roi-type" => s.roi_type.to_value(),
+            "roi-type" => s.live.roi_type.to_value(),
             "batch-size" => s.batch_size.to_value(),
+            "execution-provider" => s.provider.to_value(),
+            "device-id" => s.device_id.to_value(),
+            "fallback" => s.fallback.to_value(),
             "threads" => s.threads.to_value(),
-            "min-size" => s.min_size.to_value(),
-            "novelty-threshold" => s.novelty_threshold.to_value(),
-            "anomaly-threshold" => s.anomaly_threshold.to_value(),
-            "emit-messages" => s.emit_messages.to_value(),
+            "min-size" => s.live.min_size.to_value(),
+            "max-size" => s.live.max_size.to_value(),
+            "novelty-threshold" => s.live.novelty_threshold.to_value(),
+            "anomaly-threshold" => s.live.anomaly_threshold.to_value(),
+            "emit-messages" => s.live.emit_messages.to_value(),
+            "stats-interval" => s.live.stats_interval.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
 }
-
 impl GstObjectImpl for OdmClassify {}
 
 impl ElementImpl for OdmClassify {
@@ -563,6 +940,7 @@ impl BaseTransformImpl for OdmClassify {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.lock_settings().clone();
         let state = self.load(&settings)?;
+        *self.lock_stats() = Stats { provider: state.engine.provider().to_string(), ..Stats::default() };
         *self.lock_state() = Some(state);
         Ok(())
     }
@@ -589,13 +967,17 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.lock_settings().clone();
+        // Settings before state, never the other way round (set_property takes them in this order too).
+        let (mode, batch, live) = {
+            let s = self.lock_settings();
+            (s.mode, s.batch_size.max(1) as usize, s.live.clone())
+        };
         let mut guard = self.lock_state();
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("not started"));
             return Err(gst::FlowError::NotNegotiated);
         };
-        self.classify(state, &settings, buf)?;
+        self.classify(state, mode, batch, &live, buf)?;
         Ok(gst::FlowSuccess::Ok)
     }
 }
