@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! odmclassify as an ADAS pipeline uses it: odd frame sizes, degenerate ROIs, size limits, statistics and drift
+//! messages, hot bundle reload, execution-provider fallback, two instances, flushes and EOS mid-stream. Real
+//! pipelines, the committed colour model, real ONNX Runtime sessions.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use gst::prelude::*;
+use gstodm::meta::{self, Outcome, RoiResult};
+use odm_core::Verdict;
+
+fn verdict(r: &RoiResult) -> Result<(&str, Verdict), &str> {
+    match &r.outcome {
+        Outcome::Classified { label, verdict, .. } => Ok((label.as_str(), *verdict)),
+        Outcome::Skipped { reason } => Err(reason.as_str()),
+    }
+}
+
+fn by_id(results: &[RoiResult], id: i32) -> &RoiResult {
+    results.iter().find(|r| r.roi_id == id).unwrap_or_else(|| panic!("no result for ROI {id}"))
+}
+
+/// A harness around `el` with a bus attached, so warnings the element posts can be read.
+fn harness_with_bus(el: &gst::Element, caps: gst::Caps) -> (gst_check::Harness, gst::Bus) {
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(el, Some("sink"), Some("src"));
+    h.set_src_caps(caps);
+    (h, bus)
+}
+
+fn warnings(bus: &gst::Bus) -> Vec<String> {
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A copy of the colour model whose bundle is edited by `edit` (same ONNX bytes, so the same network).
+fn colour_copy(dir: &Path, stem: &str, edit: impl FnOnce(&mut serde_json::Value)) -> std::path::PathBuf {
+    let src = models().join("colors");
+    fs::copy(src.join("colors.onnx"), dir.join(format!("{stem}.onnx"))).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(src.join("colors.odm.json")).unwrap()).unwrap();
+    v["model"]["file"] = format!("{stem}.onnx").into();
+    edit(&mut v);
+    let path = dir.join(format!("{stem}.odm.json"));
+    fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn five_hundred_rois_in_one_frame_all_get_results() {
+    init();
+    let (w, h) = (800, 640);
+    let colours = [RED, GREEN, BLUE, YELLOW, ORANGE];
+    let mut patches = Vec::new();
+    let mut rois = Vec::new();
+    for i in 0..500u32 {
+        let rect = ((i % 25) * 32, (i / 25) * 32, 24, 24);
+        patches.push((rect, colours[(i % 5) as usize]));
+        rois.push((i as i32, rect));
+    }
+    let el = classifier(&[("batch-size", "32")]);
+    let (mut hn, _bus) = harness_with_bus(&el, rgb_caps(w, h));
+    hn.push(buffer_with_rois(rgb_frame(w, h, &patches), &rois, 0)).unwrap();
+    let out = hn.pull().unwrap();
+    let results = meta::read(&out);
+    assert_eq!(results.len(), 500);
+    for (i, r) in rois.iter().enumerate() {
+        let want = ["red", "green", "blue", "yellow"].get(i % 5).copied();
+        match (verdict(by_id(&results, r.0)), want) {
+            (Ok((l, Verdict::Known)), Some(w)) => assert_eq!(l, w, "ROI {i}"),
+            (Ok((_, Verdict::Novelty)), None) => {}
+            (got, want) => panic!("ROI {i}: {got:?}, wanted {want:?}"),
+        }
+    }
+    let stats: gst::Structure = el.property("stats");
+    assert_eq!(stats.get::<u64>("rois").unwrap(), 500);
+    assert_eq!(stats.get::<u64>("inference-runs").unwrap(), 500u64.div_ceil(32), "as few runs as batch-size allows");
+}
+
+#[test]
+fn degenerate_and_oversized_rois_are_skipped_with_a_reason() {
+    init();
+    let el = classifier(&[("max-size", "60")]);
+    let (mut h, _bus) = harness_with_bus(&el, rgb_caps(160, 120));
+    let rois = [
+        (1, (10, 10, 0, 20)),    // zero width
+        (2, (10, 10, 20, 0)),    // zero height
+        (3, (500, 500, 20, 20)), // wholly outside
+        (4, (150, 110, 30, 30)), // partly outside, 10x10 inside
+        (5, (0, 0, 100, 100)),   // larger than max-size
+        (6, (20, 20, 20, 20)),   // a normal red sign
+    ];
+    h.push(buffer_with_rois(rgb_frame(160, 120, &[((20, 20, 20, 20), RED)]), &rois, 0)).unwrap();
+    let out = h.pull().unwrap();
+    let results = meta::read(&out);
+    assert_eq!(results.len(), 6, "every considered ROI gets a result");
+    for (id, why) in [(1, "outside"), (2, "outside"), (3, "outside"), (5, "max-size 60: 100x100")] {
+        let reason = verdict(by_id(&results, id)).expect_err("skipped");
+        assert!(reason.contains(why), "ROI {id}: {reason}");
+    }
+    assert!(verdict(by_id(&results, 4)).is_ok(), "a partly visible ROI is classified");
+    assert_eq!(verdict(by_id(&results, 6)), Ok(("red", Verdict::Known)));
+    // max-size changes while PLAYING.
+    el.set_property("max-size", 0u32);
+    h.push(buffer_with_rois(rgb_frame(160, 120, &[]), &[(5, (0, 0, 100, 100))], 1)).unwrap();
+    assert!(verdict(&meta::read(&h.pull().unwrap())[0]).is_ok());
+}
+
+#[test]
+fn odd_sized_nv12_and_i420_frames_match_rgb() {
+    init();
+    let model = colors_model();
+    let (w, h) = (101, 77);
+    let patches = [((9, 7, 25, 23), RED), ((51, 33, 27, 31), BLUE)];
+    // Odd positions and sizes: the chroma planes are subsampled with a half pixel left over.
+    let rois = [(1, (9, 7, 25, 23)), (2, (51, 33, 27, 31)), (3, (85, 61, 15, 15))];
+    let mut answers = Vec::new();
+    for format in ["RGB", "NV12", "I420"] {
+        let mut hn = gst_check::Harness::new_parse(&format!(
+            "videoconvert ! video/x-raw,format={format} ! odmclassify model={model}"
+        ));
+        hn.set_src_caps(rgb_caps(w, h));
+        // GStreamer pads RGB rows to 4 bytes.
+        let tight = rgb_frame(w, h, &patches);
+        let stride = (w as usize * 3).next_multiple_of(4);
+        let mut padded = vec![0u8; stride * h as usize];
+        for (row, src) in padded.chunks_exact_mut(stride).zip(tight.chunks_exact(w as usize * 3)) {
+            row[..src.len()].copy_from_slice(src);
+        }
+        hn.push(buffer_with_rois(padded, &rois, 0)).unwrap();
+        let out = hn.pull().unwrap();
+        let mut r = meta::read(&out);
+        r.sort_by_key(|r| r.roi_id);
+        let v: Vec<_> = r.iter().map(|r| verdict(r).map(|(l, v)| (l.to_owned(), v)).unwrap()).collect();
+        answers.push((format, v));
+    }
+    for (format, v) in &answers {
+        assert_eq!(v[0], ("red".to_owned(), Verdict::Known), "{format}");
+        assert_eq!(v[1], ("blue".to_owned(), Verdict::Known), "{format}");
+        assert_eq!(v[2].1, Verdict::Anomaly, "{format}: grey background");
+    }
+}
+
+#[test]
+fn stats_and_drift_messages() {
+    let model = colors_model();
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc pattern=red num-buffers=7 ! video/x-raw,width=64,height=48 ! \
+         odmclassify name=c mode=frame stats-interval=3 model={model} ! fakesink"
+    ))
+    .unwrap();
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut drift = Vec::new();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            gst::MessageView::Element(e) if e.structure().is_some_and(|s| s.name() == "odm-drift") => {
+                drift.push(e.structure().unwrap().to_owned())
+            }
+            _ => {}
+        }
+    }
+    let el = pipeline.downcast_ref::<gst::Bin>().unwrap().by_name("c").unwrap();
+    let stats: gst::Structure = el.property("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 7);
+    assert_eq!(stats.get::<u64>("rois").unwrap(), 7);
+    assert_eq!(stats.get::<u64>("known").unwrap(), 7, "{stats}");
+    assert_eq!(stats.get::<u64>("inference-runs").unwrap(), 7);
+    assert_eq!(stats.get::<&str>("execution-provider").unwrap(), "cpu");
+    let (mean, p99) = (stats.get::<f64>("inference-mean-us").unwrap(), stats.get::<f64>("inference-p99-us").unwrap());
+    assert!(mean > 0.0 && p99 > 0.0, "{stats}");
+
+    // 7 frames at an interval of 3: two messages, each over 3 frames.
+    assert_eq!(drift.len(), 2, "{drift:?}");
+    for d in &drift {
+        assert_eq!(d.get::<u32>("frames").unwrap(), 3);
+        assert_eq!(d.get::<u64>("rois").unwrap(), 3);
+        assert_eq!(d.get::<f64>("known-rate").unwrap(), 1.0);
+        let hist = d.get::<gst::Array>("histogram").unwrap();
+        assert_eq!(hist.len(), 21);
+        let total: u64 = hist.iter().map(|v| v.get::<u64>().unwrap()).sum();
+        assert_eq!(total, 3, "every classified ROI is in the histogram");
+        // Red is at distance ~0 from its centre: the first bin.
+        assert_eq!(hist.first().unwrap().get::<u64>().unwrap(), 3);
+        assert_eq!(d.get::<f64>("histogram-max").unwrap(), 5.0, "twice the bundle's anomaly threshold");
+    }
+}
+
+#[test]
+fn bundle_hot_reload_swaps_between_frames_and_refuses_bad_files() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    colour_copy(dir.path(), "colors", |_| {});
+    let model = dir.path().join("colors.onnx");
+    // An enrolled variant of the same network: other labels, a wider novelty threshold.
+    let german = colour_copy(dir.path(), "colors-de", |v| {
+        v["name"] = "colors-de".into();
+        for (c, de) in v["classes"].as_array_mut().unwrap().iter_mut().zip(["rot", "gruen", "blau", "gelb"]) {
+            c["label"] = de.into();
+        }
+        v["score"]["novelty_threshold"] = 2.4.into();
+    });
+    fs::copy(model.as_path(), dir.path().join("colors-de.onnx")).unwrap();
+    let el = gst::ElementFactory::make("odmclassify").property("model", model.to_str().unwrap()).build().unwrap();
+    let (mut h, bus) = harness_with_bus(&el, rgb_caps(64, 48));
+    let frame = || rgb_frame(64, 48, &[((0, 0, 20, 20), RED), ((30, 0, 20, 20), ORANGE)]);
+    let rois = [(1, (0, 0, 20, 20)), (2, (30, 0, 20, 20))];
+    let push = |h: &mut gst_check::Harness, pts| {
+        h.push(buffer_with_rois(frame(), &rois, pts)).unwrap();
+        meta::read(&h.pull().unwrap())
+    };
+    let r = push(&mut h, 0);
+    assert_eq!(verdict(by_id(&r, 1)), Ok(("red", Verdict::Known)));
+    assert_eq!(verdict(by_id(&r, 2)).unwrap().1, Verdict::Novelty);
+
+    el.set_property("bundle", german.to_str().unwrap());
+    let r = push(&mut h, 1);
+    assert_eq!(verdict(by_id(&r, 1)), Ok(("rot", Verdict::Known)));
+    assert_eq!(verdict(by_id(&r, 2)).unwrap().1, Verdict::Known, "orange within the new threshold");
+    assert_eq!(by_id(&r, 1).model, "colors-de");
+    assert!(warnings(&bus).is_empty());
+
+    // Bad files: malformed, another network (hash), missing. Each refused with a warning; the German bundle stays.
+    let malformed = dir.path().join("bad.odm.json");
+    fs::write(&malformed, "{ not json").unwrap();
+    let other_net = colour_copy(dir.path(), "other", |v| v["model"]["sha256"] = "00".repeat(32).into());
+    for bad in [malformed.clone(), other_net, dir.path().join("missing.odm.json")] {
+        el.set_property("bundle", bad.to_str().unwrap());
+        let w = warnings(&bus);
+        assert_eq!(w.len(), 1, "{bad:?}: {w:?}");
+        assert!(w[0].contains(bad.file_name().unwrap().to_str().unwrap()) && w[0].contains("colors-de.odm.json"));
+        let r = push(&mut h, 2);
+        assert_eq!(verdict(by_id(&r, 1)), Ok(("rot", Verdict::Known)), "{bad:?}");
+        assert_eq!(el.property::<Option<String>>("bundle").as_deref(), german.to_str());
+    }
+}
+
+#[test]
+fn reload_of_a_bundle_for_a_different_input_is_refused() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    colour_copy(dir.path(), "colors", |_| {});
+    let wider = colour_copy(dir.path(), "wider", |v| {
+        v["model"]["input"]["width"] = 64.into();
+    });
+    let el = gst::ElementFactory::make("odmclassify")
+        .property("model", dir.path().join("colors.onnx").to_str().unwrap())
+        .build()
+        .unwrap();
+    let (mut h, bus) = harness_with_bus(&el, rgb_caps(64, 48));
+    el.set_property("bundle", wider.to_str().unwrap());
+    let w = warnings(&bus);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("wider.odm.json"), "{w:?}");
+    h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), BLUE)]), &[(1, (0, 0, 20, 20))], 0)).unwrap();
+    assert_eq!(verdict(&meta::read(&h.pull().unwrap())[0]), Ok(("blue", Verdict::Known)));
+}
+
+/// Run a launch line; (warnings, error) texts.
+fn launch_messages(line: &str) -> (Vec<String>, Option<String>, Vec<gst::Element>) {
+    init();
+    let pipeline = gst::parse::launch(line).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let (mut warns, mut err) = (Vec::new(), None);
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Warning(w) => warns.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
+            gst::MessageView::Error(e) => {
+                err = Some(format!("{} {}", e.error(), e.debug().unwrap_or_default()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let els: Vec<gst::Element> =
+        pipeline.downcast_ref::<gst::Bin>().unwrap().iterate_recurse().into_iter().flatten().collect();
+    pipeline.set_state(gst::State::Null).unwrap();
+    (warns, err, els)
+}
+
+#[test]
+fn gpu_providers_fall_back_to_the_cpu_or_fail_when_asked() {
+    let model = colors_model();
+    for provider in ["cuda", "tensorrt"] {
+        let (warns, err, els) = launch_messages(&format!(
+            "videotestsrc pattern=blue num-buffers=2 ! video/x-raw,width=32,height=32 ! \
+             odmclassify name=c mode=frame execution-provider={provider} model={model} ! fakesink"
+        ));
+        assert!(err.is_none(), "{err:?}");
+        let c = els.iter().find(|e| e.name() == "c").unwrap();
+        let stats: gst::Structure = c.property("stats");
+        let used = stats.get::<&str>("execution-provider").unwrap().to_owned();
+        // On a machine whose ONNX Runtime has the provider and a GPU, it runs there; elsewhere (CI: the CPU wheel)
+        // the element says why on the bus and runs on the CPU.
+        if used == "cpu" {
+            assert!(
+                warns.iter().any(|w| w.contains(provider) && w.contains("running on the CPU")),
+                "{provider}: {warns:?}"
+            );
+        } else {
+            assert_eq!(used, provider);
+            assert!(warns.is_empty(), "{warns:?}");
+        }
+        assert_eq!(stats.get::<u64>("frames").unwrap(), 2);
+
+        if used == "cpu" {
+            let (_, err, _) = launch_messages(&format!(
+                "videotestsrc num-buffers=2 ! video/x-raw,width=32,height=32 ! \
+                 odmclassify mode=frame execution-provider={provider} fallback=false model={model} ! fakesink"
+            ));
+            let err = err.expect("fallback=false turns the missing provider into an error");
+            assert!(err.contains(provider) && err.contains("fallback=false") && err.contains("colors.onnx"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn two_instances_with_different_models_in_one_pipeline() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    colour_copy(dir.path(), "signs", |v| v["name"] = "signs".into());
+    colour_copy(dir.path(), "lights", |v| {
+        v["name"] = "lights".into();
+        for (c, l) in v["classes"].as_array_mut().unwrap().iter_mut().zip(["stop-light", "go-light", "b", "amber"]) {
+            c["label"] = l.into();
+        }
+    });
+    let (a, b) = (dir.path().join("signs.onnx"), dir.path().join("lights.onnx"));
+    let mut h = gst_check::Harness::new_parse(&format!(
+        "odmclassify roi-type=sign model={} ! odmclassify roi-type=light model={}",
+        a.display(),
+        b.display()
+    ));
+    h.set_src_caps(rgb_caps(64, 48));
+    let mut buf = buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), RED), ((30, 0, 20, 20), GREEN)]), &[], 0);
+    {
+        let b = buf.get_mut().unwrap();
+        gst_video::VideoRegionOfInterestMeta::add(b, "sign", (0, 0, 20, 20)).set_id(1);
+        gst_video::VideoRegionOfInterestMeta::add(b, "light", (30, 0, 20, 20)).set_id(2);
+    }
+    h.push(buf).unwrap();
+    let out = h.pull().unwrap();
+    let r = meta::read(&out);
+    assert_eq!(r.len(), 2, "both instances' results on the buffer");
+    assert_eq!((verdict(by_id(&r, 1)), by_id(&r, 1).model.as_str()), (Ok(("red", Verdict::Known)), "signs"));
+    assert_eq!((verdict(by_id(&r, 2)), by_id(&r, 2).model.as_str()), (Ok(("go-light", Verdict::Known)), "lights"));
+}
+
+#[test]
+fn flush_and_eos_mid_stream_lose_no_buffer() {
+    init();
+    let el = classifier(&[]);
+    let (mut h, _bus) = harness_with_bus(&el, rgb_caps(64, 48));
+    let frame = rgb_frame(64, 48, &[((0, 0, 20, 20), YELLOW)]);
+    let rois = [(1, (0, 0, 20, 20))];
+    let mut out = 0;
+    for pts in 0..10u64 {
+        if pts == 4 {
+            assert!(h.push_event(gst::event::FlushStart::new()));
+            assert!(h.push_event(gst::event::FlushStop::new(true)));
+            // After a flushing stop the segment must be sent again.
+            assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+        }
+        h.push(buffer_with_rois(frame.clone(), &rois, pts)).unwrap();
+        let b = h.pull().unwrap();
+        assert_eq!(b.pts(), Some(gst::ClockTime::from_nseconds(pts)));
+        assert_eq!(verdict(&meta::read(&b)[0]), Ok(("yellow", Verdict::Known)));
+        out += 1;
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    assert_eq!(out, 10);
+    let stats: gst::Structure = el.property("stats");
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 10);
+}
