@@ -4,10 +4,15 @@
 //! This is the single preprocessing path of odm: the trainer turns dataset images into tensors with it and the
 //! plugin turns ROIs of video frames into tensors with it, so training and inference see the same pixels.
 //!
-//! Crop, colour conversion, resize and normalisation are fused into one pass that reads the source planes directly
-//! (packed RGB family, grey, NV12, I420): no full-frame conversion, no intermediate image. Resizing is bilinear with
-//! supersampling when shrinking (up to 4x4 taps per output pixel), so a 200-px sign and a 20-px sign both give a
-//! clean 48-px crop; no tap reaches outside the box. Where the grown box leaves the frame, edge pixels are repeated (the geometry of the box is kept).
+//! Crop, resize, colour conversion and normalisation read the source planes directly (packed RGB family, grey, NV12,
+//! I420): no full-frame conversion. Resizing is bilinear with supersampling when shrinking (up to 4x4 taps per output
+//! pixel), so a 200-px sign and a 20-px sign both give a clean 32-px crop; no tap reaches outside the box. Where the
+//! grown box leaves the frame, edge pixels are repeated (the geometry of the box is kept).
+//!
+//! The filter is separable, so it runs as two passes with precomputed taps: down the columns first (contiguous bytes,
+//! so the loops vectorise) into one line per output row, then along those lines ([`CropScratch`] holds the taps and
+//! lines and is reused across crops, so a warm crop allocates nothing). YUV frames are filtered as Y, U and V and converted to RGB per output pixel, which is the
+//! same as converting first except where a colour leaves the RGB cube (the conversion clamps).
 
 use crate::bundle::{ColorOrder, InputSpec};
 use crate::error::PreprocessError;
@@ -93,10 +98,10 @@ impl<'a> Frame<'a> {
     ) -> Result<Frame<'a>, PreprocessError> {
         let (w, h) = (width as usize, height as usize);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let layout: Vec<(usize, usize)> = match format {
-            PixelFormat::Nv12 => vec![(h, w), (ch, 2 * cw)],
-            PixelFormat::I420 => vec![(h, w), (ch, cw), (ch, cw)],
-            f => vec![(h, w * f.packed().map_or(1, |p| p.1))],
+        let layout: &[(usize, usize)] = match format {
+            PixelFormat::Nv12 => &[(h, w), (ch, 2 * cw)],
+            PixelFormat::I420 => &[(h, w), (ch, cw), (ch, cw)],
+            f => &[(h, w * f.packed().map_or(1, |p| p.1))],
         };
         let empty = Plane { data: &[], stride: 0 };
         let mut out = [empty; 3];
@@ -125,55 +130,26 @@ impl<'a> Frame<'a> {
         self.height
     }
 
-    /// RGB of the pixel at integer coordinates (clamped to the frame).
-    #[inline]
-    fn rgb(&self, x: i64, y: i64) -> [f32; 3] {
-        let x = x.clamp(0, self.width as i64 - 1) as usize;
-        let y = y.clamp(0, self.height as i64 - 1) as usize;
-        match self.format.packed() {
-            Some((off, px)) => {
-                let p = &self.planes[0];
-                let base = y * p.stride + x * px;
-                [p.data[base + off[0]] as f32, p.data[base + off[1]] as f32, p.data[base + off[2]] as f32]
-            }
-            None => {
-                let yp = &self.planes[0];
-                let luma = yp.data[y * yp.stride + x] as f32;
-                let (cx, cy) = (x / 2, y / 2);
-                let (u, v) = match self.format {
-                    PixelFormat::Nv12 => {
-                        let p = &self.planes[1];
-                        (p.data[cy * p.stride + 2 * cx] as f32, p.data[cy * p.stride + 2 * cx + 1] as f32)
-                    }
-                    _ => {
-                        let (pu, pv) = (&self.planes[1], &self.planes[2]);
-                        (pu.data[cy * pu.stride + cx] as f32, pv.data[cy * pv.stride + cx] as f32)
-                    }
-                };
-                yuv_to_rgb(luma, u, v, self.matrix)
-            }
-        }
+    pub fn format(&self) -> PixelFormat {
+        self.format
     }
+}
 
-    /// Bilinear sample at continuous coordinates (pixel centres at +0.5), edges repeated.
-    #[inline]
-    fn sample(&self, fx: f32, fy: f32) -> [f32; 3] {
-        let (x, y) = (fx - 0.5, fy - 0.5);
-        let (x0, y0) = (x.floor(), y.floor());
-        let (ax, ay) = (x - x0, y - y0);
-        let (x0, y0) = (x0 as i64, y0 as i64);
-        let p00 = self.rgb(x0, y0);
-        let p10 = self.rgb(x0 + 1, y0);
-        let p01 = self.rgb(x0, y0 + 1);
-        let p11 = self.rgb(x0 + 1, y0 + 1);
-        let mut out = [0.0; 3];
-        for c in 0..3 {
-            let top = p00[c] + (p10[c] - p00[c]) * ax;
-            let bottom = p01[c] + (p11[c] - p01[c]) * ax;
-            out[c] = top + (bottom - top) * ay;
-        }
-        out
+/// `acc[i] += w * src[i]` over the shorter of the two: the inner loop of the vertical pass (vectorises).
+#[inline]
+fn accumulate(acc: &mut [f32], src: &[u8], w: f32) {
+    for (a, &b) in acc.iter_mut().zip(src) {
+        *a += w * b as f32;
     }
+}
+
+/// The taps of one axis: for each output, a window of `k` source indices from `starts[o]` with their weights
+/// (`weights[o * k..][..k]`, zero where the window is wider than that output needs).
+#[derive(Debug, Default, Clone)]
+struct Taps {
+    starts: Vec<u32>,
+    weights: Vec<f32>,
+    k: usize,
 }
 
 #[inline]
@@ -246,9 +222,68 @@ pub fn check_roi(roi: Roi, width: u32, height: u32) -> Result<(), PreprocessErro
     Ok(())
 }
 
+/// Buffers reused by [`crop_to_tensor_with`]: the taps of both passes and the intermediate rows. A crop made with a
+/// scratch that has seen a crop of the same output size and a box at least as large allocates nothing.
+#[derive(Debug, Default, Clone)]
+pub struct CropScratch {
+    tx: Taps,
+    ty: Taps,
+    /// Vertically filtered source columns, one line per output row: packed pixels (all bytes of each pixel), or Y.
+    lines: Vec<f32>,
+    /// The same for the chroma of YUV frames: interleaved UV, or U then V.
+    chroma: Vec<f32>,
+}
+
+/// Taps of one axis: for each of `n` outputs, `taps` supersamples of a bilinear filter whose centres stay within
+/// `[lo, hi]` (inside the box), source indices clamped to `[0, size)`, merged into one dense window per output.
+#[allow(clippy::too_many_arguments)]
+fn axis_taps(out: &mut Taps, n: usize, taps: usize, start: f32, step: f32, lo: f32, hi: f32, size: u32) {
+    let last = size as i64 - 1;
+    let w_tap = 1.0 / taps as f32;
+    // (first raw index, fraction) of each supersample; the window spans the widest output.
+    let tap = |o: usize, t: usize| {
+        let f = (start + (o as f32 + (t as f32 + 0.5) / taps as f32) * step).max(lo).min(hi) - 0.5;
+        let f0 = f.floor();
+        (f0 as i64, f - f0)
+    };
+    let mut k = 1usize;
+    for o in 0..n {
+        let (first, _) = tap(o, 0);
+        let (last_tap, _) = tap(o, taps - 1);
+        k = k.max((last_tap + 1 - first + 1) as usize);
+    }
+    let k = k.min(size as usize);
+    out.k = k;
+    out.starts.clear();
+    out.weights.clear();
+    out.weights.resize(n * k, 0.0);
+    for o in 0..n {
+        let lo_idx = tap(o, 0).0.clamp(0, last);
+        let s0 = lo_idx.min(size as i64 - k as i64);
+        out.starts.push(s0 as u32);
+        let w = &mut out.weights[o * k..(o + 1) * k];
+        for t in 0..taps {
+            let (i0, a) = tap(o, t);
+            w[(i0.clamp(0, last) - s0) as usize] += (1.0 - a) * w_tap;
+            w[((i0 + 1).clamp(0, last) - s0) as usize] += a * w_tap;
+        }
+    }
+}
+
 /// Crop `roi` (grown by the context margin) out of `frame` into `out` as a normalised CHW tensor of
-/// `spec.width x spec.height`.
+/// `spec.width x spec.height`. Allocates its working buffers; [`crop_to_tensor_with`] reuses them.
 pub fn crop_to_tensor(frame: &Frame<'_>, roi: Roi, spec: &CropSpec, out: &mut [f32]) -> Result<(), PreprocessError> {
+    crop_to_tensor_with(frame, roi, spec, out, &mut CropScratch::default())
+}
+
+/// [`crop_to_tensor`] with reusable working buffers.
+pub fn crop_to_tensor_with(
+    frame: &Frame<'_>,
+    roi: Roi,
+    spec: &CropSpec,
+    out: &mut [f32],
+    scratch: &mut CropScratch,
+) -> Result<(), PreprocessError> {
     if spec.width == 0 || spec.height == 0 {
         return Err(PreprocessError::InputSize(spec.width, spec.height));
     }
@@ -266,8 +301,56 @@ pub fn crop_to_tensor(frame: &Frame<'_>, roi: Roi, spec: &CropSpec, out: &mut [f
     // Supersample when shrinking: n x n bilinear taps per output pixel approximate an area filter.
     let nx = (sx.ceil() as usize).clamp(1, 4);
     let ny = (sy.ceil() as usize).clamp(1, 4);
-    let inv_taps = 1.0 / (nx * ny) as f32;
+    // Taps stay inside the box (half a pixel in from its edges) so that bilinear weights never reach outside it.
+    let (lo_x, hi_x) = (bx + 0.5, (bx + bw - 0.5).max(bx + 0.5));
+    let (lo_y, hi_y) = (by + 0.5, (by + bh - 0.5).max(by + 0.5));
+    let CropScratch { tx, ty, lines, chroma } = scratch;
+    axis_taps(tx, ow, nx, bx, sx, lo_x, hi_x, frame.width);
+    axis_taps(ty, oh, ny, by, sy, lo_y, hi_y, frame.height);
+    let (kx, ky) = (tx.k, ty.k);
 
+    // Vertical pass first: for each output row, the weighted sum of the source rows its taps reach, over the source
+    // columns the horizontal taps reach ([x0, x1)); contiguous bytes, so the loops vectorise.
+    let x0 = tx.starts.iter().copied().min().unwrap_or(0) as usize;
+    let x1 = tx.starts.iter().copied().max().unwrap_or(0) as usize + kx;
+    let span = x1 - x0;
+    let planes = &frame.planes;
+    let row = |p: usize, y: usize, from: usize, len: usize| &planes[p].data[y * planes[p].stride + from..][..len];
+    let yuv = matches!(frame.format, PixelFormat::Nv12 | PixelFormat::I420);
+    // Bytes per pixel of the main plane, and the chroma columns (in samples) covering [x0, x1).
+    let px = frame.format.packed().map_or(1, |p| p.1);
+    let (c0, c1) = (x0 / 2, (x1 - 1) / 2 + 1);
+    let cspan = c1 - c0;
+    lines.clear();
+    lines.resize(oh * span * px, 0.0);
+    chroma.clear();
+    if yuv {
+        chroma.resize(oh * cspan * 2, 0.0);
+    }
+    for (oy, (&start, w)) in ty.starts.iter().zip(ty.weights.chunks_exact(ky)).enumerate() {
+        let line = &mut lines[oy * span * px..(oy + 1) * span * px];
+        for (i, &w) in w.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let y = start as usize + i;
+            accumulate(line, row(0, y, x0 * px, span * px), w);
+            match frame.format {
+                PixelFormat::Nv12 => {
+                    accumulate(&mut chroma[oy * cspan * 2..(oy + 1) * cspan * 2], row(1, y / 2, c0 * 2, cspan * 2), w)
+                }
+                PixelFormat::I420 => {
+                    let (u, v) = chroma[oy * cspan * 2..(oy + 1) * cspan * 2].split_at_mut(cspan);
+                    accumulate(u, row(1, y / 2, c0, cspan), w);
+                    accumulate(v, row(2, y / 2, c0, cspan), w);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Horizontal pass on the filtered lines, colour conversion, normalisation.
+    let off = frame.format.packed().map_or([0, 0, 0], |p| p.0);
     let order = match spec.norm.color {
         ColorOrder::Rgb => [0, 1, 2],
         ColorOrder::Bgr => [2, 1, 0],
@@ -275,27 +358,33 @@ pub fn crop_to_tensor(frame: &Frame<'_>, roi: Roi, spec: &CropSpec, out: &mut [f
     let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * spec.norm.std[c]));
     let shift: [f32; 3] = std::array::from_fn(|c| spec.norm.mean[c] / spec.norm.std[c]);
     let plane = ow * oh;
-
-    // Taps stay inside the box (half a pixel in from its edges) so that bilinear weights never reach outside it.
-    let (lo_x, hi_x) = (bx + 0.5, (bx + bw - 0.5).max(bx + 0.5));
-    let (lo_y, hi_y) = (by + 0.5, (by + bh - 0.5).max(by + 0.5));
-
     for oy in 0..oh {
-        for ox in 0..ow {
+        let line = &lines[oy * span * px..(oy + 1) * span * px];
+        let cline = if yuv { &chroma[oy * cspan * 2..(oy + 1) * cspan * 2] } else { &chroma[..0] };
+        let (cu, cv) = cline.split_at(if frame.format == PixelFormat::I420 { cspan } else { 0 });
+        for (ox, (&start, w)) in tx.starts.iter().zip(tx.weights.chunks_exact(kx)).enumerate() {
             let mut acc = [0.0f32; 3];
-            for ty in 0..ny {
-                let fy = (by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy).max(lo_y).min(hi_y);
-                for tx in 0..nx {
-                    let fx = (bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx).max(lo_x).min(hi_x);
-                    let p = frame.sample(fx, fy);
-                    acc[0] += p[0];
-                    acc[1] += p[1];
-                    acc[2] += p[2];
+            let first = start as usize - x0;
+            if yuv {
+                let nv12 = frame.format == PixelFormat::Nv12;
+                for (i, &w) in w.iter().enumerate() {
+                    let c = (start as usize + i) / 2 - c0;
+                    let (u, v) = if nv12 { (cline[2 * c], cline[2 * c + 1]) } else { (cu[c], cv[c]) };
+                    acc[0] += w * line[first + i];
+                    acc[1] += w * u;
+                    acc[2] += w * v;
+                }
+                acc = yuv_to_rgb(acc[0], acc[1], acc[2], frame.matrix);
+            } else {
+                for (p, &w) in line[first * px..].chunks_exact(px).zip(w) {
+                    acc[0] += w * p[off[0]];
+                    acc[1] += w * p[off[1]];
+                    acc[2] += w * p[off[2]];
                 }
             }
             let i = oy * ow + ox;
             for c in 0..3 {
-                out[c * plane + i] = acc[order[c]] * inv_taps * scale[c] - shift[c];
+                out[c * plane + i] = acc[order[c]] * scale[c] - shift[c];
             }
         }
     }

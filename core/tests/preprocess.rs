@@ -206,3 +206,99 @@ fn short_buffers_are_refused() {
     let mut out = vec![0.0; s.len()];
     crop_to_tensor(&f, Roi { x: 0, y: 0, w: 5, h: 3 }, &s, &mut out).unwrap();
 }
+
+/// The definition the fast path must equal: for every output pixel, n x n bilinear taps clamped inside the box,
+/// each tap reading RGB pixels clamped to the frame (the direct, unseparated form; slow, for tests only).
+fn reference_crop(rgb: &[u8], w: u32, h: u32, roi: Roi, s: &CropSpec) -> Vec<f32> {
+    let px = |x: i64, y: i64| -> [f32; 3] {
+        let (x, y) = (x.clamp(0, w as i64 - 1) as usize, y.clamp(0, h as i64 - 1) as usize);
+        let i = (y * w as usize + x) * 3;
+        [rgb[i] as f32, rgb[i + 1] as f32, rgb[i + 2] as f32]
+    };
+    let sample = |fx: f32, fy: f32| {
+        let (x, y) = (fx - 0.5, fy - 0.5);
+        let (x0, y0) = (x.floor(), y.floor());
+        let (ax, ay) = (x - x0, y - y0);
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        let (p00, p10, p01, p11) = (px(x0, y0), px(x0 + 1, y0), px(x0, y0 + 1), px(x0 + 1, y0 + 1));
+        std::array::from_fn::<f32, 3, _>(|c| {
+            let top = p00[c] + (p10[c] - p00[c]) * ax;
+            let bottom = p01[c] + (p11[c] - p01[c]) * ax;
+            top + (bottom - top) * ay
+        })
+    };
+    let (gx, gy) = (s.context * roi.w as f32, s.context * roi.h as f32);
+    let (bx, by, bw, bh) = (roi.x as f32 - gx, roi.y as f32 - gy, roi.w as f32 + 2.0 * gx, roi.h as f32 + 2.0 * gy);
+    let (ow, oh) = (s.width as usize, s.height as usize);
+    let (sx, sy) = (bw / ow as f32, bh / oh as f32);
+    let (nx, ny) = ((sx.ceil() as usize).clamp(1, 4), (sy.ceil() as usize).clamp(1, 4));
+    let mut out = vec![0.0; s.len()];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut acc = [0.0f32; 3];
+            for ty in 0..ny {
+                let fy = (by + (oy as f32 + (ty as f32 + 0.5) / ny as f32) * sy)
+                    .max(by + 0.5)
+                    .min((by + bh - 0.5).max(by + 0.5));
+                for tx in 0..nx {
+                    let fx = (bx + (ox as f32 + (tx as f32 + 0.5) / nx as f32) * sx)
+                        .max(bx + 0.5)
+                        .min((bx + bw - 0.5).max(bx + 0.5));
+                    let p = sample(fx, fy);
+                    for c in 0..3 {
+                        acc[c] += p[c];
+                    }
+                }
+            }
+            for c in 0..3 {
+                out[c * ow * oh + oy * ow + ox] = (acc[c] / (nx * ny) as f32 / 255.0 - s.norm.mean[c]) / s.norm.std[c];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn separable_fast_path_equals_the_direct_definition() {
+    // A textured picture (no flat areas that would hide a wrong tap).
+    let (w, h) = (97u32, 61u32);
+    let rgb: Vec<u8> = (0..w * h)
+        .flat_map(|i| [(i * 7 % 251) as u8, (i * 13 % 241) as u8, ((i / w) * 5 + (i % w) * 3) as u8])
+        .collect();
+    let frame =
+        Frame::new(PixelFormat::Rgb, w, h, &[Plane { data: &rgb, stride: 3 * w as usize }], YuvMatrix::Bt601).unwrap();
+    let mut scratch = CropScratch::default();
+    let rois = [
+        Roi { x: 10, y: 5, w: 20, h: 30 },   // shrink a little
+        Roi { x: 0, y: 0, w: 97, h: 61 },    // the whole frame: 4x4 taps
+        Roi { x: 40, y: 20, w: 3, h: 2 },    // upscale
+        Roi { x: -15, y: 50, w: 30, h: 25 }, // partly outside: edges repeated
+        Roi { x: 90, y: -3, w: 40, h: 9 },   // partly outside, other corner
+    ];
+    for (k, roi) in rois.iter().enumerate() {
+        for (size, context) in [(8u32, 0.0f32), (16, 0.1), (5, 0.3)] {
+            let s = CropSpec { width: size, height: size + 3, context, ..spec(ColorOrder::Rgb, 0.0) };
+            let want = reference_crop(&rgb, w, h, *roi, &s);
+            let mut got = vec![0.0; s.len()];
+            crop_to_tensor_with(&frame, *roi, &s, &mut got, &mut scratch).unwrap();
+            let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "ROI {k} size {size} context {context}: off by {worst}");
+            // A fresh scratch gives the same bytes as a reused one.
+            assert_eq!(got, tensor(&frame, *roi, &s));
+        }
+    }
+}
+
+#[test]
+fn tiny_frames_narrower_than_the_filter_window() {
+    let (w, h) = (3u32, 2u32);
+    let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 256) as u8).collect();
+    let frame = Frame::new(PixelFormat::Rgb, w, h, &[Plane { data: &rgb, stride: 9 }], YuvMatrix::Bt601).unwrap();
+    for (roi, context) in [(Roi { x: 0, y: 0, w: 3, h: 2 }, 0.3f32), (Roi { x: -20, y: -20, w: 40, h: 40 }, 0.0)] {
+        let s = CropSpec { width: 4, height: 4, context, ..spec(ColorOrder::Rgb, 0.0) };
+        let want = reference_crop(&rgb, w, h, roi, &s);
+        let got = tensor(&frame, roi, &s);
+        let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{roi:?}: off by {worst}");
+    }
+}

@@ -13,7 +13,9 @@ use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoRegionOfInterestMeta};
 
 use odm_core::bundle::{sibling_bundle_path, Bundle};
-use odm_core::preprocess::{check_roi, crop_to_tensor, CropSpec, Frame, PixelFormat, Plane, Roi, YuvMatrix};
+use odm_core::preprocess::{
+    check_roi, crop_to_tensor_with, CropScratch, CropSpec, Frame, PixelFormat, Plane, Roi, YuvMatrix,
+};
 use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
@@ -117,6 +119,7 @@ struct State {
     jobs: Vec<Job>,
     pending: Vec<usize>,
     ids: Vec<i32>,
+    crop_scratch: CropScratch,
     drift: Drift,
 }
 
@@ -398,6 +401,7 @@ impl OdmClassify {
             jobs: Vec::with_capacity(64),
             pending: Vec::with_capacity(batch),
             ids: Vec::with_capacity(64),
+            crop_scratch: CropScratch::default(),
             drift: Drift::default(),
             engine,
             scoring,
@@ -470,7 +474,7 @@ impl OdmClassify {
         buffer: &mut gst::BufferRef,
     ) -> Result<(), gst::FlowError> {
         let frame_start = Instant::now();
-        let State { engine, scoring, info, input, embeddings, jobs, pending, ids, drift } = state;
+        let State { engine, scoring, info, input, embeddings, jobs, pending, ids, crop_scratch, drift } = state;
         let Some(info) = info.as_ref() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
@@ -554,7 +558,8 @@ impl OdmClassify {
                     continue;
                 }
                 let row = pending.len();
-                if let Err(e) = crop_to_tensor(&frame, roi, &crop, &mut input[row * sample..(row + 1) * sample]) {
+                let dst = &mut input[row * sample..(row + 1) * sample];
+                if let Err(e) = crop_to_tensor_with(&frame, roi, &crop, dst, crop_scratch) {
                     jobs[j].outcome = Err(Skip::Preprocess(e));
                     continue;
                 }

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! odmclassify against a bare ONNX Runtime session, side by side in one run (`cargo bench -p gst-plugin-odm`).
+//!
+//! Element: `appsrc ! odmclassify ! appsink` on 1280x720 NV12 frames (what decoders emit) carrying 1, 8 or 32 ROI
+//! metas, every frame sharing one memory (no copy in the source). Reference: an ORT session built with the same
+//! options (graph optimisation level 3, the same intra-op threads, spinning off) fed the very same crops as pre-made
+//! tensors, in the same batches. Also measured: preprocessing time per crop (crop + resize + normalise from NV12),
+//! Rust-side heap allocations per frame in steady state (a counting global allocator: GStreamer's and ONNX Runtime's C
+//! allocations are not seen by it), and resident memory over a long run (`--soak N` frames, default 100,000).
+//!
+//! Usage: `cargo bench -p gst-plugin-odm --bench classify -- [--model FILE] [--threads 1,2] [--soak N] [--quick]`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use gst::prelude::*;
+use gst_video::VideoRegionOfInterestMeta;
+use odm_core::preprocess::{crop_to_tensor_with, CropScratch, CropSpec, Frame, PixelFormat, Plane, Roi, YuvMatrix};
+use odm_core::Bundle;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const W: u32 = 1280;
+const H: u32 = 720;
+const BATCH: usize = 32;
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<f64>()
+                .ok()
+                .map(|k| k / 1024.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// A synthetic NV12 dashcam-like frame: gradients with coloured discs where the ROIs are.
+fn nv12_frame(rois: &[(u32, u32, u32, u32)]) -> Vec<u8> {
+    let (w, h) = (W as usize, H as usize);
+    let mut f = vec![0u8; w * h * 3 / 2];
+    for y in 0..h {
+        for x in 0..w {
+            f[y * w + x] = ((x * 7 + y * 3) % 200 + 30) as u8;
+        }
+    }
+    for (i, &(rx, ry, rw, rh)) in rois.iter().enumerate() {
+        let (cx, cy, r) = (rx + rw / 2, ry + rh / 2, rw.min(rh) / 2);
+        for y in ry..ry + rh {
+            for x in rx..rx + rw {
+                let (dx, dy) = (x as i64 - cx as i64, y as i64 - cy as i64);
+                if dx * dx + dy * dy <= (r * r) as i64 {
+                    f[y as usize * w + x as usize] = 60 + (i * 37 % 150) as u8;
+                    let uv = w * h + (y as usize / 2) * w + (x as usize / 2) * 2;
+                    f[uv] = (90 + i * 53 % 120) as u8;
+                    f[uv + 1] = (200 - i * 29 % 120) as u8;
+                }
+            }
+        }
+    }
+    f
+}
+
+fn rois(n: usize) -> Vec<(u32, u32, u32, u32)> {
+    (0..n as u32).map(|i| (40 + (i % 8) * 150, 40 + (i / 8) * 160, 48 + (i % 5) * 12, 48 + (i % 5) * 12)).collect()
+}
+
+struct Row {
+    rois: usize,
+    threads: usize,
+    element_cps: f64,
+    bare_cps: f64,
+    pre_us: f64,
+    allocs_element: f64,
+    allocs_bare: f64,
+}
+
+/// The element: frames pushed into appsrc, pulled from appsink. Returns (crops/s, Rust allocations per frame).
+fn run_element(
+    model: &str,
+    threads: usize,
+    mem: &gst::Memory,
+    r: &[(u32, u32, u32, u32)],
+    frames: usize,
+) -> (f64, f64) {
+    let caps = gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Nv12)
+        .width(W as i32)
+        .height(H as i32)
+        .framerate(gst::Fraction::new(30, 1))
+        .build();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! odmclassify model={model} threads={threads} batch-size={BATCH} ! \
+         appsink name=sink sync=false"
+    ))
+    .expect("pipeline");
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let src = bin.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let sink = bin.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    src.set_caps(Some(&caps));
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let make = |i: usize| {
+        let mut b = gst::Buffer::new();
+        {
+            let b = b.get_mut().unwrap();
+            b.append_memory(mem.clone());
+            b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
+            for (k, rect) in r.iter().enumerate() {
+                VideoRegionOfInterestMeta::add(b, "sign", *rect).set_id(k as i32);
+            }
+        }
+        b
+    };
+    let run = |n: usize, from: usize| {
+        for i in 0..n {
+            src.push_buffer(make(from + i)).expect("push");
+            let s = sink.pull_sample().expect("sample");
+            assert!(s.buffer().is_some_and(|b| gstodm::meta::read(b).len() == r.len()), "every ROI has a result");
+        }
+    };
+    run(20, 0); // warm-up
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    run(frames, 20);
+    let secs = t0.elapsed().as_secs_f64();
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / frames as f64;
+    pipeline.set_state(gst::State::Null).unwrap();
+    ((frames * r.len()) as f64 / secs, allocs)
+}
+
+/// The same crops as pre-made tensors through a bare session with the element's options.
+fn run_bare(session: &mut Session, bundle: &Bundle, crops: &[f32], n_rois: usize, frames: usize) -> (f64, f64) {
+    let spec = &bundle.model.input;
+    let sample = 3 * (spec.width * spec.height) as usize;
+    let mut once = || {
+        let mut done = 0;
+        while done < n_rois {
+            let n = (n_rois - done).min(BATCH);
+            let x = ndarray::ArrayView4::from_shape(
+                (n, 3, spec.height as usize, spec.width as usize),
+                &crops[done * sample..(done + n) * sample],
+            )
+            .unwrap();
+            let out =
+                session.run(ort::inputs![spec.name.as_str() => TensorRef::from_array_view(x).unwrap()]).expect("run");
+            let (_, e) = out[bundle.model.output.name.as_str()].try_extract_tensor::<f32>().unwrap();
+            assert_eq!(e.len(), n * bundle.dim());
+            done += n;
+        }
+    };
+    for _ in 0..20 {
+        once();
+    }
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    for _ in 0..frames {
+        once();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / frames as f64;
+    ((frames * n_rois) as f64 / secs, allocs)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let default_model = ["models/signs/signs.onnx", "models/colors/colors.onnx"]
+        .iter()
+        .map(|p| root.join(p))
+        .find(|p| p.is_file())
+        .expect("a committed model");
+    // Relative paths are taken from the workspace root (cargo runs benches in the package folder).
+    let model = arg("--model")
+        .map(|m| if PathBuf::from(&m).exists() { m.into() } else { root.join(m) })
+        .unwrap_or(default_model);
+    let threads: Vec<usize> =
+        arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|t| t.parse().expect("threads")).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let soak: usize = arg("--soak").map(|s| s.parse().expect("--soak N")).unwrap_or(if quick { 2000 } else { 100_000 });
+
+    gst::init().expect("gst");
+    gstodm::plugin_register_static().expect("plugin");
+    let bundle = Bundle::open(&odm_core::bundle::sibling_bundle_path(&model)).unwrap_or_else(|e| {
+        eprintln!("classify bench: {e}");
+        std::process::exit(2)
+    });
+    let (env, lib) = gstodm::runtime::environment(None).expect("ONNX Runtime");
+    let spec = CropSpec::from_input(&bundle.model.input);
+    println!(
+        "model {} ({}x{} -> {}), ONNX Runtime {}, {} cores, frames {W}x{H} NV12, batch-size {BATCH}",
+        model.display(),
+        spec.width,
+        spec.height,
+        bundle.dim(),
+        lib.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let mut rows = Vec::new();
+    for &t in &threads {
+        let mut session = Session::builder(&env)
+            .unwrap()
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .unwrap()
+            .with_intra_threads(t)
+            .unwrap()
+            .with_intra_op_spinning(false)
+            .unwrap()
+            .commit_from_file(&model)
+            .expect("session");
+        for n in [1usize, 8, 32] {
+            let r = rois(n);
+            let data = nv12_frame(&r);
+            // The crops the element makes, made here once: the bare session's input, and the preprocessing timing.
+            let (y, uv) = data.split_at((W * H) as usize);
+            let planes = [Plane { data: y, stride: W as usize }, Plane { data: uv, stride: W as usize }];
+            let frame = Frame::new(PixelFormat::Nv12, W, H, &planes, YuvMatrix::Bt601).unwrap();
+            let mut crops = vec![0f32; n * spec.len()];
+            let mut scratch = CropScratch::default();
+            let reps = if quick { 20 } else { 200 };
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                for (k, &(x, y, w, h)) in r.iter().enumerate() {
+                    let roi = Roi { x: x as i64, y: y as i64, w: w as i64, h: h as i64 };
+                    let dst = &mut crops[k * spec.len()..(k + 1) * spec.len()];
+                    crop_to_tensor_with(&frame, roi, &spec, dst, &mut scratch).unwrap();
+                }
+            }
+            let pre_us = t0.elapsed().as_secs_f64() * 1e6 / (reps * n) as f64;
+            let frames = ((if quick { 300 } else { 3000 }) / n).max(if quick { 10 } else { 60 });
+            let mem = gst::Memory::from_slice(data.clone());
+            // Interleave element and bare runs so drift in the machine's speed hits both.
+            let (mut e, mut b) = ((0.0, 0.0), (0.0, 0.0));
+            for _ in 0..2 {
+                let x = run_element(model.to_str().unwrap(), t, &mem, &r, frames);
+                let y = run_bare(&mut session, &bundle, &crops, n, frames);
+                (e, b) = ((e.0 + x.0 / 2.0, x.1), (b.0 + y.0 / 2.0, y.1));
+            }
+            rows.push(Row {
+                rois: n,
+                threads: t,
+                element_cps: e.0,
+                bare_cps: b.0,
+                pre_us,
+                allocs_element: e.1,
+                allocs_bare: b.1,
+            });
+        }
+    }
+    println!(
+        "\n| ROIs/frame | threads | element crops/s | bare ORT crops/s | element/bare | preprocess µs/crop | Rust allocs/frame element | Rust allocs/frame bare |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.1}% | {:.2} | {:.1} | {:.1} |",
+            r.rois,
+            r.threads,
+            r.element_cps,
+            r.bare_cps,
+            100.0 * r.element_cps / r.bare_cps,
+            r.pre_us,
+            r.allocs_element,
+            r.allocs_bare
+        );
+    }
+
+    // Memory over a long run: RSS sampled along `soak` frames with 8 ROIs each.
+    let r = rois(8);
+    let mem = gst::Memory::from_slice(nv12_frame(&r));
+    let t = threads[0];
+    let steps = 10;
+    let per = (soak / steps).max(1);
+    println!("\nresident memory over {} frames of 8 ROIs (threads {t}):", per * steps);
+    let caps = gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Nv12)
+        .width(W as i32)
+        .height(H as i32)
+        .framerate(gst::Fraction::new(30, 1))
+        .build();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! odmclassify model={} threads={t} ! appsink name=sink sync=false",
+        model.display()
+    ))
+    .unwrap();
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let src = bin.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let sink = bin.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    src.set_caps(Some(&caps));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let t0 = Instant::now();
+    let mut line = String::new();
+    for s in 0..=steps {
+        if s > 0 {
+            for i in 0..per {
+                let mut b = gst::Buffer::new();
+                {
+                    let b = b.get_mut().unwrap();
+                    b.append_memory(mem.clone());
+                    b.set_pts(gst::ClockTime::from_mseconds(33 * (s * per + i) as u64));
+                    for (k, rect) in r.iter().enumerate() {
+                        VideoRegionOfInterestMeta::add(b, "sign", *rect).set_id(k as i32);
+                    }
+                }
+                src.push_buffer(b).unwrap();
+                sink.pull_sample().unwrap();
+            }
+        }
+        line.push_str(&format!(" {}:{:.1}", s * per, rss_mib()));
+    }
+    println!("  frames:RSS MiB{line}");
+    println!(
+        "  {:.1} s, {:.0} frames/s",
+        t0.elapsed().as_secs_f64(),
+        (per * steps) as f64 / t0.elapsed().as_secs_f64()
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+}
