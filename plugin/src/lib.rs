@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! gst-plugin-odm: open-set traffic-sign classification for GStreamer.
 //!
-//! Elements: `odmclassify`. Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
+//! Elements: `odmclassify` (the classifier), `odmroireplay` (recorded ROIs in), `odmexport` (JSON lines out), `odmoverlay`
+//! (boxes and labels drawn into the frames). Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
 //! `OdmResultsMeta` custom meta (see [`meta`]).
 #![allow(clippy::non_send_fields_in_send_ty)]
 
@@ -9,12 +10,18 @@ use gst::glib;
 
 pub mod classify;
 pub mod engine;
+pub mod export;
 pub mod meta;
+pub mod overlay;
+pub mod replay;
 pub mod runtime;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     classify::register(plugin)?;
+    replay::register(plugin)?;
+    export::register(plugin)?;
+    overlay::register(plugin)?;
     Ok(())
 }
 

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odmoverlay` implementation: an in-place BaseTransform drawing straight into RGB-family, NV12 and I420 planes.
+//! Text is rasterised with `ab_glyph` from the embedded OSP-DIN font (SIL Open Font License), glyphs cached per size.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::VideoFormat;
+
+use crate::meta::{self, Outcome};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("odmoverlay", gst::DebugColorFlags::empty(), Some("odm result drawing")));
+
+static FONT_BYTES: &[u8] = include_bytes!("../../../trainer/assets/fonts/OSP-DIN.ttf");
+
+const FORMATS: &[VideoFormat] = &[
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Nv12,
+    VideoFormat::I420,
+];
+
+/// Colours by verdict (RGB).
+const KNOWN: [u8; 3] = [40, 200, 60];
+const NOVELTY: [u8; 3] = [255, 165, 0];
+const ANOMALY: [u8; 3] = [230, 30, 30];
+const OTHER: [u8; 3] = [160, 160, 160];
+
+#[derive(Debug, Clone)]
+struct Settings {
+    /// Line width in pixels; 0: from the frame height.
+    thickness: u32,
+    /// Text height in pixels; 0: from the frame height.
+    font_size: u32,
+    show_skipped: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { thickness: 0, font_size: 0, show_skipped: true }
+    }
+}
+
+/// A rasterised glyph: coverage bitmap and placement.
+struct Glyph {
+    w: usize,
+    h: usize,
+    left: i32,
+    top: i32,
+    advance: f32,
+    coverage: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    info: Option<gst_video::VideoInfo>,
+    glyphs: HashMap<(char, u32), Glyph>,
+}
+
+#[derive(Default)]
+pub struct OdmOverlay {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for OdmOverlay {
+    const NAME: &'static str = "GstOdmOverlay";
+    type Type = super::OdmOverlay;
+    type ParentType = gst_base::BaseTransform;
+}
+
+/// Limited-range BT.601 YUV of an RGB colour.
+fn yuv(c: [u8; 3]) -> [u8; 3] {
+    let (r, g, b) = (c[0] as f32, c[1] as f32, c[2] as f32);
+    let y = 16.0 + 0.257 * r + 0.504 * g + 0.098 * b;
+    let u = 128.0 - 0.148 * r - 0.291 * g + 0.439 * b;
+    let v = 128.0 + 0.439 * r - 0.368 * g - 0.071 * b;
+    [y.round() as u8, u.round() as u8, v.round() as u8]
+}
+
+/// The writable planes of a frame and how to put a pixel into them.
+struct Canvas<'a> {
+    format: VideoFormat,
+    width: i32,
+    height: i32,
+    planes: Vec<(&'a mut [u8], usize)>,
+}
+
+impl Canvas<'_> {
+    /// Blend colour `c` over the pixel at (x, y) with opacity `a` in [0, 1]; outside the frame does nothing.
+    fn blend(&mut self, x: i32, y: i32, c: [u8; 3], a: f32) {
+        if x < 0 || y < 0 || x >= self.width || y >= self.height || a <= 0.0 {
+            return;
+        }
+        let (x, y) = (x as usize, y as usize);
+        // A plane shorter than its caps say is left alone where it ends (never a panic).
+        let mix = |d: Option<&mut u8>, s: u8| {
+            if let Some(d) = d {
+                *d = (*d as f32 + (s as f32 - *d as f32) * a.min(1.0)).round() as u8
+            }
+        };
+        let packed = |off: [usize; 3], px: usize, planes: &mut Vec<(&mut [u8], usize)>| {
+            let (data, stride) = &mut planes[0];
+            let i = y * *stride + x * px;
+            for k in 0..3 {
+                mix(data.get_mut(i + off[k]), c[k]);
+            }
+        };
+        match self.format {
+            VideoFormat::Rgb => packed([0, 1, 2], 3, &mut self.planes),
+            VideoFormat::Bgr => packed([2, 1, 0], 3, &mut self.planes),
+            VideoFormat::Rgba | VideoFormat::Rgbx => packed([0, 1, 2], 4, &mut self.planes),
+            VideoFormat::Bgra | VideoFormat::Bgrx => packed([2, 1, 0], 4, &mut self.planes),
+            VideoFormat::Nv12 | VideoFormat::I420 => {
+                let [cy, cu, cv] = yuv(c);
+                {
+                    let (data, stride) = &mut self.planes[0];
+                    mix(data.get_mut(y * *stride + x), cy);
+                }
+                // Chroma is shared by 2x2 pixels: written once per block, from its top-left pixel.
+                if x % 2 == 0 && y % 2 == 0 {
+                    if self.format == VideoFormat::Nv12 {
+                        let (data, stride) = &mut self.planes[1];
+                        let i = (y / 2) * *stride + x;
+                        mix(data.get_mut(i), cu);
+                        mix(data.get_mut(i + 1), cv);
+                    } else {
+                        let i = (y / 2) * self.planes[1].1 + x / 2;
+                        mix(self.planes[1].0.get_mut(i), cu);
+                        let i = (y / 2) * self.planes[2].1 + x / 2;
+                        mix(self.planes[2].0.get_mut(i), cv);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn fill(&mut self, x: i32, y: i32, w: i32, h: i32, c: [u8; 3], a: f32) {
+        for yy in y.max(0)..(y + h).min(self.height) {
+            for xx in x.max(0)..(x + w).min(self.width) {
+                self.blend(xx, yy, c, a);
+            }
+        }
+    }
+
+    fn rect(&mut self, x: i32, y: i32, w: i32, h: i32, t: i32, c: [u8; 3]) {
+        self.fill(x - t, y - t, w + 2 * t, t, c, 1.0);
+        self.fill(x - t, y + h, w + 2 * t, t, c, 1.0);
+        self.fill(x - t, y, t, h, c, 1.0);
+        self.fill(x + w, y, t, h, c, 1.0);
+    }
+}
+
+impl OdmOverlay {
+    fn glyph<'a>(cache: &'a mut HashMap<(char, u32), Glyph>, font: &FontRef<'_>, ch: char, size: u32) -> &'a Glyph {
+        cache.entry((ch, size)).or_insert_with(|| {
+            let scaled = font.as_scaled(PxScale::from(size as f32));
+            let id = font.glyph_id(ch);
+            let advance = scaled.h_advance(id);
+            let g = id.with_scale_and_position(PxScale::from(size as f32), ab_glyph::point(0.0, scaled.ascent()));
+            match font.outline_glyph(g) {
+                Some(o) => {
+                    let b = o.px_bounds();
+                    let (w, h) = (b.width().ceil() as usize, b.height().ceil() as usize);
+                    let mut coverage = vec![0u8; w * h];
+                    o.draw(|x, y, c| {
+                        if let Some(p) = coverage.get_mut(y as usize * w + x as usize) {
+                            *p = (c.clamp(0.0, 1.0) * 255.0) as u8;
+                        }
+                    });
+                    Glyph { w, h, left: b.min.x.floor() as i32, top: b.min.y.floor() as i32, advance, coverage }
+                }
+                None => Glyph { w: 0, h: 0, left: 0, top: 0, advance, coverage: Vec::new() },
+            }
+        })
+    }
+
+    /// Width of `text` in pixels at `size`.
+    fn text_width(cache: &mut HashMap<(char, u32), Glyph>, font: &FontRef<'_>, text: &str, size: u32) -> i32 {
+        text.chars().map(|c| Self::glyph(cache, font, c, size).advance).sum::<f32>().ceil() as i32
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn text(
+        canvas: &mut Canvas<'_>,
+        cache: &mut HashMap<(char, u32), Glyph>,
+        font: &FontRef<'_>,
+        text: &str,
+        x: i32,
+        y: i32,
+        size: u32,
+        c: [u8; 3],
+    ) {
+        let mut pen = x as f32;
+        for ch in text.chars() {
+            let g = Self::glyph(cache, font, ch, size);
+            let gx = pen.round() as i32 + g.left;
+            for row in 0..g.h {
+                for col in 0..g.w {
+                    let a = g.coverage[row * g.w + col] as f32 / 255.0;
+                    canvas.blend(gx + col as i32, y + g.top + row as i32, c, a);
+                }
+            }
+            pen += g.advance;
+        }
+    }
+}
+
+impl ObjectImpl for OdmOverlay {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecUInt::builder("thickness")
+                    .nick("Thickness")
+                    .blurb("Box line width in pixels; 0: from the frame height (3 at 720p)")
+                    .maximum(64)
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("font-size")
+                    .nick("Font size")
+                    .blurb("Label text height in pixels; 0: from the frame height (24 at 720p)")
+                    .maximum(256)
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("show-skipped")
+                    .nick("Show skipped")
+                    .blurb("Also draw ROIs the classifier skipped, and ROIs without a result, in grey")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        match pspec.name() {
+            "thickness" => s.thickness = value.get().expect("type checked upstream"),
+            "font-size" => s.font_size = value.get().expect("type checked upstream"),
+            "show-skipped" => s.show_skipped = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        match pspec.name() {
+            "thickness" => s.thickness.to_value(),
+            "font-size" => s.font_size.to_value(),
+            "show-skipped" => s.show_skipped.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for OdmOverlay {}
+
+impl ElementImpl for OdmOverlay {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "odm result overlay",
+                "Filter/Effect/Video",
+                "Draws each ROI's box and its label and distance, coloured by verdict (known green, novelty orange, \
+                 anomaly red, skipped grey)",
+                "odm developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
+            vec![
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for OdmOverlay {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).info = Some(info);
+        Ok(())
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let entries = meta::results_by_roi(buf);
+        if entries.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let State { info, glyphs } = &mut *state;
+        let Some(info) = info.as_ref() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let font = FontRef::try_from_slice(FONT_BYTES).expect("the embedded font parses");
+        let h = info.height();
+        let thickness = if settings.thickness > 0 { settings.thickness } else { (h / 240).max(1) } as i32;
+        let size = if settings.font_size > 0 { settings.font_size } else { (h / 30).max(10) };
+        // Plane layout: the buffer's video meta when upstream set one (decoders with padded strides), else the caps'.
+        let (offsets, strides): (Vec<usize>, Vec<usize>) = match buf.meta::<gst_video::VideoMeta>() {
+            Some(vm) => (vm.offset().to_vec(), vm.stride().iter().map(|s| *s as usize).collect()),
+            None => (info.offset().to_vec(), info.stride().iter().map(|s| *s as usize).collect()),
+        };
+        let format = info.format();
+        let (width, height) = (info.width() as i32, info.height() as i32);
+        let mut map = buf.map_writable().map_err(|_| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for writing"));
+            gst::FlowError::Error
+        })?;
+        // Split the one mapping into disjoint plane slices, in offset order.
+        let mut planes = Vec::with_capacity(offsets.len());
+        let mut rest: &mut [u8] = map.as_mut_slice();
+        let mut at = 0usize;
+        for (p, &off) in offsets.iter().enumerate() {
+            let end = offsets.get(p + 1).copied().unwrap_or(at + rest.len());
+            if off < at || end < off || end - at > rest.len() {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("plane {p} lies outside the buffer"));
+                return Err(gst::FlowError::Error);
+            }
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(off - at);
+            let (plane, tail) = tail.split_at_mut(end - off);
+            planes.push((plane, strides[p]));
+            rest = tail;
+            at = end;
+        }
+        let mut canvas = Canvas { format, width, height, planes };
+        for e in &entries {
+            let (colour, label) = match e.result.as_ref().map(|r| &r.outcome) {
+                Some(Outcome::Classified { label, distance, verdict, .. }) => match verdict {
+                    odm_core::Verdict::Known => (KNOWN, format!("{label} {distance:.2}")),
+                    odm_core::Verdict::Novelty => (NOVELTY, format!("novelty {distance:.1}")),
+                    odm_core::Verdict::Anomaly => (ANOMALY, format!("anomaly {distance:.1}")),
+                },
+                Some(Outcome::Skipped { .. }) if settings.show_skipped => (OTHER, "skipped".to_owned()),
+                None if settings.show_skipped => (OTHER, e.roi_type.clone()),
+                _ => continue,
+            };
+            let (x, y, w, hh) = (e.rect.0 as i32, e.rect.1 as i32, e.rect.2 as i32, e.rect.3 as i32);
+            canvas.rect(x, y, w, hh, thickness, colour);
+            let tw = Self::text_width(glyphs, &font, &label, size) + 2 * thickness;
+            let th = size as i32 + thickness;
+            // The label sits on a filled tab above the box, or inside it at the top of the frame.
+            let ty = if y - thickness - th >= 0 { y - thickness - th } else { y };
+            canvas.fill(x - thickness, ty, tw, th, colour, 0.85);
+            Self::text(&mut canvas, glyphs, &font, &label, x, ty, size, [255, 255, 255]);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

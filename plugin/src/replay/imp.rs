@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odmroireplay` implementation: an in-place BaseTransform that adds ROI metas from a file read at start.
+
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::VideoRegionOfInterestMeta;
+
+use super::Match;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("odmroireplay", gst::DebugColorFlags::empty(), Some("odm recorded ROI replay"))
+});
+
+/// ROI type given to recorded ROIs that name none.
+pub const DEFAULT_TYPE: &str = "traffic-sign";
+/// Name of the param structure carrying a recorded ROI's label (ground truth), when the file gives one.
+pub const TRUTH_PARAM: &str = "odm-truth";
+const DEFAULT_TOLERANCE: u64 = 1_000_000;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    location: Option<PathBuf>,
+    matching: Match,
+    tolerance: u64,
+    strict: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { location: None, matching: Match::Frame, tolerance: DEFAULT_TOLERANCE, strict: true }
+    }
+}
+
+/// One recorded ROI as written in the file (extra fields, such as a classifier's results, are ignored).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct RoiRecord {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+    #[serde(rename = "type")]
+    roi_type: Option<String>,
+    id: Option<i32>,
+    label: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LineRecord {
+    frame: Option<u64>,
+    pts: Option<u64>,
+    rois: Vec<RoiRecord>,
+}
+
+/// The ROIs of one recorded frame.
+struct Entry {
+    key: u64,
+    line: usize,
+    rois: Vec<RoiRecord>,
+    used: bool,
+}
+
+struct State {
+    entries: Vec<Entry>,
+    path: PathBuf,
+    frame: u64,
+    info: Option<gst_video::VideoInfo>,
+}
+
+#[derive(Default)]
+pub struct OdmRoiReplay {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for OdmRoiReplay {
+    const NAME: &'static str = "GstOdmRoiReplay";
+    type Type = super::OdmRoiReplay;
+    type ParentType = gst_base::BaseTransform;
+}
+
+/// Parse one line; the error says what is wrong with it.
+fn parse_line(text: &str, matching: Match) -> Result<(u64, Vec<RoiRecord>), String> {
+    let rec: LineRecord = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let key = match matching {
+        Match::Frame => rec.frame.ok_or("no \"frame\" (match=frame)")?,
+        Match::Pts => rec.pts.ok_or("no \"pts\" (match=pts)")?,
+    };
+    for (i, r) in rec.rois.iter().enumerate() {
+        if ![r.x, r.y, r.w, r.h].iter().all(|v| v.is_finite()) || r.w < 0.0 || r.h < 0.0 {
+            return Err(format!("ROI {i}: x, y, w, h must be finite with w, h >= 0"));
+        }
+    }
+    Ok((key, rec.rois))
+}
+
+/// Read and check the whole file. Strict: the first bad line is the error. Otherwise bad lines are skipped and
+/// returned as warnings.
+fn load(path: &Path, matching: Match, strict: bool) -> Result<(Vec<Entry>, Vec<String>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line, matching) {
+            Ok((key, rois)) => entries.push(Entry { key, line: i + 1, rois, used: false }),
+            Err(e) if strict => return Err(format!("{}:{}: {e}", path.display(), i + 1)),
+            Err(e) => skipped.push(format!("{}:{}: {e}", path.display(), i + 1)),
+        }
+    }
+    entries.sort_by_key(|e| e.key);
+    if let Some(w) = entries.windows(2).find(|w| w[0].key == w[1].key) {
+        let msg = format!(
+            "{}:{}: {} {} already given on line {}",
+            path.display(),
+            w[1].line,
+            if matching == Match::Frame { "frame" } else { "pts" },
+            w[1].key,
+            w[0].line
+        );
+        if strict {
+            return Err(msg);
+        }
+        skipped.push(msg);
+        entries.dedup_by_key(|e| e.key);
+    }
+    Ok((entries, skipped))
+}
+
+impl OdmRoiReplay {
+    fn lock_settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, Option<State>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Say which recorded frames never came (at EOS).
+    fn report_unused(&self) {
+        let guard = self.lock_state();
+        let Some(st) = guard.as_ref() else { return };
+        let unused: Vec<&Entry> = st.entries.iter().filter(|e| !e.used).collect();
+        if let Some(first) = unused.first() {
+            let msg = format!(
+                "{}: ROIs recorded for {} of {} frames never came (first: line {}, key {})",
+                st.path.display(),
+                unused.len(),
+                st.entries.len(),
+                first.line,
+                first.key
+            );
+            drop(guard);
+            gst::warning!(CAT, imp = self, "{msg}");
+            gst::element_imp_warning!(self, gst::StreamError::Demux, ("{msg}"));
+        }
+    }
+}
+
+impl ObjectImpl for OdmRoiReplay {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("Location")
+                    .blurb(
+                        "JSON-lines file, one line per frame: {\"frame\": N or \"pts\": NS, \"rois\": [{\"x\", \"y\", \
+                         \"w\", \"h\", \"type\"?, \"id\"?, \"label\"?}]}",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("match", Match::Frame)
+                    .nick("Match")
+                    .blurb("Match lines to buffers by frame index or by PTS")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("tolerance")
+                    .nick("Tolerance")
+                    .blurb("Largest |line pts - buffer PTS| that still matches, in nanoseconds (match=pts)")
+                    .default_value(DEFAULT_TOLERANCE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("strict")
+                    .nick("Strict")
+                    .blurb("A bad line is an error (true) or is skipped with a warning (false)")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if self.obj().current_state() > gst::State::Ready {
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::StateChange,
+                ("property {} can only change in NULL or READY; ignored", pspec.name())
+            );
+            return;
+        }
+        let mut s = self.lock_settings();
+        match pspec.name() {
+            "location" => {
+                s.location = value.get::<Option<String>>().ok().flatten().filter(|p| !p.is_empty()).map(PathBuf::from)
+            }
+            "match" => s.matching = value.get().expect("type checked upstream"),
+            "tolerance" => s.tolerance = value.get().expect("type checked upstream"),
+            "strict" => s.strict = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.lock_settings();
+        match pspec.name() {
+            "location" => s.location.as_ref().map(|p| p.display().to_string()).to_value(),
+            "match" => s.matching.to_value(),
+            "tolerance" => s.tolerance.to_value(),
+            "strict" => s.strict.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for OdmRoiReplay {}
+
+impl ElementImpl for OdmRoiReplay {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "odm ROI replay",
+                "Filter/Video",
+                "Adds region-of-interest metas recorded in a JSON-lines file (a detector's output or ground truth)",
+                "odm developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().build();
+            vec![
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for OdmRoiReplay {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let s = self.lock_settings().clone();
+        let Some(path) = s.location else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("no location set: set the `location` property")
+            ));
+        };
+        let (entries, skipped) = load(&path, s.matching, s.strict).map_err(|e| {
+            let kind = if path.is_file() { gst::ResourceError::Read } else { gst::ResourceError::NotFound };
+            gst::error_msg!(kind, ("{e}"))
+        })?;
+        if let Some(first) = skipped.first() {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ("{} bad lines skipped (strict=false); first: {first}", skipped.len())
+            );
+        }
+        gst::info!(CAT, imp = self, "{} recorded frames from {}", entries.len(), path.display());
+        *self.lock_state() = Some(State { entries, path, frame: 0, info: None });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.lock_state() = None;
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        if let Some(st) = self.lock_state().as_mut() {
+            st.info = Some(info);
+        }
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            self.report_unused();
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (matching, tolerance) = {
+            let s = self.lock_settings();
+            (s.matching, s.tolerance)
+        };
+        let mut guard = self.lock_state();
+        let Some(st) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let index = st.frame;
+        st.frame += 1;
+        let found = match matching {
+            Match::Frame => st.entries.binary_search_by_key(&index, |e| e.key).ok(),
+            Match::Pts => buf.pts().and_then(|pts| {
+                let t = pts.nseconds();
+                let i = st.entries.partition_point(|e| e.key < t);
+                [i.checked_sub(1), Some(i)]
+                    .into_iter()
+                    .flatten()
+                    .filter(|&j| j < st.entries.len() && st.entries[j].key.abs_diff(t) <= tolerance)
+                    .min_by_key(|&j| st.entries[j].key.abs_diff(t))
+            }),
+        };
+        let Some(i) = found else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let (fw, fh) = st.info.as_ref().map_or((u32::MAX, u32::MAX), |i| (i.width(), i.height()));
+        let entry = &mut st.entries[i];
+        entry.used = true;
+        let mut next = buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
+        for r in &entry.rois {
+            // Clip to the frame: the meta holds unsigned coordinates. A box wholly outside keeps a zero size, so a
+            // classifier still reports it (as outside the frame) instead of it vanishing.
+            let (x0, y0) = (r.x.round().max(0.0).min(fw as f64) as u32, r.y.round().max(0.0).min(fh as f64) as u32);
+            let x1 = (r.x + r.w).round().max(0.0).min(fw as f64) as u32;
+            let y1 = (r.y + r.h).round().max(0.0).min(fh as f64) as u32;
+            let t = r.roi_type.as_deref().unwrap_or(DEFAULT_TYPE);
+            let mut m = VideoRegionOfInterestMeta::add(buf, t, (x0, y0, x1.saturating_sub(x0), y1.saturating_sub(y0)));
+            let id = r.id.unwrap_or_else(|| {
+                next += 1;
+                next - 1
+            });
+            m.set_id(id);
+            if let Some(label) = &r.label {
+                m.add_param(gst::Structure::builder(TRUTH_PARAM).field("label", label.as_str()).build());
+            }
+        }
+        gst::log!(CAT, imp = self, "frame {index}: {} ROIs from line {}", entry.rois.len(), entry.line);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
