@@ -133,6 +133,11 @@ impl<'a> Frame<'a> {
     pub fn format(&self) -> PixelFormat {
         self.format
     }
+
+    /// Plane `i` (checked against the size and format in [`Frame::new`]); empty past the format's planes.
+    pub fn plane(&self, i: usize) -> Plane<'a> {
+        self.planes.get(i).copied().unwrap_or(Plane { data: &[], stride: 0 })
+    }
 }
 
 /// `acc[i] += w * src[i]` over the shorter of the two: the inner loop of the vertical pass (vectorises).

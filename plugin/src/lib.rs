@@ -2,7 +2,7 @@
 //! gst-plugin-odm: open-set traffic-sign classification for GStreamer.
 //!
 //! Elements: `odmclassify` (the classifier), `odmroireplay` (recorded ROIs in), `odmexport` (JSON lines out), `odmoverlay`
-//! (boxes and labels drawn into the frames). Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
+//! (boxes and labels drawn into the frames), `odmproposals` (a fast colour/shape sign-proposal detector). Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
 //! `OdmResultsMeta` custom meta (see [`meta`]).
 #![allow(clippy::non_send_fields_in_send_ty)]
 
@@ -13,6 +13,7 @@ pub mod engine;
 pub mod export;
 pub mod meta;
 pub mod overlay;
+pub mod proposals;
 pub mod replay;
 pub mod runtime;
 
@@ -22,6 +23,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     replay::register(plugin)?;
     export::register(plugin)?;
     overlay::register(plugin)?;
+    proposals::register(plugin)?;
     Ok(())
 }
 

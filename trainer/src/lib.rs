@@ -8,6 +8,7 @@
 //! * [`synth`] — the synthetic traffic-sign world (`odm-train synth`).
 
 pub mod assets;
+pub mod clip;
 pub mod data;
 pub mod error;
 pub mod fixture;

@@ -32,6 +32,28 @@ enum Command {
         #[arg(long, default_value = "models/colors")]
         out: PathBuf,
     },
+    /// Render a synthetic dashcam drive (MP4 through GStreamer) with ground-truth ROIs (JSON lines for odmroireplay):
+    /// OUT/drive.mp4 and OUT/drive.rois.jsonl.
+    Clip {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 12.0)]
+        seconds: f32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        #[arg(long, default_value_t = 30)]
+        fps: u32,
+        /// Take the known classes from this bundle's labels (default: ten classes of the shipped model).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Unknown sign classes (comma-separated; default: six the shipped model never learnt).
+        #[arg(long, value_delimiter = ',')]
+        unknown: Vec<String>,
+    },
     /// Render the synthetic traffic-sign dataset (class-per-folder trees plus anomalies and a manifest).
     Synth {
         /// Output folder.
@@ -309,6 +331,28 @@ impl TrainArgs {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Clip { out, seconds, seed, width, height, fps, bundle, unknown } => {
+            let mut cfg = odm_trainer::clip::ClipConfig { seconds, seed, width, height, fps, ..Default::default() };
+            if let Some(b) = bundle {
+                let b = odm_core::Bundle::load(&b)?;
+                cfg.known = b.classes.iter().map(|c| c.label.clone()).collect();
+                cfg.unknown.retain(|c| !cfg.known.contains(c));
+            }
+            if !unknown.is_empty() {
+                cfg.unknown = unknown;
+            }
+            std::fs::create_dir_all(&out)?;
+            let s = odm_trainer::clip::run(&out.join("drive.mp4"), &out.join("drive.rois.jsonl"), &cfg)?;
+            out!(
+                "wrote {} and {} ({} frames, {} objects, {} boxes) in {:.1} s",
+                s.video.display(),
+                s.rois.display(),
+                s.frames,
+                s.objects,
+                s.boxes,
+                s.seconds
+            );
+        }
         Command::Fixture { out } => {
             let path = odm_trainer::fixture::write(&out)?;
             out!("wrote {}", path.display());

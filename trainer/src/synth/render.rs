@@ -121,6 +121,12 @@ impl Template {
         Ok(Template { levels })
     }
 
+    /// Premultiplied RGBA at (u, v) in [0, 1) of the design drawn `size` pixels wide (from the nearest level).
+    pub fn sample_at(&self, size: f32, u: f32, v: f32) -> [f32; 4] {
+        let l = self.level(size);
+        l.sample(u * l.w as f32, v * l.h as f32)
+    }
+
     /// The smallest level at least `size` pixels wide (the largest if none).
     fn level(&self, size: f32) -> &Rgba {
         self.levels.iter().find(|l| l.w as f32 >= size).unwrap_or_else(|| self.levels.last().expect("levels"))

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odmproposals` implementation: an in-place BaseTransform running [`super::detect::Detector`] on every frame.
+
+use std::sync::{LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::{VideoFormat, VideoRegionOfInterestMeta};
+use odm_core::preprocess::{Frame, PixelFormat, Plane, YuvMatrix};
+
+use super::detect::{Detector, Params, Proposal};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("odmproposals", gst::DebugColorFlags::empty(), Some("odm sign proposals"))
+});
+
+/// ROI type of the proposals.
+pub const ROI_TYPE: &str = "traffic-sign-candidate";
+
+const FORMATS: &[VideoFormat] = &[
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Nv12,
+    VideoFormat::I420,
+];
+
+#[derive(Default)]
+struct State {
+    info: Option<gst_video::VideoInfo>,
+    detector: Detector,
+    found: Vec<Proposal>,
+}
+
+#[derive(Default)]
+pub struct OdmProposals {
+    settings: Mutex<Params>,
+    state: Mutex<State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for OdmProposals {
+    const NAME: &'static str = "GstOdmProposals";
+    type Type = super::OdmProposals;
+    type ParentType = gst_base::BaseTransform;
+}
+
+fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
+    Some(match f {
+        VideoFormat::Rgb => PixelFormat::Rgb,
+        VideoFormat::Bgr => PixelFormat::Bgr,
+        VideoFormat::Rgba => PixelFormat::Rgba,
+        VideoFormat::Bgra => PixelFormat::Bgra,
+        VideoFormat::Rgbx => PixelFormat::Rgbx,
+        VideoFormat::Bgrx => PixelFormat::Bgrx,
+        VideoFormat::Nv12 => PixelFormat::Nv12,
+        VideoFormat::I420 => PixelFormat::I420,
+        _ => return None,
+    })
+}
+
+impl ObjectImpl for OdmProposals {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Params::default();
+            vec![
+                glib::ParamSpecUInt::builder("step")
+                    .nick("Step")
+                    .blurb("Sampling grid step in pixels (larger: faster, misses small signs)")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(d.step)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-size")
+                    .nick("Minimum size")
+                    .blurb("Smallest proposal side in pixels")
+                    .minimum(1)
+                    .default_value(d.min_size)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-size")
+                    .nick("Maximum size")
+                    .blurb("Largest proposal side in pixels")
+                    .minimum(1)
+                    .default_value(d.max_size)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-proposals")
+                    .nick("Maximum proposals")
+                    .blurb("Most proposals per frame (largest kept)")
+                    .minimum(1)
+                    .maximum(10_000)
+                    .default_value(d.max_proposals as u32)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let v: u32 = value.get().expect("type checked upstream");
+        match pspec.name() {
+            "step" => s.step = v,
+            "min-size" => s.min_size = v,
+            "max-size" => s.max_size = v,
+            "max-proposals" => s.max_proposals = v as usize,
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        match pspec.name() {
+            "step" => s.step.to_value(),
+            "min-size" => s.min_size.to_value(),
+            "max-size" => s.max_size.to_value(),
+            "max-proposals" => (s.max_proposals as u32).to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for OdmProposals {}
+
+impl ElementImpl for OdmProposals {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "odm sign proposals",
+                "Filter/Analyzer/Video",
+                "Proposes traffic-sign regions from colour (red, blue, yellow) and shape: high recall, many false \
+                 positives; adds ROI metas of type traffic-sign-candidate",
+                "odm developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
+            vec![
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                    .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for OdmProposals {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).info = Some(info);
+        Ok(())
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let params = *self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let State { info, detector, found } = &mut *state;
+        let Some(info) = info.as_ref() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        {
+            let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info).map_err(|_| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for reading"));
+                gst::FlowError::Error
+            })?;
+            let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+            let n = (frame_ref.n_planes() as usize).min(3);
+            let mut planes = [Plane { data: &[], stride: 0 }; 3];
+            for (p, plane) in planes.iter_mut().enumerate().take(n) {
+                *plane = Plane {
+                    data: frame_ref.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?,
+                    stride: frame_ref.plane_stride()[p] as usize,
+                };
+            }
+            let frame =
+                Frame::new(format, info.width(), info.height(), &planes[..n], YuvMatrix::Bt601).map_err(|e| {
+                    gst::element_imp_error!(self, gst::StreamError::Format, ("frame does not match its caps: {e}"));
+                    gst::FlowError::Error
+                })?;
+            detector.detect(&frame, &params, found);
+        }
+        let mut next = buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
+        for p in found.iter() {
+            let mut m = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, (p.x, p.y, p.w, p.h));
+            m.set_id(next);
+            next += 1;
+            m.add_param(
+                gst::Structure::builder("odm-proposal")
+                    .field("colour", p.colour.as_str())
+                    .field("fill", p.fill as f64)
+                    .build(),
+            );
+        }
+        gst::log!(CAT, imp = self, "{} proposals", found.len());
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

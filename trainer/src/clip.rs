@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odm-train clip`: a synthetic dashcam drive with ground truth.
+//!
+//! A camera drives down a road (a ground plane textured with the embedded gravel and grass photos, lane marks, a
+//! brick skyline, sky). Signs on poles stand at the roadside: known classes (those of the model), unknown signs
+//! (classes it never learnt) and sign-like distractors (discs and panels in sign colours, billboards of real photos).
+//! Each appears in the distance, grows and passes out of view, in perspective. The frames are encoded through
+//! GStreamer (`gst-launch-1.0 fdsrc ! rawvideoparse ! x264enc ! mp4mux`) and every visible object's box is written
+//! as JSON lines, one line per frame, in the format `odmroireplay` reads:
+//! `{"frame": N, "pts": NS, "rois": [{"x", "y", "w", "h", "type", "id", "label", "kind"}]}` where `kind` is
+//! `known`, `unknown` or `distractor`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use rayon::prelude::*;
+
+use crate::error::TrainError;
+use crate::synth::render::{Rgb, Template};
+use crate::synth::{self, designs};
+
+/// What to render.
+#[derive(Debug, Clone)]
+pub struct ClipConfig {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub seconds: f32,
+    pub seed: u64,
+    /// Classes the model knows, and classes it does not (sign designs of the synthetic world).
+    pub known: Vec<String>,
+    pub unknown: Vec<String>,
+    /// x264 bitrate in kbit/s.
+    pub bitrate: u32,
+}
+
+impl Default for ClipConfig {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect();
+        ClipConfig {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            seconds: 12.0,
+            seed: 7,
+            known: s(&[
+                "speed-limit-30",
+                "speed-limit-50",
+                "speed-limit-70",
+                "speed-limit-100",
+                "stop",
+                "give-way",
+                "turn-right-only",
+                "keep-left",
+                "ahead-only",
+                "cycle-path",
+            ]),
+            unknown: s(&["no-cars", "no-bicycles", "max-height", "max-weight", "roundabout-left", "dead-end"]),
+            bitrate: 2500,
+        }
+    }
+}
+
+/// What was rendered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClipSummary {
+    pub video: PathBuf,
+    pub rois: PathBuf,
+    pub frames: usize,
+    pub objects: usize,
+    pub boxes: usize,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Known,
+    Unknown,
+    Distractor,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Known => "known",
+            Kind::Unknown => "unknown",
+            Kind::Distractor => "distractor",
+        }
+    }
+}
+
+/// The look of a distractor.
+#[derive(Clone)]
+enum Look {
+    Sign(usize),
+    /// A flat disc or panel of one colour with a darker rim.
+    Shape {
+        colour: [f32; 3],
+        disc: bool,
+    },
+    /// A square cut of a photo (a billboard).
+    Photo {
+        scene: usize,
+        u: f32,
+        v: f32,
+    },
+}
+
+struct Object {
+    id: i32,
+    kind: Kind,
+    label: String,
+    look: Look,
+    /// World position of the panel centre: lateral (m), height (m), distance along the road (m); panel side (m).
+    x: f32,
+    y: f32,
+    z: f32,
+    size: f32,
+}
+
+const FOCAL: f32 = 900.0;
+const CAM_HEIGHT: f32 = 1.4;
+const SPEED: f32 = 13.0;
+const ROAD_HALF: f32 = 3.6;
+
+/// Render the clip: `video` (MP4, H.264) and `rois` (JSON lines).
+pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, TrainError> {
+    let t0 = std::time::Instant::now();
+    let (w, h) = (cfg.width as usize, cfg.height as usize);
+    if w < 64 || h < 64 || cfg.fps == 0 || !(cfg.seconds > 0.0) {
+        return Err(TrainError::Config("clip: size at least 64x64, fps and seconds positive".into()));
+    }
+    let catalogue = designs::catalogue();
+    let find = |name: &String| {
+        catalogue.iter().position(|d| &d.name == name).ok_or_else(|| TrainError::UnknownClass {
+            class: name.clone(),
+            known: catalogue.iter().map(|d| d.name.clone()).collect(),
+        })
+    };
+    let known: Vec<usize> = cfg.known.iter().map(find).collect::<Result<_, _>>()?;
+    let unknown: Vec<usize> = cfg.unknown.iter().map(find).collect::<Result<_, _>>()?;
+    if known.is_empty() {
+        return Err(TrainError::Config("clip: no known class".into()));
+    }
+    let db = synth::fonts();
+    let mut templates: Vec<Option<Template>> = (0..catalogue.len()).map(|_| None).collect();
+    for &i in known.iter().chain(&unknown) {
+        let t = Template::rasterise(&catalogue[i].svg, &db)
+            .map_err(|e| TrainError::Asset(format!("design {}: {e}", catalogue[i].name)))?;
+        templates[i] = Some(t);
+    }
+    let scenes = synth::scenes()?;
+    let scene = |name: &str| scenes.iter().position(|(n, _)| n == name).unwrap_or(0);
+    let (gravel, grass, brick) = (scene("gravel"), scene("grass"), scene("brick"));
+    let photos: Vec<usize> = ["coffee", "chelsea", "astronaut", "rocket", "camera"].iter().map(|n| scene(n)).collect();
+
+    // The drive: objects spawned ahead at random intervals, on both sides.
+    let mut rng = Pcg64::seed_from_u64(cfg.seed);
+    let frames = (cfg.seconds * cfg.fps as f32).round() as usize;
+    let travel = SPEED * cfg.seconds;
+    let mut objects = Vec::new();
+    let mut z = 25.0f32;
+    while z < travel + 90.0 {
+        let kind = match rng.random_range(0..100) {
+            0..50 => Kind::Known,
+            50..72 if !unknown.is_empty() => Kind::Unknown,
+            _ => Kind::Distractor,
+        };
+        let (label, look) = match kind {
+            Kind::Known => {
+                let &d = known.choose(&mut rng).expect("non-empty");
+                (catalogue[d].name.clone(), Look::Sign(d))
+            }
+            Kind::Unknown => {
+                let &d = unknown.choose(&mut rng).expect("non-empty");
+                (catalogue[d].name.clone(), Look::Sign(d))
+            }
+            Kind::Distractor => {
+                let look = if rng.random_bool(0.5) {
+                    let colours = [[0.85, 0.1, 0.1], [0.1, 0.25, 0.8], [0.95, 0.8, 0.1], [0.9, 0.45, 0.1]];
+                    Look::Shape { colour: *colours.choose(&mut rng).expect("colours"), disc: rng.random_bool(0.6) }
+                } else {
+                    Look::Photo {
+                        scene: *photos.choose(&mut rng).expect("photos"),
+                        u: rng.random_range(0.0..0.5),
+                        v: rng.random_range(0.0..0.5),
+                    }
+                };
+                ("distractor".to_owned(), look)
+            }
+        };
+        let side = if rng.random_bool(0.7) { 1.0 } else { -1.0 };
+        objects.push(Object {
+            id: objects.len() as i32,
+            kind,
+            label,
+            look,
+            x: side * rng.random_range(ROAD_HALF + 0.8..ROAD_HALF + 2.5),
+            y: rng.random_range(1.8..2.6),
+            z,
+            size: rng.random_range(0.6..0.9),
+        });
+        z += rng.random_range(6.0..14.0);
+    }
+
+    let mut child = Command::new("gst-launch-1.0")
+        .args(["-q", "fdsrc", "fd=0", "!", "rawvideoparse", "format=rgb"])
+        .arg(format!("width={w}"))
+        .arg(format!("height={h}"))
+        .arg(format!("framerate={}/1", cfg.fps))
+        .args(["!", "videoconvert", "!", "video/x-raw,format=I420", "!", "x264enc", "speed-preset=faster"])
+        .arg(format!("bitrate={}", cfg.bitrate))
+        .arg(format!("key-int-max={}", cfg.fps))
+        .args(["!", "h264parse", "!", "mp4mux", "!", "filesink"])
+        .arg(format!("location={}", video.display()))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TrainError::Asset(format!("cannot start gst-launch-1.0 (run scripts/bootstrap.sh): {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut lines = String::new();
+    let mut boxes = 0;
+    let mut rgb = vec![0u8; w * h * 3];
+    for f in 0..frames {
+        let cam_z = SPEED * f as f32 / cfg.fps as f32;
+        draw_world(&mut rgb, w, h, cam_z, &scenes[gravel].1, &scenes[grass].1, &scenes[brick].1);
+        // Far to near.
+        let mut visible: Vec<(&Object, f32, f32, f32)> = objects
+            .iter()
+            .filter_map(|o| {
+                let dz = o.z - cam_z;
+                if dz < 3.0 || dz > 120.0 {
+                    return None;
+                }
+                let (cx, cy) = (w as f32 / 2.0, h as f32 * 0.45);
+                let sx = cx + FOCAL * o.x / dz;
+                let sy = cy + FOCAL * (CAM_HEIGHT - o.y) / dz;
+                let side = FOCAL * o.size / dz;
+                Some((o, sx, sy, side))
+            })
+            .collect();
+        visible.sort_by(|a, b| (b.0.z).total_cmp(&a.0.z));
+        let mut rois = Vec::new();
+        for &(o, sx, sy, side) in &visible {
+            let dz = o.z - cam_z;
+            let ground = h as f32 * 0.45 + FOCAL * CAM_HEIGHT / dz;
+            draw_object(&mut rgb, w, h, o, sx, sy, side, ground, &templates, &scenes);
+            let (x0, y0) = (sx - side / 2.0, sy - side / 2.0);
+            let inside = x0 >= 0.0 && y0 >= 0.0 && x0 + side <= w as f32 && y0 + side <= h as f32;
+            if side >= 10.0 && inside {
+                rois.push(serde_json::json!({
+                    "x": x0.round(), "y": y0.round(), "w": side.round(), "h": side.round(),
+                    "type": "traffic-sign", "id": o.id, "label": o.label, "kind": o.kind.as_str(),
+                }));
+            }
+        }
+        boxes += rois.len();
+        let pts = f as u64 * 1_000_000_000 / cfg.fps as u64;
+        lines.push_str(&serde_json::json!({"frame": f, "pts": pts, "rois": rois}).to_string());
+        lines.push('\n');
+        if stdin.write_all(&rgb).is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().map_err(|e| TrainError::Asset(format!("gst-launch-1.0: {e}")))?;
+    if !out.status.success() {
+        return Err(TrainError::Asset(format!(
+            "encoding {} failed: {}",
+            video.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    std::fs::write(rois, lines).map_err(TrainError::io(rois))?;
+    Ok(ClipSummary {
+        video: video.to_owned(),
+        rois: rois.to_owned(),
+        frames,
+        objects: objects.len(),
+        boxes,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+fn put(rgb: &mut [u8], i: usize, c: [f32; 3]) {
+    for k in 0..3 {
+        rgb[i * 3 + k] = (c[k].clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
+    }
+}
+
+/// Sky, skyline and the textured road plane, seen from `cam_z`.
+fn draw_world(rgb: &mut [u8], w: usize, h: usize, cam_z: f32, gravel: &Rgb, grass: &Rgb, brick: &Rgb) {
+    let horizon = h as f32 * 0.45;
+    let cx = w as f32 / 2.0;
+    rgb.par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
+        let yf = y as f32 + 0.5;
+        for x in 0..w {
+            let xf = x as f32 + 0.5;
+            let c = if yf < horizon - 70.0 {
+                let t = yf / (horizon - 70.0);
+                [0.45 + 0.35 * t, 0.62 + 0.25 * t, 0.9]
+            } else if yf < horizon {
+                // A skyline of brick, drifting slowly.
+                let u = (xf * 0.6 + cam_z * 0.8).rem_euclid(brick.w as f32);
+                let v = (yf - horizon + 70.0) * 2.0;
+                let b = brick.sample(u, v.min(brick.h as f32 - 1.0));
+                [b[0] * 0.8, b[1] * 0.8, b[2] * 0.85]
+            } else {
+                let dz = FOCAL * CAM_HEIGHT / (yf - horizon);
+                let wx = (xf - cx) * dz / FOCAL;
+                let wz = cam_z + dz;
+                let (u, v) = (wx * 60.0, wz * 60.0);
+                let mut c = if wx.abs() < ROAD_HALF {
+                    let g = gravel.sample(u.rem_euclid(gravel.w as f32), v.rem_euclid(gravel.h as f32));
+                    let grey = 0.3 + 0.35 * (g[0] + g[1] + g[2]) / 3.0;
+                    let mark =
+                        (wx.abs() < 0.08 && wz.rem_euclid(9.0) < 4.0) || (wx.abs() - ROAD_HALF + 0.25).abs() < 0.08;
+                    if mark {
+                        [0.92, 0.92, 0.9]
+                    } else {
+                        [grey, grey, grey * 1.03]
+                    }
+                } else {
+                    let g = grass.sample(u.rem_euclid(grass.w as f32), v.rem_euclid(grass.h as f32));
+                    [g[0] * 0.8, g[1] * 0.9, g[2] * 0.7]
+                };
+                // Haze with distance.
+                let fog = (dz / 160.0).min(0.8);
+                for k in 0..3 {
+                    c[k] = c[k] * (1.0 - fog) + [0.75, 0.8, 0.88][k] * fog;
+                }
+                c
+            };
+            put(row, x, c);
+        }
+    });
+}
+
+/// One roadside object: a pole down to the ground, then the panel centred at (sx, sy) with side `side`.
+#[allow(clippy::too_many_arguments)]
+fn draw_object(
+    rgb: &mut [u8],
+    w: usize,
+    h: usize,
+    o: &Object,
+    sx: f32,
+    sy: f32,
+    side: f32,
+    ground: f32,
+    templates: &[Option<Template>],
+    scenes: &[(String, Rgb)],
+) {
+    let pole = (side * 0.07).max(1.0);
+    let (px0, px1) = ((sx - pole / 2.0).max(0.0) as usize, ((sx + pole / 2.0).max(0.0) as usize).min(w));
+    for y in (sy.max(0.0) as usize)..(ground.max(0.0) as usize).min(h) {
+        for x in px0..px1 {
+            put(rgb, y * w + x, [0.45, 0.45, 0.47]);
+        }
+    }
+    let (x0, y0) = (sx - side / 2.0, sy - side / 2.0);
+    let (xa, xb) = (x0.floor().max(0.0) as usize, ((x0 + side).ceil().max(0.0) as usize).min(w));
+    let (ya, yb) = (y0.floor().max(0.0) as usize, ((y0 + side).ceil().max(0.0) as usize).min(h));
+    for y in ya..yb {
+        for x in xa..xb {
+            let (u, v) = (((x as f32 + 0.5) - x0) / side, ((y as f32 + 0.5) - y0) / side);
+            if !(0.0..1.0).contains(&u) || !(0.0..1.0).contains(&v) {
+                continue;
+            }
+            let i = y * w + x;
+            let dst = [rgb[i * 3] as f32 / 255.0, rgb[i * 3 + 1] as f32 / 255.0, rgb[i * 3 + 2] as f32 / 255.0];
+            let (src, a) = match &o.look {
+                Look::Sign(d) => match &templates[*d] {
+                    Some(t) => {
+                        let p = t.sample_at(side, u, v);
+                        ([p[0], p[1], p[2]], p[3])
+                    }
+                    None => continue,
+                },
+                Look::Shape { colour, disc } => {
+                    let r = ((u - 0.5).powi(2) + (v - 0.5).powi(2)).sqrt();
+                    let inside = if *disc { r < 0.5 } else { (0.05..0.95).contains(&u) && (0.2..0.8).contains(&v) };
+                    if !inside {
+                        continue;
+                    }
+                    let edge = if *disc { r > 0.42 } else { !(0.1..0.9).contains(&u) || !(0.25..0.75).contains(&v) };
+                    let k = if edge { 0.6 } else { 1.0 };
+                    ([colour[0] * k, colour[1] * k, colour[2] * k], 1.0)
+                }
+                Look::Photo { scene, u: pu, v: pv } => {
+                    let s = &scenes[*scene].1;
+                    let span = s.w.min(s.h) as f32 * 0.5;
+                    let c = s.sample(pu * s.w as f32 + u * span, pv * s.h as f32 + v * span);
+                    (c, 1.0)
+                }
+            };
+            let c: [f32; 3] = std::array::from_fn(|k| src[k] + (1.0 - a) * dst[k]);
+            put(rgb, i, c);
+        }
+    }
+}
