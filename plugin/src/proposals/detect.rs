@@ -193,7 +193,7 @@ impl Detector {
                 });
             }
         }
-        out.sort_by(|a, b| (b.w * b.h).cmp(&(a.w * a.h)));
+        out.sort_by_key(|p| std::cmp::Reverse(p.w * p.h));
         out.truncate(p.max_proposals);
     }
 }

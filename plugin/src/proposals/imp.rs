@@ -200,11 +200,10 @@ impl BaseTransformImpl for OdmProposals {
                 })?;
             detector.detect(&frame, &params, found);
         }
-        let mut next = buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
-        for p in found.iter() {
+        let first = buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
+        for (id, p) in (first..).zip(found.iter()) {
             let mut m = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, (p.x, p.y, p.w, p.h));
-            m.set_id(next);
-            next += 1;
+            m.set_id(id);
             m.add_param(
                 gst::Structure::builder("odm-proposal")
                     .field("colour", p.colour.as_str())
