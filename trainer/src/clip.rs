@@ -131,7 +131,7 @@ const ROAD_HALF: f32 = 3.6;
 pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, TrainError> {
     let t0 = std::time::Instant::now();
     let (w, h) = (cfg.width as usize, cfg.height as usize);
-    if w < 64 || h < 64 || cfg.fps == 0 || !(cfg.seconds > 0.0) {
+    if w < 64 || h < 64 || cfg.fps == 0 || cfg.seconds.is_nan() || cfg.seconds <= 0.0 {
         return Err(TrainError::Config("clip: size at least 64x64, fps and seconds positive".into()));
     }
     let catalogue = designs::catalogue();
@@ -233,7 +233,7 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
             .iter()
             .filter_map(|o| {
                 let dz = o.z - cam_z;
-                if dz < 3.0 || dz > 120.0 {
+                if !(3.0..=120.0).contains(&dz) {
                     return None;
                 }
                 let (cx, cy) = (w as f32 / 2.0, h as f32 * 0.45);
