@@ -1,37 +1,57 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# The README's main command (`make demo`): set up, build the plugin, and run real GStreamer pipelines through
-# odmclassify.
+# The README's main command (`make demo`): set up, build, render the synthetic dashcam drive, classify every sign
+# region with the shipped model, and write what happened.
 #
-# Until the synthetic dashcam clip, the trained sign model and the companion elements exist (issues 6 and 7), the
-# demo runs the committed hand-built `colors` model (models/colors, written by `odm-train fixture`) on GStreamer test
-# patterns: each frame is one crop (mode=frame), classified as a known colour, a novelty or an anomaly. Each
-# pipeline is a plain gst-launch line, printed before it runs; the results come from odmclassify's bus messages.
+#   gst-launch-1.0 filesrc location=out/demo/drive.mp4 ! decodebin ! videoconvert ! video/x-raw,format=NV12 !
+#     odmroireplay location=out/demo/drive.rois.jsonl !          # the regions (DETECTOR=proposals: odmproposals)
+#     odmclassify model=models/signs/signs.onnx !                # class, distance, verdict per region
+#     odmexport location=out/demo/results.jsonl !                # one JSON line per frame
+#     odmoverlay ! videoconvert ! x264enc ! mp4mux ! filesink location=out/demo/annotated.mp4
+#
+# Then: a summary table (frames, ROIs, verdicts by ground-truth kind, fps) and annotated PNG frames in out/demo/.
+# Environment: MODEL (default models/signs/signs.onnx), DETECTOR (replay | proposals), OUT (default out/demo).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+MODEL=${MODEL:-models/signs/signs.onnx}
+DETECTOR=${DETECTOR:-replay}
+OUT=${OUT:-out/demo}
 
 scripts/bootstrap.sh
 cargo build --release -p gst-plugin-odm -p odm-trainer
 export GST_PLUGIN_PATH="$TARGET/release"
 export GST_REGISTRY="$TARGET/release/odm-registry.bin"
-MODEL=${MODEL:-models/colors/colors.onnx}
+T="$TARGET/release/odm-train"
+mkdir -p "$OUT"
 
-gst-inspect-1.0 odm | sed -n '1,8p'
+if [ ! -f "$OUT/drive.mp4" ] || [ ! -f "$OUT/drive.rois.jsonl" ]; then
+  "$T" clip --out "$OUT" --bundle "${MODEL%.onnx}.odm.json"
+fi
+case "$DETECTOR" in
+  replay) det="odmroireplay location=$OUT/drive.rois.jsonl" ;;
+  proposals) det="odmproposals" ;;
+  *) echo "DETECTOR must be replay or proposals" >&2; exit 2 ;;
+esac
+line="filesrc location=$OUT/drive.mp4 ! decodebin ! videoconvert ! video/x-raw,format=NV12 ! $det ! \
+odmclassify model=$MODEL ! odmexport location=$OUT/results.jsonl ! odmoverlay ! videoconvert ! \
+x264enc speed-preset=faster bitrate=4000 ! mp4mux ! filesink location=$OUT/annotated.mp4"
+echo "gst-launch-1.0 $line"
+start=$(date +%s.%N)
+# shellcheck disable=SC2086
+gst-launch-1.0 -q $line
+end=$(date +%s.%N)
+frames=$(wc -l < "$OUT/results.jsonl")
+
+# A few annotated frames as PNG.
+rm -f "$OUT"/frame-*.png
+gst-launch-1.0 -q filesrc location="$OUT/annotated.mp4" ! decodebin ! videoconvert ! videorate ! \
+  video/x-raw,framerate=1/3 ! pngenc ! multifilesink location="$OUT/frame-%02d.png"
+
 echo
-printf '%-10s %-10s %-10s %-10s %s\n' pattern format label verdict distance
-for spec in red:I420 green:NV12 blue:RGB white:BGRx black:I420 smpte:NV12; do
-  pattern=${spec%%:*} format=${spec##*:}
-  line="videotestsrc pattern=$pattern num-buffers=5 ! video/x-raw,format=$format,width=320,height=240 ! odmclassify mode=frame emit-messages=true model=$MODEL ! fakesink"
-  [ "${VERBOSE:-0}" = 1 ] && echo "gst-launch-1.0 -m $line"
-  # shellcheck disable=SC2086
-  out=$(gst-launch-1.0 -m $line 2>&1) || { echo "$out" >&2; exit 1; }
-  msg=$(grep -m1 'odm-results' <<<"$out")
-  label=$(sed -n 's/.*label\\=\\(string\\)\([^\\]*\)\\,.*/\1/p' <<<"$msg")
-  verdict=$(sed -n 's/.*verdict\\=\\(string\\)\([^\\]*\)\\,.*/\1/p' <<<"$msg")
-  distance=$(sed -n 's/.*distance\\=\\(double\\)\([^\\]*\)\\,.*/\1/p' <<<"$msg")
-  printf '%-10s %-10s %-10s %-10s %.3f\n' "$pattern" "$format" "$label" "$verdict" "$distance"
-done
-echo
-echo "frames: 5 per pattern; each pipeline: gst-launch-1.0 -m videotestsrc ... ! odmclassify mode=frame model=$MODEL ! fakesink (VERBOSE=1 prints them)"
+truth=(); [ "$DETECTOR" = replay ] && truth=(--truth "$OUT/drive.rois.jsonl")
+"$T" summary "$OUT/results.jsonl" "${truth[@]}"
+awk -v f="$frames" -v s="$start" -v e="$end" \
+  'BEGIN { printf "%d frames in %.1f s: %.1f frames/s (decode, %s, classify, export, overlay, encode)\n", f, e - s, f / (e - s), "'"$DETECTOR"'" }'
+echo "wrote $OUT/annotated.mp4, $OUT/results.jsonl, $(ls "$OUT"/frame-*.png | wc -l) PNG frames in $OUT/"

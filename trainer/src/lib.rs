@@ -14,6 +14,7 @@ pub mod error;
 pub mod fixture;
 pub mod onnx;
 pub mod plot;
+pub mod results;
 pub mod sheet;
 pub mod synth;
 pub mod train;

@@ -54,6 +54,21 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         unknown: Vec<String>,
     },
+    /// Summarise odmexport results (JSON lines): verdict counts, and by ground-truth kind when --truth is given.
+    Summary {
+        results: PathBuf,
+        /// Ground truth ROIs (as written by `odm-train clip`).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
+    /// Compare odmexport results with expected ones: labels and verdicts exactly, distances within --tolerance.
+    /// Exit code 1 and the differences when they disagree.
+    Compare {
+        expected: PathBuf,
+        actual: PathBuf,
+        #[arg(long, default_value_t = 1e-3)]
+        tolerance: f64,
+    },
     /// Render the synthetic traffic-sign dataset (class-per-folder trees plus anomalies and a manifest).
     Synth {
         /// Output folder.
@@ -352,6 +367,24 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 s.boxes,
                 s.seconds
             );
+        }
+        Command::Summary { results, truth } => {
+            let r = odm_trainer::results::read(&results)?;
+            let t = truth.as_deref().map(odm_trainer::results::read).transpose()?;
+            out!("{}", odm_trainer::results::summarise(&r, t.as_deref()).markdown());
+        }
+        Command::Compare { expected, actual, tolerance } => {
+            let e = odm_trainer::results::read(&expected)?;
+            let a = odm_trainer::results::read(&actual)?;
+            let diffs = odm_trainer::results::compare(&e, &a, tolerance);
+            if diffs.is_empty() {
+                out!("{} frames agree with {} (distances within {tolerance})", e.len(), expected.display());
+            } else {
+                for d in diffs.iter().take(30) {
+                    eprintln!("odm-train compare: {d}");
+                }
+                return Err(format!("{} differences from {}", diffs.len(), expected.display()).into());
+            }
         }
         Command::Fixture { out } => {
             let path = odm_trainer::fixture::write(&out)?;

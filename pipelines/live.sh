@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# Live: a V4L2 camera (or an RTSP dashcam with SOURCE=rtsp://...) through odmproposals and odmclassify, drawn on
+# screen, results as JSON lines. Not run in CI (needs a camera and a display).
+#
+#   gst-launch-1.0 v4l2src device=/dev/video0 ! videoconvert ! video/x-raw,format=NV12 ! odmproposals !
+#     odmclassify model=models/signs/signs.onnx stats-interval=300 ! odmexport location=out/live.jsonl !
+#     odmoverlay ! videoconvert ! autovideosink
+#   (RTSP: rtspsrc location=URL latency=200 ! decodebin ! videoconvert ! ...)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+MODEL=${MODEL:-models/signs/signs.onnx}
+SOURCE=${SOURCE:-/dev/video0}
+export GST_PLUGIN_PATH="$TARGET/release"
+mkdir -p out
+case "$SOURCE" in
+  rtsp://*) src="rtspsrc location=$SOURCE latency=200 ! decodebin" ;;
+  *) src="v4l2src device=$SOURCE" ;;
+esac
+# shellcheck disable=SC2086
+exec gst-launch-1.0 $src ! videoconvert ! video/x-raw,format=NV12 ! odmproposals ! \
+  odmclassify model="$MODEL" stats-interval=300 ! odmexport location=out/live.jsonl ! odmoverlay ! videoconvert ! \
+  autovideosink

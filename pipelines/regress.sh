@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# Regression on a recorded clip: run it through odmclassify with recorded ROIs and compare the results with expected
+# ones. Exit code 0 when every frame's ROIs have the expected labels and verdicts and distances within TOLERANCE
+# (default 1e-3); otherwise 1 and the differences.
+#
+#   pipelines/regress.sh CLIP ROIS.jsonl EXPECTED.jsonl
+#
+#   gst-launch-1.0 filesrc location=CLIP ! decodebin ! videoconvert ! video/x-raw,format=NV12 !
+#     odmroireplay location=ROIS.jsonl ! odmclassify model=$MODEL ! odmexport location=ACTUAL.jsonl ! fakesink
+# Environment: MODEL (default models/signs/signs.onnx), TOLERANCE, ACTUAL (where to keep the run's results).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[ $# -eq 3 ] || { echo "usage: $0 CLIP ROIS.jsonl EXPECTED.jsonl" >&2; exit 2; }
+clip=$(realpath "$1"); rois=$(realpath "$2"); expected=$(realpath "$3")
+cd "$ROOT"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+MODEL=${MODEL:-models/signs/signs.onnx}
+ACTUAL=${ACTUAL:-$(mktemp --suffix=.jsonl)}
+export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$TARGET/release}"
+gst-launch-1.0 -q filesrc location="$clip" ! decodebin ! videoconvert ! video/x-raw,format=NV12 ! \
+  odmroireplay location="$rois" ! odmclassify model="$MODEL" ! odmexport location="$ACTUAL" ! fakesink
+"$TARGET/release/odm-train" compare "$expected" "$ACTUAL" --tolerance "${TOLERANCE:-1e-3}"
