@@ -57,11 +57,8 @@ pub struct Summary {
 
 pub fn summarise(results: &[FrameLine], truth: Option<&[FrameLine]>) -> Summary {
     let mut s = Summary { frames: results.len(), ..Default::default() };
-    let truth: BTreeMap<(u64, i32), &RoiLine> = truth
-        .unwrap_or(&[])
-        .iter()
-        .flat_map(|f| f.rois.iter().map(move |r| ((f.frame, r.id), r)))
-        .collect();
+    let truth: BTreeMap<(u64, i32), &RoiLine> =
+        truth.unwrap_or(&[]).iter().flat_map(|f| f.rois.iter().map(move |r| ((f.frame, r.id), r))).collect();
     for f in results {
         for r in &f.rois {
             s.rois += 1;

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The companion elements in real pipelines: odmroireplay (recorded ROIs in), odmexport (JSON lines out),
+//! odmoverlay (drawing), odmproposals (sign candidates), with odmclassify on the committed colour model.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoRegionOfInterestMeta;
+
+/// Run a launch line to EOS; (warnings, error).
+fn run(line: &str) -> (Vec<String>, Option<String>) {
+    init();
+    let pipeline = gst::parse::launch(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    let bus = pipeline.bus().unwrap();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let (mut warns, mut err) = (Vec::new(), None);
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Warning(w) => warns.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
+            gst::MessageView::Error(e) => {
+                err = Some(format!("{} {}", e.error(), e.debug().unwrap_or_default()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (warns, err)
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn replay_by_frame_then_classify_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let rois = dir.path().join("rois.jsonl");
+    // videotestsrc pattern=red: every ROI is red. Frame 1 has no line; frame 3 has a box partly outside.
+    fs::write(
+        &rois,
+        r#"{"frame": 0, "rois": [{"x": 4, "y": 4, "w": 20, "h": 20, "type": "sign", "id": 7, "label": "red"}]}
+{"frame": 2, "rois": [{"x": 4, "y": 4, "w": 20, "h": 20}, {"x": 30, "y": 10, "w": 10, "h": 10, "id": 3}]}
+
+{"frame": 3, "rois": [{"x": -10, "y": 40, "w": 30, "h": 30, "score": 0.9}]}
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (warns, err) = run(&format!(
+        "videotestsrc pattern=red num-buffers=5 ! video/x-raw,width=64,height=48 ! odmroireplay location={} ! \
+         odmclassify model={} ! odmexport location={} ! fakesink",
+        rois.display(),
+        colors_model(),
+        out.display()
+    ));
+    assert!(err.is_none() && warns.is_empty(), "{err:?} {warns:?}");
+    let l = lines(&out);
+    assert_eq!(l.len(), 5, "one line per frame, the last one too");
+    assert_eq!(l.iter().map(|f| f["rois"].as_array().unwrap().len()).collect::<Vec<_>>(), [1, 0, 2, 1, 0]);
+    let r0 = &l[0]["rois"][0];
+    assert_eq!((r0["id"].as_i64(), r0["type"].as_str(), r0["label"].as_str()), (Some(7), Some("sign"), Some("red")));
+    assert_eq!(r0["verdict"], "known");
+    assert_eq!(l[2]["rois"][0]["type"], "traffic-sign", "the default type");
+    // Clipped to the frame: x from 0, 20 wide, 8 high.
+    let r3 = &l[3]["rois"][0];
+    assert_eq!((r3["x"].as_u64(), r3["w"].as_u64(), r3["h"].as_u64()), (Some(0), Some(20), Some(8)));
+    assert_eq!(l[4]["frame"], 4);
+    assert!(l[4]["pts"].as_u64().is_some());
+}
+
+#[test]
+fn replay_by_pts_with_a_tolerance() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let rois = dir.path().join("rois.jsonl");
+    // 10 fps: buffers at 0, 100 ms, 200 ms. Lines 2 ms late and 50 ms late (outside the 5 ms tolerance).
+    fs::write(
+        &rois,
+        "{\"pts\": 102000000, \"rois\": [{\"x\": 0, \"y\": 0, \"w\": 8, \"h\": 8}]}\n\
+         {\"pts\": 250000000, \"rois\": [{\"x\": 0, \"y\": 0, \"w\": 8, \"h\": 8}]}\n",
+    )
+    .unwrap();
+    let el = gst::ElementFactory::make("odmroireplay")
+        .property("location", rois.to_str().unwrap())
+        .property_from_str("match", "pts")
+        .property("tolerance", 5_000_000u64)
+        .build()
+        .unwrap();
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.set_src_caps(rgb_caps(16, 16));
+    let mut counts = Vec::new();
+    for i in 0..3u64 {
+        h.push(buffer_with_rois(rgb_frame(16, 16, &[]), &[], i * 100_000_000)).unwrap();
+        counts.push(h.pull().unwrap().iter_meta::<VideoRegionOfInterestMeta>().count());
+    }
+    assert_eq!(counts, [0, 1, 0]);
+}
+
+#[test]
+fn replay_bad_lines_name_the_line_or_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let rois = dir.path().join("bad.jsonl");
+    fs::write(
+        &rois,
+        "{\"frame\": 0, \"rois\": []}\n{\"frame\": 1, \"rois\": [{\"x\": 1}]}\n{\"frame\": 2, \"rois\": []}\n",
+    )
+    .unwrap();
+    let line = |strict: bool| {
+        format!(
+            "videotestsrc num-buffers=3 ! video/x-raw,width=32,height=32 ! odmroireplay strict={strict} location={} ! \
+             fakesink",
+            rois.display()
+        )
+    };
+    let (_, err) = run(&line(true));
+    let err = err.expect("strict: an error");
+    assert!(err.contains("bad.jsonl:2") && err.contains("missing field"), "{err}");
+    let (warns, err) = run(&line(false));
+    assert!(err.is_none(), "{err:?}");
+    assert!(warns.iter().any(|w| w.contains("1 bad lines skipped") && w.contains("bad.jsonl:2")), "{warns:?}");
+
+    // Missing file; negative size; a frame given twice.
+    let (_, err) = run(&line(true).replace(rois.to_str().unwrap(), "/nonexistent/rois.jsonl"));
+    assert!(err.unwrap().contains("/nonexistent/rois.jsonl"));
+    fs::write(&rois, "{\"frame\": 0, \"rois\": [{\"x\": 1, \"y\": 1, \"w\": -4, \"h\": 2}]}\n").unwrap();
+    assert!(run(&line(true)).1.unwrap().contains("w, h >= 0"));
+    fs::write(&rois, "{\"frame\": 0, \"rois\": []}\n{\"frame\": 0, \"rois\": []}\n").unwrap();
+    assert!(run(&line(true)).1.unwrap().contains("already given on line 1"));
+}
+
+#[test]
+fn replay_warns_about_frames_that_never_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let rois = dir.path().join("rois.jsonl");
+    fs::write(&rois, "{\"frame\": 1, \"rois\": []}\n{\"frame\": 9, \"rois\": []}\n{\"frame\": 12, \"rois\": []}\n")
+        .unwrap();
+    let (warns, err) = run(&format!(
+        "videotestsrc num-buffers=3 ! video/x-raw,width=32,height=32 ! odmroireplay location={} ! fakesink",
+        rois.display()
+    ));
+    assert!(err.is_none());
+    assert!(warns.iter().any(|w| w.contains("2 of 3 frames never came") && w.contains("line 2")), "{warns:?}");
+}
+
+#[test]
+fn export_refuses_an_unwritable_path_at_start() {
+    let (_, err) = run("videotestsrc num-buffers=1 ! odmexport location=/nonexistent/dir/out.jsonl ! fakesink");
+    let err = err.expect("an error");
+    assert!(err.contains("/nonexistent/dir/out.jsonl") && err.contains("cannot write"), "{err}");
+    let (_, err) = run("videotestsrc num-buffers=1 ! odmexport ! fakesink");
+    assert!(err.unwrap().contains("no location set"));
+}
+
+#[test]
+fn export_sees_results_after_converters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let rois = dir.path().join("rois.jsonl");
+    fs::write(&rois, "{\"frame\": 0, \"rois\": [{\"x\": 8, \"y\": 8, \"w\": 16, \"h\": 16, \"id\": 5}]}\n").unwrap();
+    let (_, err) = run(&format!(
+        "videotestsrc pattern=blue num-buffers=1 ! video/x-raw,width=64,height=48 ! odmroireplay location={} ! \
+         odmclassify model={} ! videoconvert ! video/x-raw,format=I420 ! videoscale ! video/x-raw,width=128,height=96 ! \
+         odmexport location={} ! fakesink",
+        rois.display(),
+        colors_model(),
+        out.display()
+    ));
+    assert!(err.is_none(), "{err:?}");
+    let r = &lines(&out)[0]["rois"][0];
+    assert_eq!((r["id"].as_i64(), r["label"].as_str(), r["verdict"].as_str()), (Some(5), Some("blue"), Some("known")));
+    assert_eq!(r["w"], 32, "the box as it is now, scaled");
+}
+
+#[test]
+fn overlay_draws_boxes_in_verdict_colours_in_rgb_and_nv12() {
+    init();
+    for format in ["RGB", "NV12"] {
+        let mut h = gst_check::Harness::new_parse(&format!(
+            "odmclassify model={} ! videoconvert ! capsfilter caps=video/x-raw,format={format} ! odmoverlay thickness=4 ! \
+             videoconvert ! capsfilter caps=video/x-raw,format=RGB",
+            colors_model()
+        ));
+        h.set_src_caps(rgb_caps(160, 120));
+        // A known blue sign (box drawn green) and grey background (an anomaly: red box).
+        let frame = rgb_frame(160, 120, &[((20, 60, 30, 30), BLUE)]);
+        h.push(buffer_with_rois(frame, &[(1, (20, 60, 30, 30)), (2, (100, 60, 30, 30))], 0)).unwrap();
+        let out = h.pull().unwrap();
+        let map = out.map_readable().unwrap();
+        let stride = (160 * 3usize).next_multiple_of(4);
+        let px = |x: usize, y: usize| {
+            let i = y * stride + x * 3;
+            [map[i] as i32, map[i + 1] as i32, map[i + 2] as i32]
+        };
+        let near = |a: [i32; 3], b: [i32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 40);
+        // Left edge of each box, 3 px outside it (the line's middle: NV12 chroma is shared by 2x2 pixels), halfway
+        // down; the middle of the boxes is untouched.
+        assert!(near(px(17, 80), [40, 200, 60]), "{format}: known box {:?}", px(17, 80));
+        assert!(near(px(97, 80), [230, 30, 30]), "{format}: anomaly box {:?}", px(97, 80));
+        assert!(near(px(35, 80), [0, 0, 255]), "{format}: inside {:?}", px(35, 80));
+        assert!(near(px(115, 80), [128, 128, 128]), "{format}: inside {:?}", px(115, 80));
+        // The label tab above the known box holds white text pixels.
+        let tab: Vec<[i32; 3]> = (20..70).flat_map(|x| (40..56).map(move |y| (x, y))).map(|(x, y)| px(x, y)).collect();
+        assert!(tab.iter().any(|p| p.iter().all(|&c| c > 200)), "{format}: no text drawn");
+    }
+}
+
+#[test]
+fn overlay_leaves_frames_without_rois_untouched() {
+    init();
+    let mut h = gst_check::Harness::new_parse("odmoverlay");
+    h.set_src_caps(rgb_caps(64, 48));
+    let frame = rgb_frame(64, 48, &[((0, 0, 10, 10), RED)]);
+    h.push(buffer_with_rois(frame.clone(), &[], 0)).unwrap();
+    assert_eq!(h.pull().unwrap().map_readable().unwrap().as_slice(), &frame[..]);
+}
+
+#[test]
+fn proposals_find_coloured_sign_shapes_and_nothing_on_grey() {
+    init();
+    let (w, h) = (320u32, 240u32);
+    // A red ring, a blue disc, a yellow diamond-ish square on grey; a long thin red line (not a sign).
+    let mut frame =
+        rgb_frame(w, h, &[((200, 150, 36, 36), BLUE), ((150, 20, 30, 30), YELLOW), ((10, 220, 300, 3), RED)]);
+    for y in 0..h {
+        for x in 0..w {
+            let d = ((x as f32 - 60.0).powi(2) + (y as f32 - 60.0).powi(2)).sqrt();
+            if (14.0..22.0).contains(&d) {
+                let i = ((y * w + x) * 3) as usize;
+                frame[i..i + 3].copy_from_slice(&[220, 20, 30]);
+            }
+        }
+    }
+    let mut hn = gst_check::Harness::new_parse("odmproposals");
+    hn.set_src_caps(rgb_caps(w, h));
+    hn.push(buffer_with_rois(frame, &[], 0)).unwrap();
+    let out = hn.pull().unwrap();
+    let found: Vec<(u32, u32, u32, u32)> = out
+        .iter_meta::<VideoRegionOfInterestMeta>()
+        .inspect(|m| assert_eq!(m.roi_type(), "traffic-sign-candidate"))
+        .map(|m| m.rect())
+        .collect();
+    let covers = |cx: u32, cy: u32| found.iter().any(|&(x, y, w, h)| x <= cx && cx < x + w && y <= cy && cy < y + h);
+    assert!(covers(60, 60) && covers(218, 168) && covers(165, 35), "{found:?}");
+    assert_eq!(found.len(), 3, "the thin line is not proposed: {found:?}");
+
+    hn.push(buffer_with_rois(rgb_frame(w, h, &[]), &[], 1)).unwrap();
+    assert_eq!(hn.pull().unwrap().iter_meta::<VideoRegionOfInterestMeta>().count(), 0);
+}
+
+#[test]
+fn proposals_then_classify_in_nv12() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    // smpte bars: coloured areas proposed; every proposal gets a result.
+    let (_, err) = run(&format!(
+        "videotestsrc pattern=smpte num-buffers=3 ! video/x-raw,width=320,height=240,format=NV12 ! \
+         odmproposals max-size=320 ! odmclassify model={} ! odmexport location={} ! fakesink",
+        colors_model(),
+        out.display()
+    ));
+    assert!(err.is_none(), "{err:?}");
+    for l in lines(&out) {
+        let rois = l["rois"].as_array().unwrap();
+        assert!(!rois.is_empty(), "smpte bars have coloured areas");
+        for r in rois {
+            assert_eq!(r["type"], "traffic-sign-candidate");
+            assert!(r["verdict"].is_string());
+        }
+    }
+}
