@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # Installs everything odm needs on Debian 12, idempotently; a second run checks and returns in about a second.
-#   1. Debian packages: GStreamer 1.22 (development and runtime: core, base, good, bad, ugly, libav, tools, check),
+#   1. Debian packages: GStreamer 1.22 (development and runtime: core, base, good, bad, ugly, libav, tools, check,
+#      PyGObject with GStreamer's overrides for the Python example),
 #      meson and ninja, pkg-config, python3 with pip (to fetch wheels), and Rust's C toolchain.
 #   2. ONNX Runtime: libonnxruntime.so from the PyPI `onnxruntime` wheel, pinned by version and sha256, unpacked into
 #      .deps/onnxruntime/ (git ignores .deps/). The plugin finds it there (see plugin/src/runtime.rs).
@@ -22,7 +23,7 @@ PACKAGES=(
   build-essential pkg-config git ca-certificates python3 python3-pip meson ninja-build
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-libav
+  gstreamer1.0-libav python3-gi python3-gst-1.0
 )
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }

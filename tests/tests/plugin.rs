@@ -11,7 +11,9 @@ fn gst_inspect_shows_the_plugin_and_element() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains(&format!("Version                  {}", env!("CARGO_PKG_VERSION"))), "{t}");
     assert!(t.contains("Open-set traffic-sign classification"), "{t}");
-    assert!(t.contains("odmclassify"), "{t}");
+    for element in ["odmclassify", "odmroireplay", "odmproposals", "odmoverlay", "odmexport"] {
+        assert!(t.contains(element), "{element}: {t}");
+    }
     let out = gst_tool("gst-inspect-1.0", reg.path()).arg("odmclassify").output().unwrap();
     let t = text(&out);
     for prop in [

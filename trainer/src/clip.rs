@@ -122,7 +122,8 @@ struct Object {
     size: f32,
 }
 
-const FOCAL: f32 = 900.0;
+/// Focal length in pixels at 1280 wide (scaled with the width).
+const FOCAL_1280: f32 = 900.0;
 const CAM_HEIGHT: f32 = 1.4;
 const SPEED: f32 = 13.0;
 const ROAD_HALF: f32 = 3.6;
@@ -131,6 +132,7 @@ const ROAD_HALF: f32 = 3.6;
 pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, TrainError> {
     let t0 = std::time::Instant::now();
     let (w, h) = (cfg.width as usize, cfg.height as usize);
+    let focal = FOCAL_1280 * w as f32 / 1280.0;
     if w < 64 || h < 64 || cfg.fps == 0 || cfg.seconds.is_nan() || cfg.seconds <= 0.0 {
         return Err(TrainError::Config("clip: size at least 64x64, fps and seconds positive".into()));
     }
@@ -227,7 +229,7 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
     let mut rgb = vec![0u8; w * h * 3];
     for f in 0..frames {
         let cam_z = SPEED * f as f32 / cfg.fps as f32;
-        draw_world(&mut rgb, w, h, cam_z, &scenes[gravel].1, &scenes[grass].1, &scenes[brick].1);
+        draw_world(&mut rgb, w, h, focal, cam_z, &scenes[gravel].1, &scenes[grass].1, &scenes[brick].1);
         // Far to near.
         let mut visible: Vec<(&Object, f32, f32, f32)> = objects
             .iter()
@@ -237,9 +239,9 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
                     return None;
                 }
                 let (cx, cy) = (w as f32 / 2.0, h as f32 * 0.45);
-                let sx = cx + FOCAL * o.x / dz;
-                let sy = cy + FOCAL * (CAM_HEIGHT - o.y) / dz;
-                let side = FOCAL * o.size / dz;
+                let sx = cx + focal * o.x / dz;
+                let sy = cy + focal * (CAM_HEIGHT - o.y) / dz;
+                let side = focal * o.size / dz;
                 Some((o, sx, sy, side))
             })
             .collect();
@@ -247,7 +249,7 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
         let mut rois = Vec::new();
         for &(o, sx, sy, side) in &visible {
             let dz = o.z - cam_z;
-            let ground = h as f32 * 0.45 + FOCAL * CAM_HEIGHT / dz;
+            let ground = h as f32 * 0.45 + focal * CAM_HEIGHT / dz;
             draw_object(&mut rgb, w, h, o, sx, sy, side, ground, &templates, &scenes);
             let (x0, y0) = (sx - side / 2.0, sy - side / 2.0);
             let inside = x0 >= 0.0 && y0 >= 0.0 && x0 + side <= w as f32 && y0 + side <= h as f32;
@@ -293,7 +295,8 @@ fn put(rgb: &mut [u8], i: usize, c: [f32; 3]) {
 }
 
 /// Sky, skyline and the textured road plane, seen from `cam_z`.
-fn draw_world(rgb: &mut [u8], w: usize, h: usize, cam_z: f32, gravel: &Rgb, grass: &Rgb, brick: &Rgb) {
+#[allow(clippy::too_many_arguments)]
+fn draw_world(rgb: &mut [u8], w: usize, h: usize, focal: f32, cam_z: f32, gravel: &Rgb, grass: &Rgb, brick: &Rgb) {
     let horizon = h as f32 * 0.45;
     let cx = w as f32 / 2.0;
     rgb.par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
@@ -310,8 +313,8 @@ fn draw_world(rgb: &mut [u8], w: usize, h: usize, cam_z: f32, gravel: &Rgb, gras
                 let b = brick.sample(u, v.min(brick.h as f32 - 1.0));
                 [b[0] * 0.8, b[1] * 0.8, b[2] * 0.85]
             } else {
-                let dz = FOCAL * CAM_HEIGHT / (yf - horizon);
-                let wx = (xf - cx) * dz / FOCAL;
+                let dz = focal * CAM_HEIGHT / (yf - horizon);
+                let wx = (xf - cx) * dz / focal;
                 let wz = cam_z + dz;
                 let (u, v) = (wx * 60.0, wz * 60.0);
                 let mut c = if wx.abs() < ROAD_HALF {
