@@ -100,16 +100,20 @@ struct Row {
     pre_us: f64,
     allocs_element: f64,
     allocs_bare: f64,
+    run_us_element: f64,
+    run_us_bare: f64,
+    frame_us: f64,
 }
 
-/// The element: frames pushed into appsrc, pulled from appsink. Returns (crops/s, Rust allocations per frame).
+/// The element: frames pushed into appsrc, pulled from appsink. (crops/s, Rust allocations per frame, the
+/// element's mean µs per ORT run and per frame from its `stats`).
 fn run_element(
     model: &str,
     threads: usize,
     mem: &gst::Memory,
     r: &[(u32, u32, u32, u32)],
     frames: usize,
-) -> (f64, f64) {
+) -> (f64, f64, f64, f64) {
     let caps = gst_video::VideoCapsBuilder::new()
         .format(gst_video::VideoFormat::Nv12)
         .width(W as i32)
@@ -117,7 +121,7 @@ fn run_element(
         .framerate(gst::Fraction::new(30, 1))
         .build();
     let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! odmclassify model={model} threads={threads} batch-size={BATCH} ! \
+        "appsrc name=src format=time ! odmclassify name=c model={model} threads={threads} batch-size={BATCH} ! \
          appsink name=sink sync=false"
     ))
     .expect("pipeline");
@@ -151,14 +155,19 @@ fn run_element(
     run(frames, 20);
     let secs = t0.elapsed().as_secs_f64();
     let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / frames as f64;
+    let stats: gst::Structure = bin.by_name("c").unwrap().property("stats");
+    let run_us = stats.get::<f64>("inference-mean-us").unwrap_or(f64::NAN);
+    let frame_us = stats.get::<f64>("frame-mean-us").unwrap_or(f64::NAN);
     pipeline.set_state(gst::State::Null).unwrap();
-    ((frames * r.len()) as f64 / secs, allocs)
+    ((frames * r.len()) as f64 / secs, allocs, run_us, frame_us)
 }
 
 /// The same crops as pre-made tensors through a bare session with the element's options.
-fn run_bare(session: &mut Session, bundle: &Bundle, crops: &[f32], n_rois: usize, frames: usize) -> (f64, f64) {
+/// (crops/s, Rust allocations per frame, mean µs per ORT run).
+fn run_bare(session: &mut Session, bundle: &Bundle, crops: &[f32], n_rois: usize, frames: usize) -> (f64, f64, f64) {
     let spec = &bundle.model.input;
     let sample = 3 * (spec.width * spec.height) as usize;
+    let mut runs = 0usize;
     let mut once = || {
         let mut done = 0;
         while done < n_rois {
@@ -173,6 +182,7 @@ fn run_bare(session: &mut Session, bundle: &Bundle, crops: &[f32], n_rois: usize
             let (_, e) = out[bundle.model.output.name.as_str()].try_extract_tensor::<f32>().unwrap();
             assert_eq!(e.len(), n * bundle.dim());
             done += n;
+            runs += 1;
         }
     };
     for _ in 0..20 {
@@ -185,7 +195,8 @@ fn run_bare(session: &mut Session, bundle: &Bundle, crops: &[f32], n_rois: usize
     }
     let secs = t0.elapsed().as_secs_f64();
     let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / frames as f64;
-    ((frames * n_rois) as f64 / secs, allocs)
+    let per_run = (frames * n_rois.div_ceil(BATCH)) as f64;
+    ((frames * n_rois) as f64 / secs, allocs, secs * 1e6 / per_run)
 }
 
 fn main() {
@@ -258,11 +269,12 @@ fn main() {
             let frames = ((if quick { 300 } else { 3000 }) / n).max(if quick { 10 } else { 60 });
             let mem = gst::Memory::from_slice(data.clone());
             // Interleave element and bare runs so drift in the machine's speed hits both.
-            let (mut e, mut b) = ((0.0, 0.0), (0.0, 0.0));
+            let (mut e, mut b) = ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
             for _ in 0..2 {
                 let x = run_element(model.to_str().unwrap(), t, &mem, &r, frames);
                 let y = run_bare(&mut session, &bundle, &crops, n, frames);
-                (e, b) = ((e.0 + x.0 / 2.0, x.1), (b.0 + y.0 / 2.0, y.1));
+                e = (e.0 + x.0 / 2.0, x.1, e.2 + x.2 / 2.0, e.3 + x.3 / 2.0);
+                b = (b.0 + y.0 / 2.0, y.1, b.2 + y.2 / 2.0);
             }
             rows.push(Row {
                 rois: n,
@@ -272,34 +284,40 @@ fn main() {
                 pre_us,
                 allocs_element: e.1,
                 allocs_bare: b.1,
+                run_us_element: e.2,
+                run_us_bare: b.2,
+                frame_us: e.3,
             });
         }
     }
     println!(
-        "\n| ROIs/frame | threads | element crops/s | bare ORT crops/s | element/bare | preprocess µs/crop | Rust allocs/frame element | Rust allocs/frame bare |"
+        "\n| ROIs/frame | threads | element crops/s | bare ORT crops/s | element/bare | ORT µs/run element | ORT µs/run bare | element µs/frame | preprocess µs/crop | Rust allocs/frame element | Rust allocs/frame bare |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.1}% | {:.2} | {:.1} | {:.1} |",
+            "| {} | {} | {:.0} | {:.0} | {:.1}% | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} |",
             r.rois,
             r.threads,
             r.element_cps,
             r.bare_cps,
             100.0 * r.element_cps / r.bare_cps,
+            r.run_us_element,
+            r.run_us_bare,
+            r.frame_us,
             r.pre_us,
             r.allocs_element,
             r.allocs_bare
         );
     }
 
-    // Memory over a long run: RSS sampled along `soak` frames with 8 ROIs each.
-    let r = rois(8);
+    // Memory over a long run: RSS sampled along `soak` frames with 1 ROI each.
+    let r = rois(1);
     let mem = gst::Memory::from_slice(nv12_frame(&r));
     let t = threads[0];
     let steps = 10;
     let per = (soak / steps).max(1);
-    println!("\nresident memory over {} frames of 8 ROIs (threads {t}):", per * steps);
+    println!("\nresident memory over {} frames of 1 ROI (threads {t}):", per * steps);
     let caps = gst_video::VideoCapsBuilder::new()
         .format(gst_video::VideoFormat::Nv12)
         .width(W as i32)
