@@ -8,7 +8,8 @@
 #
 #   gst-launch-1.0 filesrc location=CLIP ! decodebin ! videoconvert ! video/x-raw,format=NV12 !
 #     odmroireplay location=ROIS.jsonl ! odmclassify model=$MODEL ! odmexport location=ACTUAL.jsonl ! fakesink
-# Environment: MODEL (default models/signs/signs.onnx), TOLERANCE, ACTUAL (where to keep the run's results).
+# Environment: MODEL (default models/signs/signs.onnx), TOLERANCE, ACTUAL (where to keep the run's results),
+# GST_PLUGIN_PATH and ODM_TRAIN (default: the release build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ $# -eq 3 ] || { echo "usage: $0 CLIP ROIS.jsonl EXPECTED.jsonl" >&2; exit 2; }
@@ -20,4 +21,4 @@ ACTUAL=${ACTUAL:-$(mktemp --suffix=.jsonl)}
 export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$TARGET/release}"
 gst-launch-1.0 -q filesrc location="$clip" ! decodebin ! videoconvert ! video/x-raw,format=NV12 ! \
   odmroireplay location="$rois" ! odmclassify model="$MODEL" ! odmexport location="$ACTUAL" ! fakesink
-"$TARGET/release/odm-train" compare "$expected" "$ACTUAL" --tolerance "${TOLERANCE:-1e-3}"
+"${ODM_TRAIN:-$TARGET/release/odm-train}" compare "$expected" "$ACTUAL" --tolerance "${TOLERANCE:-1e-3}"

@@ -54,6 +54,11 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         unknown: Vec<String>,
     },
+    /// The paper's Table 2 for several runs side by side, from the metrics*.json files `eval` wrote.
+    Table {
+        /// metrics.json files (e.g. runs/odm/metrics.json runs/ce/metrics-odin.json).
+        files: Vec<PathBuf>,
+    },
     /// Summarise odmexport results (JSON lines): verdict counts, and by ground-truth kind when --truth is given.
     Summary {
         results: PathBuf,
@@ -367,6 +372,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 s.boxes,
                 s.seconds
             );
+        }
+        Command::Table { files } => {
+            out!("{}", odm_trainer::train::eval::table(&files)?);
         }
         Command::Summary { results, truth } => {
             let r = odm_trainer::results::read(&results)?;

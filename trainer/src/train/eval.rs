@@ -266,3 +266,33 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
     bundle.save(&bundle_path)?;
     Ok(tables)
 }
+
+/// The paper's Table 2 layout for several evaluated runs side by side: one row per (set, method), from the
+/// `metrics*.json` files `eval` wrote (`files`, in the order given).
+pub fn table(files: &[PathBuf]) -> Result<String, TrainError> {
+    let mut all = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(TrainError::io(f))?;
+        let m: Metrics =
+            serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", f.display())))?;
+        all.push(m);
+    }
+    let mut t = String::from("| method | in-dist. accuracy |\n|---|---:|\n");
+    for m in &all {
+        t.push_str(&format!("| {} | {:.2} |\n", m.method, m.in_accuracy));
+    }
+    let sets: std::collections::BTreeSet<&String> = all.iter().flat_map(|m| m.sets.keys()).collect();
+    t.push_str("\n| OOD set | method | n | FPR95 ↓ | det. err ↓ | AUROC ↑ | AUPR-in ↑ | AUPR-out ↑ |\n");
+    t.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for set in sets {
+        for m in &all {
+            if let Some(r) = m.sets.get(set) {
+                t.push_str(&format!(
+                    "| {set} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+                    m.method, r.count, r.fpr95, r.det_err, r.auroc, r.aupr_in, r.aupr_out
+                ));
+            }
+        }
+    }
+    Ok(t)
+}
