@@ -80,3 +80,24 @@ fn python_example_reads_results() {
     assert_eq!(t.matches("label blue").count(), 3, "{t}");
     assert!(t.contains("3 ROIs classified in 3 frames"), "{t}");
 }
+
+#[test]
+fn a_clip_that_does_not_decode_stops_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.mp4");
+    std::fs::write(&bad, b"this is not a video").unwrap();
+    let rois = dir.path().join("rois.jsonl");
+    std::fs::write(&rois, "{\"frame\": 0, \"rois\": []}\n").unwrap();
+    let reg = tempfile::NamedTempFile::new().unwrap();
+    let out = dir.path().join("results.jsonl");
+    let run = gst_tool("gst-launch-1.0", reg.path())
+        .args(["-q", "filesrc", &format!("location={}", bad.display()), "!", "decodebin", "!", "videoconvert"])
+        .args(["!", "odmroireplay", &format!("location={}", rois.display()), "!", "odmexport"])
+        .args([&format!("location={}", out.display()), "!", "fakesink"])
+        .output()
+        .unwrap();
+    let t = text(&run);
+    assert!(!run.status.success(), "{t}");
+    assert!(t.contains("ERROR"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+}

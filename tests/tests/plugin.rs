@@ -22,6 +22,12 @@ fn gst_inspect_shows_the_plugin_and_element() {
         "ort-library",
         "batch-size",
         "novelty-threshold",
+        "execution-provider",
+        "device-id",
+        "fallback",
+        "max-size",
+        "stats-interval",
+        "inference-p99-us",
         "changeable in NULL, READY, PAUSED or PLAYING state",
     ] {
         assert!(t.contains(prop), "gst-inspect odmclassify lacks {prop:?}:\n{t}");
