@@ -16,24 +16,31 @@ pub struct Adam {
     eps: f64,
     /// Steps taken so far (the `t` of the bias corrections).
     t: i64,
-    /// Trainable variables by name, sorted, with their first and second moments.
-    params: Vec<(String, Tensor, Tensor, Tensor)>,
+    /// Trainable variables by name, sorted.
+    params: Vec<(String, Tensor)>,
+    /// First and second moments of all parameters, flattened in `params` order: one update is a handful of
+    /// libtorch calls instead of several per parameter tensor.
+    m: Tensor,
+    v: Tensor,
 }
 
 impl Adam {
     /// Adam over the trainable variables of `vs`, with PyTorch's defaults (β1 0.9, β2 0.999, ε 1e-8).
     pub fn new(vs: &VarStore, lr: f64) -> Self {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let params = vars
-            .into_iter()
-            .map(|(name, p)| {
-                let m = p.zeros_like();
-                let v = p.zeros_like();
-                (name, p, m, v)
-            })
-            .collect();
-        Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, params }
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let n: i64 = params.iter().map(|(_, p)| p.numel() as i64).sum();
+        let opts = params.first().map_or((tch::Kind::Float, tch::Device::Cpu), |(_, p)| (p.kind(), p.device()));
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            t: 0,
+            params,
+            m: Tensor::zeros([n], opts),
+            v: Tensor::zeros([n], opts),
+        }
     }
 
     /// Steps taken so far.
@@ -43,7 +50,7 @@ impl Adam {
 
     /// Back-propagate `loss`, update every parameter, clear the gradients.
     pub fn backward_step(&mut self, loss: &Tensor) {
-        for (_, p, _, _) in &mut self.params {
+        for (_, p) in &self.params {
             let mut g = p.grad();
             if g.defined() {
                 let _ = g.zero_();
@@ -54,49 +61,55 @@ impl Adam {
         self.t += 1;
         let bias1 = 1.0 - self.beta1.powi(self.t as i32);
         let bias2 = 1.0 - self.beta2.powi(self.t as i32);
-        for (_, p, m, v) in &mut self.params {
-            let g = p.grad();
-            if !g.defined() {
-                continue;
-            }
-            let _ = m.g_mul_scalar_(self.beta1);
-            let _ = m.g_add_(&(&g * (1.0 - self.beta1)));
-            let _ = v.g_mul_scalar_(self.beta2);
-            let _ = v.g_add_(&(&g * &g * (1.0 - self.beta2)));
-            let denom = v.sqrt() / bias2.sqrt() + self.eps;
-            let _ = p.g_sub_(&(m.g_div(&denom) * (self.lr / bias1)));
+        // A parameter without a gradient this step contributes zeros (its moments still decay, as in PyTorch's
+        // foreach path when a gradient is zero).
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|(_, p)| {
+                let g = p.grad();
+                if g.defined() {
+                    g.view([-1])
+                } else {
+                    p.zeros_like().view([-1])
+                }
+            })
+            .collect();
+        let g = Tensor::cat(&grads, 0);
+        let _ = self.m.lerp_(&g, 1.0 - self.beta1);
+        let _ = self.v.lerp_(&(&g * &g), 1.0 - self.beta2);
+        // lr/bias1 * m / (sqrt(v)/sqrt(bias2) + eps) == step * m / (sqrt(v) + eps*sqrt(bias2)).
+        let mut denom = self.v.sqrt();
+        let _ = denom.g_add_scalar_(self.eps * bias2.sqrt());
+        let mut update = self.m.g_div(&denom);
+        let _ = update.g_mul_scalar_(self.lr * bias2.sqrt() / bias1);
+        let mut at = 0;
+        for (_, p) in &mut self.params {
+            let n = p.numel() as i64;
+            let _ = p.g_sub_(&update.narrow(0, at, n).view_as(p));
+            at += n;
         }
     }
 
-    /// Save the moments (the step count goes into the run's `state.json`).
+    /// Save the moments (the step count goes into the run's `state.json`), with the parameter names and sizes so a
+    /// checkpoint of another network is refused on load.
     pub fn save(&self, path: &Path) -> Result<(), tch::TchError> {
-        let named: Vec<(String, &Tensor)> =
-            self.params.iter().flat_map(|(n, _, m, v)| [(format!("m.{n}"), m), (format!("v.{n}"), v)]).collect();
-        Tensor::save_multi(&named, path)
+        let sizes = Tensor::from_slice(&self.params.iter().map(|(_, p)| p.numel() as i64).collect::<Vec<_>>());
+        Tensor::save_multi(&[("m", &self.m), ("v", &self.v), ("sizes", &sizes)], path)
     }
 
     /// Restore moments written by [`Adam::save`] for the same network, and the step count.
     pub fn load(&mut self, path: &Path, steps: i64) -> Result<(), String> {
         let saved = Tensor::load_multi(path).map_err(|e| e.to_string())?;
-        let _guard = tch::no_grad_guard();
-        for (n, p, m, v) in &mut self.params {
-            for (prefix, dst) in [("m.", &mut *m), ("v.", &mut *v)] {
-                let key = format!("{prefix}{n}");
-                let src = saved
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, t)| t)
-                    .ok_or_else(|| format!("no optimiser state for {n}: the checkpoint is of another network"))?;
-                if src.size() != p.size() {
-                    return Err(format!(
-                        "optimiser state for {n} has shape {:?}, the network {:?}",
-                        src.size(),
-                        p.size()
-                    ));
-                }
-                dst.copy_(&src.to_device(p.device()));
-            }
+        let get = |k: &str| saved.iter().find(|(n, _)| n == k).map(|(_, t)| t).ok_or(format!("no {k:?} in it"));
+        let sizes: Vec<i64> = Vec::<i64>::try_from(get("sizes")?).map_err(|e: tch::TchError| e.to_string())?;
+        let want: Vec<i64> = self.params.iter().map(|(_, p)| p.numel() as i64).collect();
+        if sizes != want {
+            return Err("the optimiser state is of another network".into());
         }
+        let _guard = tch::no_grad_guard();
+        self.m.copy_(get("m")?);
+        self.v.copy_(get("v")?);
         self.t = steps;
         Ok(())
     }
