@@ -12,8 +12,7 @@ use odm_trainer::clip::{self, ClipConfig};
 fn demo_drive_reproduces_the_stored_results() {
     let models = repo().join("models/signs");
     let bundle = odm_core::Bundle::load(&models.join("signs.odm.json")).unwrap();
-    let mut cfg = ClipConfig::default();
-    cfg.known = bundle.classes.iter().map(|c| c.label.clone()).collect();
+    let mut cfg = ClipConfig { known: bundle.classes.iter().map(|c| c.label.clone()).collect(), ..Default::default() };
     cfg.unknown.retain(|c| !cfg.known.contains(c));
     let dir = tempfile::tempdir().unwrap();
     let s = clip::run(&dir.path().join("drive.mp4"), &dir.path().join("drive.rois.jsonl"), &cfg).unwrap();
