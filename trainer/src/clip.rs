@@ -34,8 +34,9 @@ pub struct ClipConfig {
     /// Classes the model knows, and classes it does not (sign designs of the synthetic world).
     pub known: Vec<String>,
     pub unknown: Vec<String>,
-    /// x264 bitrate in kbit/s.
-    pub bitrate: u32,
+    /// x264 constant quantizer (lower: better quality, larger file). Encoding uses one thread and a constant
+    /// quantizer so the same clip gives the same bytes on every run (x264's threaded rate control does not).
+    pub quantizer: u32,
 }
 
 impl Default for ClipConfig {
@@ -60,7 +61,7 @@ impl Default for ClipConfig {
                 "cycle-path",
             ]),
             unknown: s(&["no-cars", "no-bicycles", "max-height", "max-weight", "roundabout-left", "dead-end"]),
-            bitrate: 2500,
+            quantizer: 28,
         }
     }
 }
@@ -215,7 +216,8 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
         .arg(format!("height={h}"))
         .arg(format!("framerate={}/1", cfg.fps))
         .args(["!", "videoconvert", "!", "video/x-raw,format=I420", "!", "x264enc", "speed-preset=faster"])
-        .arg(format!("bitrate={}", cfg.bitrate))
+        .args(["pass=quant", "threads=1"])
+        .arg(format!("quantizer={}", cfg.quantizer))
         .arg(format!("key-int-max={}", cfg.fps))
         .args(["!", "h264parse", "!", "mp4mux", "!", "filesink"])
         .arg(format!("location={}", video.display()))
