@@ -582,6 +582,20 @@ pub fn calibrate(
             distances(scorer, &embed_all(net, &t.x, device)).into_iter().map(|p| p.1).collect::<Vec<_>>()
         })
         .collect();
+    let median = |v: &[f64]| {
+        let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        s.sort_by(f64::total_cmp);
+        s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    if !anomalies.is_empty() && median(&anomalies) < median(&novelties) {
+        eprintln!(
+            "odm-train: warning: validation anomalies lie closer to the class centres than the calibration novelties \
+             (median {:.2} < {:.2}): the distance cannot tell novelties from anomalies here, so the anomaly threshold \
+             falls to the novelty threshold and every unknown crop is reported as an anomaly",
+            median(&anomalies),
+            median(&novelties)
+        );
+    }
     let ano = if anomalies.is_empty() {
         threshold_at_tpr(&novelties, 0.99).map_err(bad)?
     } else {
