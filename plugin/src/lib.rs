@@ -16,6 +16,7 @@ pub mod overlay;
 pub mod proposals;
 pub mod replay;
 pub mod runtime;
+pub mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

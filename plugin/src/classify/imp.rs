@@ -10,12 +10,10 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
-use gst_video::{VideoFormat, VideoRegionOfInterestMeta};
+use gst_video::VideoRegionOfInterestMeta;
 
 use odm_core::bundle::{sibling_bundle_path, Bundle};
-use odm_core::preprocess::{
-    check_roi, crop_to_tensor_with, CropScratch, CropSpec, Frame, PixelFormat, Plane, Roi, YuvMatrix,
-};
+use odm_core::preprocess::{check_roi, crop_to_tensor_with, CropScratch, CropSpec, Frame, Plane, Roi, YuvMatrix};
 use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
@@ -23,6 +21,7 @@ use super::{ExecutionProvider, Mode};
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::meta::{self, Outcome, RoiResult};
 use crate::runtime;
+use crate::video::{pixel_format, FORMATS};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("odmclassify", gst::DebugColorFlags::empty(), Some("odm open-set sign classifier"))
@@ -34,17 +33,6 @@ const DEFAULT_THREADS: u32 = 1;
 const DEFAULT_MIN_SIZE: u32 = 4;
 /// Threshold properties at this value use the bundle's calibrated thresholds.
 const THRESHOLD_FROM_BUNDLE: f64 = -1.0;
-
-const FORMATS: &[VideoFormat] = &[
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Nv12,
-    VideoFormat::I420,
-];
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -214,20 +202,6 @@ fn threshold(v: f64) -> Option<f64> {
     (v >= 0.0).then_some(v)
 }
 
-fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
-    Some(match f {
-        VideoFormat::Rgb => PixelFormat::Rgb,
-        VideoFormat::Bgr => PixelFormat::Bgr,
-        VideoFormat::Rgba => PixelFormat::Rgba,
-        VideoFormat::Bgra => PixelFormat::Bgra,
-        VideoFormat::Rgbx => PixelFormat::Rgbx,
-        VideoFormat::Bgrx => PixelFormat::Bgrx,
-        VideoFormat::Nv12 => PixelFormat::Nv12,
-        VideoFormat::I420 => PixelFormat::I420,
-        _ => return None,
-    })
-}
-
 /// Why an ROI was not classified (turned into the result's `reason` text only when results are written).
 #[derive(Debug)]
 enum Skip {
@@ -324,7 +298,7 @@ impl OdmClassify {
     }
 
     /// Load a bundle and check it against the model file (sha256) — the part of loading a hot reload repeats.
-    fn load_scoring(model: &Path, bundle_path: &Path, live: &Live) -> Result<Scoring, gst::ErrorMessage> {
+    fn load_scoring(model: &Path, bundle_path: &Path, live: &Live) -> Result<(Scoring, Bundle), gst::ErrorMessage> {
         let bundle = Bundle::load(bundle_path).map_err(|e| {
             let kind = match e {
                 odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
@@ -339,13 +313,14 @@ impl OdmClassify {
         scorer
             .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}: {e}", bundle_path.display())))?;
-        Ok(Scoring {
+        let scoring = Scoring {
             scorer,
             crop: CropSpec::from_input(&bundle.model.input),
             name: bundle.name.clone(),
             path: bundle_path.to_owned(),
             anomaly_threshold: bundle.score.anomaly_threshold,
-        })
+        };
+        Ok((scoring, bundle))
     }
 
     /// Load bundle, library and session, checking each against the others.
@@ -357,14 +332,7 @@ impl OdmClassify {
             return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
         }
         let bundle_path = settings.bundle.clone().unwrap_or_else(|| sibling_bundle_path(&model));
-        let bundle = Bundle::load(&bundle_path).map_err(|e| {
-            let kind = match e {
-                odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
-                _ => gst::ResourceError::Settings,
-            };
-            gst::error_msg!(kind, ("bundle refused: {e}"))
-        })?;
-        let scoring = Self::load_scoring(&model, &bundle_path, &settings.live)?;
+        let (scoring, bundle) = Self::load_scoring(&model, &bundle_path, &settings.live)?;
 
         let (env, lib) = runtime::environment(settings.ort_library.as_deref())
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
@@ -412,8 +380,7 @@ impl OdmClassify {
     /// Hot reload: a new bundle for the running session, checked against the model and the session's inputs and
     /// outputs, swapped in whole between two frames. On any error the old bundle stays.
     fn reload(&self, state: &mut State, model: &Path, path: &Path, live: &Live) -> Result<(), String> {
-        let new = Self::load_scoring(model, path, live).map_err(|e| e.to_string())?;
-        let bundle = Bundle::load(path).map_err(|e| e.to_string())?;
+        let (new, bundle) = Self::load_scoring(model, path, live).map_err(|e| e.to_string())?;
         let (input, h, w, output, dim) = state.engine.io();
         let spec = &bundle.model;
         if spec.input.name != input || spec.input.height as usize != h || spec.input.width as usize != w {

@@ -13,22 +13,12 @@ use gst_base::subclass::prelude::*;
 use gst_video::VideoFormat;
 
 use crate::meta::{self, Outcome};
+use crate::video::FORMATS;
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("odmoverlay", gst::DebugColorFlags::empty(), Some("odm result drawing")));
 
 static FONT_BYTES: &[u8] = include_bytes!("../../../trainer/assets/fonts/OSP-DIN.ttf");
-
-const FORMATS: &[VideoFormat] = &[
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Nv12,
-    VideoFormat::I420,
-];
 
 /// Colours by verdict (RGB).
 const KNOWN: [u8; 3] = [40, 200, 60];

@@ -7,9 +7,11 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
+
+use crate::video::{pixel_format, FORMATS};
 use gst_video::prelude::*;
-use gst_video::{VideoFormat, VideoRegionOfInterestMeta};
-use odm_core::preprocess::{Frame, PixelFormat, Plane, YuvMatrix};
+use gst_video::VideoRegionOfInterestMeta;
+use odm_core::preprocess::{Frame, Plane, YuvMatrix};
 
 use super::detect::{Detector, Params, Proposal};
 
@@ -19,17 +21,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// ROI type of the proposals.
 pub const ROI_TYPE: &str = "traffic-sign-candidate";
-
-const FORMATS: &[VideoFormat] = &[
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Nv12,
-    VideoFormat::I420,
-];
 
 #[derive(Default)]
 struct State {
@@ -49,20 +40,6 @@ impl ObjectSubclass for OdmProposals {
     const NAME: &'static str = "GstOdmProposals";
     type Type = super::OdmProposals;
     type ParentType = gst_base::BaseTransform;
-}
-
-fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
-    Some(match f {
-        VideoFormat::Rgb => PixelFormat::Rgb,
-        VideoFormat::Bgr => PixelFormat::Bgr,
-        VideoFormat::Rgba => PixelFormat::Rgba,
-        VideoFormat::Bgra => PixelFormat::Bgra,
-        VideoFormat::Rgbx => PixelFormat::Rgbx,
-        VideoFormat::Bgrx => PixelFormat::Bgrx,
-        VideoFormat::Nv12 => PixelFormat::Nv12,
-        VideoFormat::I420 => PixelFormat::I420,
-        _ => return None,
-    })
 }
 
 impl ObjectImpl for OdmProposals {
