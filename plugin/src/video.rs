@@ -30,3 +30,21 @@ pub fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
         _ => return None,
     })
 }
+
+/// The always-present `src` and `sink` templates of an in-place filter with these caps.
+pub fn filter_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
+    [("src", gst::PadDirection::Src), ("sink", gst::PadDirection::Sink)]
+        .into_iter()
+        .map(|(name, dir)| gst::PadTemplate::new(name, dir, gst::PadPresence::Always, caps).expect("valid template"))
+        .collect()
+}
+
+/// The video info of negotiated caps, or an error naming them (logged in `cat`).
+pub fn info_from_caps(cat: gst::DebugCategory, caps: &gst::Caps) -> Result<gst_video::VideoInfo, gst::LoggableError> {
+    gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::loggable_error!(cat, "cannot parse caps {caps}"))
+}
+
+/// Caps of the formats in [`FORMATS`].
+pub fn formats_caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build()
+}

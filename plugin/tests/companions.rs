@@ -8,28 +8,11 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
-use gst::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 
 /// Run a launch line to EOS; (warnings, error).
 fn run(line: &str) -> (Vec<String>, Option<String>) {
-    init();
-    let pipeline = gst::parse::launch(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-    let bus = pipeline.bus().unwrap();
-    let _ = pipeline.set_state(gst::State::Playing);
-    let (mut warns, mut err) = (Vec::new(), None);
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-        match msg.view() {
-            gst::MessageView::Eos(..) => break,
-            gst::MessageView::Warning(w) => warns.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
-            gst::MessageView::Error(e) => {
-                err = Some(format!("{} {}", e.error(), e.debug().unwrap_or_default()));
-                break;
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
+    let (warns, err, _) = launch_warnings(line);
     (warns, err)
 }
 

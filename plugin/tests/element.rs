@@ -270,35 +270,11 @@ fn reload_of_a_bundle_for_a_different_input_is_refused() {
     assert_eq!(verdict(&meta::read(&h.pull().unwrap())[0]), Ok(("blue", Verdict::Known)));
 }
 
-/// Run a launch line; (warnings, error) texts.
-fn launch_messages(line: &str) -> (Vec<String>, Option<String>, Vec<gst::Element>) {
-    init();
-    let pipeline = gst::parse::launch(line).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let _ = pipeline.set_state(gst::State::Playing);
-    let (mut warns, mut err) = (Vec::new(), None);
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
-        match msg.view() {
-            gst::MessageView::Eos(..) => break,
-            gst::MessageView::Warning(w) => warns.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
-            gst::MessageView::Error(e) => {
-                err = Some(format!("{} {}", e.error(), e.debug().unwrap_or_default()));
-                break;
-            }
-            _ => {}
-        }
-    }
-    let els: Vec<gst::Element> =
-        pipeline.downcast_ref::<gst::Bin>().unwrap().iterate_recurse().into_iter().flatten().collect();
-    pipeline.set_state(gst::State::Null).unwrap();
-    (warns, err, els)
-}
-
 #[test]
 fn gpu_providers_fall_back_to_the_cpu_or_fail_when_asked() {
     let model = colors_model();
     for provider in ["cuda", "tensorrt"] {
-        let (warns, err, els) = launch_messages(&format!(
+        let (warns, err, els) = launch_warnings(&format!(
             "videotestsrc pattern=blue num-buffers=2 ! video/x-raw,width=32,height=32 ! \
              odmclassify name=c mode=frame execution-provider={provider} model={model} ! fakesink"
         ));
@@ -320,7 +296,7 @@ fn gpu_providers_fall_back_to_the_cpu_or_fail_when_asked() {
         assert_eq!(stats.get::<u64>("frames").unwrap(), 2);
 
         if used == "cpu" {
-            let (_, err, _) = launch_messages(&format!(
+            let (_, err, _) = launch_warnings(&format!(
                 "videotestsrc num-buffers=2 ! video/x-raw,width=32,height=32 ! \
                  odmclassify mode=frame execution-provider={provider} fallback=false model={model} ! fakesink"
             ));

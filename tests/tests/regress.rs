@@ -12,21 +12,23 @@ use odm_trainer::clip::{self, ClipConfig};
 fn demo_drive_reproduces_the_stored_results() {
     let models = repo().join("models/signs");
     let bundle = odm_core::Bundle::load(&models.join("signs.odm.json")).unwrap();
-    let mut cfg = ClipConfig { known: bundle.classes.iter().map(|c| c.label.clone()).collect(), ..Default::default() };
-    cfg.unknown.retain(|c| !cfg.known.contains(c));
+    let cfg = ClipConfig::for_bundle(&bundle);
     let dir = tempfile::tempdir().unwrap();
     let s = clip::run(&dir.path().join("drive.mp4"), &dir.path().join("drive.rois.jsonl"), &cfg).unwrap();
     let reg = tempfile::NamedTempFile::new().unwrap();
     let odm_train = target_dir().join("odm-train");
     assert!(odm_train.exists(), "{} missing: cargo build --workspace first", odm_train.display());
-    let out = std::process::Command::new(repo().join("pipelines/regress.sh"))
-        .args([&s.video, &s.rois, &models.join("demo.expected.jsonl")])
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", reg.path())
-        .env("ODM_TRAIN", &odm_train)
-        .env("MODEL", models.join("signs.onnx"))
-        .output()
-        .unwrap();
+    let regress = |expected: &std::path::Path| {
+        std::process::Command::new(repo().join("pipelines/regress.sh"))
+            .args([&s.video, &s.rois, &expected.to_owned()])
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("GST_REGISTRY", reg.path())
+            .env("ODM_TRAIN", &odm_train)
+            .env("MODEL", models.join("signs.onnx"))
+            .output()
+            .unwrap()
+    };
+    let out = regress(&models.join("demo.expected.jsonl"));
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("frames agree"), "{t}");
@@ -37,14 +39,7 @@ fn demo_drive_reproduces_the_stored_results() {
     assert_ne!(changed, text, "the expected file has a known verdict to change");
     let bad = dir.path().join("changed.jsonl");
     std::fs::write(&bad, changed).unwrap();
-    let out = std::process::Command::new(repo().join("pipelines/regress.sh"))
-        .args([&s.video, &s.rois, &bad])
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", reg.path())
-        .env("ODM_TRAIN", &odm_train)
-        .env("MODEL", models.join("signs.onnx"))
-        .output()
-        .unwrap();
+    let out = regress(&bad);
     assert!(!out.status.success(), "a changed verdict must fail: {}", odm_e2e::text(&out));
     assert!(odm_e2e::text(&out).contains("expected"), "{}", odm_e2e::text(&out));
 }

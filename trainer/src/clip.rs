@@ -66,6 +66,16 @@ impl Default for ClipConfig {
     }
 }
 
+impl ClipConfig {
+    /// The default drive with a bundle's classes as the known signs; unknown signs are the defaults it does not know.
+    pub fn for_bundle(bundle: &odm_core::Bundle) -> ClipConfig {
+        let mut cfg =
+            ClipConfig { known: bundle.classes.iter().map(|c| c.label.clone()).collect(), ..Default::default() };
+        cfg.unknown.retain(|c| !cfg.known.contains(c));
+        cfg
+    }
+}
+
 /// What was rendered.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClipSummary {

@@ -352,12 +352,11 @@ impl TrainArgs {
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Clip { out, seconds, seed, width, height, fps, bundle, unknown } => {
-            let mut cfg = odm_trainer::clip::ClipConfig { seconds, seed, width, height, fps, ..Default::default() };
-            if let Some(b) = bundle {
-                let b = odm_core::Bundle::load(&b)?;
-                cfg.known = b.classes.iter().map(|c| c.label.clone()).collect();
-                cfg.unknown.retain(|c| !cfg.known.contains(c));
-            }
+            let base = match bundle {
+                Some(b) => odm_trainer::clip::ClipConfig::for_bundle(&odm_core::Bundle::load(&b)?),
+                None => Default::default(),
+            };
+            let mut cfg = odm_trainer::clip::ClipConfig { seconds, seed, width, height, fps, ..base };
             if !unknown.is_empty() {
                 cfg.unknown = unknown;
             }

@@ -21,7 +21,7 @@ use super::{ExecutionProvider, Mode};
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::meta::{self, Outcome, RoiResult};
 use crate::runtime;
-use crate::video::{pixel_format, FORMATS};
+use crate::video::pixel_format;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("odmclassify", gst::DebugColorFlags::empty(), Some("odm open-set sign classifier"))
@@ -892,13 +892,8 @@ impl ElementImpl for OdmClassify {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
-            vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-            ]
+            let caps = crate::video::formats_caps();
+            crate::video::filter_templates(&caps)
         });
         TEMPLATES.as_ref()
     }
@@ -923,8 +918,7 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = gst_video::VideoInfo::from_caps(incaps)
-            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        let info = crate::video::info_from_caps(*CAT, incaps)?;
         if pixel_format(info.format()).is_none() {
             return Err(gst::loggable_error!(CAT, "unsupported format {:?}", info.format()));
         }

@@ -13,12 +13,15 @@ use gst_base::subclass::prelude::*;
 use gst_video::VideoFormat;
 
 use crate::meta::{self, Outcome};
-use crate::video::FORMATS;
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("odmoverlay", gst::DebugColorFlags::empty(), Some("odm result drawing")));
 
-static FONT_BYTES: &[u8] = include_bytes!("../../../trainer/assets/fonts/OSP-DIN.ttf");
+/// The embedded font, parsed once per process.
+static FONT: LazyLock<FontRef<'static>> = LazyLock::new(|| {
+    FontRef::try_from_slice(include_bytes!("../../../trainer/assets/fonts/OSP-DIN.ttf"))
+        .expect("the embedded font parses")
+});
 
 /// Colours by verdict (RGB).
 const KNOWN: [u8; 3] = [40, 200, 60];
@@ -276,13 +279,8 @@ impl ElementImpl for OdmOverlay {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
-            vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-            ]
+            let caps = crate::video::formats_caps();
+            crate::video::filter_templates(&caps)
         });
         TEMPLATES.as_ref()
     }
@@ -294,8 +292,7 @@ impl BaseTransformImpl for OdmOverlay {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = gst_video::VideoInfo::from_caps(incaps)
-            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        let info = crate::video::info_from_caps(*CAT, incaps)?;
         self.state.lock().unwrap_or_else(|e| e.into_inner()).info = Some(info);
         Ok(())
     }
@@ -312,7 +309,7 @@ impl BaseTransformImpl for OdmOverlay {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
         };
-        let font = FontRef::try_from_slice(FONT_BYTES).expect("the embedded font parses");
+        let font = &*FONT;
         let h = info.height();
         let thickness = if settings.thickness > 0 { settings.thickness } else { (h / 240).max(1) } as i32;
         let size = if settings.font_size > 0 { settings.font_size } else { (h / 30).max(10) };
@@ -357,12 +354,12 @@ impl BaseTransformImpl for OdmOverlay {
             };
             let (x, y, w, hh) = (e.rect.0 as i32, e.rect.1 as i32, e.rect.2 as i32, e.rect.3 as i32);
             canvas.rect(x, y, w, hh, thickness, colour);
-            let tw = Self::text_width(glyphs, &font, &label, size) + 2 * thickness;
+            let tw = Self::text_width(glyphs, font, &label, size) + 2 * thickness;
             let th = size as i32 + thickness;
             // The label sits on a filled tab above the box, or inside it at the top of the frame.
             let ty = if y - thickness - th >= 0 { y - thickness - th } else { y };
             canvas.fill(x - thickness, ty, tw, th, colour, 0.85);
-            Self::text(&mut canvas, glyphs, &font, &label, x, ty, size, [255, 255, 255]);
+            Self::text(&mut canvas, glyphs, font, &label, x, ty, size, [255, 255, 255]);
         }
         Ok(gst::FlowSuccess::Ok)
     }

@@ -8,7 +8,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::video::{pixel_format, FORMATS};
+use crate::video::pixel_format;
 use gst_video::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 use odm_core::preprocess::{Frame, Plane, YuvMatrix};
@@ -124,13 +124,8 @@ impl ElementImpl for OdmProposals {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
-            vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-            ]
+            let caps = crate::video::formats_caps();
+            crate::video::filter_templates(&caps)
         });
         TEMPLATES.as_ref()
     }
@@ -142,8 +137,7 @@ impl BaseTransformImpl for OdmProposals {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = gst_video::VideoInfo::from_caps(incaps)
-            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        let info = crate::video::info_from_caps(*CAT, incaps)?;
         self.state.lock().unwrap_or_else(|e| e.into_inner()).info = Some(info);
         Ok(())
     }

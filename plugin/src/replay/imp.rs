@@ -249,12 +249,7 @@ impl ElementImpl for OdmRoiReplay {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst_video::VideoCapsBuilder::new().build();
-            vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
-                    .expect("valid template"),
-            ]
+            crate::video::filter_templates(&caps)
         });
         TEMPLATES.as_ref()
     }
@@ -295,8 +290,7 @@ impl BaseTransformImpl for OdmRoiReplay {
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = gst_video::VideoInfo::from_caps(incaps)
-            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
+        let info = crate::video::info_from_caps(*CAT, incaps)?;
         if let Some(st) = self.lock_state().as_mut() {
             st.info = Some(info);
         }

@@ -117,3 +117,33 @@ pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
     }
     outcome.map(|_| messages)
 }
+
+/// Run a launch line to EOS or the first error: the warnings and the error (each with its debug text), and the
+/// pipeline's elements (for reading properties such as `stats` afterwards).
+pub fn launch_warnings(line: &str) -> (Vec<String>, Option<String>, Vec<gst::Element>) {
+    init();
+    let pipeline = gst::parse::launch(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    let _ = pipeline.set_state(gst::State::Playing);
+    let (mut warns, mut err) = (Vec::new(), None);
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Warning(w) => warns.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
+            gst::MessageView::Error(e) => {
+                err = Some(format!("{} {}", e.error(), e.debug().unwrap_or_default()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let elements = pipeline
+        .downcast_ref::<gst::Bin>()
+        .expect("a launch line makes a bin")
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .collect();
+    pipeline.set_state(gst::State::Null).expect("pipeline stops");
+    (warns, err, elements)
+}
