@@ -18,9 +18,6 @@ pub struct RoiLine {
     pub distance: Option<f64>,
     #[serde(default)]
     pub verdict: Option<String>,
-    /// Box width in pixels.
-    #[serde(default)]
-    pub w: Option<f64>,
     /// Ground truth (clip files): known, unknown or distractor.
     #[serde(default)]
     pub kind: Option<String>,

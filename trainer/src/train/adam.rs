@@ -43,11 +43,6 @@ impl Adam {
         }
     }
 
-    /// Steps taken so far.
-    pub fn steps(&self) -> i64 {
-        self.t
-    }
-
     /// Back-propagate `loss`, update every parameter, clear the gradients.
     pub fn backward_step(&mut self, loss: &Tensor) {
         for (_, p) in &self.params {
