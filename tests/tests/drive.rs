@@ -2,7 +2,7 @@
 //! A tiny model, trained here in seconds with the trainer library, classifies a rendered drive in a real pipeline:
 //! `filesrc ! decodebin ! odmroireplay (ground truth) ! odmclassify ! odmexport`. Known signs must mostly get their own
 //! label and distractors (plain discs and panels, photo billboards) must mostly be rejected, at the rates stated
-//! below (measured on this machine: 32 of 55 known-sign boxes right, 50 of 58 distractor boxes rejected; the bounds
+//! below (measured on this machine: 34 of 55 known-sign boxes right, 50 of 58 distractor boxes rejected; the bounds
 //! leave room for another CPU's float rounding). The tiny model is weakest on large, crisp signs near the camera: its
 //! training crops are small and camera-blurred.
 
