@@ -372,7 +372,6 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
     let cfg_path = out.join("config.json");
     std::fs::write(&cfg_path, serde_json::to_string_pretty(cfg).expect("config serialises") + "\n")
         .map_err(TrainError::io(&cfg_path))?;
-    tch::manual_seed(cfg.seed as i64);
     let device = cfg.device();
     let (data, roles) = load_run_data(cfg)?;
     if cfg.method == Method::Odm && data.train_ood.is_none() {
@@ -383,7 +382,14 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
     let k = data.classes.len();
     let mut vs = nn::VarStore::new(device);
     let classes = (cfg.method == Method::Ce).then_some(k as i64);
-    let net = Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes);
+    let net = {
+        // libtorch's generator is process-wide: seeding and drawing the initial weights must not interleave with
+        // another training in the same process (parallel tests, an application training two models).
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(cfg.seed as i64);
+        Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes)
+    };
     let state_path = out.join("state.json");
     let ckpt = out.join("checkpoint.ot");
     let opt_path = out.join("optimizer.ot");
