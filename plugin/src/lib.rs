@@ -14,6 +14,7 @@ pub mod export;
 pub mod meta;
 pub mod overlay;
 pub mod proposals;
+pub mod props;
 pub mod replay;
 pub mod runtime;
 pub mod video;

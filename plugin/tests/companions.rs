@@ -8,6 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
+use gst::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 
 /// Run a launch line to EOS; (warnings, error).
@@ -255,5 +256,36 @@ fn proposals_then_classify_in_nv12() {
             assert_eq!(r["type"], "traffic-sign-candidate");
             assert!(r["verdict"].is_string());
         }
+    }
+}
+
+#[test]
+fn file_locations_are_refused_while_playing_with_a_warning() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let rois = dir.path().join("rois.jsonl");
+    fs::write(&rois, "{\"frame\":0,\"rois\":[{\"x\":1,\"y\":2,\"w\":8,\"h\":8}]}\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    for (factory, path) in [("odmexport", &out), ("odmroireplay", &rois)] {
+        let path = path.to_str().unwrap();
+        let el = gst::ElementFactory::make(factory).property("location", path).build().unwrap();
+        let bus = gst::Bus::new();
+        el.set_bus(Some(&bus));
+        let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+        h.set_src_caps(rgb_caps(64, 48));
+        h.push(gst::Buffer::from_mut_slice(rgb_frame(64, 48, &[]))).unwrap();
+        h.pull().unwrap();
+        el.set_property("location", "/elsewhere/other.jsonl");
+        assert_eq!(el.property::<Option<String>>("location").as_deref(), Some(path), "{factory} kept its file");
+        let warning = bus.pop_filtered(&[gst::MessageType::Warning]).expect("a warning on the bus");
+        let gst::MessageView::Warning(w) = warning.view() else { unreachable!() };
+        assert!(
+            w.error().to_string().contains("property location can only change in NULL or READY"),
+            "{factory}: {}",
+            w.error()
+        );
+        // Still working with the old file.
+        h.push(gst::Buffer::from_mut_slice(rgb_frame(64, 48, &[]))).unwrap();
+        assert!(h.pull().is_ok(), "{factory} still passes buffers");
     }
 }

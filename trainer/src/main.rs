@@ -294,6 +294,10 @@ struct TrainArgs {
     /// Share of each batch drawn from the seen OOD classes, ODM only [0.25].
     #[arg(long)]
     ood_fraction: Option<f64>,
+    /// Share of those OOD slots filled with pixel-permuted in-distribution images instead, ODM only; 0 is the
+    /// paper's ODM [0.25].
+    #[arg(long)]
+    permuted_ood: Option<f64>,
     /// Share of each training class held out for validation and calibration [0.1].
     #[arg(long)]
     val_fraction: Option<f64>,
@@ -334,7 +338,7 @@ impl TrainArgs {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
         set!(data, calib_ood, method, arch, input, embedding, steps, batch, lr, margin, same_pairs, in_out_pairs);
-        set!(ood_fraction, val_fraction, tpr, context, checkpoint_every, seed, device, name);
+        set!(ood_fraction, permuted_ood, val_fraction, tpr, context, checkpoint_every, seed, device, name);
         let ClassLists { in_dist, seen_ood, unseen_ood } = self.lists;
         if !(in_dist.is_empty() && seen_ood.is_empty() && unseen_ood.is_empty()) {
             (c.in_dist, c.seen_ood, c.unseen_ood) = (in_dist, seen_ood, unseen_ood);

@@ -68,6 +68,8 @@ fn bad_configurations_are_refused() {
         "--method odm needs seen out-of-distribution",
     );
     expect(TrainConfig { data: data.path().join("nowhere"), ..cfg(data.path(), Method::Odm) }, "nowhere");
+    expect(TrainConfig { permuted_ood: 1.5, ..cfg(data.path(), Method::Odm) }, "--permuted-ood (1.5) in [0, 1]");
+    expect(TrainConfig { ood_fraction: 1.0, ..cfg(data.path(), Method::Odm) }, "--ood-fraction (1) must be in [0, 1)");
 }
 
 #[test]

@@ -779,13 +779,7 @@ impl ObjectImpl for OdmClassify {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
-        let ready_only = !pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING);
-        if ready_only && self.obj().current_state() > gst::State::Ready {
-            gst::element_imp_warning!(
-                self,
-                gst::CoreError::StateChange,
-                ("property {name} can only change in NULL or READY; ignored")
-            );
+        if !crate::props::settable(&*self.obj(), pspec) {
             return;
         }
         let path =

@@ -98,12 +98,7 @@ impl ObjectImpl for OdmExport {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if self.obj().current_state() > gst::State::Ready {
-            gst::element_imp_warning!(
-                self,
-                gst::CoreError::StateChange,
-                ("property {} can only change in NULL or READY; ignored", pspec.name())
-            );
+        if !crate::props::settable(&*self.obj(), pspec) {
             return;
         }
         let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
