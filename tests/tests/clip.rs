@@ -36,16 +36,8 @@ fn clip_decodes_and_its_ground_truth_replays_through_the_classifier() {
     assert!(kinds.contains("known"), "{kinds:?}");
 
     // Decode, replay, classify (colour model), export.
-    let reg = tempfile::NamedTempFile::new().unwrap();
     let out = dir.path().join("results.jsonl");
-    let model = repo().join("models/colors/colors.onnx");
-    let run = gst_tool("gst-launch-1.0", reg.path())
-        .args(["-q", "filesrc", &format!("location={}", s.video.display()), "!", "decodebin", "!", "videoconvert"])
-        .args(["!", "video/x-raw,format=NV12", "!", "odmroireplay", &format!("location={}", s.rois.display())])
-        .args(["!", "odmclassify", &format!("model={}", model.display()), "!", "odmexport"])
-        .args([&format!("location={}", out.display()), "!", "fakesink"])
-        .output()
-        .unwrap();
+    let run = classify_clip(&s.video, &s.rois, &repo().join("models/colors/colors.onnx"), "NV12", &out);
     assert!(run.status.success(), "{}", text(&run));
     let got = results::read(&out).unwrap();
     assert_eq!(got.len(), 30, "every decoded frame exported");
