@@ -40,4 +40,4 @@ for s in $seeds; do
   files+=($W/run-odm-s$s/metrics.json $W/run-odm-paper-s$s/metrics.json $W/run-ml-s$s/metrics.json
     $W/run-ce-s$s/metrics.json $W/run-ce-s$s/metrics-odin.json)
 done
-$T table "${files[@]}"
+$T table --mean "${files[@]}"

@@ -58,6 +58,10 @@ enum Command {
     Table {
         /// metrics.json files (e.g. runs/odm/metrics.json runs/ce/metrics-odin.json).
         files: Vec<PathBuf>,
+        /// One row of mean ± standard deviation per method and run folder, over folders that differ only by a
+        /// trailing `-s<SEED>` (runs/odm-s1, runs/odm-s2, ...).
+        #[arg(long)]
+        mean: bool,
     },
     /// Summarise odmexport results (JSON lines): verdict counts, and by ground-truth kind when --truth is given.
     Summary {
@@ -376,8 +380,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 s.seconds
             );
         }
-        Command::Table { files } => {
-            out!("{}", odm_trainer::train::eval::table(&files)?);
+        Command::Table { files, mean } => {
+            out!("{}", odm_trainer::train::eval::table(&files, mean)?);
         }
         Command::Summary { results, truth } => {
             let r = odm_trainer::results::read(&results)?;
