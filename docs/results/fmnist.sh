@@ -24,14 +24,14 @@ if [ ! -d $W/data/train ]; then
   $T import --format idx --data $W/deb/usr/share/datasets/fashion-mnist --out $W/data
 fi
 [ -d $W/synth/background ] || $T synth --out $W/synth --seed 1 --train-per-class 1 --test-per-class 1 --noise 0
-run() { # NAME SEED ARGS...
-  local name=$1 seed=$2; shift 2
-  local out=$W/run-$name-s$seed
+train_eval() { # RUN_FOLDER SEED ARGS...: train and evaluate once (a folder with metrics is kept)
+  local out=$1 seed=$2; shift 2
   [ -f $out/metrics.json ] && return
-  $T train --data $W/data --arch lenet --input 28 --embedding 5 --in 0,1,2 --seen-ood 3,4,5,6 --unseen-ood 7,8,9 \
-    --anomaly-dir $W/synth/background --steps 3000 --seed "$seed" --out $out --name fm "$@"
+  $T train --data $W/data --in 0,1,2 --seen-ood 3,4,5,6 --unseen-ood 7,8,9 --anomaly-dir $W/synth/background \
+    --seed "$seed" --out $out --name fm "$@"
   $T eval --run $out > /dev/null
 }
+run() { local name=$1 seed=$2; shift 2; train_eval $W/run-$name-s$seed "$seed" --arch lenet --input 28 --embedding 5 --steps 3000 "$@"; }
 files=()
 for s in $seeds; do
   run odm "$s"
@@ -43,13 +43,7 @@ for s in $seeds; do
 done
 $T table --mean "${files[@]}"
 echo
-drun() { # NAME ARGS...: the trainer's defaults but for the classes
-  local out=$W/default-$1-s1; shift
-  [ -f $out/metrics.json ] && return
-  $T train --data $W/data --in 0,1,2 --seen-ood 3,4,5,6 --unseen-ood 7,8,9 --anomaly-dir $W/synth/background \
-    --seed 1 --out $out --name fm "$@"
-  $T eval --run $out > /dev/null
-}
+drun() { local name=$1; shift; train_eval $W/default-$name-s1 1 "$@"; }  # the trainer's defaults but for the classes
 drun odm
 drun ml --method ml
 drun ce --method ce

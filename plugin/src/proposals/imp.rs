@@ -7,13 +7,12 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-
-use crate::video::pixel_format;
 use gst_video::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 use odm_core::preprocess::{Frame, Plane, YuvMatrix};
 
 use super::detect::{Detector, Params, Proposal};
+use crate::video::pixel_format;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("odmproposals", gst::DebugColorFlags::empty(), Some("odm sign proposals"))

@@ -87,53 +87,31 @@ pub fn classifier(props: &[(&str, &str)]) -> gst::Element {
     el
 }
 
-/// Run a launch line to EOS or error; the error's text (with debug info) on failure, the element messages on success.
-pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
-    init();
-    let pipeline = gst::parse::launch(line).map_err(|e| format!("parse: {e}"))?;
-    let bus = pipeline.bus().expect("pipelines have a bus");
-    let mut messages = Vec::new();
-    let start = pipeline.set_state(gst::State::Playing);
-    let mut outcome = Ok(());
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-        use gst::MessageView;
-        match msg.view() {
-            MessageView::Eos(..) => break,
-            MessageView::Error(e) => {
-                outcome = Err(format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default()));
-                break;
-            }
-            MessageView::Element(e) => {
-                if let Some(s) = e.structure() {
-                    messages.push(s.to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).expect("pipeline stops");
-    if start.is_err() && outcome.is_ok() {
-        outcome = Err("state change failed without an error message".into());
-    }
-    outcome.map(|_| messages)
+/// What a launch line did until EOS or its first error.
+struct Launched {
+    warnings: Vec<String>,
+    /// The first error, with its debug text.
+    error: Option<String>,
+    /// Element messages posted on the bus.
+    messages: Vec<gst::Structure>,
+    /// The pipeline's elements (for reading properties such as `stats` afterwards).
+    elements: Vec<gst::Element>,
+    start_failed: bool,
 }
 
-/// Run a launch line to EOS or the first error: the warnings and the error (each with its debug text), and the
-/// pipeline's elements (for reading properties such as `stats` afterwards).
-pub fn launch_warnings(line: &str) -> (Vec<String>, Option<String>, Vec<gst::Element>) {
-    init();
-    let pipeline = gst::parse::launch(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+fn launch(pipeline: gst::Element) -> Launched {
     let bus = pipeline.bus().expect("pipelines have a bus");
-    let _ = pipeline.set_state(gst::State::Playing);
-    let (mut warns, mut err) = (Vec::new(), None);
+    let start_failed = pipeline.set_state(gst::State::Playing).is_err();
+    let (mut warnings, mut error, mut messages) = (Vec::new(), None, Vec::new());
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
         match msg.view() {
             gst::MessageView::Eos(..) => break,
-            gst::MessageView::Warning(w) => warns.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
+            gst::MessageView::Warning(w) => warnings.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
             gst::MessageView::Error(e) => {
-                err = Some(format!("{} {}", e.error(), e.debug().unwrap_or_default()));
+                error = Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default()));
                 break;
             }
+            gst::MessageView::Element(e) => messages.extend(e.structure().map(|s| s.to_owned())),
             _ => {}
         }
     }
@@ -145,5 +123,24 @@ pub fn launch_warnings(line: &str) -> (Vec<String>, Option<String>, Vec<gst::Ele
         .flatten()
         .collect();
     pipeline.set_state(gst::State::Null).expect("pipeline stops");
-    (warns, err, elements)
+    Launched { warnings, error, messages, elements, start_failed }
+}
+
+/// Run a launch line to EOS or error; the error's text (with debug info) on failure, the element messages on success.
+pub fn run_launch(line: &str) -> Result<Vec<gst::Structure>, String> {
+    init();
+    let l = launch(gst::parse::launch(line).map_err(|e| format!("parse: {e}"))?);
+    match (l.error, l.start_failed) {
+        (Some(e), _) => Err(e),
+        (None, true) => Err("state change failed without an error message".into()),
+        (None, false) => Ok(l.messages),
+    }
+}
+
+/// Run a launch line to EOS or the first error: the warnings and the error (each with its debug text), and the
+/// pipeline's elements (for reading properties such as `stats` afterwards).
+pub fn launch_warnings(line: &str) -> (Vec<String>, Option<String>, Vec<gst::Element>) {
+    init();
+    let l = launch(gst::parse::launch(line).unwrap_or_else(|e| panic!("{line}: {e}")));
+    (l.warnings, l.error, l.elements)
 }

@@ -278,10 +278,8 @@ pub fn table(files: &[PathBuf], mean: bool) -> Result<String, TrainError> {
         let text = std::fs::read_to_string(f).map_err(TrainError::io(f))?;
         let m: Metrics =
             serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", f.display())))?;
-        let folder = f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-        let folder = folder.unwrap_or_default();
-        let folder = if mean { strip_seed(&folder).to_owned() } else { folder };
-        all.push((m, folder));
+        let folder = f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy()).unwrap_or_default();
+        all.push((m, if mean { strip_seed(&folder).to_owned() } else { folder.into_owned() }));
     }
     let methods: std::collections::HashSet<&str> = all.iter().map(|(m, _)| m.method.as_str()).collect();
     let named_by_folder = methods.len() < all.len();
@@ -289,7 +287,8 @@ pub fn table(files: &[PathBuf], mean: bool) -> Result<String, TrainError> {
     let mut rows: Vec<(String, Vec<&Metrics>)> = Vec::new();
     for (m, folder) in &all {
         let label = if named_by_folder { format!("{} ({folder})", m.method) } else { m.method.clone() };
-        match rows.iter_mut().find(|(l, _)| *l == label && mean) {
+        // Without --mean every file is its own row.
+        match rows.iter_mut().find(|(l, _)| mean && *l == label) {
             Some((_, runs)) => runs.push(m),
             None => rows.push((label, vec![m])),
         }
