@@ -205,6 +205,56 @@ fn overlay_leaves_frames_without_rois_untouched() {
 }
 
 #[test]
+fn overlay_draws_into_padded_rows_of_a_video_meta_and_leaves_the_padding() {
+    init();
+    let (w, h, stride) = (64u32, 48u32, 256usize);
+    let mut hn = gst_check::Harness::new_parse("odmoverlay thickness=1 font-size=10");
+    hn.set_src_caps(rgb_caps(w, h));
+    // A blue frame in rows of 256 bytes (192 of pixels, 64 of padding marked 0xab), as a decoder with aligned rows
+    // hands it over: the layout is in the buffer's video meta, not in the caps.
+    let packed = rgb_frame(w, h, &[((0, 0, w, h), BLUE)]);
+    let mut data = vec![0xabu8; stride * h as usize];
+    for (row, src) in data.chunks_exact_mut(stride).zip(packed.chunks_exact(w as usize * 3)) {
+        row[..src.len()].copy_from_slice(src);
+    }
+    let mut buf = buffer_with_rois(data, &[(1, (20, 30, 16, 10))], 0);
+    gst_video::VideoMeta::add_full(
+        buf.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Rgb,
+        w,
+        h,
+        &[0],
+        &[stride as i32],
+    )
+    .unwrap();
+    hn.push(buf).unwrap();
+    let out = hn.pull().unwrap();
+    let map = out.map_readable().unwrap();
+    let px = |x: usize, y: usize| &map[y * stride + x * 3..y * stride + x * 3 + 3];
+    // No result on the ROI: a grey box, its left line one pixel left of the box, read at the meta's stride.
+    assert_eq!(px(19, 35), [160, 160, 160], "the box's left line");
+    assert_eq!(px(28, 35), BLUE, "inside the box");
+    assert!(map.chunks_exact(stride).all(|row| row[w as usize * 3..].iter().all(|&b| b == 0xab)), "padding written");
+}
+
+#[test]
+fn overlay_refuses_a_buffer_smaller_than_its_caps_with_an_error() {
+    init();
+    let mut hn = gst_check::Harness::new("odmoverlay");
+    let bus = gst::Bus::new();
+    hn.element().unwrap().set_bus(Some(&bus));
+    hn.set_src_caps(rgb_caps(64, 48));
+    // Half a frame, with a ROI to draw: mapping it as 64x48 RGB would read and write past its end.
+    let flow = hn.push(buffer_with_rois(vec![7u8; 64 * 24 * 3], &[(1, (2, 40, 10, 6))], 0));
+    assert_eq!(flow, Err(gst::FlowError::Error));
+    let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error on the bus");
+    let gst::MessageView::Error(e) = msg.view() else { unreachable!() };
+    let text = e.error().to_string();
+    assert!(text.contains("smaller than 64x48 Rgb"), "{text}");
+}
+
+#[test]
 fn proposals_find_coloured_sign_shapes_and_nothing_on_grey() {
     init();
     let (w, h) = (320u32, 240u32);

@@ -286,6 +286,9 @@ struct TrainArgs {
     /// Adam learning rate (paper: 1e-4 for 10,000 steps; 1e-3 converges in the short CPU budget) [0.001].
     #[arg(long)]
     lr: Option<f64>,
+    /// constant, or cosine: half a cosine from --lr down to zero over --steps [constant].
+    #[arg(long, value_enum)]
+    lr_schedule: Option<odm_trainer::train::run::LrSchedule>,
     /// Contrastive margin m [10].
     #[arg(long)]
     margin: Option<f64>,
@@ -295,6 +298,9 @@ struct TrainArgs {
     /// Weight of in-vs-out pairs, ODM only (paper: 25%) [0.25].
     #[arg(long)]
     in_out_pairs: Option<f64>,
+    /// Average the margin terms over all pairs of their kind (the paper) or only over those inside the margin [all].
+    #[arg(long, value_enum)]
+    pair_mean: Option<odm_trainer::train::loss::PairMean>,
     /// Share of each batch drawn from the seen OOD classes, ODM only [0.25].
     #[arg(long)]
     ood_fraction: Option<f64>,
@@ -334,21 +340,54 @@ struct TrainArgs {
 impl TrainArgs {
     /// The config: `--config FILE` (or the defaults), then every flag given.
     fn config(self: Box<Self>) -> Result<odm_trainer::train::run::TrainConfig, Box<dyn std::error::Error>> {
-        let mut c = match &self.config {
+        // Destructured without `..`: a flag added to TrainArgs but not applied below is an unused variable, which
+        // the lint gate refuses (a flag that parses and then does nothing cannot ship).
+        let TrainArgs {
+            config,
+            data,
+            out: _,
+            lists: ClassLists { in_dist, seen_ood, unseen_ood },
+            calib_ood,
+            anomaly_dirs,
+            method,
+            arch,
+            input,
+            embedding,
+            steps,
+            batch,
+            lr,
+            lr_schedule,
+            margin,
+            same_pairs,
+            in_out_pairs,
+            pair_mean,
+            ood_fraction,
+            permuted_ood,
+            val_fraction,
+            tpr,
+            context,
+            checkpoint_every,
+            seed,
+            device,
+            name,
+            resume: _,
+            threads: _,
+        } = *self;
+        let mut c = match &config {
             Some(p) => odm_trainer::train::run::TrainConfig::load(p)?,
             None => Default::default(),
         };
         macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+            ($($f:ident),*) => { $( if let Some(v) = $f { c.$f = v; } )* };
         }
-        set!(data, calib_ood, method, arch, input, embedding, steps, batch, lr, margin, same_pairs, in_out_pairs);
-        set!(ood_fraction, permuted_ood, val_fraction, tpr, context, checkpoint_every, seed, device, name);
-        let ClassLists { in_dist, seen_ood, unseen_ood } = self.lists;
+        set!(data, calib_ood, method, arch, input, embedding, steps, batch, lr, lr_schedule, margin, same_pairs);
+        set!(in_out_pairs, pair_mean, ood_fraction, permuted_ood, val_fraction, tpr, context, checkpoint_every);
+        set!(seed, device, name);
         if !(in_dist.is_empty() && seen_ood.is_empty() && unseen_ood.is_empty()) {
             (c.in_dist, c.seen_ood, c.unseen_ood) = (in_dist, seen_ood, unseen_ood);
         }
-        if !self.anomaly_dirs.is_empty() {
-            c.anomaly_dirs = self.anomaly_dirs;
+        if !anomaly_dirs.is_empty() {
+            c.anomaly_dirs = anomaly_dirs;
         }
         if c.data.as_os_str().is_empty() {
             return Err("no dataset: give --data ROOT (or \"data\" in --config)".into());
@@ -540,5 +579,57 @@ fn main() -> ExitCode {
             eprintln!("odm-train: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_training_setting_has_a_train_flag() {
+        let cmd = Cli::command();
+        let train = cmd.find_subcommand("train").expect("a train subcommand");
+        let flags: Vec<&str> = train.get_arguments().filter_map(|a| a.get_long()).collect();
+        let config = serde_json::to_value(odm_trainer::train::run::TrainConfig::default()).unwrap();
+        let keys: Vec<&String> = config.as_object().expect("a JSON object").keys().collect();
+        assert!(keys.len() > 20, "{keys:?}");
+        for key in keys {
+            let flag = match key.as_str() {
+                "in_dist" => "in".to_owned(),
+                "anomaly_dirs" => "anomaly-dir".to_owned(),
+                k => k.replace('_', "-"),
+            };
+            assert!(flags.contains(&flag.as_str()), "config field {key:?} has no --{flag}");
+        }
+    }
+
+    #[test]
+    fn train_flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.json");
+        std::fs::write(&file, r#"{"data": "d", "steps": 5, "pair_mean": "all", "lr_schedule": "constant"}"#).unwrap();
+        let cli = Cli::try_parse_from([
+            "odm-train",
+            "train",
+            "--config",
+            file.to_str().unwrap(),
+            "--out",
+            "o",
+            "--pair-mean",
+            "active",
+            "--lr-schedule",
+            "cosine",
+            "--permuted-ood",
+            "0.5",
+        ])
+        .unwrap();
+        let Command::Train(a) = cli.command else { panic!("not train") };
+        let c = a.config().unwrap();
+        assert_eq!(c.steps, 5, "from the file");
+        assert_eq!(c.pair_mean, odm_trainer::train::loss::PairMean::Active);
+        assert_eq!(c.lr_schedule, odm_trainer::train::run::LrSchedule::Cosine);
+        assert_eq!(c.permuted_ood, 0.5);
     }
 }

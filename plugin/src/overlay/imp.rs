@@ -3,6 +3,7 @@
 //! Text is rasterised with `ab_glyph` from the embedded OSP-DIN font (SIL Open Font License), glyphs cached per size.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::{LazyLock, Mutex};
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
@@ -10,6 +11,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
 use gst_video::VideoFormat;
 
 use crate::meta::{self, Outcome};
@@ -58,6 +60,8 @@ struct Glyph {
 struct State {
     info: Option<gst_video::VideoInfo>,
     glyphs: HashMap<(char, u32), Glyph>,
+    /// The label being drawn, kept between ROIs and frames.
+    label: String,
 }
 
 #[derive(Default)]
@@ -82,12 +86,13 @@ fn yuv(c: [u8; 3]) -> [u8; 3] {
     [y.round() as u8, u.round() as u8, v.round() as u8]
 }
 
-/// The writable planes of a frame and how to put a pixel into them.
+/// The writable planes of a mapped frame, their strides, and how to put a pixel into them.
 struct Canvas<'a> {
     format: VideoFormat,
     width: i32,
     height: i32,
-    planes: Vec<(&'a mut [u8], usize)>,
+    planes: [&'a mut [u8]; 4],
+    strides: [usize; 4],
 }
 
 impl Canvas<'_> {
@@ -103,36 +108,30 @@ impl Canvas<'_> {
                 *d = (*d as f32 + (s as f32 - *d as f32) * a.min(1.0)).round() as u8
             }
         };
-        let packed = |off: [usize; 3], px: usize, planes: &mut Vec<(&mut [u8], usize)>| {
-            let (data, stride) = &mut planes[0];
-            let i = y * *stride + x * px;
+        let (planes, strides) = (&mut self.planes, &self.strides);
+        let mut packed = |off: [usize; 3], px: usize| {
+            let i = y * strides[0] + x * px;
             for k in 0..3 {
-                mix(data.get_mut(i + off[k]), c[k]);
+                mix(planes[0].get_mut(i + off[k]), c[k]);
             }
         };
         match self.format {
-            VideoFormat::Rgb => packed([0, 1, 2], 3, &mut self.planes),
-            VideoFormat::Bgr => packed([2, 1, 0], 3, &mut self.planes),
-            VideoFormat::Rgba | VideoFormat::Rgbx => packed([0, 1, 2], 4, &mut self.planes),
-            VideoFormat::Bgra | VideoFormat::Bgrx => packed([2, 1, 0], 4, &mut self.planes),
+            VideoFormat::Rgb => packed([0, 1, 2], 3),
+            VideoFormat::Bgr => packed([2, 1, 0], 3),
+            VideoFormat::Rgba | VideoFormat::Rgbx => packed([0, 1, 2], 4),
+            VideoFormat::Bgra | VideoFormat::Bgrx => packed([2, 1, 0], 4),
             VideoFormat::Nv12 | VideoFormat::I420 => {
                 let [cy, cu, cv] = yuv(c);
-                {
-                    let (data, stride) = &mut self.planes[0];
-                    mix(data.get_mut(y * *stride + x), cy);
-                }
+                mix(planes[0].get_mut(y * strides[0] + x), cy);
                 // Chroma is shared by 2x2 pixels: written once per block, from its top-left pixel.
                 if x % 2 == 0 && y % 2 == 0 {
                     if self.format == VideoFormat::Nv12 {
-                        let (data, stride) = &mut self.planes[1];
-                        let i = (y / 2) * *stride + x;
-                        mix(data.get_mut(i), cu);
-                        mix(data.get_mut(i + 1), cv);
+                        let i = (y / 2) * strides[1] + x;
+                        mix(planes[1].get_mut(i), cu);
+                        mix(planes[1].get_mut(i + 1), cv);
                     } else {
-                        let i = (y / 2) * self.planes[1].1 + x / 2;
-                        mix(self.planes[1].0.get_mut(i), cu);
-                        let i = (y / 2) * self.planes[2].1 + x / 2;
-                        mix(self.planes[2].0.get_mut(i), cv);
+                        mix(planes[1].get_mut((y / 2) * strides[1] + x / 2), cu);
+                        mix(planes[2].get_mut((y / 2) * strides[2] + x / 2), cv);
                     }
                 }
             }
@@ -304,7 +303,7 @@ impl BaseTransformImpl for OdmOverlay {
             return Ok(gst::FlowSuccess::Ok);
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let State { info, glyphs } = &mut *state;
+        let State { info, glyphs, label } = &mut *state;
         let Some(info) = info.as_ref() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
@@ -313,53 +312,59 @@ impl BaseTransformImpl for OdmOverlay {
         let h = info.height();
         let thickness = if settings.thickness > 0 { settings.thickness } else { (h / 240).max(1) } as i32;
         let size = if settings.font_size > 0 { settings.font_size } else { (h / 30).max(10) };
-        // Plane layout: the buffer's video meta when upstream set one (decoders with padded strides), else the caps'.
-        let (offsets, strides): (Vec<usize>, Vec<usize>) = match buf.meta::<gst_video::VideoMeta>() {
-            Some(vm) => (vm.offset().to_vec(), vm.stride().iter().map(|s| *s as usize).collect()),
-            None => (info.offset().to_vec(), info.stride().iter().map(|s| *s as usize).collect()),
-        };
         let format = info.format();
         let (width, height) = (info.width() as i32, info.height() as i32);
-        let mut map = buf.map_writable().map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for writing"));
+        // The mapping follows the buffer's video meta when upstream set one (decoders with padded strides), else the
+        // caps' layout, and refuses a buffer smaller than that layout.
+        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("cannot map the frame for writing: the buffer is smaller than {}x{} {format:?} needs", width, height)
+            );
             gst::FlowError::Error
         })?;
-        // Split the one mapping into disjoint plane slices, in offset order.
-        let mut planes = Vec::with_capacity(offsets.len());
-        let mut rest: &mut [u8] = map.as_mut_slice();
-        let mut at = 0usize;
-        for (p, &off) in offsets.iter().enumerate() {
-            let end = offsets.get(p + 1).copied().unwrap_or(at + rest.len());
-            if off < at || end < off || end - at > rest.len() {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("plane {p} lies outside the buffer"));
-                return Err(gst::FlowError::Error);
-            }
-            let (_, tail) = std::mem::take(&mut rest).split_at_mut(off - at);
-            let (plane, tail) = tail.split_at_mut(end - off);
-            planes.push((plane, strides[p]));
-            rest = tail;
-            at = end;
+        let mut strides = [0usize; 4];
+        for (s, &f) in strides.iter_mut().zip(frame.plane_stride()) {
+            *s = f.max(0) as usize;
         }
-        let mut canvas = Canvas { format, width, height, planes };
+        let planes = frame.planes_data_mut();
+        let mut canvas = Canvas { format, width, height, planes, strides };
         for e in &entries {
-            let (colour, label) = match e.result.as_ref().map(|r| &r.outcome) {
-                Some(Outcome::Classified { label, distance, verdict, .. }) => match verdict {
-                    odm_core::Verdict::Known => (KNOWN, format!("{label} {distance:.2}")),
-                    odm_core::Verdict::Novelty => (NOVELTY, format!("novelty {distance:.1}")),
-                    odm_core::Verdict::Anomaly => (ANOMALY, format!("anomaly {distance:.1}")),
-                },
-                Some(Outcome::Skipped { .. }) if settings.show_skipped => (OTHER, "skipped".to_owned()),
-                None if settings.show_skipped => (OTHER, e.roi_type.clone()),
+            // Written into one reused string: no allocation per ROI once it has grown.
+            label.clear();
+            let colour = match e.result.as_ref().map(|r| &r.outcome) {
+                Some(Outcome::Classified { label: class, distance, verdict, .. }) => {
+                    use odm_core::Verdict;
+                    // Writing into a String cannot fail.
+                    let _ = match verdict {
+                        Verdict::Known => write!(label, "{class} {distance:.2}"),
+                        _ => write!(label, "{verdict} {distance:.1}"),
+                    };
+                    match verdict {
+                        Verdict::Known => KNOWN,
+                        Verdict::Novelty => NOVELTY,
+                        Verdict::Anomaly => ANOMALY,
+                    }
+                }
+                Some(Outcome::Skipped { .. }) if settings.show_skipped => {
+                    label.push_str("skipped");
+                    OTHER
+                }
+                None if settings.show_skipped => {
+                    label.push_str(&e.roi_type);
+                    OTHER
+                }
                 _ => continue,
             };
             let (x, y, w, hh) = (e.rect.0 as i32, e.rect.1 as i32, e.rect.2 as i32, e.rect.3 as i32);
             canvas.rect(x, y, w, hh, thickness, colour);
-            let tw = Self::text_width(glyphs, font, &label, size) + 2 * thickness;
+            let tw = Self::text_width(glyphs, font, label, size) + 2 * thickness;
             let th = size as i32 + thickness;
             // The label sits on a filled tab above the box, or inside it at the top of the frame.
             let ty = if y - thickness - th >= 0 { y - thickness - th } else { y };
             canvas.fill(x - thickness, ty, tw, th, colour, 0.85);
-            Self::text(&mut canvas, glyphs, font, &label, x, ty, size, [255, 255, 255]);
+            Self::text(&mut canvas, glyphs, font, label, x, ty, size, [255, 255, 255]);
         }
         Ok(gst::FlowSuccess::Ok)
     }

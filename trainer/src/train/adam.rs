@@ -10,7 +10,6 @@ use std::path::Path;
 use tch::{nn::VarStore, Tensor};
 
 pub struct Adam {
-    lr: f64,
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -26,13 +25,12 @@ pub struct Adam {
 
 impl Adam {
     /// Adam over the trainable variables of `vs`, with PyTorch's defaults (β1 0.9, β2 0.999, ε 1e-8).
-    pub fn new(vs: &VarStore, lr: f64) -> Self {
+    pub fn new(vs: &VarStore) -> Self {
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let n: i64 = params.iter().map(|(_, p)| p.numel() as i64).sum();
         let opts = params.first().map_or((tch::Kind::Float, tch::Device::Cpu), |(_, p)| (p.kind(), p.device()));
         Adam {
-            lr,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -43,8 +41,8 @@ impl Adam {
         }
     }
 
-    /// Back-propagate `loss`, update every parameter, clear the gradients.
-    pub fn backward_step(&mut self, loss: &Tensor) {
+    /// Back-propagate `loss`, clear the gradients, update every parameter with learning rate `lr`.
+    pub fn backward_step(&mut self, loss: &Tensor, lr: f64) {
         for (_, p) in &self.params {
             let mut g = p.grad();
             if g.defined() {
@@ -77,7 +75,7 @@ impl Adam {
         let mut denom = self.v.sqrt();
         let _ = denom.g_add_scalar_(self.eps * bias2.sqrt());
         let mut update = self.m.g_div(&denom);
-        let _ = update.g_mul_scalar_(self.lr * bias2.sqrt() / bias1);
+        let _ = update.g_mul_scalar_(lr * bias2.sqrt() / bias1);
         let mut at = 0;
         for (_, p) in &mut self.params {
             let n = p.numel() as i64;

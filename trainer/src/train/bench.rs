@@ -6,7 +6,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::adam::Adam;
 
-use super::loss::{pair_loss, PairWeights};
+use super::loss::{pair_loss, PairMean, PairWeights};
 use super::model::{Arch, Net};
 use crate::error::TrainError;
 
@@ -29,17 +29,17 @@ pub fn bench(
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let net = Net::new(&vs.root(), arch, input, input, dim, None);
-    let mut opt = Adam::new(&vs, 1e-3);
+    let mut opt = Adam::new(&vs);
     let x = Tensor::randn([batch, 3, input, input], (Kind::Float, Device::Cpu));
     let labels: Vec<i64> = (0..batch).map(|i| i / 4).collect();
-    let w = PairWeights { same: 0.25, in_out: 0.0 };
+    let w = PairWeights { same: 0.25, in_out: 0.0, mean: PairMean::All };
     let mut t0 = std::time::Instant::now();
     for s in 0..warmup + steps {
         if s == warmup {
             t0 = std::time::Instant::now();
         }
         let loss = pair_loss(&net.embed_t(&x, true), &labels, 10.0, w);
-        opt.backward_step(&loss);
+        opt.backward_step(&loss, 1e-3);
     }
     let secs = t0.elapsed().as_secs_f64();
     Ok(((steps as i64 * batch) as f64 / secs, secs / steps as f64, peak_rss_mib().unwrap_or(f64::NAN)))

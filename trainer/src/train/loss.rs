@@ -7,18 +7,33 @@
 //!   out-of-distribution images carry no loss (they are not one class).
 //!
 //! The three kinds of pair are averaged separately and mixed with fixed weights, so the ratio of same-class pairs and
-//! of in/out pairs is what the configuration says (paper: 25%) whatever the batch holds.
+//! of in/out pairs is what the configuration says (paper: 25%) whatever the batch holds. A margin term is averaged over
+//! all pairs of its kind (the paper), or, with [`PairMean::Active`], over those still inside the margin: as training
+//! separates the easy pairs, the few hard ones (two speed limits, say) keep their full weight instead of being diluted
+//! by the many pairs that already cost nothing.
 
 use tch::{Kind, Tensor};
 
 /// Label of a seen out-of-distribution sample in a batch.
 pub const OOD: i64 = -1;
 
+/// What a margin term (different-class and in/out pairs) is averaged over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PairMean {
+    /// Every pair of the kind in the batch (the paper).
+    #[default]
+    All,
+    /// Only the pairs closer than the margin, which are the ones with a loss and a gradient.
+    Active,
+}
+
 /// Weights of the pair kinds: same-class, in/out (ODM); different-class pairs take the rest.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PairWeights {
     pub same: f64,
     pub in_out: f64,
+    pub mean: PairMean,
 }
 
 impl PairWeights {
@@ -64,14 +79,21 @@ pub fn pair_loss(e: &Tensor, labels: &[i64], margin: f64, weights: PairWeights) 
     let device = e.device();
     let mut total = Tensor::zeros([], (Kind::Float, device));
     let mut weight_sum = 0.0;
-    for (mask, term, w) in
-        [(same, &pull, weights.same), (diff, &hinge, weights.different()), (io, &hinge, weights.in_out)]
-    {
-        let n = mask.sum(Kind::Float).double_value(&[]);
-        if n == 0.0 || w <= 0.0 {
+    let inside = hinge.gt(0.0).to_kind(Kind::Float);
+    for (mask, term, w, margin_term) in [
+        (same, &pull, weights.same, false),
+        (diff, &hinge, weights.different(), true),
+        (io, &hinge, weights.in_out, true),
+    ] {
+        if mask.sum(Kind::Float).double_value(&[]) == 0.0 || w <= 0.0 {
             continue;
         }
         let mask = mask.to_device(device);
+        // The kind still counts in the mix when none of its pairs is inside the margin (it costs 0 then).
+        let n = match weights.mean {
+            PairMean::Active if margin_term => (&mask * &inside).sum(Kind::Float).double_value(&[]).max(1.0),
+            _ => mask.sum(Kind::Float).double_value(&[]),
+        };
         total += (term * &mask).sum(Kind::Float) * (w / n);
         weight_sum += w;
     }
@@ -97,16 +119,16 @@ mod tests {
 
     #[test]
     fn same_class_pair_costs_half_the_squared_distance() {
-        let l = loss(&P[..2], &[0, 0], PairWeights { same: 1.0, in_out: 0.0 });
+        let l = loss(&P[..2], &[0, 0], PairWeights { same: 1.0, in_out: 0.0, mean: PairMean::All });
         assert!((l - 12.5).abs() < 1e-4, "{l}");
     }
 
     #[test]
     fn different_pairs_within_and_beyond_the_margin() {
         // d = 1 within the margin: (10 - 1)^2 / 2 = 40.5; beyond the margin: 0.
-        let l = loss(&[[0.0, 0.0], [0.0, 1.0]], &[0, 1], PairWeights { same: 0.0, in_out: 0.0 });
+        let l = loss(&[[0.0, 0.0], [0.0, 1.0]], &[0, 1], PairWeights { same: 0.0, in_out: 0.0, mean: PairMean::All });
         assert!((l - 40.5).abs() < 1e-3, "{l}");
-        let l = loss(&[[0.0, 0.0], [0.0, 12.0]], &[0, 1], PairWeights { same: 0.0, in_out: 0.0 });
+        let l = loss(&[[0.0, 0.0], [0.0, 12.0]], &[0, 1], PairWeights { same: 0.0, in_out: 0.0, mean: PairMean::All });
         assert!(l.abs() < 1e-6, "{l}");
     }
 
@@ -114,7 +136,7 @@ mod tests {
     fn mixed_batch_with_odm_pairs() {
         // same: (0,1) d=5 -> 12.5. different: (0,2) d=1 -> 40.5, (1,2) d=sqrt(18) -> (10-4.2426)^2/2 = 16.5736.
         // in/out: (0,3) d=10 -> 0, (1,3) d=sqrt(65) -> (10-8.0623)^2/2 = 1.8774, (2,3) d=sqrt(101) -> 0.
-        let w = PairWeights { same: 0.25, in_out: 0.25 };
+        let w = PairWeights { same: 0.25, in_out: 0.25, mean: PairMean::All };
         let same = 12.5;
         let diff = (40.5 + 0.5 * (10.0 - 18f64.sqrt()).powi(2)) / 2.0;
         let io = 0.5 * (10.0 - 65f64.sqrt()).powi(2) / 3.0;
@@ -122,14 +144,30 @@ mod tests {
         let l = loss(&P, &[0, 0, 1, OOD], w);
         assert!((l - want).abs() < 1e-3, "{l} vs {want}");
         // Without ODM the OOD sample carries nothing.
-        let ml = loss(&P, &[0, 0, 1, OOD], PairWeights { same: 0.25, in_out: 0.0 });
+        let ml = loss(&P, &[0, 0, 1, OOD], PairWeights { same: 0.25, in_out: 0.0, mean: PairMean::All });
         let want_ml = (0.25 * same + 0.75 * diff) / 1.0;
         assert!((ml - want_ml).abs() < 1e-3, "{ml} vs {want_ml}");
     }
 
     #[test]
+    fn active_mean_averages_margin_terms_over_the_pairs_inside_the_margin() {
+        // Same batch as above. different: only (0,2) and (1,2) exist, both inside: the same as All.
+        // in/out: only (1,3) of the three is inside the margin, so it is averaged over 1 pair, not 3.
+        let w = PairWeights { same: 0.25, in_out: 0.25, mean: PairMean::Active };
+        let same = 12.5;
+        let diff = (40.5 + 0.5 * (10.0 - 18f64.sqrt()).powi(2)) / 2.0;
+        let io = 0.5 * (10.0 - 65f64.sqrt()).powi(2);
+        let want = 0.25 * same + 0.5 * diff + 0.25 * io;
+        let l = loss(&P, &[0, 0, 1, OOD], w);
+        assert!((l - want).abs() < 1e-3, "{l} vs {want}");
+        // A different pair beyond the margin: nothing inside, the kind costs 0 (no division by zero).
+        let l = loss(&[[0.0, 0.0], [0.0, 12.0]], &[0, 1], PairWeights { same: 0.0, in_out: 0.0, ..w });
+        assert!(l.abs() < 1e-6, "{l}");
+    }
+
+    #[test]
     fn out_vs_out_pairs_are_excluded() {
-        let w = PairWeights { same: 0.25, in_out: 0.25 };
+        let w = PairWeights { same: 0.25, in_out: 0.25, mean: PairMean::All };
         let base = loss(&P, &[0, 0, 1, OOD], w);
         // A second OOD sample right next to the first (a hinge pair of 40-ish if it counted), and far from the rest.
         let mut q = P.to_vec();
@@ -147,7 +185,7 @@ mod tests {
     #[test]
     fn gradient_is_finite_for_identical_embeddings() {
         let e = Tensor::zeros([3, 4], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
-        let l = pair_loss(&e, &[0, 1, OOD], 10.0, PairWeights { same: 0.25, in_out: 0.25 });
+        let l = pair_loss(&e, &[0, 1, OOD], 10.0, PairWeights { same: 0.25, in_out: 0.25, mean: PairMean::All });
         l.backward();
         let g = e.grad();
         assert!(g.isfinite().all().int64_value(&[]) == 1);

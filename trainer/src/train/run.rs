@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::adam::Adam;
-use super::loss::{pair_loss, PairWeights, OOD};
+use super::loss::{pair_loss, PairMean, PairWeights, OOD};
 use super::model::{Arch, Net};
 use crate::data::{self, split, Dataset, Format};
 use crate::error::{DataError, TrainError};
@@ -36,6 +36,27 @@ pub enum Method {
     Ml,
     /// Cross-entropy classifier (baselines: maximum softmax probability, ODIN).
     Ce,
+}
+
+/// How the learning rate moves over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `--lr` at every step (the paper's Adam).
+    Constant,
+    /// Half a cosine from `--lr` at the first step down to zero after the last.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The rate for `step` (counted from 0) of a run of `steps`: a function of the step alone, so a resumed run
+    /// follows the same curve as an uninterrupted one.
+    pub fn rate(self, lr: f64, step: usize, steps: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps.max(1) as f64).cos()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,10 +80,13 @@ pub struct TrainConfig {
     pub steps: usize,
     pub batch: usize,
     pub lr: f64,
+    pub lr_schedule: LrSchedule,
     pub margin: f64,
     /// Pair weights: same-class pairs, in/out pairs (ODM only).
     pub same_pairs: f64,
     pub in_out_pairs: f64,
+    /// What the margin terms are averaged over: all pairs of their kind (the paper), or those inside the margin.
+    pub pair_mean: PairMean,
     /// Fraction of each batch taken from the seen out-of-distribution classes (ODM only).
     pub ood_fraction: f64,
     /// Share of those seen OOD slots filled instead with pixel-permuted in-distribution training images (ODM only):
@@ -98,9 +122,11 @@ impl Default for TrainConfig {
             steps: 2000,
             batch: 64,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
             margin: 10.0,
             same_pairs: 0.25,
             in_out_pairs: 0.25,
+            pair_mean: PairMean::All,
             ood_fraction: 0.25,
             permuted_ood: 0.25,
             seed: 1,
@@ -427,7 +453,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
     let state_path = out.join("state.json");
     let ckpt = out.join("checkpoint.ot");
     let opt_path = out.join("optimizer.ot");
-    let mut opt = Adam::new(&vs, cfg.lr);
+    let mut opt = Adam::new(&vs);
     let mut start = 0;
     if resume && ckpt.is_file() {
         let bad = |p: &Path, e: String| TrainError::Config(format!("--resume: {}: {e}", p.display()));
@@ -442,8 +468,11 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
     for (i, &c) in data.train_in.y.iter().enumerate() {
         by_class[c as usize].push(i as i64);
     }
-    let weights =
-        PairWeights { same: cfg.same_pairs, in_out: if cfg.method == Method::Odm { cfg.in_out_pairs } else { 0.0 } };
+    let weights = PairWeights {
+        same: cfg.same_pairs,
+        in_out: if cfg.method == Method::Odm { cfg.in_out_pairs } else { 0.0 },
+        mean: cfg.pair_mean,
+    };
     let bar = if progress { ProgressBar::new(cfg.steps as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}").expect("template").progress_chars("=> "),
@@ -466,7 +495,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
             }
             _ => pair_loss(&e, &labels, cfg.margin, weights),
         };
-        opt.backward_step(&loss);
+        opt.backward_step(&loss, cfg.lr_schedule.rate(cfg.lr, step, cfg.steps));
         let l = loss.double_value(&[]);
         if !l.is_finite() {
             return Err(TrainError::Config(format!("the loss became {l} at step {step}: lower --lr")));
@@ -712,6 +741,16 @@ pub fn export(run: &Path, out: &Path, name: Option<String>) -> Result<PathBuf, T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosine_rate_falls_from_lr_to_zero_and_constant_stays() {
+        let cos = |step| LrSchedule::Cosine.rate(1e-3, step, 100);
+        assert_eq!(cos(0), 1e-3);
+        assert!((cos(50) - 5e-4).abs() < 1e-12, "{}", cos(50));
+        assert!(cos(99) > 0.0 && cos(99) < 1e-6, "{}", cos(99));
+        assert!((0..99).all(|s| cos(s + 1) < cos(s)), "the cosine rate must fall at every step");
+        assert!((0..100).all(|s| LrSchedule::Constant.rate(1e-3, s, 100) == 1e-3));
+    }
 
     #[test]
     fn permuted_images_keep_each_pixel_colour_and_lose_the_order() {
