@@ -3,9 +3,10 @@
 # The Fashion-MNIST table of docs/results/README.md: the paper's MNIST experiment on a real set from Debian.
 # Classes 0-2 in distribution, 3-6 seen out-of-distribution, 7-9 unseen (novelty); the synthetic background photos as
 # anomalies; Gaussian noise. LeNet, 28x28, 5-d embedding, 3000 steps, for ODM (odm's default, with pixel-permuted
-# images among the mined OOD), ODM as in the paper (--permuted-ood 0), ML and CE (MSP and ODIN), seeds 1-3.
-# Then the trainer's defaults (wrn-10-1 at 32x32, 32-d embedding, 2000 steps) for ODM, ML and CE, seed 1.
-# Usage: docs/results/fmnist.sh [SEED...]   (15 runs of about 3 minutes and 3 of about 6 minutes on 2 CPU cores)
+# images among the mined OOD), ODM as in the paper (--permuted-ood 0), ML and CE (MSP and ODIN), seeds 1-3; ODM and
+# ML again with --pair-mean active. Then the trainer's defaults (wrn-10-1 at 32x32, 32-d embedding, 2000 steps) for
+# ODM, ML and CE, seed 1.
+# Usage: docs/results/fmnist.sh [SEED...]   (21 runs of 1-3 minutes and 3 of about 6 minutes on 2 CPU cores)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -33,15 +34,21 @@ train_eval() { # RUN_FOLDER SEED ARGS...: train and evaluate once (a folder with
 }
 run() { local name=$1 seed=$2; shift 2; train_eval $W/run-$name-s$seed "$seed" --arch lenet --input 28 --embedding 5 --steps 3000 "$@"; }
 files=()
+active=()
 for s in $seeds; do
   run odm "$s"
   run odm-paper "$s" --permuted-ood 0
   run ml "$s" --method ml
   run ce "$s" --method ce
+  run odm-active "$s" --pair-mean active
+  run ml-active "$s" --method ml --pair-mean active
   files+=($W/run-odm-s$s/metrics.json $W/run-odm-paper-s$s/metrics.json $W/run-ml-s$s/metrics.json
     $W/run-ce-s$s/metrics.json $W/run-ce-s$s/metrics-odin.json)
+  active+=($W/run-odm-active-s$s/metrics.json $W/run-ml-active-s$s/metrics.json)
 done
 $T table --mean "${files[@]}"
+echo
+$T table --mean "${active[@]}"  # margin terms averaged over the pairs inside the margin
 echo
 drun() { local name=$1; shift; train_eval $W/default-$name-s1 1 "$@"; }  # the trainer's defaults but for the classes
 drun odm

@@ -3,7 +3,7 @@
 # Rebuild models/signs from nothing: the synthetic signs, the shipped ODM model (models/signs/train.json), the ML and
 # cross-entropy baselines on the same data with the same budget, their evaluations and figures. Writes the runs to
 # out/signs/ and copies the model, its bundle, metrics and figures into models/signs/.
-# Usage: models/signs/make.sh [THREADS]   (about 35 minutes on 2 CPU cores)
+# Usage: models/signs/make.sh [THREADS]   (about 20-35 minutes on 2 CPU cores)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
