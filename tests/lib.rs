@@ -27,9 +27,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A GStreamer tool (gst-launch-1.0, gst-inspect-1.0) that sees only the built odm plugin besides the system ones,
-/// with a private registry so a stale cache never hides a rebuilt plugin.
-pub fn gst_tool(tool: &str, registry: &Path) -> Command {
+/// A GStreamer tool (gst-launch-1.0, gst-inspect-1.0, or a script of `pipelines/` that runs them) that sees only the
+/// built odm plugin besides the system ones, with a private registry so a stale cache never hides a rebuilt plugin.
+pub fn gst_tool(tool: impl AsRef<std::ffi::OsStr>, registry: &Path) -> Command {
     let mut c = Command::new(tool);
     c.env("GST_PLUGIN_PATH", plugin_dir()).env("GST_REGISTRY", registry).env_remove("GST_PLUGIN_PATH_1_0");
     c

@@ -60,11 +60,9 @@ fn clip_decodes_and_its_ground_truth_replays_through_the_classifier() {
 fn python_example_reads_results() {
     let reg = tempfile::NamedTempFile::new().unwrap();
     let model = repo().join("models/colors/colors.onnx");
-    let out = std::process::Command::new("/usr/bin/python3")
+    let out = gst_tool("/usr/bin/python3", reg.path())
         .arg(repo().join("examples/python/odm_results.py"))
         .args(["--model", model.to_str().unwrap(), "--frames", "3"])
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", reg.path())
         .output()
         .unwrap();
     let t = text(&out);

@@ -19,10 +19,8 @@ fn demo_drive_reproduces_the_stored_results() {
     let odm_train = target_dir().join("odm-train");
     assert!(odm_train.exists(), "{} missing: cargo build --workspace first", odm_train.display());
     let regress = |expected: &std::path::Path| {
-        std::process::Command::new(repo().join("pipelines/regress.sh"))
+        gst_tool(repo().join("pipelines/regress.sh"), reg.path())
             .args([&s.video, &s.rois, &expected.to_owned()])
-            .env("GST_PLUGIN_PATH", plugin_dir())
-            .env("GST_REGISTRY", reg.path())
             .env("ODM_TRAIN", &odm_train)
             .env("MODEL", models.join("signs.onnx"))
             .output()
