@@ -85,14 +85,15 @@ pub fn pair_loss(e: &Tensor, labels: &[i64], margin: f64, weights: PairWeights) 
         (diff, &hinge, weights.different(), true),
         (io, &hinge, weights.in_out, true),
     ] {
-        if mask.sum(Kind::Float).double_value(&[]) == 0.0 || w <= 0.0 {
+        let pairs = mask.sum(Kind::Float).double_value(&[]);
+        if pairs == 0.0 || w <= 0.0 {
             continue;
         }
         let mask = mask.to_device(device);
         // The kind still counts in the mix when none of its pairs is inside the margin (it costs 0 then).
         let n = match weights.mean {
             PairMean::Active if margin_term => (&mask * &inside).sum(Kind::Float).double_value(&[]).max(1.0),
-            _ => mask.sum(Kind::Float).double_value(&[]),
+            _ => pairs,
         };
         total += (term * &mask).sum(Kind::Float) * (w / n);
         weight_sum += w;
