@@ -315,12 +315,17 @@ impl BaseTransformImpl for OdmOverlay {
         let format = info.format();
         let (width, height) = (info.width() as i32, info.height() as i32);
         // The mapping follows the buffer's video meta when upstream set one (decoders with padded strides), else the
-        // caps' layout, and refuses a buffer smaller than that layout.
+        // caps' layout, and refuses a buffer smaller than that layout or a meta that does not fit the buffer.
         let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
-                ("cannot map the frame for writing: the buffer is smaller than {}x{} {format:?} needs", width, height)
+                (
+                    "cannot map the frame for writing: the buffer is smaller than {}x{} {format:?} needs, or its \
+                     video meta does not fit it",
+                    width,
+                    height
+                )
             );
             gst::FlowError::Error
         })?;

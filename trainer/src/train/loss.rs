@@ -79,7 +79,8 @@ pub fn pair_loss(e: &Tensor, labels: &[i64], margin: f64, weights: PairWeights) 
     let device = e.device();
     let mut total = Tensor::zeros([], (Kind::Float, device));
     let mut weight_sum = 0.0;
-    let inside = hinge.gt(0.0).to_kind(Kind::Float);
+    // Which pairs are inside the margin: needed only to average over them.
+    let inside = (weights.mean == PairMean::Active).then(|| hinge.gt(0.0).to_kind(Kind::Float));
     for (mask, term, w, margin_term) in [
         (same, &pull, weights.same, false),
         (diff, &hinge, weights.different(), true),
@@ -91,8 +92,8 @@ pub fn pair_loss(e: &Tensor, labels: &[i64], margin: f64, weights: PairWeights) 
         }
         let mask = mask.to_device(device);
         // The kind still counts in the mix when none of its pairs is inside the margin (it costs 0 then).
-        let n = match weights.mean {
-            PairMean::Active if margin_term => (&mask * &inside).sum(Kind::Float).double_value(&[]).max(1.0),
+        let n = match &inside {
+            Some(inside) if margin_term => (&mask * inside).sum(Kind::Float).double_value(&[]).max(1.0),
             _ => pairs,
         };
         total += (term * &mask).sum(Kind::Float) * (w / n);
