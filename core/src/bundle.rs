@@ -176,6 +176,12 @@ impl Bundle {
         Ok(bundle)
     }
 
+    /// Whether calibration collapsed: the anomaly threshold is not above the novelty threshold, so no distance falls
+    /// between them and the bundle never says `novelty` (every crop it does not accept is an `anomaly`).
+    pub fn novelty_collapsed(&self) -> bool {
+        self.score.anomaly_threshold <= self.score.novelty_threshold
+    }
+
     /// The model file named by the bundle, resolved against the bundle's folder.
     pub fn model_path(&self, bundle_path: &Path) -> PathBuf {
         let dir = bundle_path.parent().unwrap_or_else(|| Path::new("."));

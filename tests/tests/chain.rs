@@ -9,7 +9,7 @@ use gst::prelude::*;
 use odm_core::{Bundle, Scorer};
 use odm_trainer::data::{self, Format};
 use odm_trainer::synth::{self, SynthConfig};
-use odm_trainer::train::run::{self, Method, TrainConfig};
+use odm_trainer::train::{embed, run, rundata, Method, TrainConfig};
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -99,11 +99,11 @@ fn trainer_and_plugin_agree_on_every_crop() {
     assert_eq!(got.len(), test.samples.len(), "one result per crop");
 
     // The trainer's own answers for the same files, through odm-core's preprocessing and scorer.
-    let (_, _vs, net, _, _) = odm_trainer::train::eval::load_net(run_dir.path()).unwrap();
+    let (_, _vs, net, _, _) = odm_trainer::train::bundle::load_net(run_dir.path()).unwrap();
     let idx: Vec<usize> = (0..test.samples.len()).collect();
-    let t = run::decode(&test, &idx, &cfg.crop_spec(), &|_| 0).unwrap();
-    let e = run::embed_all(&net, &t.x, tch::Device::Cpu);
-    let want = run::distances(&scorer, &e);
+    let t = rundata::decode(&test, &idx, &cfg.crop_spec(), &|_| 0).unwrap();
+    let e = embed::embed_all(&net, &t.x, tch::Device::Cpu);
+    let want = embed::distances(&scorer, &e);
     for (i, ((label, verdict, dist), (k, d))) in got.iter().zip(&want).enumerate() {
         assert_eq!(label, scorer.label(*k), "crop {i}");
         assert_eq!(verdict, scorer.verdict(*k, *d).as_str(), "crop {i}");

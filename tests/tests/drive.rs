@@ -9,7 +9,7 @@
 use odm_trainer::clip::{self, ClipConfig};
 use odm_trainer::results;
 use odm_trainer::synth::{self, SynthConfig};
-use odm_trainer::train::run::{self, Method, TrainConfig};
+use odm_trainer::train::{run, Method, TrainConfig};
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()

@@ -104,6 +104,35 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Render a tree of out-of-distribution images to mine in training: `signlike` (sign-like unknowns for
+    /// --seen-novelty-dir: numerals no class has, random glyphs and pictograms in sign shapes) or `objects`
+    /// (sign-coloured non-signs for --seen-anomaly-dir: cones, clothing, doors, windows, tail lights, mirrors, panels).
+    Render {
+        #[arg(long, value_enum)]
+        kind: odm_trainer::synth::mined::MinedKind,
+        /// Output folder (one sub-folder per family).
+        #[arg(long)]
+        out: PathBuf,
+        /// Images per family.
+        #[arg(long, default_value_t = 300)]
+        per_family: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Cut anomaly patches (16-128 px windows at dashcam scale) from real photographs: one folder per photo under
+    /// --out, for --seen-anomaly-dir (mined) or --anomaly-dir / eval --anomaly-dir (never trained on).
+    Patches {
+        /// A folder of photographs, searched recursively (repeatable).
+        #[arg(long = "photos", required = true)]
+        photos: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Patches per photograph.
+        #[arg(long, default_value_t = 100)]
+        per_photo: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Contact sheet of a dataset: a row of samples per class, in-distribution, novelty and anomaly rows labelled.
     Sheet {
         /// Dataset root (as written by `synth`: train/, background/, noise/).
@@ -151,6 +180,10 @@ enum Command {
         /// Gaussian noise images in the `noise` set.
         #[arg(long, default_value_t = 500)]
         noise: usize,
+        /// An extra anomaly tree evaluated whole, reported as "NAME (unseen)" (repeatable): data that neither
+        /// training nor calibration saw, such as held-out real photographs.
+        #[arg(long = "anomaly-dir")]
+        anomaly_dirs: Vec<PathBuf>,
     },
     /// Convert a dataset (GTSRB, TT100K, IDX, folders) into the train/ + test/ class-per-folder layout `train` reads.
     Import {
@@ -259,15 +292,35 @@ struct TrainArgs {
     #[command(flatten)]
     lists: ClassLists,
     /// Seen OOD classes held out of training and used only as the novelty side of the anomaly-threshold calibration
-    /// (comma-separated) [ODM: a fifth of --seen-ood, at least one, when it has three or more].
+    /// (comma-separated), or `none` to hold none out [ODM: a fifth of --seen-ood, at least one, when it has three or
+    /// more].
     #[arg(long, value_delimiter = ',')]
     calib_ood: Option<Vec<String>>,
-    /// A class-per-folder tree of anomalies (repeatable), named after its folder.
+    /// A class-per-folder tree of anomalies (repeatable), named after its folder: calibration and evaluation only.
     #[arg(long = "anomaly-dir")]
     anomaly_dirs: Vec<PathBuf>,
+    /// A class-per-folder tree of anomalies mined as seen OOD data in training (repeatable; ODM, Eq. 2, used without
+    /// labels); a calibration part and a held-out test part "NAME (seen)" are kept apart.
+    #[arg(long = "seen-anomaly-dir")]
+    seen_anomaly_dirs: Vec<PathBuf>,
+    /// A class-per-folder tree of sign-like unknowns mined as seen OOD data (repeatable; `synth` writes signlike/).
+    #[arg(long = "seen-novelty-dir")]
+    seen_novelty_dirs: Vec<PathBuf>,
+    /// Share of the OOD slots filled from --seen-anomaly-dir [0.25].
+    #[arg(long)]
+    anomaly_share: Option<f64>,
+    /// Share of the OOD slots filled from --seen-novelty-dir [0.25].
+    #[arg(long)]
+    novelty_share: Option<f64>,
+    /// Margin of the in/out pairs of mined sign-like unknowns; 0 means --margin [0].
+    #[arg(long)]
+    novelty_margin: Option<f64>,
+    /// Weight of a cross-entropy head on the embedding (two-headed network), metric-learning methods; 0 for none [0].
+    #[arg(long)]
+    ce_weight: Option<f64>,
     /// odm, ml or ce [odm].
     #[arg(long, value_enum)]
-    method: Option<odm_trainer::train::run::Method>,
+    method: Option<odm_trainer::train::Method>,
     /// wrn-D-K (D = 6n+4) or lenet [wrn-10-1].
     #[arg(long)]
     arch: Option<String>,
@@ -288,7 +341,7 @@ struct TrainArgs {
     lr: Option<f64>,
     /// constant, or cosine: half a cosine from --lr down to zero over --steps [constant].
     #[arg(long, value_enum)]
-    lr_schedule: Option<odm_trainer::train::run::LrSchedule>,
+    lr_schedule: Option<odm_trainer::train::LrSchedule>,
     /// Contrastive margin m [10].
     #[arg(long)]
     margin: Option<f64>,
@@ -339,7 +392,7 @@ struct TrainArgs {
 
 impl TrainArgs {
     /// The config: `--config FILE` (or the defaults), then every flag given.
-    fn config(self: Box<Self>) -> Result<odm_trainer::train::run::TrainConfig, Box<dyn std::error::Error>> {
+    fn config(self: Box<Self>) -> Result<odm_trainer::train::TrainConfig, Box<dyn std::error::Error>> {
         // Destructured without `..`: a flag added to TrainArgs but not applied below is an unused variable, which
         // the lint gate refuses (a flag that parses and then does nothing cannot ship).
         let TrainArgs {
@@ -349,6 +402,12 @@ impl TrainArgs {
             lists: ClassLists { in_dist, seen_ood, unseen_ood },
             calib_ood,
             anomaly_dirs,
+            seen_anomaly_dirs,
+            seen_novelty_dirs,
+            anomaly_share,
+            novelty_share,
+            novelty_margin,
+            ce_weight,
             method,
             arch,
             input,
@@ -374,7 +433,7 @@ impl TrainArgs {
             threads: _,
         } = *self;
         let mut c = match &config {
-            Some(p) => odm_trainer::train::run::TrainConfig::load(p)?,
+            Some(p) => odm_trainer::train::TrainConfig::load(p)?,
             None => Default::default(),
         };
         macro_rules! set {
@@ -382,12 +441,18 @@ impl TrainArgs {
         }
         set!(data, calib_ood, method, arch, input, embedding, steps, batch, lr, lr_schedule, margin, same_pairs);
         set!(in_out_pairs, pair_mean, ood_fraction, permuted_ood, val_fraction, tpr, context, checkpoint_every);
-        set!(seed, device, name);
+        set!(seed, device, name, anomaly_share, novelty_share, novelty_margin, ce_weight);
         if !(in_dist.is_empty() && seen_ood.is_empty() && unseen_ood.is_empty()) {
             (c.in_dist, c.seen_ood, c.unseen_ood) = (in_dist, seen_ood, unseen_ood);
         }
-        if !anomaly_dirs.is_empty() {
-            c.anomaly_dirs = anomaly_dirs;
+        for (dirs, to) in [
+            (anomaly_dirs, &mut c.anomaly_dirs),
+            (seen_anomaly_dirs, &mut c.seen_anomaly_dirs),
+            (seen_novelty_dirs, &mut c.seen_novelty_dirs),
+        ] {
+            if !dirs.is_empty() {
+                *to = dirs;
+            }
         }
         if c.data.as_os_str().is_empty() {
             return Err("no dataset: give --data ROOT (or \"data\" in --config)".into());
@@ -443,6 +508,20 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Fixture { out } => {
             let path = odm_trainer::fixture::write(&out)?;
             out!("wrote {}", path.display());
+        }
+        Command::Render { kind, out, per_family, seed } => {
+            let start = std::time::Instant::now();
+            let m = odm_trainer::synth::mined::run(&out, kind, per_family, seed)?;
+            out!(
+                "wrote {} families x {per_family} images to {} in {:.1} s",
+                m.families.len(),
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+        Command::Patches { photos, out, per_photo, seed } => {
+            let m = odm_trainer::data::patches::run(&photos, &out, per_photo, seed)?;
+            out!("wrote {} photos x {per_photo} patches to {}", m.photos.len(), out.display());
         }
         Command::Synth { out, seed, train_per_class, test_per_class, background, noise, classes, threads } => {
             if let Some(n) = threads {
@@ -513,8 +592,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             )?;
             out!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
         }
-        Command::Eval { run, noise } => {
-            for m in odm_trainer::train::eval::eval(&run, noise)? {
+        Command::Eval { run, noise, anomaly_dirs } => {
+            for m in odm_trainer::train::eval::eval(&run, noise, &anomaly_dirs)? {
                 out!("{}", m.markdown());
             }
         }
@@ -523,7 +602,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             out!("wrote {a} training and {b} test images to {}", out.display());
         }
         Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out } => {
-            let b = odm_trainer::train::run::centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out)?;
+            let b = odm_trainer::train::bundle::centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out)?;
             out!("wrote {}", b.display());
         }
         Command::Plot { run, per_set } => {
@@ -538,7 +617,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             out!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
         }
         Command::Export { run, out, name } => {
-            let b = odm_trainer::train::run::export(&run, &out, name)?;
+            let b = odm_trainer::train::bundle::export(&run, &out, name)?;
             out!("wrote {}", b.display());
         }
         Command::Classes => {
@@ -563,6 +642,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             out!("output      {} [N,{}]", b.model.output.name, b.model.output.dim);
             out!("thresholds  novelty {} anomaly {}", b.score.novelty_threshold, b.score.anomaly_threshold);
+            if b.novelty_collapsed() {
+                out!("WARNING     {}", odm_trainer::train::calibrate::COLLAPSE_WARNING);
+            }
             out!("classes     {}", b.classes.len());
             for c in &b.classes {
                 out!("  {:>4}  {}", c.id, c.label);
@@ -592,7 +674,7 @@ mod tests {
         let cmd = Cli::command();
         let train = cmd.find_subcommand("train").expect("a train subcommand");
         let flags: Vec<&str> = train.get_arguments().filter_map(|a| a.get_long()).collect();
-        let config = serde_json::to_value(odm_trainer::train::run::TrainConfig::default()).unwrap();
+        let config = serde_json::to_value(odm_trainer::train::TrainConfig::default()).unwrap();
         let keys: Vec<&String> = config.as_object().expect("a JSON object").keys().collect();
         assert!(keys.len() > 20, "{keys:?}");
         for key in keys {
@@ -629,7 +711,7 @@ mod tests {
         let c = a.config().unwrap();
         assert_eq!(c.steps, 5, "from the file");
         assert_eq!(c.pair_mean, odm_trainer::train::loss::PairMean::Active);
-        assert_eq!(c.lr_schedule, odm_trainer::train::run::LrSchedule::Cosine);
+        assert_eq!(c.lr_schedule, odm_trainer::train::LrSchedule::Cosine);
         assert_eq!(c.permuted_ood, 0.5);
     }
 }

@@ -196,17 +196,17 @@ pub fn roc_figure(ins: &[f64], outs: &[(String, Vec<f64>)], path: &Path) -> Resu
 
 /// Both figures for a run: `pca.png` and `roc.png`; returns their paths.
 pub fn plot_run(run: &Path, per_set: usize) -> Result<Vec<PathBuf>, TrainError> {
-    use crate::train::run::{distances, embed_all, to_vec};
-    let (cfg, _vs, net, bundle, _) = crate::train::eval::load_net(run)?;
+    use crate::train::embed::{distances, embed_all, to_vec};
+    let (cfg, _vs, net, bundle, _) = crate::train::bundle::load_net(run)?;
     let crate::train::eval::TestSets { inside, sets } =
-        crate::train::eval::test_sets(&cfg, &bundle, per_set, Some(per_set))?;
+        crate::train::eval::test_sets(&cfg, &bundle, per_set, Some(per_set), &[])?;
     let dev = tch::Device::Cpu;
     let ein = embed_all(&net, &inside.x, dev);
     let scorer = odm_core::Scorer::new(&bundle);
     let ins: Vec<f64> = distances(&scorer, &ein).iter().map(|p| p.1).collect();
     let mut clouds = Vec::new();
     let mut rocs = Vec::new();
-    for (name, x) in &sets {
+    for (name, _, x) in &sets {
         let e = embed_all(&net, x, dev);
         rocs.push((name.clone(), distances(&scorer, &e).iter().map(|p| p.1).collect::<Vec<_>>()));
         clouds.push(Cloud { name: name.clone(), points: to_vec(&e) });

@@ -9,7 +9,7 @@ use odm_core::metrics::rate_at_or_below;
 use odm_core::{Bundle, Scorer};
 use odm_trainer::synth::{self, SynthConfig};
 use odm_trainer::train::eval;
-use odm_trainer::train::run::{self, Method, TrainConfig};
+use odm_trainer::train::{bundle, calibrate, embed, run, rundata, Method, TrainConfig};
 
 fn tiny_data(dir: &Path) {
     let c = SynthConfig {
@@ -87,10 +87,10 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     assert!(out.path().join("checkpoint.ot").is_file() && out.path().join("config.json").is_file());
 
     // Centres are the mean training embeddings; the novelty threshold keeps >= 95% of validation crops.
-    let (cfg2, _vs, net, bundle, _) = eval::load_net(out.path()).unwrap();
-    let (rd, _) = run::load_run_data(&cfg2).unwrap();
-    let e = run::embed_all(&net, &rd.train_in.x, tch::Device::Cpu);
-    let v = run::to_vec(&e);
+    let (cfg2, _vs, net, bundle, _) = bundle::load_net(out.path()).unwrap();
+    let (rd, _) = rundata::load_run_data(&cfg2).unwrap();
+    let e = embed::embed_all(&net, &rd.train_in.x, tch::Device::Cpu);
+    let v = embed::to_vec(&e);
     for (k, class) in bundle.classes.iter().enumerate() {
         let rows: Vec<&[f32]> =
             v.chunks_exact(8).zip(&rd.train_in.y).filter(|(_, &y)| y == k as i64).map(|(r, _)| r).collect();
@@ -100,13 +100,15 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
         }
     }
     let scorer = Scorer::new(&bundle);
-    let val: Vec<f64> =
-        run::distances(&scorer, &run::embed_all(&net, &rd.val_in.x, tch::Device::Cpu)).iter().map(|p| p.1).collect();
+    let val: Vec<f64> = embed::distances(&scorer, &embed::embed_all(&net, &rd.val_in.x, tch::Device::Cpu))
+        .iter()
+        .map(|p| p.1)
+        .collect();
     assert!(rate_at_or_below(&val, bundle.score.novelty_threshold) >= 0.95);
 
-    let tables = eval::eval(out.path(), 20).unwrap();
+    let tables = eval::eval(out.path(), 20, &[]).unwrap();
     assert_eq!(tables[0].method, "odm");
-    for set in ["novelty", "seen-novelty", "background", "noise"] {
+    for set in ["novelty", "seen-novelty", "background (unseen)", "noise"] {
         assert!(tables[0].sets.contains_key(set), "{set} missing");
     }
     assert!(out.path().join("metrics.json").is_file());
@@ -131,16 +133,16 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
         }
     }
     let new_dir = tempfile::tempdir().unwrap();
-    let nb = run::centers(out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path()).unwrap();
+    let nb = bundle::centers(out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path()).unwrap();
     let nb = Bundle::open(&nb).unwrap();
     assert_eq!(nb.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["no-cars", "stop"]);
     assert_eq!(nb.model.sha256, b.model.sha256, "same network, same ONNX bytes");
 
     // Export: the same network and bundle again gives the same ONNX bytes; under another name, a valid bundle.
     let exported = tempfile::tempdir().unwrap();
-    let same = Bundle::open(&run::export(out.path(), exported.path(), None).unwrap()).unwrap();
+    let same = Bundle::open(&bundle::export(out.path(), exported.path(), None).unwrap()).unwrap();
     assert_eq!(same.model.sha256, b.model.sha256);
-    let eb = Bundle::open(&run::export(out.path(), exported.path(), Some("renamed".into())).unwrap()).unwrap();
+    let eb = Bundle::open(&bundle::export(out.path(), exported.path(), Some("renamed".into())).unwrap()).unwrap();
     assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
     assert_eq!(eb.classes, b.classes);
 }
@@ -210,28 +212,30 @@ fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
     let calib: Vec<String> = serde_json::from_value(b.training["calib_ood"].clone()).unwrap();
     assert_eq!(calib.len(), 1);
     assert!(base.seen_ood.contains(&calib[0]));
-    let tables = eval::eval(out.path(), 0).unwrap();
+    let tables = eval::eval(out.path(), 0, &[]).unwrap();
     assert_eq!(tables[0].sets["seen-novelty"].count, 2 * 8, "the calibration class is in no test set");
 
     // Per-class thresholds for classes with enough validation crops, each keeping the target share of them.
-    let (cfg2, _vs, net, bundle, _) = eval::load_net(out.path()).unwrap();
-    let (rd, _) = run::load_run_data(&cfg2).unwrap();
+    let (cfg2, _vs, net, bundle, _) = bundle::load_net(out.path()).unwrap();
+    let (rd, _) = rundata::load_run_data(&cfg2).unwrap();
     let scorer = Scorer::new(&bundle);
-    let val = run::distances(&scorer, &run::embed_all(&net, &rd.val_in.x, tch::Device::Cpu));
+    let val = embed::distances(&scorer, &embed::embed_all(&net, &rd.val_in.x, tch::Device::Cpu));
     let mut with_own = 0;
     for (k, class) in bundle.classes.iter().enumerate() {
         let d: Vec<f64> = val.iter().filter(|p| p.0 == k).map(|p| p.1).collect();
         match (class.novelty_threshold, class.anomaly_threshold) {
             (Some(n), Some(a)) => {
-                assert!(d.len() >= run::PER_CLASS_MIN, "class {k}: {} crops", d.len());
+                assert!(d.len() >= calibrate::PER_CLASS_MIN, "class {k}: {} crops", d.len());
                 assert!(rate_at_or_below(&d, n) >= 0.95 && a >= n, "class {k}");
                 with_own += 1;
             }
-            (None, None) => assert!(d.len() < run::PER_CLASS_MIN, "class {k} has {} crops but no threshold", d.len()),
+            (None, None) => {
+                assert!(d.len() < calibrate::PER_CLASS_MIN, "class {k} has {} crops but no threshold", d.len())
+            }
             other => panic!("class {k}: {other:?}"),
         }
     }
-    assert!(with_own > 0, "no class reached {} validation crops", run::PER_CLASS_MIN);
+    assert!(with_own > 0, "no class reached {} validation crops", calibrate::PER_CLASS_MIN);
 
     // Explicit calibration classes must be seen OOD classes, and ODM must keep some to train on.
     let expect = |c: TrainConfig, part: &str| {
@@ -262,7 +266,7 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
     tiny_data(data.path());
     let out = tempfile::tempdir().unwrap();
     run::train(&cfg(data.path(), Method::Ce), out.path(), false, false).unwrap();
-    let tables = eval::eval(out.path(), 10).unwrap();
+    let tables = eval::eval(out.path(), 10, &[]).unwrap();
     assert_eq!(tables.iter().map(|t| t.method.as_str()).collect::<Vec<_>>(), ["ce-msp", "ce-odin"]);
     assert!(out.path().join("metrics-odin.json").is_file());
 }

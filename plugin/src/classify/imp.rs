@@ -362,6 +362,17 @@ impl OdmClassify {
             bundle_path.display(),
             engine.provider()
         );
+        if bundle.novelty_collapsed() && threshold(settings.live.anomaly_threshold).is_none() {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "bundle {}: anomaly threshold {} is not above the novelty threshold {}: no crop will be called a \
+                 novelty (set anomaly-threshold to separate unknown signs from non-signs)",
+                bundle.name,
+                bundle.score.anomaly_threshold,
+                bundle.score.novelty_threshold
+            );
+        }
         let batch = settings.batch_size as usize;
         Ok(State {
             input: vec![0.0; batch * engine.sample_len()],

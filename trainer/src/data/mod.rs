@@ -9,6 +9,7 @@ pub mod folder;
 pub mod gtsrb;
 pub mod idx;
 pub mod import;
+pub mod patches;
 pub mod split;
 pub mod tt100k;
 

@@ -69,16 +69,16 @@ pub const SPEED_LIMITS: &[u32] = &[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110,
 /// Namespaces josm's Inkscape files use, declared on every generated root so their content can be nested.
 const NAMESPACES: &str = r#"xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:svg="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:cc="http://creativecommons.org/ns#" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd" xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape""#;
 
-const RED: &str = "#c1121c";
-const BLUE: &str = "#1d5aa6";
-const BLACK: &str = "#111111";
+pub(crate) const RED: &str = "#c1121c";
+pub(crate) const BLUE: &str = "#1d5aa6";
+pub(crate) const BLACK: &str = "#111111";
 
 fn svg_text(name: &str) -> String {
     let bytes = assets::get(assets::SIGNS, name).unwrap_or_else(|| panic!("asset {name} is embedded by build.rs"));
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn doc(body: &str) -> String {
+pub(crate) fn doc(body: &str) -> String {
     format!(r#"<svg {NAMESPACES} width="100" height="100" viewBox="0 0 100 100">{body}</svg>"#)
 }
 

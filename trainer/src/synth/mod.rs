@@ -13,6 +13,7 @@
 //! the number of threads.
 
 pub mod designs;
+pub mod mined;
 pub mod render;
 
 use std::fs;
@@ -89,7 +90,7 @@ pub struct Manifest {
 pub const MANIFEST: &str = "manifest.json";
 
 /// splitmix64: decorrelates the per-sample seeds.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -169,7 +170,7 @@ pub fn render_background(scene: &Rgb, config: &SynthConfig, rng: &mut Pcg64) -> 
     render::camera(&mut img, &[], p.size / 48.0, rng)
 }
 
-fn save_png(img: &image::RgbImage, path: &Path) -> Result<(), TrainError> {
+pub(crate) fn save_png(img: &image::RgbImage, path: &Path) -> Result<(), TrainError> {
     let mut bytes = Vec::with_capacity(img.as_raw().len() / 2);
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)

@@ -5,8 +5,14 @@
 //! Scores (larger = more out-of-distribution): ODM and ML use the distance to the nearest class centre, through
 //! odm-core's scorer (the plugin's code); the cross-entropy baseline uses `1 - max softmax` (MSP, Hendrycks & Gimpel)
 //! and, in a second table, ODIN (Liang et al.: temperature 1000, input perturbation 0.0014).
-//! Sets: `novelty` (unseen classes), `seen-novelty` (seen OOD classes' test images), one per `--anomaly-dir` (the
-//! part not used for calibration), and `noise` (Gaussian noise images made with the run's seed).
+//! Sets: `novelty` (unseen classes), `seen-novelty` (seen OOD classes' test images), `NAME (seen)` for the held-out
+//! test part of every mined tree (`--seen-anomaly-dir`, `--seen-novelty-dir`; "seen" as in the paper's Table 2),
+//! `NAME (unseen)` for every `--anomaly-dir` (the part not used for calibration) and every evaluation-only
+//! `eval --anomaly-dir`, and `noise` (Gaussian noise images made with the run's seed).
+//!
+//! Beyond the paper, for the three-way verdict: `novelty_vs_anomaly` — AUROC of the distance at telling unknown signs
+//! (`novelty`, the "in" side) from each anomaly set and from all of them pooled — and a verdict confusion matrix
+//! (truth: known sign / unknown sign / not a sign × verdict known / novelty / anomaly) under the bundle's thresholds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +23,13 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
+use super::bundle::load_net;
+use super::config::{Method, TrainConfig};
+use super::embed::{distances, embed_all, to_vec};
 use super::model::Net;
-use super::run::{anomaly_split, decode, distances, embed_all, set_name, to_vec, Method, Tensors, TrainConfig};
+use super::rundata::{anomaly_split, decode, load_tree, mined_split, set_name, Tensors};
 use crate::data::{self, split, Format};
 use crate::error::TrainError;
 
@@ -47,6 +56,61 @@ pub struct Metrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_verdicts: Option<BTreeMap<String, f64>>,
     pub sets: BTreeMap<String, SetRow>,
+    /// AUROC (percent) of the distance at telling unknown signs (`novelty`) from anomalies: per anomaly set, and
+    /// `all` pooled over every anomaly set (metric-learning runs with both kinds of test data).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub novelty_vs_anomaly: BTreeMap<String, f64>,
+    /// Verdict counts by truth (metric-learning runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Confusion>,
+}
+
+/// What a test set holds, for the confusion matrix and the novelty-vs-anomaly AUROC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// Unknown signs never trained on (`novelty`).
+    Novelty,
+    /// Signs of a kind ODM was shown as OOD (seen OOD classes, mined sign-like unknowns).
+    SeenNovelty,
+    /// Not a sign: background, photos, noise, mined or not.
+    Anomaly,
+}
+
+/// Verdict counts: rows are the truth (known sign, unknown sign, not a sign), columns the verdicts in
+/// [`Verdict::ALL`] order (known, novelty, anomaly).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Confusion {
+    pub known: [usize; 3],
+    pub unknown_sign: [usize; 3],
+    pub not_a_sign: [usize; 3],
+}
+
+impl Confusion {
+    /// Count verdicts of `(nearest class, distance)` pairs into `row`.
+    fn add(row: &mut [usize; 3], scorer: &Scorer, d: &[(usize, f64)]) {
+        for &(k, dist) in d {
+            let v = if k == usize::MAX { Verdict::Anomaly } else { scorer.verdict(k, dist) };
+            if let Some(i) = Verdict::ALL.iter().position(|&w| w == v) {
+                row[i] += 1;
+            }
+        }
+    }
+
+    /// The matrix as Markdown, counts and row percentages.
+    pub fn markdown(&self) -> String {
+        let mut s = String::from("| truth \\ verdict | known | novelty | anomaly |\n|---|---:|---:|---:|\n");
+        for (name, row) in
+            [("known sign", &self.known), ("unknown sign", &self.unknown_sign), ("not a sign", &self.not_a_sign)]
+        {
+            let n = row.iter().sum::<usize>().max(1) as f64;
+            s.push_str(&format!("| {name} |"));
+            for c in row {
+                s.push_str(&format!(" {c} ({:.1}%) |", 100.0 * *c as f64 / n));
+            }
+            s.push('\n');
+        }
+        s
+    }
 }
 
 impl Metrics {
@@ -62,28 +126,19 @@ impl Metrics {
                 r.count, r.fpr95, r.det_err, r.auroc, r.aupr_in, r.aupr_out
             ));
         }
+        if !self.novelty_vs_anomaly.is_empty() {
+            s.push_str("\nNovelty vs anomaly (AUROC of the distance, unknown signs against each anomaly set):\n\n");
+            s.push_str("| anomaly set | AUROC |\n|---|---:|\n");
+            for (name, auroc) in &self.novelty_vs_anomaly {
+                s.push_str(&format!("| {name} | {auroc:.2} |\n"));
+            }
+        }
+        if let Some(c) = &self.confusion {
+            s.push_str("\nVerdicts under the bundle's thresholds (unknown sign: `novelty`; not a sign: every anomaly set):\n\n");
+            s.push_str(&c.markdown());
+        }
         s
     }
-}
-
-fn load_cfg(run: &Path) -> Result<TrainConfig, TrainError> {
-    let p = run.join("config.json");
-    let text = std::fs::read_to_string(&p).map_err(TrainError::io(&p))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
-}
-
-/// Rebuild a run's network with its trained weights.
-pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, PathBuf), TrainError> {
-    let cfg = load_cfg(run)?;
-    let arch = cfg.validate()?;
-    let bundle_path = run.join(format!("{}.odm.json", cfg.name));
-    let bundle = Bundle::open(&bundle_path)?;
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let classes = (cfg.method == Method::Ce).then_some(bundle.classes.len() as i64);
-    let net = Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes);
-    let model = run.join("model.ot");
-    vs.load(&model).map_err(|e| TrainError::Config(format!("{}: {e}", model.display())))?;
-    Ok((cfg, vs, net, bundle, bundle_path))
 }
 
 fn verdict_rates(scorer: &Scorer, d: &[(usize, f64)]) -> BTreeMap<String, f64> {
@@ -143,12 +198,18 @@ pub fn noise_images(n: usize, size: i64, seed: u64, gray: bool) -> Tensor {
 /// part calibration did not use) and `noise`.
 pub struct TestSets {
     pub inside: Tensors,
-    pub sets: Vec<(String, Tensor)>,
+    pub sets: Vec<(String, SetKind, Tensor)>,
 }
 
 /// Build a run's [`TestSets`] from the split stored in its bundle; `cap` keeps about that many images of each
 /// out-of-distribution set (four times as many in-distribution), evenly spaced (for figures).
-pub fn test_sets(cfg: &TrainConfig, bundle: &Bundle, noise: usize, cap: Option<usize>) -> Result<TestSets, TrainError> {
+pub fn test_sets(
+    cfg: &TrainConfig,
+    bundle: &Bundle,
+    noise: usize,
+    cap: Option<usize>,
+    extra_anomaly_dirs: &[PathBuf],
+) -> Result<TestSets, TrainError> {
     let spec = cfg.crop_spec();
     let test = data::load(&cfg.data.join("test"), Format::Folder)?;
     let roles: split::ClassSplit = serde_json::from_value(bundle.training["split"].clone())
@@ -174,33 +235,61 @@ pub fn test_sets(cfg: &TrainConfig, bundle: &Bundle, noise: usize, cap: Option<u
     // Calibration classes were held out of training and tuned the anomaly threshold: in no test set.
     let calib: Vec<String> = serde_json::from_value(bundle.training["calib_ood"].clone()).unwrap_or_default();
     let seen: Vec<String> = roles.seen_ood.iter().filter(|c| !calib.contains(c)).cloned().collect();
-    let mut sets: Vec<(String, Tensor)> = Vec::new();
-    for (name, names) in [("novelty", &roles.unseen_ood), ("seen-novelty", &seen)] {
+    let mut sets: Vec<(String, SetKind, Tensor)> = Vec::new();
+    for (name, kind, names) in
+        [("novelty", SetKind::Novelty, &roles.unseen_ood), ("seen-novelty", SetKind::SeenNovelty, &seen)]
+    {
         let idx = of(names, cap);
         if !idx.is_empty() {
-            sets.push((name.to_owned(), decode(&test, &idx, &spec, &|_| -1)?.x));
+            sets.push((name.to_owned(), kind, decode(&test, &idx, &spec, &|_| -1)?.x));
+        }
+    }
+    // Mined trees: their held-out test part. "Seen" only where training saw them (ODM).
+    let tag = if cfg.method == Method::Odm { "seen" } else { "unseen" };
+    for (dirs, flag, kind) in [
+        (&cfg.seen_anomaly_dirs, "--seen-anomaly-dir", SetKind::Anomaly),
+        (&cfg.seen_novelty_dirs, "--seen-novelty-dir", SetKind::SeenNovelty),
+    ] {
+        for dir in dirs {
+            let d = load_tree(dir, flag)?;
+            let idx = mined_split(&d, cfg)?.test;
+            sets.push((format!("{} ({tag})", set_name(dir)), kind, decode(&d, &thin(idx, cap), &spec, &|_| -1)?.x));
         }
     }
     for dir in &cfg.anomaly_dirs {
-        let d = data::load(dir, Format::Folder)?;
+        let d = load_tree(dir, "--anomaly-dir")?;
         // The part calibration did not see.
         let (idx, _) = anomaly_split(&d, cfg)?;
-        sets.push((set_name(dir), decode(&d, &thin(idx, cap), &spec, &|_| -1)?.x));
+        sets.push((
+            format!("{} (unseen)", set_name(dir)),
+            SetKind::Anomaly,
+            decode(&d, &thin(idx, cap), &spec, &|_| -1)?.x,
+        ));
+    }
+    for dir in extra_anomaly_dirs {
+        // Evaluation only: neither training nor calibration saw any of it.
+        let d = load_tree(dir, "eval --anomaly-dir")?;
+        let idx: Vec<usize> = (0..d.samples.len()).collect();
+        sets.push((
+            format!("{} (unseen)", set_name(dir)),
+            SetKind::Anomaly,
+            decode(&d, &thin(idx, cap), &spec, &|_| -1)?.x,
+        ));
     }
     if noise > 0 {
         // Noise in the data's own form: grey when every test image is grey (the paper's MNIST noise), else colour.
         let x = &in_t.x;
         let gray = (x.select(1, 0) - x.select(1, 1)).abs().max().double_value(&[]) == 0.0
             && (x.select(1, 1) - x.select(1, 2)).abs().max().double_value(&[]) == 0.0;
-        sets.push(("noise".into(), noise_images(noise, cfg.input as i64, cfg.seed, gray)));
+        sets.push(("noise".into(), SetKind::Anomaly, noise_images(noise, cfg.input as i64, cfg.seed, gray)));
     }
     Ok(TestSets { inside: in_t, sets })
 }
 
 /// Evaluate a run; writes `metrics.json` and `metrics.md` (and `metrics-odin.*` for CE runs); returns the tables.
-pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
+pub fn eval(run: &Path, noise: usize, extra_anomaly_dirs: &[PathBuf]) -> Result<Vec<Metrics>, TrainError> {
     let (cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
-    let TestSets { inside: in_t, sets } = test_sets(&cfg, &bundle, noise, None)?;
+    let TestSets { inside: in_t, sets } = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
 
     let mut tables = Vec::new();
     let report = |ins: &[f64], outs: &[f64], n: usize, verdicts| -> Result<SetRow, TrainError> {
@@ -227,12 +316,43 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
                 in_count: ins.len(),
                 in_verdicts: Some(verdict_rates(&scorer, &din)),
                 sets: BTreeMap::new(),
+                novelty_vs_anomaly: BTreeMap::new(),
+                confusion: None,
             };
-            for (name, x) in &sets {
+            let mut confusion = Confusion::default();
+            Confusion::add(&mut confusion.known, &scorer, &din);
+            let mut novelty: Vec<f64> = Vec::new();
+            let mut anomalies: Vec<(String, Vec<f64>)> = Vec::new();
+            for (name, kind, x) in &sets {
                 let d = distances(&scorer, &embed_all(&net, x, Device::Cpu));
                 let outs: Vec<f64> = d.iter().map(|p| p.1).collect();
                 m.sets.insert(name.clone(), report(&ins, &outs, outs.len(), Some(verdict_rates(&scorer, &d)))?);
+                match kind {
+                    SetKind::Novelty => {
+                        Confusion::add(&mut confusion.unknown_sign, &scorer, &d);
+                        novelty = outs;
+                    }
+                    SetKind::Anomaly => {
+                        Confusion::add(&mut confusion.not_a_sign, &scorer, &d);
+                        anomalies.push((name.clone(), outs));
+                    }
+                    SetKind::SeenNovelty => {}
+                }
             }
+            if !novelty.is_empty() && !anomalies.is_empty() {
+                let auroc = |outs: &[f64]| -> Result<f64, TrainError> {
+                    Ok(OodReport::compute(&novelty, outs)
+                        .map_err(|e| TrainError::Config(format!("metrics: {e}")))?
+                        .percent()
+                        .auroc)
+                };
+                let all: Vec<f64> = anomalies.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+                m.novelty_vs_anomaly.insert("all".into(), auroc(&all)?);
+                for (name, outs) in &anomalies {
+                    m.novelty_vs_anomaly.insert(name.clone(), auroc(outs)?);
+                }
+            }
+            m.confusion = Some(confusion);
             tables.push(m);
         }
         Method::Ce => {
@@ -244,8 +364,10 @@ pub fn eval(run: &Path, noise: usize) -> Result<Vec<Metrics>, TrainError> {
                     in_count: ins.len(),
                     in_verdicts: None,
                     sets: BTreeMap::new(),
+                    novelty_vs_anomaly: BTreeMap::new(),
+                    confusion: None,
                 };
-                for (name, x) in &sets {
+                for (name, _, x) in &sets {
                     let (outs, _) = msp(&net, x, odin);
                     m.sets.insert(name.clone(), report(&ins, &outs, outs.len(), None)?);
                 }
@@ -359,6 +481,8 @@ mod tests {
             in_count: 10,
             in_verdicts: None,
             sets: [("novelty".to_string(), row)].into(),
+            novelty_vs_anomaly: BTreeMap::new(),
+            confusion: None,
         };
         let path = dir.join(folder).join("metrics.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

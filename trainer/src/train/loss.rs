@@ -17,6 +17,14 @@ use tch::{Kind, Tensor};
 /// Label of a seen out-of-distribution sample in a batch.
 pub const OOD: i64 = -1;
 
+/// Label of a mined sign-like unknown when it has a margin of its own (`--novelty-margin`): out-of-distribution like
+/// [`OOD`] (no pair with another OOD image), its in/out pairs pushed beyond the novelty margin instead.
+pub const OOD_NOVEL: i64 = -2;
+
+fn is_ood(label: i64) -> bool {
+    label < 0
+}
+
 /// What a margin term (different-class and in/out pairs) is averaged over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -50,7 +58,7 @@ pub fn pair_masks(labels: &[i64]) -> (Tensor, Tensor, Tensor) {
         for j in i + 1..b {
             let (a, c) = (labels[i], labels[j]);
             let k = i * b + j;
-            match (a == OOD, c == OOD) {
+            match (is_ood(a), is_ood(c)) {
                 (false, false) if a == c => same[k] = 1.0,
                 (false, false) => diff[k] = 1.0,
                 (true, true) => {}
@@ -70,10 +78,28 @@ pub fn pairwise_sq(e: &Tensor) -> Tensor {
 /// The loss of one batch. `labels[i]` is the class index of sample `i`, or [`OOD`] for a seen
 /// out-of-distribution sample (those pairs count only when `weights.in_out > 0`).
 pub fn pair_loss(e: &Tensor, labels: &[i64], margin: f64, weights: PairWeights) -> Tensor {
+    pair_loss_margins(e, labels, margin, margin, weights)
+}
+
+/// [`pair_loss`] where the in/out pairs of an [`OOD_NOVEL`] sample are pushed beyond `novelty_margin` instead of
+/// `margin`; they stay one kind of pair with the other in/out pairs (one average, one weight).
+pub fn pair_loss_margins(e: &Tensor, labels: &[i64], margin: f64, novelty_margin: f64, weights: PairWeights) -> Tensor {
     let d2 = pairwise_sq(e);
     // The small epsilon keeps the gradient of sqrt finite for identical embeddings.
     let d = (&d2 + 1e-9).sqrt();
-    let hinge = (margin - &d).clamp_min(0.0).pow_tensor_scalar(2) * 0.5;
+    let hinge = if labels.contains(&OOD_NOVEL) && novelty_margin != margin {
+        let b = labels.len();
+        let m: Vec<f32> = (0..b * b)
+            .map(|k| {
+                let novel = labels[k / b] == OOD_NOVEL || labels[k % b] == OOD_NOVEL;
+                (if novel { novelty_margin } else { margin }) as f32
+            })
+            .collect();
+        let m = Tensor::from_slice(&m).view([b as i64, b as i64]).to_device(e.device());
+        (m - &d).clamp_min(0.0).pow_tensor_scalar(2) * 0.5
+    } else {
+        (margin - &d).clamp_min(0.0).pow_tensor_scalar(2) * 0.5
+    };
     let pull = &d2 * 0.5;
     let (same, diff, io) = pair_masks(labels);
     let device = e.device();
@@ -182,6 +208,24 @@ mod tests {
         let diff = (40.5 + 0.5 * (10.0 - 18f64.sqrt()).powi(2)) / 2.0;
         let want = 0.25 * same + 0.5 * diff + 0.25 * io_new;
         assert!((more - want).abs() < 1e-3, "{more} vs {want} (base {base})");
+    }
+
+    #[test]
+    fn mined_novelties_take_their_own_margin_and_form_no_pair_with_other_ood_images() {
+        // p0 (0,0) class 0; p1 (6,0) a mined novelty; p2 (0,7) a seen anomaly; p3 (6,0.5) another novelty.
+        let pts: [[f32; 2]; 4] = [[0.0, 0.0], [6.0, 0.0], [0.0, 7.0], [6.0, 0.5]];
+        let flat: Vec<f32> = pts.iter().flatten().copied().collect();
+        let e = Tensor::from_slice(&flat).view([4, 2]);
+        let w = PairWeights { same: 0.0, in_out: 1.0, mean: PairMean::All };
+        let labels = [0, OOD_NOVEL, OOD, OOD_NOVEL];
+        // In/out pairs: (0,1) d=6 against the novelty margin 5 -> 0; (0,2) d=7 against 10 -> 4.5;
+        // (0,3) d=sqrt(36.25) against 5 -> 0. OOD-OOD pairs (1,2), (1,3), (2,3) carry nothing. Mean over 3 pairs.
+        let l = pair_loss_margins(&e, &labels, 10.0, 5.0, w).double_value(&[]);
+        assert!((l - 4.5 / 3.0).abs() < 1e-4, "{l}");
+        // With one margin for all, the novelties are pushed too: (10-6)^2/2 = 8 and (10-6.0208)^2/2.
+        let one = pair_loss_margins(&e, &labels, 10.0, 10.0, w).double_value(&[]);
+        let want = (8.0 + 4.5 + 0.5 * (10.0 - 36.25f64.sqrt()).powi(2)) / 3.0;
+        assert!((one - want).abs() < 1e-3, "{one} vs {want}");
     }
 
     #[test]

@@ -3,8 +3,16 @@
 
 pub mod adam;
 pub mod bench;
+pub mod bundle;
+pub mod calibrate;
+pub mod config;
+pub mod embed;
 pub mod eval;
 pub mod export;
 pub mod loss;
 pub mod model;
 pub mod run;
+pub mod rundata;
+pub mod sampling;
+
+pub use config::{LrSchedule, Method, TrainConfig};

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The bundle a run writes (centres, thresholds, ONNX), and the commands that rewrite one for a trained network:
+//! `centers` (new classes or data) and `export`.
+
+use std::path::{Path, PathBuf};
+
+use odm_core::bundle::{
+    sha256_file, Bundle, Calibration, ClassEntry, ColorOrder, InputSpec, ModelSpec, OutputSpec, ScoreSpec, FORMAT,
+    SCORE_KIND,
+};
+use odm_core::Scorer;
+use tch::{nn, Device};
+
+use super::calibrate::calibrate;
+use super::config::TrainConfig;
+use super::embed::{embed_all, to_vec};
+use super::model::Net;
+use super::rundata::{load_run_data, RunData};
+use crate::data::{self, split, Format};
+use crate::error::TrainError;
+
+/// Centres (mean training embedding per class), thresholds from validation, ONNX, bundle.
+pub fn write_bundle(
+    cfg: &TrainConfig,
+    net: &Net,
+    data: &RunData,
+    roles: &split::ClassSplit,
+    out: &Path,
+    device: Device,
+    train_secs: f64,
+) -> Result<PathBuf, TrainError> {
+    let k = data.classes.len();
+    let e = embed_all(net, &data.train_in.x, device);
+    let d = cfg.embedding as usize;
+    let v = to_vec(&e);
+    let mut centers = vec![vec![0f64; d]; k];
+    let mut counts = vec![0usize; k];
+    for (row, &c) in v.chunks_exact(d).zip(&data.train_in.y) {
+        counts[c as usize] += 1;
+        for (a, b) in centers[c as usize].iter_mut().zip(row) {
+            *a += *b as f64;
+        }
+    }
+    let centers: Vec<Vec<f32>> =
+        centers.iter().zip(&counts).map(|(c, &n)| c.iter().map(|v| (v / n.max(1) as f64) as f32).collect()).collect();
+
+    let onnx_name = format!("{}.onnx", cfg.name);
+    let onnx_path = out.join(&onnx_name);
+    std::fs::write(&onnx_path, super::export::onnx(net, &cfg.name, "input", "embedding"))
+        .map_err(TrainError::io(&onnx_path))?;
+    let sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;
+    let mut bundle = Bundle {
+        format: FORMAT.into(),
+        name: cfg.name.clone(),
+        model: ModelSpec {
+            file: onnx_name,
+            sha256,
+            input: InputSpec {
+                name: "input".into(),
+                width: cfg.input,
+                height: cfg.input,
+                color: ColorOrder::Rgb,
+                mean: [0.5; 3],
+                std: [0.25; 3],
+                context: cfg.context,
+            },
+            output: OutputSpec { name: "embedding".into(), dim: d },
+        },
+        classes: data
+            .classes
+            .iter()
+            .zip(&centers)
+            .enumerate()
+            .map(|(i, (label, center))| ClassEntry {
+                id: i as i32,
+                label: label.clone(),
+                center: center.clone(),
+                novelty_threshold: None,
+                anomaly_threshold: None,
+            })
+            .collect(),
+        score: ScoreSpec {
+            kind: SCORE_KIND.into(),
+            novelty_threshold: 1.0,
+            anomaly_threshold: 1.0,
+            calibration: Some(Calibration { set: "validation".into(), tpr: cfg.tpr }),
+        },
+        training: serde_json::json!({
+            "config": cfg,
+            "split": roles,
+            "calib_ood": data.calib_ood,
+            "train_seconds": train_secs,
+            "generator": std::fs::read_to_string(cfg.data.join(crate::synth::MANIFEST)).ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|m| m.get("generator").cloned()),
+            "odm_train": env!("CARGO_PKG_VERSION"),
+        }),
+        metrics: serde_json::Value::Null,
+    };
+    let t = calibrate(cfg, net, data, &Scorer::new(&bundle), device)?;
+    bundle.score.novelty_threshold = t.novelty;
+    bundle.score.anomaly_threshold = t.anomaly;
+    for (class, per) in bundle.classes.iter_mut().zip(&t.per_class) {
+        (class.novelty_threshold, class.anomaly_threshold) = (per.map(|p| p.0), per.map(|p| p.1));
+    }
+    let path = out.join(format!("{}.odm.json", cfg.name));
+    bundle.save(&path)?;
+    Ok(path)
+}
+
+/// `odm-train centers`: new centres and thresholds for a trained network from another class-per-folder dataset
+/// (`data/train/<class>/`), without retraining — also how a new sign class is enrolled from a few dozen crops.
+/// Writes `NAME.onnx` (the same network) and `NAME.odm.json` into `out`.
+pub fn centers(
+    run: &Path,
+    data_root: &Path,
+    in_dist: Vec<String>,
+    seen_ood: Vec<String>,
+    anomaly_dirs: Vec<PathBuf>,
+    out: &Path,
+) -> Result<PathBuf, TrainError> {
+    let (cfg, _vs, net, _bundle, _) = load_net(run)?;
+    let mut in_dist = in_dist;
+    if in_dist.is_empty() {
+        let d = data::load(&data_root.join("train"), Format::Folder)?;
+        in_dist = d.classes.into_iter().filter(|c| !seen_ood.contains(c)).collect();
+    }
+    let cfg2 =
+        TrainConfig { data: data_root.to_owned(), in_dist, seen_ood, unseen_ood: Vec::new(), anomaly_dirs, ..cfg };
+    let (data, roles) = load_run_data(&cfg2)?;
+    std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
+    write_bundle(&cfg2, &net, &data, &roles, out, Device::Cpu, 0.0)
+}
+
+/// `odm-train export`: write a run's network as ONNX with its bundle (centres, labels and thresholds of the run's
+/// bundle) into `out`, under `name` (default: the run's). The ONNX bytes are deterministic for the same weights.
+pub fn export(run: &Path, out: &Path, name: Option<String>) -> Result<PathBuf, TrainError> {
+    let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
+    let name = name.unwrap_or(cfg.name.clone());
+    std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
+    let onnx_name = format!("{name}.onnx");
+    let onnx_path = out.join(&onnx_name);
+    std::fs::write(&onnx_path, super::export::onnx(&net, &name, "input", "embedding"))
+        .map_err(TrainError::io(&onnx_path))?;
+    bundle.name = name.clone();
+    bundle.model.file = onnx_name;
+    bundle.model.sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;
+    let path = out.join(format!("{name}.odm.json"));
+    bundle.save(&path)?;
+    Ok(path)
+}
+
+fn load_cfg(run: &Path) -> Result<TrainConfig, TrainError> {
+    let p = run.join("config.json");
+    let text = std::fs::read_to_string(&p).map_err(TrainError::io(&p))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
+}
+
+/// Rebuild a run's network with its trained weights.
+pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, PathBuf), TrainError> {
+    let cfg = load_cfg(run)?;
+    let arch = cfg.validate()?;
+    let bundle_path = run.join(format!("{}.odm.json", cfg.name));
+    let bundle = Bundle::open(&bundle_path)?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let classes = cfg.has_classifier().then_some(bundle.classes.len() as i64);
+    let net = Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes);
+    let model = run.join("model.ot");
+    vs.load(&model).map_err(|e| TrainError::Config(format!("{}: {e}", model.display())))?;
+    Ok((cfg, vs, net, bundle, bundle_path))
+}
