@@ -50,7 +50,8 @@ gst-launch-1.0 -q filesrc location="$OUT/annotated.mp4" ! decodebin ! videoconve
   video/x-raw,framerate=1/3 ! pngenc ! multifilesink location="$OUT/frame-%02d.png"
 
 echo
-truth=(); [ "$DETECTOR" = replay ] && truth=(--truth "$OUT/drive.rois.jsonl")
+# Replayed boxes join the truth by id; proposals by overlap (and their recall by sign size is what to read).
+truth=(--truth "$OUT/drive.rois.jsonl"); [ "$DETECTOR" = proposals ] && truth+=(--match boxes)
 "$T" summary "$OUT/results.jsonl" "${truth[@]}"
 awk -v f="$frames" -v s="$start" -v e="$end" \
   'BEGIN { printf "%d frames in %.1f s: %.1f frames/s (decode, %s, classify, export, overlay, encode)\n", f, e - s, f / (e - s), "'"$DETECTOR"'" }'

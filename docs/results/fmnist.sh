@@ -35,6 +35,7 @@ train_eval() { # RUN_FOLDER SEED ARGS...: train and evaluate once (a folder with
 run() { local name=$1 seed=$2; shift 2; train_eval $W/run-$name-s$seed "$seed" --arch lenet --input 28 --embedding 5 --steps 3000 "$@"; }
 files=()
 active=()
+calib=()
 for s in $seeds; do
   run odm "$s"
   run odm-paper "$s" --permuted-ood 0
@@ -45,10 +46,14 @@ for s in $seeds; do
   files+=($W/run-odm-s$s/metrics.json $W/run-odm-paper-s$s/metrics.json $W/run-ml-s$s/metrics.json
     $W/run-ce-s$s/metrics.json $W/run-ce-s$s/metrics-odin.json)
   active+=($W/run-odm-active-s$s/metrics.json $W/run-ml-active-s$s/metrics.json)
+  run odm-calibnone "$s" --calib-ood none  # class 4 trained on as seen OOD, not held out for calibration
+  calib+=($W/run-odm-s$s/metrics.json $W/run-odm-calibnone-s$s/metrics.json)
 done
 $T table --mean "${files[@]}"
 echo
 $T table --mean "${active[@]}"  # margin terms averaged over the pairs inside the margin
+echo
+$T table --mean "${calib[@]}"  # the calibration hold-out: default (class 4 held out) against none
 echo
 drun() { local name=$1; shift; train_eval $W/default-$name-s1 1 "$@"; }  # the trainer's defaults but for the classes
 drun odm

@@ -12,6 +12,7 @@ pub mod clip;
 pub mod data;
 pub mod error;
 pub mod fixture;
+pub mod mine;
 pub mod onnx;
 pub mod plot;
 pub mod results;

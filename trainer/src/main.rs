@@ -66,9 +66,13 @@ enum Command {
     /// Summarise odmexport results (JSON lines): verdict counts, and by ground-truth kind when --truth is given.
     Summary {
         results: PathBuf,
-        /// Ground truth ROIs (as written by `odm-train clip`).
+        /// Ground truth ROIs (as written by `odm-train clip`); also prints detection recall by sign size and
+        /// precision.
         #[arg(long)]
         truth: Option<PathBuf>,
+        /// Join results with the truth by ROI id (replayed boxes) or by box overlap (a live detector's boxes).
+        #[arg(long = "match", value_enum, default_value = "ids")]
+        how: odm_trainer::results::Match,
     },
     /// Compare odmexport results with expected ones: labels and verdicts exactly, distances within --tolerance.
     /// Exit code 1 and the differences when they disagree.
@@ -118,6 +122,34 @@ enum Command {
         per_family: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Hard negatives from footage: every box of a clip (recorded ROIs or odmproposals' proposals) that overlaps no
+    /// ground-truth sign, cropped with the plugin's preprocessing, as an anomaly tree (OUT/<clip>/*.png) with a
+    /// manifest (OUT/mined.jsonl: clip, frame, box) for --seen-anomaly-dir.
+    Mine {
+        /// Any clip GStreamer can decode.
+        #[arg(long)]
+        clip: PathBuf,
+        /// Boxes from a JSON-lines ROI file (odmroireplay's format).
+        #[arg(long, conflicts_with = "proposals", required_unless_present = "proposals")]
+        rois: Option<PathBuf>,
+        /// Boxes from odmproposals run on the clip (the odm plugin must be on GST_PLUGIN_PATH).
+        #[arg(long)]
+        proposals: bool,
+        /// Ground-truth boxes (JSON lines, as `odm-train clip` writes); boxes of kind "distractor" are not signs.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// A box overlapping a ground-truth sign by this IoU or more is left out.
+        #[arg(long, default_value_t = 0.3)]
+        iou: f64,
+        /// Side of the saved crops in pixels.
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        /// Context margin around each box (the bundle's).
+        #[arg(long, default_value_t = 0.1)]
+        context: f32,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Cut anomaly patches (16-128 px windows at dashcam scale) from real photographs: one folder per photo under
     /// --out, for --seen-anomaly-dir (mined) or --anomaly-dir / eval --anomaly-dir (never trained on).
@@ -487,10 +519,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Table { files, mean } => {
             out!("{}", odm_trainer::train::eval::table(&files, mean)?);
         }
-        Command::Summary { results, truth } => {
+        Command::Summary { results, truth, how } => {
             let r = odm_trainer::results::read(&results)?;
             let t = truth.as_deref().map(odm_trainer::results::read).transpose()?;
-            out!("{}", odm_trainer::results::summarise(&r, t.as_deref()).markdown());
+            out!("{}", odm_trainer::results::summarise_by(&r, t.as_deref(), how).markdown());
+            if let Some(t) = &t {
+                out!("{}", odm_trainer::results::detection(&r, t).markdown());
+            }
         }
         Command::Compare { expected, actual, tolerance } => {
             let e = odm_trainer::results::read(&expected)?;
@@ -517,6 +552,22 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 m.families.len(),
                 out.display(),
                 start.elapsed().as_secs_f64()
+            );
+        }
+        Command::Mine { clip, rois, proposals: _, truth, iou, size, context, out } => {
+            let boxes = match rois {
+                Some(p) => odm_trainer::mine::Boxes::File(p),
+                None => odm_trainer::mine::Boxes::Proposals,
+            };
+            let cfg = odm_trainer::mine::MineConfig { clip, boxes, truth, iou, size, context, out };
+            let s = odm_trainer::mine::run(&cfg)?;
+            out!(
+                "{} frames, {} boxes, {} on ground-truth signs: wrote {} negatives to {}",
+                s.frames,
+                s.boxes,
+                s.overlapping,
+                s.written,
+                cfg.out.display()
             );
         }
         Command::Patches { photos, out, per_photo, seed } => {

@@ -12,6 +12,15 @@ use crate::error::TrainError;
 #[derive(Debug, Clone, Deserialize)]
 pub struct RoiLine {
     pub id: i32,
+    /// The box in pixels (absent in old files: 0).
+    #[serde(default)]
+    pub x: f64,
+    #[serde(default)]
+    pub y: f64,
+    #[serde(default)]
+    pub w: f64,
+    #[serde(default)]
+    pub h: f64,
     #[serde(default)]
     pub label: Option<String>,
     #[serde(default)]
@@ -55,16 +64,61 @@ pub struct Summary {
     pub known_total: usize,
 }
 
+/// How a result box is joined with its ground truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Match {
+    /// By ROI id: the boxes were replayed from the truth file (`odmroireplay`).
+    #[default]
+    Ids,
+    /// By box: the truth box of the same frame with the highest IoU, at least [`DETECTION_IOU`]; a box on no truth
+    /// box is of kind `no-object` (a detector's false positive on background). For a live detector (`odmproposals`).
+    Boxes,
+}
+
 pub fn summarise(results: &[FrameLine], truth: Option<&[FrameLine]>) -> Summary {
+    summarise_by(results, truth, Match::Ids)
+}
+
+pub fn summarise_by(results: &[FrameLine], truth: Option<&[FrameLine]>, how: Match) -> Summary {
     let mut s = Summary { frames: results.len(), ..Default::default() };
-    let truth: BTreeMap<(u64, i32), &RoiLine> =
+    let by_id: BTreeMap<(u64, i32), &RoiLine> =
         truth.unwrap_or(&[]).iter().flat_map(|f| f.rois.iter().map(move |r| ((f.frame, r.id), r))).collect();
+    let by_frame: BTreeMap<u64, &FrameLine> = truth.unwrap_or(&[]).iter().map(|f| (f.frame, f)).collect();
+    let no_object = RoiLine {
+        id: -1,
+        x: 0.0,
+        y: 0.0,
+        w: 0.0,
+        h: 0.0,
+        label: None,
+        distance: None,
+        verdict: None,
+        kind: Some("no-object".into()),
+    };
+    let rect = |r: &RoiLine| (r.x, r.y, r.w, r.h);
     for f in results {
         for r in &f.rois {
             s.rois += 1;
             let v = r.verdict.clone().unwrap_or_else(|| "none".into());
             *s.verdicts.entry(v.clone()).or_default() += 1;
-            if let Some(t) = truth.get(&(f.frame, r.id)) {
+            let t = match how {
+                _ if truth.is_none() => None,
+                Match::Ids => by_id.get(&(f.frame, r.id)).copied(),
+                Match::Boxes => Some(
+                    by_frame
+                        .get(&f.frame)
+                        .and_then(|tf| {
+                            tf.rois
+                                .iter()
+                                .map(|t| (crate::mine::iou(rect(r), rect(t)), t))
+                                .filter(|(iou, _)| *iou >= DETECTION_IOU)
+                                .max_by(|a, b| a.0.total_cmp(&b.0))
+                                .map(|p| p.1)
+                        })
+                        .unwrap_or(&no_object),
+                ),
+            };
+            if let Some(t) = t {
                 let kind = t.kind.clone().unwrap_or_else(|| "?".into());
                 *s.by_kind.entry(kind.clone()).or_default().entry(v.clone()).or_default() += 1;
                 if kind == "known" {
@@ -108,6 +162,82 @@ impl Summary {
                 100.0 * self.known_correct as f64 / self.known_total as f64
             ));
         }
+        t
+    }
+}
+
+/// Size bands of ground-truth signs (largest side, pixels) for detection recall.
+pub const SIZE_BANDS: [(f64, f64); 6] =
+    [(0.0, 16.0), (16.0, 24.0), (24.0, 32.0), (32.0, 48.0), (48.0, 96.0), (96.0, f64::INFINITY)];
+
+/// IoU at which a box counts as finding a ground-truth sign.
+pub const DETECTION_IOU: f64 = 0.5;
+
+/// How well the boxes of a results file find the ground-truth signs (kinds other than `distractor`): recall per size
+/// band and precision, matched per frame at [`DETECTION_IOU`].
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Detection {
+    /// Per band of [`SIZE_BANDS`]: (ground-truth signs, found).
+    pub bands: Vec<(usize, usize)>,
+    pub boxes: usize,
+    /// Boxes on a ground-truth sign.
+    pub boxes_on_signs: usize,
+}
+
+pub fn detection(results: &[FrameLine], truth: &[FrameLine]) -> Detection {
+    let boxes: BTreeMap<u64, Vec<&RoiLine>> = results.iter().map(|f| (f.frame, f.rois.iter().collect())).collect();
+    let rect = |r: &RoiLine| (r.x, r.y, r.w, r.h);
+    let mut d = Detection { bands: vec![(0, 0); SIZE_BANDS.len()], ..Default::default() };
+    let mut signs: BTreeMap<u64, Vec<&RoiLine>> = BTreeMap::new();
+    for f in truth {
+        let s: Vec<&RoiLine> = f.rois.iter().filter(|r| r.kind.as_deref() != Some("distractor")).collect();
+        for t in &s {
+            let side = t.w.max(t.h);
+            let band = SIZE_BANDS.iter().position(|&(lo, hi)| side >= lo && side < hi).unwrap_or(0);
+            d.bands[band].0 += 1;
+            let found = boxes
+                .get(&f.frame)
+                .is_some_and(|v| v.iter().any(|b| crate::mine::iou(rect(b), rect(t)) >= DETECTION_IOU));
+            d.bands[band].1 += usize::from(found);
+        }
+        signs.insert(f.frame, s);
+    }
+    for f in results {
+        for b in &f.rois {
+            d.boxes += 1;
+            let on = signs
+                .get(&f.frame)
+                .is_some_and(|v| v.iter().any(|t| crate::mine::iou(rect(b), rect(t)) >= DETECTION_IOU));
+            d.boxes_on_signs += usize::from(on);
+        }
+    }
+    d
+}
+
+impl Detection {
+    pub fn markdown(&self) -> String {
+        let mut t = format!(
+            "Detection (boxes against ground-truth signs, IoU >= {DETECTION_IOU}):\n\n| sign size (px) | signs | found | recall |\n|---|---:|---:|---:|\n"
+        );
+        let mut all = (0, 0);
+        for (&(lo, hi), &(n, found)) in SIZE_BANDS.iter().zip(&self.bands) {
+            let band = if hi.is_finite() { format!("{lo}-{hi}") } else { format!(">= {lo}") };
+            t.push_str(&format!("| {band} | {n} | {found} | {:.1}% |\n", 100.0 * found as f64 / n.max(1) as f64));
+            all = (all.0 + n, all.1 + found);
+        }
+        let big: (usize, usize) = self.bands[1..].iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        t.push_str(&format!(
+            "| >= 16 | {} | {} | {:.1}% |\n| all | {} | {} | {:.1}% |\n\nprecision: {} of {} boxes on a sign ({:.1}%)\n",
+            big.0,
+            big.1,
+            100.0 * big.1 as f64 / big.0.max(1) as f64,
+            all.0,
+            all.1,
+            100.0 * all.1 as f64 / all.0.max(1) as f64,
+            self.boxes_on_signs,
+            self.boxes,
+            100.0 * self.boxes_on_signs as f64 / self.boxes.max(1) as f64
+        ));
         t
     }
 }

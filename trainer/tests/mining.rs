@@ -140,7 +140,7 @@ fn bad_mining_inputs_are_refused_by_name() {
     std::fs::create_dir_all(empty.join("nothing")).unwrap();
     expect(
         TrainConfig { seen_novelty_dirs: vec![empty.clone()], ..cfg(data.path()) },
-        &["--seen-novelty-dir", "empty", "holds no image"],
+        &["--seen-novelty-dir", "empty", "no class has any image"],
     );
     expect(TrainConfig { anomaly_share: 1.5, ..cfg(data.path()) }, &["--anomaly-share must be in [0, 1]"]);
     expect(TrainConfig { novelty_share: -0.1, ..cfg(data.path()) }, &["--novelty-share must be in [0, 1]"]);

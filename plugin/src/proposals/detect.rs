@@ -52,7 +52,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { step: 4, min_size: 12, max_size: 400, max_proposals: 64 }
+        Params { step: 2, min_size: 12, max_size: 400, max_proposals: 64 }
     }
 }
 

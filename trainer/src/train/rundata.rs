@@ -153,7 +153,7 @@ pub fn load_tree(dir: &Path, flag: &str) -> Result<Dataset, TrainError> {
     if !dir.is_dir() {
         return Err(TrainError::Config(format!("{flag} {}: no such folder", dir.display())));
     }
-    let d = data::load(dir, Format::Folder)?;
+    let d = data::load(dir, Format::Folder).map_err(|e| TrainError::Config(format!("{flag}: {e}")))?;
     if d.samples.is_empty() {
         return Err(TrainError::Config(format!("{flag} {}: the folder holds no image", dir.display())));
     }
