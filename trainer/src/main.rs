@@ -731,7 +731,8 @@ mod tests {
         for key in keys {
             let flag = match key.as_str() {
                 "in_dist" => "in".to_owned(),
-                "anomaly_dirs" => "anomaly-dir".to_owned(),
+                // Repeatable folder flags are named in the singular.
+                k if k.ends_with("_dirs") => k.trim_end_matches('s').replace('_', "-"),
                 k => k.replace('_', "-"),
             };
             assert!(flags.contains(&flag.as_str()), "config field {key:?} has no --{flag}");

@@ -125,8 +125,17 @@ pub fn centers(
         let d = data::load(&data_root.join("train"), Format::Folder)?;
         in_dist = d.classes.into_iter().filter(|c| !seen_ood.contains(c)).collect();
     }
-    let cfg2 =
-        TrainConfig { data: data_root.to_owned(), in_dist, seen_ood, unseen_ood: Vec::new(), anomaly_dirs, ..cfg };
+    // The anomaly side of the calibration is what the caller gives: the run's mined trees are not needed here.
+    let cfg2 = TrainConfig {
+        data: data_root.to_owned(),
+        in_dist,
+        seen_ood,
+        unseen_ood: Vec::new(),
+        anomaly_dirs,
+        seen_anomaly_dirs: Vec::new(),
+        seen_novelty_dirs: Vec::new(),
+        ..cfg
+    };
     let (data, roles) = load_run_data(&cfg2)?;
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     write_bundle(&cfg2, &net, &data, &roles, out, Device::Cpu, 0.0)
