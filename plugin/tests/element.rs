@@ -92,18 +92,21 @@ fn degenerate_and_oversized_rois_are_skipped_with_a_reason() {
     let el = classifier(&[("max-size", "60")]);
     let (mut h, _bus) = harness_with_bus(&el, rgb_caps(160, 120));
     let rois = [
-        (1, (10, 10, 0, 20)),    // zero width
-        (2, (10, 10, 20, 0)),    // zero height
-        (3, (500, 500, 20, 20)), // wholly outside
-        (4, (150, 110, 30, 30)), // partly outside, 10x10 inside
-        (5, (0, 0, 100, 100)),   // larger than max-size
-        (6, (20, 20, 20, 20)),   // a normal red sign
+        (1, (10, 10, 0, 20)),                      // zero width
+        (2, (10, 10, 20, 0)),                      // zero height
+        (3, (500, 500, 20, 20)),                   // wholly outside
+        (4, (150, 110, 30, 30)),                   // partly outside, 10x10 inside
+        (5, (0, 0, 100, 100)),                     // larger than max-size
+        (6, (20, 20, 20, 20)),                     // a normal red sign
+        (7, (30, 30, u32::MAX - 5, u32::MAX - 5)), // a box whose far edge overflows u32 (130x90 inside)
     ];
     h.push(buffer_with_rois(rgb_frame(160, 120, &[((20, 20, 20, 20), RED)]), &rois, 0)).unwrap();
     let out = h.pull().unwrap();
     let results = meta::read(&out);
-    assert_eq!(results.len(), 6, "every considered ROI gets a result");
-    for (id, why) in [(1, "outside"), (2, "outside"), (3, "outside"), (5, "max-size 60: 100x100")] {
+    assert_eq!(results.len(), 7, "every considered ROI gets a result");
+    for (id, why) in
+        [(1, "outside"), (2, "outside"), (3, "outside"), (5, "max-size 60: 100x100"), (7, "max-size 60: 130x90")]
+    {
         let reason = verdict(by_id(&results, id)).expect_err("skipped");
         assert!(reason.contains(why), "ROI {id}: {reason}");
     }

@@ -525,8 +525,9 @@ impl OdmClassify {
                     jobs[j].outcome = Err(Skip::Outside(e));
                     continue;
                 }
-                // Size that lies inside the frame.
-                let (vis_w, vis_h) = ((x + w).min(width) - x, (y + h).min(height) - y);
+                // Size that lies inside the frame (check_roi ensured x < width, y < height; the far edge of an
+                // upstream box may not fit in u32).
+                let (vis_w, vis_h) = (x.saturating_add(w).min(width) - x, y.saturating_add(h).min(height) - y);
                 if vis_w < live.min_size || vis_h < live.min_size {
                     jobs[j].outcome = Err(Skip::Small(vis_w, vis_h, live.min_size));
                     continue;
