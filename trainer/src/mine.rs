@@ -20,7 +20,7 @@ use odm_core::bundle::ColorOrder;
 use odm_core::preprocess::{crop_to_tensor, CropSpec, Frame, Normalize, PixelFormat, Plane, Roi, YuvMatrix};
 
 use crate::error::TrainError;
-use crate::results::{self, FrameLine, RoiLine};
+use crate::results::{self, intersection, iou, FrameLine, Rect, RoiLine};
 
 /// Where the boxes come from.
 pub enum Boxes {
@@ -52,33 +52,11 @@ pub struct MineStats {
     pub written: usize,
 }
 
-/// Intersection over union of two boxes `(x, y, w, h)`.
-pub fn iou(a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)) -> f64 {
-    let ix = (a.0 + a.2).min(b.0 + b.2) - a.0.max(b.0);
-    let iy = (a.1 + a.3).min(b.1 + b.3) - a.1.max(b.1);
-    if ix <= 0.0 || iy <= 0.0 {
-        return 0.0;
-    }
-    let inter = ix * iy;
-    let union = a.2 * a.3 + b.2 * b.3 - inter;
-    if union <= 0.0 {
-        0.0
-    } else {
-        inter / union
-    }
-}
-
 /// Whether a box shows a ground-truth sign: IoU at least `threshold`, or half of either box inside the other (a box
 /// around a sign with much context, or a box on part of a sign — a detector's loose boxes, not negatives).
-pub fn overlaps(a: (f64, f64, f64, f64), sign: (f64, f64, f64, f64), threshold: f64) -> bool {
-    let ix = ((a.0 + a.2).min(sign.0 + sign.2) - a.0.max(sign.0)).max(0.0);
-    let iy = ((a.1 + a.3).min(sign.1 + sign.3) - a.1.max(sign.1)).max(0.0);
-    let inter = ix * iy;
+pub fn overlaps(a: Rect, sign: Rect, threshold: f64) -> bool {
+    let inter = intersection(a, sign);
     iou(a, sign) >= threshold || inter >= 0.5 * sign.2 * sign.3 || inter >= 0.5 * a.2 * a.3
-}
-
-fn rect(r: &RoiLine) -> (f64, f64, f64, f64) {
-    (r.x, r.y, r.w, r.h)
 }
 
 /// Is a ground-truth box a sign? Every truth box is, unless its `kind` says `distractor`.
@@ -100,7 +78,7 @@ pub fn negatives<'a>(
     let mut overlapping = 0;
     for f in frames {
         for r in &f.rois {
-            let hit = signs.get(&f.frame).is_some_and(|v| v.iter().any(|t| overlaps(rect(r), rect(t), threshold)));
+            let hit = signs.get(&f.frame).is_some_and(|v| v.iter().any(|t| overlaps(r.rect(), t.rect(), threshold)));
             if hit {
                 overlapping += 1;
             } else {
@@ -117,9 +95,12 @@ fn gst_error(what: &str, clip: &Path, stderr: &str) -> TrainError {
     TrainError::Config(format!("{}: {what}: {tail}", clip.display()))
 }
 
-/// Run `odmproposals` over the clip and read its boxes back (through `odmexport`).
-fn proposals(clip: &Path, tmp: &Path) -> Result<Vec<FrameLine>, TrainError> {
-    let results = tmp.join("proposals.jsonl");
+/// Run `odmproposals` over the clip and read its boxes back (through `odmexport`, into a scratch folder inside
+/// `out` that is removed whatever happens).
+fn proposals(clip: &Path, out: &Path) -> Result<Vec<FrameLine>, TrainError> {
+    std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
+    let tmp = tempfile::Builder::new().prefix(".mine-").tempdir_in(out).map_err(TrainError::io(out))?;
+    let results = tmp.path().join("proposals.jsonl");
     let out = Command::new("gst-launch-1.0")
         .arg("-q")
         .args(["filesrc", &format!("location={}", clip.display()), "!", "decodebin", "!", "videoconvert", "!"])
@@ -142,8 +123,9 @@ fn proposals(clip: &Path, tmp: &Path) -> Result<Vec<FrameLine>, TrainError> {
     results::read(&results)
 }
 
-/// Read one binary PPM (`P6 W H 255`, then W*H*3 bytes) from a stream; `None` at a clean end of stream.
-fn read_ppm(r: &mut impl BufRead) -> Result<Option<(u32, u32, Vec<u8>)>, String> {
+/// Read one binary PPM (`P6 W H 255`, then W*H*3 bytes) from a stream into `data` (reused from frame to frame);
+/// its size, or `None` at a clean end of stream.
+fn read_ppm(r: &mut impl BufRead, data: &mut Vec<u8>) -> Result<Option<(u32, u32)>, String> {
     let mut fields = Vec::new();
     while fields.len() < 4 {
         let mut tok = Vec::new();
@@ -172,9 +154,9 @@ fn read_ppm(r: &mut impl BufRead) -> Result<Option<(u32, u32, Vec<u8>)>, String>
         return Err(format!("not an 8-bit binary PPM ({} ... {})", fields[0], fields[3]));
     }
     let (w, h) = (num(&fields[1])?, num(&fields[2])?);
-    let mut data = vec![0u8; w as usize * h as usize * 3];
-    r.read_exact(&mut data).map_err(|e| format!("truncated PPM frame: {e}"))?;
-    Ok(Some((w, h, data)))
+    data.resize(w as usize * h as usize * 3, 0);
+    r.read_exact(data).map_err(|e| format!("truncated PPM frame: {e}"))?;
+    Ok(Some((w, h)))
 }
 
 /// Crop one box of an RGB frame through odm-core's preprocessing into an RGB image of `spec`'s size.
@@ -205,14 +187,12 @@ pub fn run(cfg: &MineConfig) -> Result<MineStats, TrainError> {
     if cfg.size < 8 {
         return Err(TrainError::Config(format!("--size must be at least 8, got {}", cfg.size)));
     }
-    let tmp = tempdir_in(&cfg.out)?;
     let boxes = match &cfg.boxes {
         Boxes::File(p) => results::read(p)?,
-        Boxes::Proposals => proposals(&cfg.clip, &tmp)?,
+        Boxes::Proposals => proposals(&cfg.clip, &cfg.out)?,
     };
     let truth = cfg.truth.as_deref().map(results::read).transpose()?;
     let (keep, overlapping) = negatives(&boxes, truth.as_deref(), cfg.iou);
-    let _ = std::fs::remove_dir_all(&tmp);
     let mut by_frame: std::collections::BTreeMap<u64, Vec<&RoiLine>> = Default::default();
     for (f, r) in &keep {
         by_frame.entry(*f).or_default().push(r);
@@ -241,8 +221,9 @@ pub fn run(cfg: &MineConfig) -> Result<MineStats, TrainError> {
     let manifest_path = cfg.out.join("mined.jsonl");
     let mut manifest = std::fs::File::create(&manifest_path).map_err(TrainError::io(&manifest_path))?;
     let mut frame_no = 0u64;
+    let mut data = Vec::new();
     let decode_error = loop {
-        let (w, h, data) = match read_ppm(&mut stdout) {
+        let (w, h) = match read_ppm(&mut stdout, &mut data) {
             Ok(Some(f)) => f,
             Ok(None) => break None,
             Err(e) => break Some(e),
@@ -284,14 +265,6 @@ pub fn run(cfg: &MineConfig) -> Result<MineStats, TrainError> {
     Ok(stats)
 }
 
-/// A scratch folder inside `out` (created), removed by the caller.
-fn tempdir_in(out: &Path) -> Result<PathBuf, TrainError> {
-    std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
-    let p = out.join(format!(".mine-{}", std::process::id()));
-    std::fs::create_dir_all(&p).map_err(TrainError::io(&p))?;
-    Ok(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,10 +288,13 @@ mod tests {
         bytes.extend(b"P6 # a comment\n1 1 255\n");
         bytes.extend([7, 8, 9]);
         let mut r = std::io::Cursor::new(bytes);
-        assert_eq!(read_ppm(&mut r).unwrap(), Some((2, 1, vec![1, 2, 3, 4, 5, 6])));
-        assert_eq!(read_ppm(&mut r).unwrap(), Some((1, 1, vec![7, 8, 9])));
-        assert_eq!(read_ppm(&mut r).unwrap(), None);
+        let mut data = Vec::new();
+        assert_eq!(read_ppm(&mut r, &mut data).unwrap(), Some((2, 1)));
+        assert_eq!(data, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(read_ppm(&mut r, &mut data).unwrap(), Some((1, 1)));
+        assert_eq!(data, [7, 8, 9]);
+        assert_eq!(read_ppm(&mut r, &mut data).unwrap(), None);
         let mut short = std::io::Cursor::new(b"P6\n2 2\n255\n\x01\x02".to_vec());
-        assert!(read_ppm(&mut short).unwrap_err().contains("truncated"));
+        assert!(read_ppm(&mut short, &mut data).unwrap_err().contains("truncated"));
     }
 }

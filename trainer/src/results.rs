@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::error::TrainError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct RoiLine {
     pub id: i32,
     /// The box in pixels (absent in old files: 0).
@@ -30,6 +30,37 @@ pub struct RoiLine {
     /// Ground truth (clip files): known, unknown or distractor.
     #[serde(default)]
     pub kind: Option<String>,
+}
+
+/// A box `(x, y, w, h)` in pixels.
+pub type Rect = (f64, f64, f64, f64);
+
+impl RoiLine {
+    pub fn rect(&self) -> Rect {
+        (self.x, self.y, self.w, self.h)
+    }
+}
+
+/// Area of the intersection of two boxes.
+pub fn intersection(a: Rect, b: Rect) -> f64 {
+    let ix = (a.0 + a.2).min(b.0 + b.2) - a.0.max(b.0);
+    let iy = (a.1 + a.3).min(b.1 + b.3) - a.1.max(b.1);
+    if ix <= 0.0 || iy <= 0.0 {
+        0.0
+    } else {
+        ix * iy
+    }
+}
+
+/// Intersection over union of two boxes.
+pub fn iou(a: Rect, b: Rect) -> f64 {
+    let inter = intersection(a, b);
+    let union = a.2 * a.3 + b.2 * b.3 - inter;
+    if inter <= 0.0 || union <= 0.0 {
+        0.0
+    } else {
+        inter / union
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,18 +115,7 @@ pub fn summarise_by(results: &[FrameLine], truth: Option<&[FrameLine]>, how: Mat
     let by_id: BTreeMap<(u64, i32), &RoiLine> =
         truth.unwrap_or(&[]).iter().flat_map(|f| f.rois.iter().map(move |r| ((f.frame, r.id), r))).collect();
     let by_frame: BTreeMap<u64, &FrameLine> = truth.unwrap_or(&[]).iter().map(|f| (f.frame, f)).collect();
-    let no_object = RoiLine {
-        id: -1,
-        x: 0.0,
-        y: 0.0,
-        w: 0.0,
-        h: 0.0,
-        label: None,
-        distance: None,
-        verdict: None,
-        kind: Some("no-object".into()),
-    };
-    let rect = |r: &RoiLine| (r.x, r.y, r.w, r.h);
+    let no_object = RoiLine { id: -1, kind: Some("no-object".into()), ..Default::default() };
     for f in results {
         for r in &f.rois {
             s.rois += 1;
@@ -110,7 +130,7 @@ pub fn summarise_by(results: &[FrameLine], truth: Option<&[FrameLine]>, how: Mat
                         .and_then(|tf| {
                             tf.rois
                                 .iter()
-                                .map(|t| (crate::mine::iou(rect(r), rect(t)), t))
+                                .map(|t| (iou(r.rect(), t.rect()), t))
                                 .filter(|(iou, _)| *iou >= DETECTION_IOU)
                                 .max_by(|a, b| a.0.total_cmp(&b.0))
                                 .map(|p| p.1)
@@ -186,7 +206,6 @@ pub struct Detection {
 
 pub fn detection(results: &[FrameLine], truth: &[FrameLine]) -> Detection {
     let boxes: BTreeMap<u64, Vec<&RoiLine>> = results.iter().map(|f| (f.frame, f.rois.iter().collect())).collect();
-    let rect = |r: &RoiLine| (r.x, r.y, r.w, r.h);
     let mut d = Detection { bands: vec![(0, 0); SIZE_BANDS.len()], ..Default::default() };
     let mut signs: BTreeMap<u64, Vec<&RoiLine>> = BTreeMap::new();
     for f in truth {
@@ -195,9 +214,7 @@ pub fn detection(results: &[FrameLine], truth: &[FrameLine]) -> Detection {
             let side = t.w.max(t.h);
             let band = SIZE_BANDS.iter().position(|&(lo, hi)| side >= lo && side < hi).unwrap_or(0);
             d.bands[band].0 += 1;
-            let found = boxes
-                .get(&f.frame)
-                .is_some_and(|v| v.iter().any(|b| crate::mine::iou(rect(b), rect(t)) >= DETECTION_IOU));
+            let found = boxes.get(&f.frame).is_some_and(|v| v.iter().any(|b| iou(b.rect(), t.rect()) >= DETECTION_IOU));
             d.bands[band].1 += usize::from(found);
         }
         signs.insert(f.frame, s);
@@ -205,9 +222,7 @@ pub fn detection(results: &[FrameLine], truth: &[FrameLine]) -> Detection {
     for f in results {
         for b in &f.rois {
             d.boxes += 1;
-            let on = signs
-                .get(&f.frame)
-                .is_some_and(|v| v.iter().any(|t| crate::mine::iou(rect(b), rect(t)) >= DETECTION_IOU));
+            let on = signs.get(&f.frame).is_some_and(|v| v.iter().any(|t| iou(b.rect(), t.rect()) >= DETECTION_IOU));
             d.boxes_on_signs += usize::from(on);
         }
     }

@@ -4,29 +4,19 @@
 //! reports the mined sets as "(seen)", the others as "(unseen)", with a novelty-vs-anomaly AUROC and a verdict
 //! confusion matrix. Also the collapse warning of `inspect`.
 
+mod common;
+
 use std::path::Path;
 
 use odm_core::Bundle;
 use odm_trainer::synth::mined::{self, MinedKind};
-use odm_trainer::synth::{self, SynthConfig};
 use odm_trainer::train::loss::{pair_masks, OOD, OOD_NOVEL};
 use odm_trainer::train::sampling::{self, OodSource};
 use odm_trainer::train::{eval, run, rundata, Method, TrainConfig};
 use rand::SeedableRng;
 
 fn tiny_world(dir: &Path) {
-    let c = SynthConfig {
-        seed: 4,
-        train_per_class: 20,
-        test_per_class: 6,
-        background: 40,
-        noise: 0,
-        classes: ["speed-limit-30", "stop", "give-way", "keep-left", "warning-danger", "no-cars"]
-            .map(String::from)
-            .to_vec(),
-        ..Default::default()
-    };
-    synth::run(dir, &c, false).unwrap();
+    common::six_classes(dir, 4, 20, 6);
     mined::run(&dir.join("signlike"), MinedKind::Signlike, 10, 5).unwrap();
     mined::run(&dir.join("objects"), MinedKind::Objects, 10, 6).unwrap();
 }

@@ -3,6 +3,8 @@
 //! odm-core accepts, with centres that are the mean training embeddings and thresholds that keep the target share of
 //! validation crops; evaluation writes the metrics file.
 
+mod common;
+
 use std::path::Path;
 
 use odm_core::metrics::rate_at_or_below;
@@ -12,18 +14,7 @@ use odm_trainer::train::eval;
 use odm_trainer::train::{bundle, calibrate, embed, run, rundata, Method, TrainConfig};
 
 fn tiny_data(dir: &Path) {
-    let c = SynthConfig {
-        seed: 2,
-        train_per_class: 24,
-        test_per_class: 8,
-        background: 40,
-        noise: 0,
-        classes: ["speed-limit-30", "stop", "give-way", "keep-left", "warning-danger", "no-cars"]
-            .map(String::from)
-            .to_vec(),
-        ..Default::default()
-    };
-    synth::run(dir, &c, false).unwrap();
+    common::six_classes(dir, 2, 24, 8);
 }
 
 fn cfg(dir: &Path, method: Method) -> TrainConfig {
