@@ -367,3 +367,30 @@ fn flush_and_eos_mid_stream_lose_no_buffer() {
     let stats: gst::Structure = el.property("stats");
     assert_eq!(stats.get::<u64>("frames").unwrap(), 10);
 }
+
+#[test]
+fn a_bundle_that_never_says_novelty_is_warned_about_on_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(models().join("colors/colors.onnx"), dir.path().join("colors.onnx")).unwrap();
+    std::fs::copy(models().join("colors/colors.odm.json"), dir.path().join("colors.odm.json")).unwrap();
+    let mut b = odm_core::Bundle::load(&dir.path().join("colors.odm.json")).unwrap();
+    let model = dir.path().join("colors.onnx");
+    let line = |extra: &str| {
+        format!(
+            "videotestsrc num-buffers=1 ! video/x-raw,width=32,height=32 ! odmclassify mode=frame model={} {extra} ! \
+             fakesink",
+            model.display()
+        )
+    };
+    let collapse = |w: &[String]| w.iter().any(|w| w.contains("no crop will be called a novelty"));
+    let (warns, err, _) = launch_warnings(&line(""));
+    assert!(err.is_none() && !collapse(&warns), "{warns:?} {err:?}");
+    b.score.anomaly_threshold = b.score.novelty_threshold;
+    b.save(&dir.path().join("colors.odm.json")).unwrap();
+    let (warns, err, _) = launch_warnings(&line(""));
+    assert!(err.is_none(), "{err:?}");
+    assert!(collapse(&warns) && warns.iter().any(|w| w.contains("colors.odm.json")), "{warns:?}");
+    // An anomaly-threshold set on the element gives the novelty band back: no warning.
+    let (warns, _, _) = launch_warnings(&line("anomaly-threshold=2.5"));
+    assert!(!collapse(&warns), "{warns:?}");
+}

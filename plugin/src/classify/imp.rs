@@ -363,15 +363,16 @@ impl OdmClassify {
             engine.provider()
         );
         if bundle.novelty_collapsed() && threshold(settings.live.anomaly_threshold).is_none() {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "bundle {}: anomaly threshold {} is not above the novelty threshold {}: no crop will be called a \
+            // Said on the bus, not only in the debug log: a bundle that can never say `novelty` is a surprise.
+            let why = format!(
+                "bundle {}: its anomaly threshold {} is not above its novelty threshold {}: no crop will be called a \
                  novelty (set anomaly-threshold to separate unknown signs from non-signs)",
-                bundle.name,
+                bundle_path.display(),
                 bundle.score.anomaly_threshold,
                 bundle.score.novelty_threshold
             );
+            gst::warning!(CAT, imp = self, "{why}");
+            gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{why}"));
         }
         let batch = settings.batch_size as usize;
         Ok(State {
