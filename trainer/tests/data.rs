@@ -302,3 +302,47 @@ fn plan_refuses_named_classes_that_were_dropped() {
     .unwrap_err();
     assert!(e.to_string().contains("\"c\" has 4 images"), "{e}");
 }
+
+#[test]
+fn patches_are_cut_from_every_photo_at_detector_sizes() {
+    let photos = tempfile::tempdir().unwrap();
+    fs::create_dir_all(photos.path().join("street")).unwrap();
+    // A 1440x960 photo is brought to 720 px on its shorter side first; a 300x200 one is used as it is.
+    let gradient = |w: u32, h: u32| RgbImage::from_fn(w, h, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    gradient(1440, 960).save(photos.path().join("street/Big Photo.jpg")).unwrap();
+    gradient(300, 200).save(photos.path().join("small.png")).unwrap();
+    fs::write(photos.path().join("notes.txt"), "not a photo").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let m = odm_trainer::data::patches::run(&[photos.path().to_owned()], out.path(), 7, 3).unwrap();
+    let names: Vec<&str> = m.photos.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(names, ["small", "street-big-photo"]);
+    let tree = data::load(out.path(), Format::Folder).unwrap();
+    assert_eq!(tree.samples.len(), 14, "7 patches per photo");
+    for name in names {
+        for e in fs::read_dir(out.path().join(name)).unwrap() {
+            let img = image::open(e.unwrap().path()).unwrap();
+            for side in [img.width(), img.height()] {
+                assert!((16..=128).contains(&side), "{name}: a patch of {}x{}", img.width(), img.height());
+            }
+        }
+    }
+    assert!(out.path().join("patches.json").is_file());
+    // The same seed cuts the same patches.
+    let again = tempfile::tempdir().unwrap();
+    odm_trainer::data::patches::run(&[photos.path().to_owned()], again.path(), 7, 3).unwrap();
+    let a = fs::read(out.path().join("small/00003.png")).unwrap();
+    assert_eq!(a, fs::read(again.path().join("small/00003.png")).unwrap());
+
+    // Bad inputs, by name: no folder, a folder without photos, a photo too small for a 128 px patch.
+    let e = |roots: &[&Path]| {
+        let roots: Vec<_> = roots.iter().map(|p| p.to_path_buf()).collect();
+        odm_trainer::data::patches::run(&roots, out.path(), 2, 1).unwrap_err().to_string()
+    };
+    assert!(e(&[Path::new("/nonexistent/photos")]).contains("no such folder"));
+    let empty = tempfile::tempdir().unwrap();
+    assert!(e(&[empty.path()]).contains("no JPEG or PNG photo"));
+    let tiny = tempfile::tempdir().unwrap();
+    gradient(100, 60).save(tiny.path().join("tiny.png")).unwrap();
+    let msg = e(&[tiny.path()]);
+    assert!(msg.contains("tiny.png") && msg.contains("too small"), "{msg}");
+}
