@@ -339,3 +339,32 @@ fn file_locations_are_refused_while_playing_with_a_warning() {
         assert!(h.pull().is_ok(), "{factory} still passes buffers");
     }
 }
+
+#[test]
+fn export_on_a_full_disk_posts_the_error_and_the_pipeline_still_stops() {
+    // /dev/full fails every write with ENOSPC. The helper sets the pipeline to NULL and checks it gets there
+    // (a failing stop() used to leave it stuck in PAUSED).
+    for (buffers, sync) in [(5000, false), (2, false), (2, true)] {
+        let (_, err) = run(&format!(
+            "videotestsrc num-buffers={buffers} ! video/x-raw,width=64,height=48 ! odmexport location=/dev/full \
+             sync={sync} ! fakesink"
+        ));
+        let err = err.unwrap_or_else(|| panic!("{buffers} buffers, sync={sync}: no error"));
+        assert!(err.contains("cannot write /dev/full: No space left on device"), "{err}");
+    }
+}
+
+#[test]
+fn export_sync_writes_everything_by_eos() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (_, err) = run(&format!(
+        "videotestsrc num-buffers=7 ! video/x-raw,width=32,height=32 ! odmexport sync=true location={} ! fakesink",
+        out.display()
+    ));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        lines(&out).iter().map(|l| l["frame"].as_u64().unwrap()).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
+}

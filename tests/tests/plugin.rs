@@ -73,3 +73,48 @@ fn missing_model_fails_the_pipeline_with_its_name() {
     assert!(!out.status.success());
     assert!(t.contains("model file /no/such/model.onnx not found"), "{t}");
 }
+
+/// gst-launch-1.0 with odmexport writing into `location`, under a shell prelude (limits), guarded against a hang.
+fn export_in_gst_launch(prelude: &str, location: &str, buffers: u32, reg: &std::path::Path) -> std::process::Output {
+    let line = format!(
+        "{prelude} exec timeout -s KILL 120 gst-launch-1.0 videotestsrc num-buffers={buffers} ! \
+         video/x-raw,width=64,height=48 ! odmexport location={location} ! fakesink"
+    );
+    gst_tool("bash", reg).args(["-c", &line]).output().unwrap()
+}
+
+#[test]
+fn export_on_a_full_disk_fails_cleanly_in_gst_launch() {
+    // ENOSPC on every write (/dev/full): the error names the file and the cause, and gst-launch stops and exits 1
+    // (it used to hang on "Failed to deactivate pad" or segfault freeing the pipeline). Both with the error in the
+    // stream (many lines) and at EOS (a few lines, written when the stream ends).
+    let reg = tempfile::NamedTempFile::new().unwrap();
+    for buffers in [5000, 3] {
+        let out = export_in_gst_launch("", "/dev/full", buffers, reg.path());
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{buffers} buffers: {t}");
+        assert!(t.contains("cannot write /dev/full: No space left on device"), "{t}");
+        assert!(t.contains("Freeing pipeline"), "{t}");
+        assert!(!t.contains("Failed to deactivate") && !t.contains("SIGSEGV"), "{t}");
+    }
+}
+
+#[test]
+fn export_keeps_whole_lines_when_a_write_fails() {
+    // A file-size limit of 200 KiB (a few write chunks) (ulimit -f; SIGXFSZ ignored so the write fails with EFBIG): the stream stops
+    // with the error, and the file holds whole JSON lines only, frames 0..n in order.
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.jsonl");
+    let reg = dir.path().join("registry.bin");
+    let out = export_in_gst_launch("trap '' XFSZ; ulimit -f 200;", &out_path.display().to_string(), 20000, &reg);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains(&format!("cannot write {}: File too large", out_path.display())), "{t}");
+    assert!(t.contains("lines were lost, the file ends at its last whole line"), "{t}");
+    let written = std::fs::read(&out_path).unwrap();
+    assert!(!written.is_empty() && written.len() <= 200 * 1024 && written.ends_with(b"\n"), "{} bytes", written.len());
+    for (i, line) in String::from_utf8(written).unwrap().lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}: {line}", i + 1));
+        assert_eq!(v["frame"], i as u64);
+    }
+}

@@ -2,7 +2,7 @@
 //! `odmexport` implementation: a pass-through BaseTransform that writes a JSON line per buffer.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
@@ -20,11 +20,68 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 #[derive(Debug, Clone, Default)]
 struct Settings {
     location: Option<PathBuf>,
+    sync: bool,
+}
+
+/// Lines gathered before a write: the file only ever receives whole lines.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The open file. Lines gather in `pending` and go to the file whole, a chunk at a time; after a failed write the
+/// file is cut back to the last whole line and nothing more is written.
+struct Output {
+    file: File,
+    path: PathBuf,
+    pending: Vec<u8>,
+    /// Bytes of whole lines the file holds.
+    written: u64,
+    /// The first write error; once set, the rest of the stream is dropped.
+    failed: bool,
+}
+
+impl Output {
+    /// Write the gathered lines. On an error the file is truncated to its last whole line (where the file can be
+    /// truncated: not on a device such as /dev/full) and the sentence to post is returned.
+    fn write_pending(&mut self) -> Result<(), String> {
+        if self.failed {
+            return Err(format!("{}: an earlier write failed; nothing more is written", self.path.display()));
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        match self.file.write_all(&self.pending) {
+            Ok(()) => {
+                self.written += self.pending.len() as u64;
+                self.pending.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = true;
+                let lines = self.pending.iter().filter(|&&b| b == b'\n').count();
+                self.pending = Vec::new();
+                let cut = match self.file.set_len(self.written) {
+                    Ok(()) => "the file ends at its last whole line".to_owned(),
+                    Err(_) => "the file could not be cut back to its last whole line".to_owned(),
+                };
+                Err(format!(
+                    "cannot write {}: {e}; {lines} lines were lost, {cut}, and the rest of the stream is not written",
+                    self.path.display()
+                ))
+            }
+        }
+    }
+
+    /// Write what is gathered, then (with `sync`) ask the system to put it on the disk.
+    fn finish(&mut self, sync: bool) -> Result<(), String> {
+        self.write_pending()?;
+        if sync {
+            self.file.sync_all().map_err(|e| format!("cannot sync {} to disk: {e}", self.path.display()))?;
+        }
+        Ok(())
+    }
 }
 
 struct State {
-    out: BufWriter<File>,
-    path: PathBuf,
+    out: Output,
     frame: u64,
 }
 
@@ -75,24 +132,35 @@ impl OdmExport {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn flush(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(st) = self.lock_state().as_mut() {
-            st.out
-                .flush()
-                .map_err(|e| gst::error_msg!(gst::ResourceError::Write, ("cannot write {}: {e}", st.path.display())))?;
+    /// Write out what is gathered (at EOS and at stop). A failure is posted as an error once, outside the lock.
+    fn finish(&self) {
+        let sync = self.settings.lock().unwrap_or_else(|e| e.into_inner()).sync;
+        let result = match self.lock_state().as_mut() {
+            Some(st) if !st.out.failed => st.out.finish(sync),
+            _ => Ok(()),
+        };
+        if let Err(why) = result {
+            gst::element_imp_error!(self, gst::ResourceError::Write, ("{why}"));
         }
-        Ok(())
     }
 }
 
 impl ObjectImpl for OdmExport {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![glib::ParamSpecString::builder("location")
-                .nick("Location")
-                .blurb("Path of the JSON-lines file to write (created or truncated at start)")
-                .mutable_ready()
-                .build()]
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("Location")
+                    .blurb("Path of the JSON-lines file to write (created or truncated at start)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("sync")
+                    .nick("Sync")
+                    .blurb("At EOS and at stop, wait until the file is on the disk (fsync)")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+            ]
         });
         PROPERTIES.as_ref()
     }
@@ -102,12 +170,22 @@ impl ObjectImpl for OdmExport {
             return;
         }
         let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        s.location = value.get::<Option<String>>().ok().flatten().filter(|p| !p.is_empty()).map(PathBuf::from);
+        match pspec.name() {
+            "location" => {
+                s.location = value.get::<Option<String>>().ok().flatten().filter(|p| !p.is_empty()).map(PathBuf::from)
+            }
+            "sync" => s.sync = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
+        }
     }
 
-    fn property(&self, _id: usize, _pspec: &glib::ParamSpec) -> glib::Value {
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        s.location.as_ref().map(|p| p.display().to_string()).to_value()
+        match pspec.name() {
+            "location" => s.location.as_ref().map(|p| p.display().to_string()).to_value(),
+            "sync" => s.sync.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
     }
 }
 
@@ -152,21 +230,22 @@ impl BaseTransformImpl for OdmExport {
         let file = File::create(&path)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("cannot write {}: {e}", path.display())))?;
         gst::info!(CAT, imp = self, "writing {}", path.display());
-        *self.lock_state() = Some(State { out: BufWriter::new(file), path, frame: 0 });
+        let out = Output { file, path, pending: Vec::with_capacity(WRITE_CHUNK), written: 0, failed: false };
+        *self.lock_state() = Some(State { out, frame: 0 });
         Ok(())
     }
 
+    /// Never fails: a write error here is posted, and the element still reaches READY and NULL (a failing stop
+    /// would leave the pipeline stuck in PAUSED).
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let r = self.flush();
+        self.finish();
         *self.lock_state() = None;
-        r
+        Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
-            if let Err(e) = self.flush() {
-                self.post_error_message(e);
-            }
+            self.finish();
         }
         self.parent_sink_event(event)
     }
@@ -203,13 +282,27 @@ impl BaseTransformImpl for OdmExport {
                 }
             })
             .collect();
+        if st.out.failed {
+            // The error was posted when the write failed; the rest of the stream is dropped.
+            return Err(gst::FlowError::Error);
+        }
         let line = FrameLine { frame: st.frame, pts: buf.pts().map(|t| t.nseconds()), rois };
         st.frame += 1;
-        let text = serde_json::to_string(&line).expect("plain data serialises");
-        if let Err(e) = writeln!(st.out, "{text}") {
-            let path = st.path.display().to_string();
+        let whole = st.out.pending.len();
+        if let Err(e) = serde_json::to_writer(&mut st.out.pending, &line) {
+            // Plain data always serialises; should it not, the torn line is not written.
+            st.out.pending.truncate(whole);
             drop(guard);
-            gst::element_imp_error!(self, gst::ResourceError::Write, ("cannot write {path}: {e}"));
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot write a JSON line: {e}"));
+            return Err(gst::FlowError::Error);
+        }
+        st.out.pending.push(b'\n');
+        if st.out.pending.len() < WRITE_CHUNK {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        if let Err(why) = st.out.write_pending() {
+            drop(guard);
+            gst::element_imp_error!(self, gst::ResourceError::Write, ("{why}"));
             return Err(gst::FlowError::Error);
         }
         Ok(gst::FlowSuccess::Ok)
