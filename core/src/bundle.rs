@@ -122,6 +122,11 @@ pub fn sibling_bundle_path(model: &Path) -> PathBuf {
     model.with_file_name(format!("{stem}{BUNDLE_SUFFIX}"))
 }
 
+/// Lower-case hex SHA-256 of bytes in memory (a model read once, hashed and loaded from the same bytes).
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Lower-case hex SHA-256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = fs::File::open(path)?;
@@ -195,12 +200,18 @@ impl Bundle {
             onnx: onnx.to_owned(),
             source,
         })?;
+        self.verify_model_sha256(bundle_path, onnx, &actual)
+    }
+
+    /// Check the bundle against a model whose SHA-256 is already known (`actual`: the bytes a session was made
+    /// from, which may no longer be what `onnx` holds on disk).
+    pub fn verify_model_sha256(&self, bundle_path: &Path, onnx: &Path, actual: &str) -> Result<(), BundleError> {
         if actual != self.model.sha256 {
             return Err(BundleError::Sha256Mismatch {
                 path: bundle_path.to_owned(),
                 onnx: onnx.to_owned(),
                 expected: self.model.sha256.clone(),
-                actual,
+                actual: actual.to_owned(),
             });
         }
         Ok(())

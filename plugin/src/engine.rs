@@ -21,8 +21,12 @@ pub enum EngineError {
     Mismatch { path: PathBuf, reason: String },
     #[error("inference failed: {0}")]
     Run(String),
-    #[error("the model returned {got:?} for a batch of {batch}; expected [{batch}, {dim}]")]
+    #[error("the model returned a [{}] tensor for a batch of {batch}; expected [{batch},{dim}]", join(got))]
     OutputShape { got: Vec<i64>, batch: usize, dim: usize },
+}
+
+fn join(axes: &[i64]) -> String {
+    axes.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Where ONNX Runtime runs the network.
@@ -73,7 +77,7 @@ fn builder(env: &ort::environment::Environment, threads: usize) -> Result<Sessio
 
 /// A session on a GPU provider, or why there is none: the provider missing from the loaded library, its registration
 /// failing (no driver, no device, missing CUDA libraries), or the session failing to start on it.
-fn gpu_session(env: &ort::environment::Environment, model: &Path, opts: &EngineOptions) -> Result<Session, String> {
+fn gpu_session(env: &ort::environment::Environment, bytes: &[u8], opts: &EngineOptions) -> Result<Session, String> {
     let cuda_here = ep::CUDA::is_available().map_err(|e| e.to_string())?;
     let missing = |name: &str| {
         format!(
@@ -94,7 +98,7 @@ fn gpu_session(env: &ort::environment::Environment, model: &Path, opts: &EngineO
     eps.push(ep::CUDA::default().with_device_id(opts.device_id).build().error_on_failure());
     let b = builder(env, opts.intra_threads)?.with_execution_providers(eps).map_err(|e| e.to_string())?;
     let mut b = b;
-    b.commit_from_file(model).map_err(|e| e.to_string())
+    b.commit_from_memory(bytes).map_err(|e| e.to_string())
 }
 
 pub struct Engine {
@@ -113,21 +117,34 @@ fn tensor_shape(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
     }
 }
 
+/// A value's type as a reader writes it: `float32 [N,3,32,32]` (a dynamic axis is N), or `not a tensor`.
+fn describe(v: &Option<(TensorElementType, Vec<i64>)>) -> String {
+    match v {
+        Some((ty, shape)) => {
+            let axes: Vec<String> = shape.iter().map(|&d| if d < 0 { "N".to_owned() } else { d.to_string() }).collect();
+            format!("{} [{}]", ty.to_string().to_lowercase(), axes.join(","))
+        }
+        None => "not a tensor".to_owned(),
+    }
+}
+
 impl Engine {
-    /// Create a session for `model` and check its input and output against `bundle`. The second value says why the
-    /// asked-for GPU provider was not used, when the engine fell back to the CPU.
+    /// Create a session from `bytes` (the contents of the file `model`, read once so the caller can hash exactly what
+    /// runs) and check its input and output against `bundle`. The second value says why the asked-for GPU provider
+    /// was not used, when the engine fell back to the CPU.
     pub fn new(
         env: &ort::environment::Environment,
         model: &Path,
+        bytes: &[u8],
         bundle: &Bundle,
         opts: EngineOptions,
     ) -> Result<(Engine, Option<String>), EngineError> {
         let load = |e: &dyn std::fmt::Display| EngineError::Load { path: model.to_owned(), message: e.to_string() };
         let cpu =
-            || builder(env, opts.intra_threads).map_err(|e| load(&e))?.commit_from_file(model).map_err(|e| load(&e));
+            || builder(env, opts.intra_threads).map_err(|e| load(&e))?.commit_from_memory(bytes).map_err(|e| load(&e));
         let (session, provider, fell_back) = match opts.provider {
             Provider::Cpu => (cpu()?, Provider::Cpu, None),
-            gpu => match gpu_session(env, model, &opts) {
+            gpu => match gpu_session(env, bytes, &opts) {
                 Ok(s) => (s, gpu, None),
                 Err(reason) if opts.fallback => (
                     cpu()?,
@@ -145,13 +162,14 @@ impl Engine {
             .inputs()
             .iter()
             .find(|o| o.name() == spec.input.name)
-            .ok_or_else(|| mismatch(format!("no input named {:?}", spec.input.name)))?;
+            .ok_or_else(|| mismatch(format!("it has no input named \"{}\"", spec.input.name)))?;
         match tensor_shape(input.dtype()) {
             Some((TensorElementType::Float32, s)) if s.len() == 4 && s[1] == 3 && s[2] == h && s[3] == w => {}
             other => {
                 return Err(mismatch(format!(
-                    "input {:?} is {other:?}; the bundle says float32 [N,3,{h},{w}]",
-                    spec.input.name
+                    "input \"{}\" is {}; the bundle says float32 [N,3,{h},{w}]",
+                    spec.input.name,
+                    describe(&other)
                 )))
             }
         }
@@ -162,14 +180,15 @@ impl Engine {
             .outputs()
             .iter()
             .find(|o| o.name() == spec.output.name)
-            .ok_or_else(|| mismatch(format!("no output named {:?}", spec.output.name)))?;
+            .ok_or_else(|| mismatch(format!("it has no output named \"{}\"", spec.output.name)))?;
         let dim = spec.output.dim as i64;
         match tensor_shape(output.dtype()) {
             Some((TensorElementType::Float32, s)) if s.len() == 2 && (s[1] == dim || s[1] < 0) => {}
             other => {
                 return Err(mismatch(format!(
-                    "output {:?} is {other:?}; the bundle says float32 [N,{dim}]",
-                    spec.output.name
+                    "output \"{}\" is {}; the bundle says float32 [N,{dim}]",
+                    spec.output.name,
+                    describe(&other)
                 )))
             }
         }
@@ -216,7 +235,7 @@ impl Engine {
             .map_err(|e| EngineError::Run(e.to_string()))?;
         let value = outputs
             .get(self.output.as_str())
-            .ok_or_else(|| EngineError::Run(format!("no output {:?}", self.output)))?;
+            .ok_or_else(|| EngineError::Run(format!("the model gave no output \"{}\"", self.output)))?;
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| EngineError::Run(e.to_string()))?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         if dims != [batch as i64, self.dim as i64] || data.len() != batch * self.dim {

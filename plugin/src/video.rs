@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The raw video formats odm's elements read and draw on, and their odm-core layouts.
 
+use gst_video::prelude::*;
 use gst_video::VideoFormat;
-use odm_core::preprocess::PixelFormat;
+use odm_core::preprocess::{Frame, PixelFormat, Plane, YuvMatrix};
 
 /// What odmclassify, odmproposals and odmoverlay accept: the packed RGB family and the decoders' NV12 and I420.
 pub const FORMATS: &[VideoFormat] = &[
@@ -47,4 +48,31 @@ pub fn info_from_caps(cat: gst::DebugCategory, caps: &gst::Caps) -> Result<gst_v
 /// Caps of the formats in [`FORMATS`].
 pub fn formats_caps() -> gst::Caps {
     gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build()
+}
+
+/// The YUV matrix the caps' colorimetry names (BT.709 for HD caps without one: GStreamer's own default), for every
+/// odm element that reads NV12 or I420, so they agree with videoconvert and with each other.
+pub fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
+    match info.colorimetry().matrix() {
+        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
+        _ => YuvMatrix::Bt601,
+    }
+}
+
+/// A mapped readable frame as odm-core reads it: its planes (a negative stride, a bottom-up layout, is refused rather
+/// than read out of bounds), checked against the caps' size, with the caps' YUV matrix. Errors are sentences.
+pub fn core_frame<'a>(frame: &'a gst_video::VideoFrameRef<&'a gst::BufferRef>) -> Result<Frame<'a>, String> {
+    let info = frame.info();
+    let format = pixel_format(info.format()).ok_or_else(|| format!("unsupported format {}", info.format().to_str()))?;
+    let n = (frame.n_planes() as usize).min(3);
+    let mut planes = [Plane { data: &[], stride: 0 }; 3];
+    for (p, plane) in planes.iter_mut().enumerate().take(n) {
+        let stride = frame.plane_stride()[p];
+        let stride = usize::try_from(stride)
+            .map_err(|_| format!("plane {p} has a negative stride ({stride}): bottom-up frames are not supported"))?;
+        let data = frame.plane_data(p as u32).map_err(|e| format!("plane {p} cannot be read: {e}"))?;
+        *plane = Plane { data, stride };
+    }
+    Frame::new(format, info.width(), info.height(), &planes[..n], yuv_matrix(info))
+        .map_err(|e| format!("the frame does not match its caps: {e}"))
 }

@@ -394,3 +394,120 @@ fn a_bundle_that_never_says_novelty_is_warned_about_on_the_bus() {
     let (warns, _, _) = launch_warnings(&line("anomaly-threshold=2.5"));
     assert!(!collapse(&warns), "{warns:?}");
 }
+
+fn infos(bus: &gst::Bus) -> Vec<String> {
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Info]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Info(i) => Some(i.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn reload_checks_the_bundle_against_the_running_network_not_the_file_on_disk() {
+    // The network and its bundle are overwritten in place by another pair (another network: other bytes, another
+    // hash; a bundle made for it, other labels). Setting `bundle` must not pair the running network with the new
+    // centres: the session still runs the bytes it loaded at start.
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = colour_copy(dir.path(), "colors", |_| {});
+    let model = dir.path().join("colors.onnx");
+    let el = gst::ElementFactory::make("odmclassify").property("model", model.to_str().unwrap()).build().unwrap();
+    let (mut h, bus) = harness_with_bus(&el, rgb_caps(64, 48));
+    let mut push = |pts| {
+        h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), RED)]), &[(1, (0, 0, 20, 20))], pts)).unwrap();
+        meta::read(&h.pull().unwrap())
+    };
+    assert_eq!(verdict(&push(0)[0]), Ok(("red", Verdict::Known)));
+
+    let bytes = fs::read(&model).unwrap();
+    let at = bytes.windows(16).position(|w| w == b"fixed linear map").expect("the fixture's doc string");
+    let mut other = bytes.clone();
+    other[at..at + 16].copy_from_slice(b"FIXED LINEAR MAP");
+    fs::write(&model, &other).unwrap();
+    let sha = odm_core::bundle::sha256_file(&model).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&bundle).unwrap()).unwrap();
+    v["model"]["sha256"] = sha.into();
+    v["classes"][0]["label"] = "rot".into();
+    fs::write(&bundle, v.to_string()).unwrap();
+
+    el.set_property("bundle", bundle.to_str().unwrap());
+    let w = warnings(&bus);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("made for another network") && w[0].contains(&model.display().to_string()), "{w:?}");
+    assert!(infos(&bus).is_empty());
+    assert_eq!(verdict(&push(1)[0]), Ok(("red", Verdict::Known)), "the loaded bundle stays");
+}
+
+#[test]
+fn a_successful_reload_says_which_bundle_is_live_and_warnings_are_sentences() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    colour_copy(dir.path(), "colors", |_| {});
+    let renamed = colour_copy(dir.path(), "renamed", |v| v["name"] = "colors-v2".into());
+    let el = gst::ElementFactory::make("odmclassify")
+        .property("model", dir.path().join("colors.onnx").to_str().unwrap())
+        .build()
+        .unwrap();
+    let (_h, bus) = harness_with_bus(&el, rgb_caps(64, 48));
+    el.set_property("bundle", renamed.to_str().unwrap());
+    let i = infos(&bus);
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert!(i[0].contains("renamed.odm.json (colors-v2, 4 classes) is live in place of"), "{i:?}");
+    // A refused file: the warning is a sentence, without Rust or GStreamer debug text.
+    el.set_property("bundle", dir.path().join("missing.odm.json").to_str().unwrap());
+    let w = warnings(&bus);
+    assert_eq!(w.len(), 1);
+    for debris in ["Some(", "None", "Error {", "ErrorMessage", " at plugin/"] {
+        assert!(!w[0].contains(debris), "{debris:?} in {w:?}");
+    }
+    assert!(
+        w[0].starts_with("bundle ") && w[0].contains("missing.odm.json refused, ") && w[0].contains("stays"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn a_sync_bus_handler_may_set_properties_from_the_elements_messages() {
+    // Applications react to `odm-drift` and `odm-results` in a sync handler, which runs in the streaming thread:
+    // setting a threshold or a bundle there must not deadlock (the element posts with no lock held).
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    colour_copy(dir.path(), "colors", |_| {});
+    let same = colour_copy(dir.path(), "same", |_| {});
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc pattern=red num-buffers=30 ! video/x-raw,width=64,height=48 ! odmclassify name=c mode=frame \
+         stats-interval=5 emit-messages=true model={} ! fakesink",
+        dir.path().join("colors.onnx").display()
+    ))
+    .unwrap();
+    let c = pipeline.downcast_ref::<gst::Bin>().unwrap().by_name("c").unwrap();
+    let weak = c.downgrade();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new((0u32, 0u32)));
+    let seen2 = seen.clone();
+    let bus = pipeline.bus().unwrap();
+    bus.set_sync_handler(move |_, msg| {
+        let (Some(c), Some(s)) = (weak.upgrade(), msg.structure()) else { return gst::BusSyncReply::Pass };
+        match s.name().as_str() {
+            "odm-drift" => {
+                c.set_property("novelty-threshold", 1.0f64);
+                let _: gst::Structure = c.property("stats");
+                seen2.lock().unwrap().0 += 1;
+            }
+            "odm-results" if seen2.lock().unwrap().1 < 3 => {
+                c.set_property("bundle", same.to_str().unwrap());
+                seen2.lock().unwrap().1 += 1;
+            }
+            _ => {}
+        }
+        gst::BusSyncReply::Pass
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let end =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    assert!(matches!(end.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(..))), "no EOS (deadlock?): {end:?}");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(*seen.lock().unwrap(), (6, 3));
+    assert_eq!(c.property::<f64>("novelty-threshold"), 1.0);
+}

@@ -118,3 +118,28 @@ fn bundle_property_overrides_the_sibling() {
     .unwrap();
     assert_eq!(msgs.iter().find(|s| s.name() == "odm-results").unwrap().get::<&str>("model").unwrap(), "renamed");
 }
+
+#[test]
+fn ort_library_naming_another_library_than_the_one_running_is_an_error() {
+    // The process runs the library the lookup finds (the bootstrap one here). A missing path, or another file, is
+    // refused with both paths named; the library that runs may be named again.
+    let (_, loaded) = gstodm::runtime::environment(None).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let other = copy.path().join("libonnxruntime.so");
+    fs::copy(&loaded, &other).unwrap();
+    for asked in [Path::new("/nonexistent/libonnxruntime.so"), other.as_path()] {
+        let err = run_launch(&format!(
+            "videotestsrc num-buffers=1 ! odmclassify mode=frame model={} ort-library={} ! fakesink",
+            colors_model(),
+            asked.display()
+        ))
+        .unwrap_err();
+        assert_mentions(&err, &[&asked.display().to_string(), "already runs the one at", "can load only one"]);
+    }
+    run_launch(&format!(
+        "videotestsrc num-buffers=1 ! odmclassify mode=frame model={} ort-library={} ! fakesink",
+        colors_model(),
+        loaded.display()
+    ))
+    .unwrap();
+}

@@ -9,11 +9,10 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 
-use odm_core::bundle::{sibling_bundle_path, Bundle};
-use odm_core::preprocess::{check_roi, crop_to_tensor_with, CropScratch, CropSpec, Frame, Plane, Roi, YuvMatrix};
+use odm_core::bundle::{sha256_bytes, sibling_bundle_path, Bundle};
+use odm_core::preprocess::{check_roi, crop_to_tensor_with, CropScratch, CropSpec, Roi};
 use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
@@ -95,9 +94,22 @@ struct Scoring {
     anomaly_threshold: f64,
 }
 
+/// The network the running session was made from, read once at start: what a hot-reloaded bundle must match.
+struct Network {
+    path: PathBuf,
+    /// SHA-256 of the bytes the session was made from (the file on disk may have changed since).
+    sha256: String,
+    input: String,
+    height: usize,
+    width: usize,
+    output: String,
+    dim: usize,
+}
+
 /// Streaming state: made in `start()`, dropped in `stop()`.
 struct State {
     engine: Engine,
+    network: Arc<Network>,
     scoring: Scoring,
     info: Option<gst_video::VideoInfo>,
     /// Scratch reused across frames, so steady-state frames allocate none of it: `[batch, 3, H, W]` inputs,
@@ -297,42 +309,52 @@ impl OdmClassify {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Load a bundle and check it against the model file (sha256) — the part of loading a hot reload repeats.
-    fn load_scoring(model: &Path, bundle_path: &Path, live: &Live) -> Result<(Scoring, Bundle), gst::ErrorMessage> {
-        let bundle = Bundle::load(bundle_path).map_err(|e| {
+    /// Read a bundle: parsed and validated. Errors are sentences that name the file.
+    fn read_bundle(path: &Path) -> Result<Bundle, (gst::ResourceError, String)> {
+        Bundle::load(path).map_err(|e| {
             let kind = match e {
                 odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
                 _ => gst::ResourceError::Settings,
             };
-            gst::error_msg!(kind, ("bundle refused: {e}"))
-        })?;
-        bundle
-            .verify_model(bundle_path, model)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {e}")))?;
-        let mut scorer = Scorer::new(&bundle);
+            (kind, format!("bundle refused: {e}"))
+        })
+    }
+
+    /// What a checked bundle contributes to scoring, with the threshold overrides in force.
+    fn scoring(bundle: &Bundle, path: &Path, live: &Live) -> Result<Scoring, String> {
+        let mut scorer = Scorer::new(bundle);
         scorer
             .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}: {e}", bundle_path.display())))?;
-        let scoring = Scoring {
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Scoring {
             scorer,
             crop: CropSpec::from_input(&bundle.model.input),
             name: bundle.name.clone(),
-            path: bundle_path.to_owned(),
+            path: path.to_owned(),
             anomaly_threshold: bundle.score.anomaly_threshold,
-        };
-        Ok((scoring, bundle))
+        })
     }
 
-    /// Load bundle, library and session, checking each against the others.
-    fn load(&self, settings: &Settings) -> Result<State, gst::ErrorMessage> {
+    /// Load bundle, library and session, checking each against the others. The model file is read once: the session
+    /// is made from the bytes that were hashed.
+    fn load(&self, settings: &Settings, posts: &mut Vec<gst::Message>) -> Result<State, gst::ErrorMessage> {
         let Some(model) = settings.model.clone() else {
             return Err(gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property")));
         };
         if !model.is_file() {
             return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
         }
+        let bytes = std::fs::read(&model).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::OpenRead, ("cannot read the model file {}: {e}", model.display()))
+        })?;
+        let sha256 = sha256_bytes(&bytes);
         let bundle_path = settings.bundle.clone().unwrap_or_else(|| sibling_bundle_path(&model));
-        let (scoring, bundle) = Self::load_scoring(&model, &bundle_path, &settings.live)?;
+        let bundle = Self::read_bundle(&bundle_path).map_err(|(kind, text)| gst::error_msg!(kind, ("{text}")))?;
+        bundle
+            .verify_model_sha256(&bundle_path, &model, &sha256)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {e}")))?;
+        let scoring = Self::scoring(&bundle, &bundle_path, &settings.live)
+            .map_err(|text| gst::error_msg!(gst::ResourceError::Settings, ("{text}")))?;
 
         let (env, lib) = runtime::environment(settings.ort_library.as_deref())
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
@@ -344,13 +366,12 @@ impl OdmClassify {
             device_id: settings.device_id,
             fallback: settings.fallback,
         };
-        let (engine, fell_back) = Engine::new(&env, &model, &bundle, opts).map_err(|e| match e {
+        let (engine, fell_back) = Engine::new(&env, &model, &bytes, &bundle, opts).map_err(|e| match e {
             EngineError::Provider { .. } => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
             _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
         })?;
         if let Some(why) = fell_back {
-            gst::warning!(CAT, imp = self, "{why}");
-            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{why}"));
+            posts.push(self.warning_message(gst::LibraryError::Init, &why));
         }
         gst::info!(
             CAT,
@@ -371,11 +392,21 @@ impl OdmClassify {
                 bundle.score.anomaly_threshold,
                 bundle.score.novelty_threshold
             );
-            gst::warning!(CAT, imp = self, "{why}");
-            gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{why}"));
+            posts.push(self.warning_message(gst::ResourceError::Settings, &why));
         }
         let batch = settings.batch_size as usize;
+        let (input, height, width, output, dim) = engine.io();
+        let network = Arc::new(Network {
+            path: model.clone(),
+            sha256,
+            input: input.to_owned(),
+            height,
+            width,
+            output: output.to_owned(),
+            dim,
+        });
         Ok(State {
+            network,
             input: vec![0.0; batch * engine.sample_len()],
             embeddings: Vec::with_capacity(batch * engine.dim()),
             jobs: Vec::with_capacity(64),
@@ -389,39 +420,67 @@ impl OdmClassify {
         })
     }
 
-    /// Hot reload: a new bundle for the running session, checked against the model and the session's inputs and
-    /// outputs, swapped in whole between two frames. On any error the old bundle stays.
-    fn reload(&self, state: &mut State, model: &Path, path: &Path, live: &Live) -> Result<(), String> {
-        let (new, bundle) = Self::load_scoring(model, path, live).map_err(|e| e.to_string())?;
-        let (input, h, w, output, dim) = state.engine.io();
-        let spec = &bundle.model;
-        if spec.input.name != input || spec.input.height as usize != h || spec.input.width as usize != w {
+    /// Hot reload, first half, with no lock held: read the bundle at `path` and check it against the running
+    /// network (its hash when the session was made, its input and output). The caller swaps it in between two frames.
+    fn prepare_reload(network: &Network, path: &Path, live: &Live) -> Result<(Scoring, usize), String> {
+        let bundle = Self::read_bundle(path).map_err(|(_, text)| text)?;
+        if bundle.model.sha256 != network.sha256 {
             return Err(format!(
-                "{}: input {:?} {}x{} does not match the running session's {input:?} {w}x{h}",
+                "{}: it was made for another network (model.sha256 {}) than the one running, read from {} at start \
+                 (sha256 {})",
+                path.display(),
+                bundle.model.sha256,
+                network.path.display(),
+                network.sha256
+            ));
+        }
+        let spec = &bundle.model;
+        if spec.input.name != network.input
+            || spec.input.height as usize != network.height
+            || spec.input.width as usize != network.width
+        {
+            return Err(format!(
+                "{}: its input \"{}\" of {}x{} does not match the running network's \"{}\" of {}x{}",
                 path.display(),
                 spec.input.name,
                 spec.input.width,
-                spec.input.height
+                spec.input.height,
+                network.input,
+                network.width,
+                network.height
             ));
         }
-        if spec.output.name != output || spec.output.dim != dim {
+        if spec.output.name != network.output || spec.output.dim != network.dim {
             return Err(format!(
-                "{}: output {:?} of dim {} does not match the running session's {output:?} of dim {dim}",
+                "{}: its output \"{}\" of dimension {} does not match the running network's \"{}\" of dimension {}",
                 path.display(),
                 spec.output.name,
-                spec.output.dim
+                spec.output.dim,
+                network.output,
+                network.dim
             ));
         }
-        gst::info!(
-            CAT,
-            imp = self,
-            "bundle {} ({} classes) from {} is live",
-            new.name,
-            bundle.classes.len(),
-            path.display()
-        );
-        state.scoring = new;
-        Ok(())
+        Ok((Self::scoring(&bundle, path, live)?, bundle.classes.len()))
+    }
+
+    /// A bus message for an error, logged too. Built while locks are held, posted after they are released.
+    fn error_message(&self, domain: impl gst::MessageErrorDomain, text: &str) -> gst::Message {
+        gst::error!(CAT, imp = self, "{text}");
+        gst::message::Error::builder(domain, text).src(&*self.obj()).build()
+    }
+
+    /// A bus message for a warning, logged too.
+    fn warning_message(&self, domain: impl gst::MessageErrorDomain, text: &str) -> gst::Message {
+        gst::warning!(CAT, imp = self, "{text}");
+        gst::message::Warning::builder(domain, text).src(&*self.obj()).build()
+    }
+
+    /// Post messages gathered under a lock; call with no lock held (a sync bus handler runs in this thread and may
+    /// set properties).
+    fn post_all(&self, posts: Vec<gst::Message>) {
+        for m in posts {
+            let _ = self.obj().post_message(m);
+        }
     }
 
     /// Give ROI metas distinct ids where they collide (ROI metas are created with id 0 unless the producer sets
@@ -451,17 +510,22 @@ impl OdmClassify {
         batch: usize,
         live: &Live,
         buffer: &mut gst::BufferRef,
+        posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
         let frame_start = Instant::now();
-        let State { engine, scoring, info, input, embeddings, jobs, pending, ids, crop_scratch, drift } = state;
+        let State { engine, scoring, info, input, embeddings, jobs, pending, ids, crop_scratch, drift, .. } = state;
         let Some(info) = info.as_ref() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
+            posts.push(self.error_message(gst::CoreError::Negotiation, "a buffer came before caps"));
             return Err(gst::FlowError::NotNegotiated);
         };
         let (width, height) = (info.width(), info.height());
 
         if mode == Mode::Frame {
-            let next = buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
+            let next = buffer
+                .iter_meta::<VideoRegionOfInterestMeta>()
+                .map(|m| m.id())
+                .max()
+                .map_or(0, |m| m.saturating_add(1));
             let mut m = VideoRegionOfInterestMeta::add(buffer, meta::FRAME_ROI_TYPE, (0, 0, width, height));
             m.set_id(next);
         }
@@ -479,25 +543,18 @@ impl OdmClassify {
         }));
         if !jobs.is_empty() {
             let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|_| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for reading"));
+                let text = format!(
+                    "cannot map a buffer of {} bytes as a {}x{} {} frame",
+                    buffer.size(),
+                    width,
+                    height,
+                    info.format().to_str()
+                );
+                posts.push(self.error_message(gst::StreamError::Failed, &text));
                 gst::FlowError::Error
             })?;
-            let Some(format) = pixel_format(info.format()) else {
-                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("unsupported format {:?}", info.format()));
-                return Err(gst::FlowError::NotNegotiated);
-            };
-            let n_planes = (frame_ref.n_planes() as usize).min(3);
-            let mut planes = [Plane { data: &[], stride: 0 }; 3];
-            for (p, plane) in planes.iter_mut().enumerate().take(n_planes) {
-                let data = frame_ref.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?;
-                *plane = Plane { data, stride: frame_ref.plane_stride()[p] as usize };
-            }
-            let matrix = match info.colorimetry().matrix() {
-                gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
-                _ => YuvMatrix::Bt601,
-            };
-            let frame = Frame::new(format, width, height, &planes[..n_planes], matrix).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("frame does not match its caps: {e}"));
+            let frame = crate::video::core_frame(&frame_ref).map_err(|text| {
+                posts.push(self.error_message(gst::StreamError::Format, &text));
                 gst::FlowError::Error
             })?;
 
@@ -511,11 +568,11 @@ impl OdmClassify {
             if input.len() < batch * sample {
                 input.resize(batch * sample, 0.0);
             }
-            let record = |r: Option<(std::time::Duration, Option<EngineError>)>| {
+            let mut record = |r: Option<(std::time::Duration, Option<EngineError>)>| {
                 if let Some((took, err)) = r {
                     self.lock_stats().inference.push(took.as_secs_f64() * 1e6);
                     if let Some(e) = err {
-                        gst::element_imp_warning!(self, gst::StreamError::Failed, ("{e}"));
+                        posts.push(self.warning_message(gst::StreamError::Failed, &e.to_string()));
                     }
                 }
             };
@@ -585,7 +642,7 @@ impl OdmClassify {
                 }
             }
             meta::attach(buffer, &results).map_err(|e| {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot attach results meta: {e}"));
+                posts.push(self.error_message(gst::CoreError::Failed, &format!("cannot attach the results meta: {e}")));
                 gst::FlowError::Error
             })?;
             gst::log!(CAT, imp = self, "classified {} ROIs", results.len());
@@ -595,7 +652,7 @@ impl OdmClassify {
                     .field("model", scoring.name.as_str())
                     .field("results", gst::Array::new(results.iter().map(RoiResult::to_structure)))
                     .build();
-                let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                posts.push(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
         }
 
@@ -638,10 +695,102 @@ impl OdmClassify {
                     .field("histogram-max", span)
                     .field("histogram", gst::Array::new(d.hist.iter().map(|&c| c.to_send_value())))
                     .build();
-                let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                posts.push(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
         }
         Ok(())
+    }
+
+    /// The `bundle` property. Stopped, it is only stored. Running, the file is read and checked against the running
+    /// network with no lock held, then swapped in between two frames; a bad file is refused with a warning and the
+    /// old bundle stays. A reload says on the bus which bundle is live.
+    fn set_bundle(&self, new: Option<PathBuf>) {
+        let live = self.lock_settings().live.clone();
+        let network = self.lock_state().as_ref().map(|st| st.network.clone());
+        let Some(network) = network else {
+            self.lock_settings().bundle = new;
+            return;
+        };
+        let path = new.clone().unwrap_or_else(|| sibling_bundle_path(&network.path));
+        let prepared = Self::prepare_reload(&network, &path, &live);
+        let message = {
+            let mut s = self.lock_settings();
+            let mut guard = self.lock_state();
+            match (prepared, guard.as_mut()) {
+                (Ok((mut scoring, classes)), Some(state)) if Arc::ptr_eq(&state.network, &network) => {
+                    // The thresholds in force now (one may have been set while the file was read).
+                    match scoring
+                        .scorer
+                        .set_overrides(threshold(s.live.novelty_threshold), threshold(s.live.anomaly_threshold))
+                    {
+                        Ok(()) => {
+                            let text = format!(
+                                "bundle {} ({}, {classes} classes) is live in place of {}",
+                                path.display(),
+                                scoring.name,
+                                state.scoring.path.display()
+                            );
+                            state.scoring = scoring;
+                            s.bundle = new;
+                            gst::info!(CAT, imp = self, "{text}");
+                            Some(
+                                gst::message::Info::builder(gst::ResourceError::Settings, &text)
+                                    .src(&*self.obj())
+                                    .build(),
+                            )
+                        }
+                        Err(e) => Some(self.warning_message(
+                            gst::ResourceError::Settings,
+                            &format!(
+                                "bundle {} refused, {} stays: the threshold overrides in force do not fit it: {e}",
+                                path.display(),
+                                state.scoring.path.display()
+                            ),
+                        )),
+                    }
+                }
+                (Err(e), Some(state)) => Some(self.warning_message(
+                    gst::ResourceError::Settings,
+                    &format!("bundle {} refused, {} stays: {e}", path.display(), state.scoring.path.display()),
+                )),
+                (_, Some(_)) => Some(self.warning_message(
+                    gst::ResourceError::Settings,
+                    &format!(
+                        "bundle {} was not loaded: the element restarted while the file was read; set it again",
+                        path.display()
+                    ),
+                )),
+                // Stopped while the file was read: stored, and checked at the next start.
+                (_, None) => {
+                    s.bundle = new;
+                    None
+                }
+            }
+        };
+        self.post_all(message.into_iter().collect());
+    }
+
+    /// `novelty-threshold` or `anomaly-threshold`: applied to the scorer between two frames, or refused with a warning
+    /// and the old values kept.
+    fn set_threshold(&self, name: &str, v: f64) {
+        let refused = {
+            let mut s = self.lock_settings();
+            let (n, a) =
+                if name == "novelty-threshold" { (v, s.live.anomaly_threshold) } else { (s.live.novelty_threshold, v) };
+            let refused = match self.lock_state().as_mut() {
+                Some(state) => state.scoring.scorer.set_overrides(threshold(n), threshold(a)).err(),
+                None => None,
+            };
+            if refused.is_none() {
+                s.live.novelty_threshold = n;
+                s.live.anomaly_threshold = a;
+            }
+            refused
+        };
+        if let Some(e) = refused {
+            let m = self.warning_message(gst::LibraryError::Settings, &format!("{name} = {v} refused: {e}"));
+            self.post_all(vec![m]);
+        }
     }
 
     fn stats_structure(&self) -> gst::Structure {
@@ -797,30 +946,16 @@ impl ObjectImpl for OdmClassify {
         }
         let path =
             |v: &glib::Value| v.get::<Option<String>>().ok().flatten().filter(|s| !s.is_empty()).map(PathBuf::from);
+        match name {
+            "bundle" => return self.set_bundle(path(value)),
+            "novelty-threshold" | "anomaly-threshold" => {
+                return self.set_threshold(name, value.get().expect("type checked upstream"))
+            }
+            _ => {}
+        }
         let mut s = self.lock_settings();
         match name {
             "model" => s.model = path(value),
-            "bundle" => {
-                let new = path(value);
-                // Running: load, check and swap between two frames, or keep the old bundle.
-                if let Some(state) = self.lock_state().as_mut() {
-                    let (Some(model), Some(p)) =
-                        (s.model.clone(), new.clone().or_else(|| s.model.as_deref().map(sibling_bundle_path)))
-                    else {
-                        return;
-                    };
-                    if let Err(e) = self.reload(state, &model, &p, &s.live) {
-                        gst::warning!(CAT, imp = self, "bundle reload refused: {e}");
-                        gst::element_imp_warning!(
-                            self,
-                            gst::ResourceError::Settings,
-                            ("bundle {} refused, {} stays: {e}", p.display(), state.scoring.path.display())
-                        );
-                        return;
-                    }
-                }
-                s.bundle = new;
-            }
             "ort-library" => s.ort_library = path(value),
             "mode" => s.mode = value.get().expect("type checked upstream"),
             "roi-type" => s.live.roi_type = Arc::from(value.get::<Option<String>>().ok().flatten().unwrap_or_default()),
@@ -833,23 +968,6 @@ impl ObjectImpl for OdmClassify {
             "max-size" => s.live.max_size = value.get().expect("type checked upstream"),
             "emit-messages" => s.live.emit_messages = value.get().expect("type checked upstream"),
             "stats-interval" => s.live.stats_interval = value.get().expect("type checked upstream"),
-            "novelty-threshold" | "anomaly-threshold" => {
-                let v: f64 = value.get().expect("type checked upstream");
-                let (n, a) = if name == "novelty-threshold" {
-                    (v, s.live.anomaly_threshold)
-                } else {
-                    (s.live.novelty_threshold, v)
-                };
-                // Applied to the scorer now (between two frames), or refused with the old values kept.
-                if let Some(state) = self.lock_state().as_mut() {
-                    if let Err(e) = state.scoring.scorer.set_overrides(threshold(n), threshold(a)) {
-                        gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{name} = {v} refused: {e}"));
-                        return;
-                    }
-                }
-                s.live.novelty_threshold = n;
-                s.live.anomaly_threshold = a;
-            }
             _ => unreachable!("unknown property {name}"),
         }
     }
@@ -913,7 +1031,10 @@ impl BaseTransformImpl for OdmClassify {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.lock_settings().clone();
-        let state = self.load(&settings)?;
+        let mut posts = Vec::new();
+        let state = self.load(&settings, &mut posts);
+        self.post_all(posts);
+        let state = state?;
         *self.lock_stats() = Stats { provider: state.engine.provider().to_string(), ..Stats::default() };
         *self.lock_state() = Some(state);
         Ok(())
@@ -927,9 +1048,9 @@ impl BaseTransformImpl for OdmClassify {
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = crate::video::info_from_caps(*CAT, incaps)?;
         if pixel_format(info.format()).is_none() {
-            return Err(gst::loggable_error!(CAT, "unsupported format {:?}", info.format()));
+            return Err(gst::loggable_error!(CAT, "unsupported format {}", info.format().to_str()));
         }
-        gst::debug!(CAT, imp = self, "caps {}x{} {:?}", info.width(), info.height(), info.format());
+        gst::debug!(CAT, imp = self, "caps {}x{} {}", info.width(), info.height(), info.format().to_str());
         match self.lock_state().as_mut() {
             Some(state) => {
                 state.info = Some(info);
@@ -945,12 +1066,17 @@ impl BaseTransformImpl for OdmClassify {
             let s = self.lock_settings();
             (s.mode, s.batch_size.max(1) as usize, s.live.clone())
         };
-        let mut guard = self.lock_state();
-        let Some(state) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("not started"));
-            return Err(gst::FlowError::NotNegotiated);
+        // Messages are posted once the state lock is released: a sync bus handler runs in this thread, and may set
+        // properties that take the locks (a threshold on `odm-drift`, a bundle on a warning).
+        let mut posts = Vec::new();
+        let result = match self.lock_state().as_mut() {
+            Some(state) => self.classify(state, mode, batch, &live, buf, &mut posts),
+            None => {
+                posts.push(self.error_message(gst::CoreError::Negotiation, "a buffer came before the element started"));
+                Err(gst::FlowError::NotNegotiated)
+            }
         };
-        self.classify(state, mode, batch, &live, buf)?;
-        Ok(gst::FlowSuccess::Ok)
+        self.post_all(posts);
+        result.map(|()| gst::FlowSuccess::Ok)
     }
 }

@@ -7,12 +7,9 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
-use odm_core::preprocess::{Frame, Plane, YuvMatrix};
 
 use super::detect::{Detector, Params, Proposal};
-use crate::video::pixel_format;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("odmproposals", gst::DebugColorFlags::empty(), Some("odm sign proposals"))
@@ -154,26 +151,20 @@ impl BaseTransformImpl for OdmProposals {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for reading"));
                 gst::FlowError::Error
             })?;
-            let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-            let n = (frame_ref.n_planes() as usize).min(3);
-            let mut planes = [Plane { data: &[], stride: 0 }; 3];
-            for (p, plane) in planes.iter_mut().enumerate().take(n) {
-                *plane = Plane {
-                    data: frame_ref.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?,
-                    stride: frame_ref.plane_stride()[p] as usize,
-                };
-            }
-            let frame =
-                Frame::new(format, info.width(), info.height(), &planes[..n], YuvMatrix::Bt601).map_err(|e| {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("frame does not match its caps: {e}"));
-                    gst::FlowError::Error
-                })?;
+            let frame = crate::video::core_frame(&frame_ref).map_err(|text| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
+                gst::FlowError::Error
+            })?;
             detector.detect(&frame, &params, found);
         }
-        let first = buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
-        for (id, p) in (first..).zip(found.iter()) {
+        // New ids follow the highest one upstream, saturating at i32::MAX (odmclassify gives colliding ids distinct
+        // values before it classifies).
+        let mut id =
+            buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m.saturating_add(1));
+        for p in found.iter() {
             let mut m = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, (p.x, p.y, p.w, p.h));
             m.set_id(id);
+            id = id.saturating_add(1);
             m.add_param(
                 gst::Structure::builder("odm-proposal")
                     .field("colour", p.colour.as_str())
