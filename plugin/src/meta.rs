@@ -176,3 +176,36 @@ pub fn results_by_roi(buffer: &gst::BufferRef) -> Vec<RoiEntry> {
         })
         .collect()
 }
+
+/// ROI ids not in `used` (sorted ascending): above the highest first, then from 0 up, then the negatives; every i32
+/// is reachable, so a buffer with an id of i32::MAX still gets distinct ones (never an overflow).
+pub fn fresh_ids(used: &[i32]) -> impl Iterator<Item = i32> + '_ {
+    let above = match used.last() {
+        Some(&m) if m < i32::MAX => m + 1..=i32::MAX,
+        Some(_) => 1..=0,
+        None => 0..=i32::MAX,
+    };
+    above.chain(0..=i32::MAX).chain(i32::MIN..0).filter(move |id| used.binary_search(id).is_err())
+}
+
+/// `n` ids for new ROI metas on `buffer`, none of which a ROI meta of it has.
+pub fn new_roi_ids(buffer: &gst::BufferRef, n: usize) -> Vec<i32> {
+    let mut used: Vec<i32> = buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).collect();
+    used.sort_unstable();
+    let ids = fresh_ids(&used).take(n).collect();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fresh_ids;
+
+    #[test]
+    fn fresh_ids_never_overflow_and_never_repeat_a_used_one() {
+        assert_eq!(fresh_ids(&[]).take(2).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(fresh_ids(&[3, 7]).take(2).collect::<Vec<_>>(), [8, 9]);
+        assert_eq!(fresh_ids(&[0, 1, i32::MAX]).take(2).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(fresh_ids(&[i32::MAX - 1, i32::MAX]).take(3).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(fresh_ids(&[i32::MAX]).next(), Some(0));
+    }
+}

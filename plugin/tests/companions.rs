@@ -251,7 +251,7 @@ fn overlay_refuses_a_buffer_smaller_than_its_caps_with_an_error() {
     let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error on the bus");
     let gst::MessageView::Error(e) = msg.view() else { unreachable!() };
     let text = e.error().to_string();
-    assert!(text.contains("smaller than 64x48 Rgb"), "{text}");
+    assert!(text.contains("smaller than 64x48 RGB needs"), "{text}");
 }
 
 #[test]
@@ -367,4 +367,29 @@ fn export_sync_writes_everything_by_eos() {
         lines(&out).iter().map(|l| l["frame"].as_u64().unwrap()).collect::<Vec<_>>(),
         (0..7).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn overlay_draws_boxes_of_any_u32_size_clipped_without_overflow() {
+    // Upstream metas may carry any u32. Boxes wholly past the frame draw nothing; a box from inside the frame to
+    // u32::MAX draws its top-left lines only; nothing wraps to a negative coordinate (a debug build panicked on the
+    // i32 arithmetic, a release build drew at x = -6).
+    init();
+    let mut h = gst_check::Harness::new_parse("odmoverlay thickness=2 font-size=10");
+    h.set_src_caps(rgb_caps(64, 48));
+    let frame = rgb_frame(64, 48, &[((0, 0, 64, 48), BLUE)]);
+    let far = u32::MAX - 5;
+    let outside =
+        [(1, (far, 10, 20, 20)), (2, (10, far, 20, 20)), (3, (far, far, far, far)), (4, (2_147_483_600, 0, 90, 9))];
+    h.push(buffer_with_rois(frame.clone(), &outside, 0)).unwrap();
+    assert_eq!(h.pull().unwrap().map_readable().unwrap().as_slice(), &frame[..], "boxes past the frame draw nothing");
+
+    h.push(buffer_with_rois(frame.clone(), &[(5, (20, 30, far, far))], 1)).unwrap();
+    let out = h.pull().unwrap();
+    let map = out.map_readable().unwrap();
+    let px = |x: usize, y: usize| &map[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3];
+    assert_eq!(px(19, 40), [160, 160, 160], "the left line");
+    assert_eq!(px(40, 29), [160, 160, 160], "the top line");
+    assert_eq!(px(40, 40), BLUE, "inside the box");
+    assert_eq!(px(5, 40), BLUE, "left of the box");
 }

@@ -511,3 +511,38 @@ fn a_sync_bus_handler_may_set_properties_from_the_elements_messages() {
     assert_eq!(*seen.lock().unwrap(), (6, 3));
     assert_eq!(c.property::<f64>("novelty-threshold"), 1.0);
 }
+
+#[test]
+fn roi_ids_next_to_i32_max_get_distinct_fresh_ids() {
+    // Upstream ids of i32::MAX: the frame ROI of mode=frame, the ids given to colliding metas and odmproposals' ids
+    // are all distinct, with no overflow (`max() + 1` panicked in a debug build).
+    init();
+    let ids_of = |b: &gst::BufferRef| -> Vec<i32> {
+        b.iter_meta::<gst_video::VideoRegionOfInterestMeta>().map(|m| m.id()).collect()
+    };
+    let distinct = |ids: &[i32]| {
+        let mut s = ids.to_vec();
+        s.sort_unstable();
+        s.dedup();
+        s.len() == ids.len()
+    };
+    let rois = [(i32::MAX, (0, 0, 20, 20)), (i32::MAX, (30, 0, 20, 20)), (i32::MAX - 1, (0, 24, 20, 20))];
+    for mode in ["frame", "roi"] {
+        let el = classifier(&[("mode", mode)]);
+        let (mut h, _bus) = harness_with_bus(&el, rgb_caps(64, 48));
+        h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 64, 48), RED)]), &rois, 0)).unwrap();
+        let out = h.pull().unwrap();
+        let ids = ids_of(&out);
+        assert_eq!(ids.len(), if mode == "frame" { 4 } else { 3 });
+        assert!(distinct(&ids), "{mode}: {ids:?}");
+        let results = meta::read(&out);
+        assert_eq!(results.len(), if mode == "frame" { 1 } else { 3 });
+        assert!(results.iter().all(|r| ids.contains(&r.roi_id)), "{mode}");
+    }
+    let mut h = gst_check::Harness::new_parse("odmproposals");
+    h.set_src_caps(rgb_caps(160, 120));
+    let frame = rgb_frame(160, 120, &[((0, 0, 160, 120), GREY), ((20, 20, 30, 30), RED), ((90, 40, 30, 30), BLUE)]);
+    h.push(buffer_with_rois(frame, &rois[..2], 0)).unwrap();
+    let ids = ids_of(&h.pull().unwrap());
+    assert!(ids.len() > 2 && distinct(&ids[1..]), "{ids:?}");
+}

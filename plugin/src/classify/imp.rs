@@ -484,7 +484,8 @@ impl OdmClassify {
     }
 
     /// Give ROI metas distinct ids where they collide (ROI metas are created with id 0 unless the producer sets
-    /// one), so results can be joined back by id after copies. `ids` is scratch.
+    /// one), so results can be joined back by id after copies. New ids are ones no meta has (never an overflow, even
+    /// next to i32::MAX). `ids` is scratch.
     fn ensure_unique_ids(buffer: &mut gst::BufferRef, ids: &mut Vec<i32>) {
         ids.clear();
         ids.extend(buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()));
@@ -492,12 +493,17 @@ impl OdmClassify {
         if ids.windows(2).all(|w| w[0] != w[1]) {
             return;
         }
-        let mut next = ids.last().copied().unwrap_or(0).saturating_add(1);
+        // Ids no meta has, enough for every duplicate; then `ids` holds the ids seen so far.
+        let total = ids.len();
+        ids.dedup();
+        let mut fresh: Vec<i32> = meta::fresh_ids(ids).take(total - ids.len()).collect();
+        fresh.reverse();
         ids.clear();
         for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {
             if ids.contains(&m.id()) {
-                m.set_id(next);
-                next = next.saturating_add(1);
+                if let Some(id) = fresh.pop() {
+                    m.set_id(id);
+                }
             }
             ids.push(m.id());
         }
@@ -521,11 +527,7 @@ impl OdmClassify {
         let (width, height) = (info.width(), info.height());
 
         if mode == Mode::Frame {
-            let next = buffer
-                .iter_meta::<VideoRegionOfInterestMeta>()
-                .map(|m| m.id())
-                .max()
-                .map_or(0, |m| m.saturating_add(1));
+            let next = meta::new_roi_ids(buffer, 1).first().copied().unwrap_or(0);
             let mut m = VideoRegionOfInterestMeta::add(buffer, meta::FRAME_ROI_TYPE, (0, 0, width, height));
             m.set_id(next);
         }

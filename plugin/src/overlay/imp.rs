@@ -139,10 +139,15 @@ impl Canvas<'_> {
         }
     }
 
+    /// Blend a filled rectangle; the arithmetic is in i64, so no box can overflow it, and only the part inside the
+    /// frame is touched.
     fn fill(&mut self, x: i32, y: i32, w: i32, h: i32, c: [u8; 3], a: f32) {
-        for yy in y.max(0)..(y + h).min(self.height) {
-            for xx in x.max(0)..(x + w).min(self.width) {
-                self.blend(xx, yy, c, a);
+        let (x, y) = (x as i64, y as i64);
+        let (x1, y1) = ((x + w as i64).min(self.width as i64), (y + h as i64).min(self.height as i64));
+        for yy in y.max(0)..y1 {
+            for xx in x.max(0)..x1 {
+                // Inside [0, width) x [0, height): both fit in i32.
+                self.blend(xx as i32, yy as i32, c, a);
             }
         }
     }
@@ -153,6 +158,17 @@ impl Canvas<'_> {
         self.fill(x - t, y, t, h, c, 1.0);
         self.fill(x + w, y, t, h, c, 1.0);
     }
+}
+
+/// A box of any u32 values (from upstream metas) as drawing coordinates: clipped, in i64, to the frame grown by
+/// `margin` on every side, so the lines and label of a box past the frame edge land outside it and nothing overflows.
+fn clip_box(rect: (u32, u32, u32, u32), width: i32, height: i32, margin: i32) -> (i32, i32, i32, i32) {
+    let m = margin as i64;
+    let clip = |v: i64, hi: i32| v.clamp(-m, hi as i64 + m).min(i32::MAX as i64) as i32;
+    let (x, y) = (rect.0 as i64, rect.1 as i64);
+    let (x0, y0) = (clip(x, width), clip(y, height));
+    let (x1, y1) = (clip(x + rect.2 as i64, width), clip(y + rect.3 as i64, height));
+    (x0, y0, x1 - x0, y1 - y0)
 }
 
 impl OdmOverlay {
@@ -313,7 +329,9 @@ impl BaseTransformImpl for OdmOverlay {
         let thickness = if settings.thickness > 0 { settings.thickness } else { (h / 240).max(1) } as i32;
         let size = if settings.font_size > 0 { settings.font_size } else { (h / 30).max(10) };
         let format = info.format();
-        let (width, height) = (info.width() as i32, info.height() as i32);
+        let (width, height) = (info.width().min(i32::MAX as u32) as i32, info.height().min(i32::MAX as u32) as i32);
+        // A box is clipped to the frame plus room for its lines and label tab.
+        let th_margin = size as i32 + 2;
         // The mapping follows the buffer's video meta when upstream set one (decoders with padded strides), else the
         // caps' layout, and refuses a buffer smaller than that layout or a meta that does not fit the buffer.
         let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
@@ -321,10 +339,11 @@ impl BaseTransformImpl for OdmOverlay {
                 self,
                 gst::StreamError::Format,
                 (
-                    "cannot map the frame for writing: the buffer is smaller than {}x{} {format:?} needs, or its \
-                     video meta does not fit it",
+                    "cannot map the frame for writing: the buffer is smaller than {}x{} {} needs, or its video \
+                     meta does not fit it",
                     width,
-                    height
+                    height,
+                    format.to_str()
                 )
             );
             gst::FlowError::Error
@@ -362,7 +381,7 @@ impl BaseTransformImpl for OdmOverlay {
                 }
                 _ => continue,
             };
-            let (x, y, w, hh) = (e.rect.0 as i32, e.rect.1 as i32, e.rect.2 as i32, e.rect.3 as i32);
+            let (x, y, w, hh) = clip_box(e.rect, width, height, thickness + th_margin);
             canvas.rect(x, y, w, hh, thickness, colour);
             let tw = Self::text_width(glyphs, font, label, size) + 2 * thickness;
             let th = size as i32 + thickness;

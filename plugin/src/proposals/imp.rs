@@ -157,14 +157,10 @@ impl BaseTransformImpl for OdmProposals {
             })?;
             detector.detect(&frame, &params, found);
         }
-        // New ids follow the highest one upstream, saturating at i32::MAX (odmclassify gives colliding ids distinct
-        // values before it classifies).
-        let mut id =
-            buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m.saturating_add(1));
-        for p in found.iter() {
+        // New ids are ones no ROI meta of the buffer has (never an overflow next to i32::MAX).
+        for (id, p) in crate::meta::new_roi_ids(buf, found.len()).into_iter().zip(found.iter()) {
             let mut m = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, (p.x, p.y, p.w, p.h));
             m.set_id(id);
-            id = id.saturating_add(1);
             m.add_param(
                 gst::Structure::builder("odm-proposal")
                     .field("colour", p.colour.as_str())
