@@ -393,3 +393,38 @@ fn overlay_draws_boxes_of_any_u32_size_clipped_without_overflow() {
     assert_eq!(px(40, 40), BLUE, "inside the box");
     assert_eq!(px(5, 40), BLUE, "left of the box");
 }
+
+#[test]
+fn replay_by_frame_follows_a_seek() {
+    // videotestsrc at 10 fps, one recorded line per frame whose ROI id is the frame number. After a flushing seek to
+    // 2 s, the next buffer is frame 20 and gets frame 20's ROI (the counter used to run on from where it was).
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let rois = dir.path().join("rois.jsonl");
+    let text: String = (0..50)
+        .map(|f| format!("{{\"frame\": {f}, \"rois\": [{{\"x\": 1, \"y\": 1, \"w\": 8, \"h\": 8, \"id\": {f}}}]}}\n"))
+        .collect();
+    fs::write(&rois, text).unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=50 ! video/x-raw,width=32,height=32,framerate=10/1 ! odmroireplay location={} ! \
+         appsink name=sink sync=false max-buffers=1",
+        rois.display()
+    ))
+    .unwrap();
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let sink = bin.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let id_of = |s: gst::Sample| {
+        let b = s.buffer().unwrap();
+        (b.pts().unwrap().mseconds(), b.meta::<VideoRegionOfInterestMeta>().map(|m| m.id()))
+    };
+    pipeline.set_state(gst::State::Paused).unwrap();
+    assert_eq!(id_of(sink.pull_preroll().unwrap()), (0, Some(0)));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for _ in 0..4 {
+        sink.pull_sample().unwrap();
+    }
+    pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, gst::ClockTime::from_seconds(2)).unwrap();
+    let got: Vec<_> = (0..3).map(|_| id_of(sink.pull_sample().unwrap())).collect();
+    assert_eq!(got, [(2000, Some(20)), (2100, Some(21)), (2200, Some(22))]);
+    pipeline.set_state(gst::State::Null).unwrap();
+}

@@ -67,8 +67,17 @@ struct Entry {
 struct State {
     entries: Vec<Entry>,
     path: PathBuf,
+    /// The index of the next buffer (match=frame).
     frame: u64,
     info: Option<gst_video::VideoInfo>,
+    /// The current time segment, to turn a buffer's PTS into stream time.
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    /// Stream time of frame 0: the first buffer's.
+    origin: Option<gst::ClockTime>,
+    /// A new segment came after buffers (a seek): the next buffer's index is computed from its stream time.
+    resync: bool,
+    /// A seek happened: frames it skipped are not reported as never come.
+    seeked: bool,
 }
 
 #[derive(Default)]
@@ -147,6 +156,10 @@ impl OdmRoiReplay {
     fn report_unused(&self) {
         let guard = self.lock_state();
         let Some(st) = guard.as_ref() else { return };
+        if st.seeked {
+            gst::info!(CAT, imp = self, "a seek skipped frames: recorded frames that never came are not reported");
+            return;
+        }
         let unused: Vec<&Entry> = st.entries.iter().filter(|e| !e.used).collect();
         if let Some(first) = unused.first() {
             let msg = format!(
@@ -275,7 +288,16 @@ impl BaseTransformImpl for OdmRoiReplay {
             );
         }
         gst::info!(CAT, imp = self, "{} recorded frames from {}", entries.len(), path.display());
-        *self.lock_state() = Some(State { entries, path, frame: 0, info: None });
+        *self.lock_state() = Some(State {
+            entries,
+            path,
+            frame: 0,
+            info: None,
+            segment: gst::FormattedSegment::new(),
+            origin: None,
+            resync: false,
+            seeked: false,
+        });
         Ok(())
     }
 
@@ -293,8 +315,21 @@ impl BaseTransformImpl for OdmRoiReplay {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            self.report_unused();
+        match event.view() {
+            gst::EventView::Eos(_) => self.report_unused(),
+            gst::EventView::Segment(e) => {
+                if let Some(st) = self.lock_state().as_mut() {
+                    if let Ok(seg) = e.segment().clone().downcast::<gst::ClockTime>() {
+                        st.segment = seg;
+                    }
+                    // After buffers have flowed, a new segment is a seek (or a loop): match=frame re-finds its place.
+                    if st.origin.is_some() {
+                        st.resync = true;
+                        st.seeked = true;
+                    }
+                }
+            }
+            _ => {}
         }
         self.parent_sink_event(event)
     }
@@ -305,6 +340,35 @@ impl BaseTransformImpl for OdmRoiReplay {
             (s.matching, s.tolerance)
         };
         let mut guard = self.lock_state();
+        let Some(st) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let stream_time = buf.pts().and_then(|pts| st.segment.to_stream_time(pts));
+        if st.origin.is_none() {
+            st.origin = stream_time.or(Some(gst::ClockTime::ZERO));
+        }
+        if std::mem::take(&mut st.resync) && matching == Match::Frame {
+            // The frame index from stream time and frame rate, counted from the first buffer's stream time.
+            let fps = st.info.as_ref().map(|i| i.fps()).filter(|f| f.numer() > 0 && f.denom() > 0);
+            match (stream_time, st.origin, fps) {
+                (Some(t), Some(t0), Some(fps)) => {
+                    let secs = t.saturating_sub(t0).nseconds() as f64 / 1e9;
+                    st.frame = (secs * fps.numer() as f64 / fps.denom() as f64).round() as u64;
+                    gst::debug!(CAT, imp = self, "after a seek: stream time {t}, frame {}", st.frame);
+                }
+                _ => {
+                    let msg = format!(
+                        "{}: after a seek, match=frame cannot tell which frame comes next (the stream has no frame \
+                         rate or the buffer no time); ROIs may land on the wrong frames: use match=pts",
+                        st.path.display()
+                    );
+                    drop(guard);
+                    gst::warning!(CAT, imp = self, "{msg}");
+                    gst::element_imp_warning!(self, gst::StreamError::Demux, ("{msg}"));
+                    guard = self.lock_state();
+                }
+            }
+        }
         let Some(st) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
@@ -328,7 +392,11 @@ impl BaseTransformImpl for OdmRoiReplay {
         let (fw, fh) = st.info.as_ref().map_or((u32::MAX, u32::MAX), |i| (i.width(), i.height()));
         let entry = &mut st.entries[i];
         entry.used = true;
-        let mut next = buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).max().map_or(0, |m| m + 1);
+        // ROIs recorded without an id get ones no ROI meta of the buffer has, nor any recorded id of this frame.
+        let mut taken: Vec<i32> = buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).collect();
+        taken.extend(entry.rois.iter().filter_map(|r| r.id));
+        taken.sort_unstable();
+        let mut fresh = crate::meta::fresh_ids(&taken);
         for r in &entry.rois {
             // Clip to the frame: the meta holds unsigned coordinates. A box wholly outside keeps a zero size, so a
             // classifier still reports it (as outside the frame) instead of it vanishing.
@@ -337,10 +405,7 @@ impl BaseTransformImpl for OdmRoiReplay {
             let y1 = (r.y + r.h).round().max(0.0).min(fh as f64) as u32;
             let t = r.roi_type.as_deref().unwrap_or(DEFAULT_TYPE);
             let mut m = VideoRegionOfInterestMeta::add(buf, t, (x0, y0, x1.saturating_sub(x0), y1.saturating_sub(y0)));
-            let id = r.id.unwrap_or_else(|| {
-                next += 1;
-                next - 1
-            });
+            let id = r.id.or_else(|| fresh.next()).unwrap_or(0);
             m.set_id(id);
             if let Some(label) = &r.label {
                 m.add_param(gst::Structure::builder(TRUTH_PARAM).field("label", label.as_str()).build());
