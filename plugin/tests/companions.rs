@@ -299,7 +299,9 @@ fn proposals_then_classify_in_nv12() {
         out.display()
     ));
     assert!(err.is_none(), "{err:?}");
-    for l in lines(&out) {
+    let l = lines(&out);
+    assert_eq!(l.len(), 3, "one line per frame");
+    for l in l {
         let rois = l["rois"].as_array().unwrap();
         assert!(!rois.is_empty(), "smpte bars have coloured areas");
         for r in rois {
