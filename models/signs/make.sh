@@ -42,7 +42,7 @@ methods=(odm)
 for m in "${methods[@]}"; do
   name=signs; [ $m = odm ] || name=signs-$m
   /usr/bin/time -f "$m: %e s wall, %M KiB peak" \
-    $T train --config models/signs/train.json --method $m --name $name --out $S/run-$m --threads "$threads"
+    $T train --config models/signs/train.json --method $m --name $name --out $S/run-$m --force --threads "$threads"
   $T eval --run $S/run-$m --anomaly-dir $S/photos-heldout > /dev/null
 done
 $T plot --run $S/run-odm

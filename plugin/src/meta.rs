@@ -180,11 +180,9 @@ pub fn results_by_roi(buffer: &gst::BufferRef) -> Vec<RoiEntry> {
 /// ROI ids not in `used` (sorted ascending): above the highest first, then from 0 up, then the negatives; every i32
 /// is reachable, so a buffer with an id of i32::MAX still gets distinct ones (never an overflow).
 pub fn fresh_ids(used: &[i32]) -> impl Iterator<Item = i32> + '_ {
-    let above = match used.last() {
-        Some(&m) if m < i32::MAX => m + 1..=i32::MAX,
-        Some(_) => 1..=0,
-        None => 0..=i32::MAX,
-    };
+    // Empty when the highest used id is i32::MAX.
+    let from = used.last().map_or(Some(0), |&m| m.checked_add(1));
+    let above = from.into_iter().flat_map(|f| f..=i32::MAX);
     above.chain(0..=i32::MAX).chain(i32::MIN..0).filter(move |id| used.binary_search(id).is_err())
 }
 

@@ -83,7 +83,7 @@ fn trainer_and_plugin_agree_on_every_crop() {
         name: "chain".into(),
         ..Default::default()
     };
-    let bundle_path = run::train(&cfg, run_dir.path(), false, false).unwrap();
+    let bundle_path = run::train(&cfg, run_dir.path(), false, run::Existing::Refuse).unwrap();
     let bundle = Bundle::open(&bundle_path).unwrap();
     let scorer = Scorer::new(&bundle);
     let model = run_dir.path().join("chain.onnx");

@@ -47,7 +47,7 @@ fn tiny_model_on_a_rendered_drive() {
         name: "tiny-signs".into(),
         ..Default::default()
     };
-    let bundle = run::train(&cfg, run_dir.path(), false, false).unwrap();
+    let bundle = run::train(&cfg, run_dir.path(), false, run::Existing::Refuse).unwrap();
     let model = bundle.with_file_name("tiny-signs.onnx");
 
     let clip_dir = tempfile::tempdir().unwrap();

@@ -17,6 +17,13 @@ macro_rules! out {
     }};
 }
 
+/// `centers --mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum EnrolMode {
+    Replace,
+    Add,
+}
+
 #[derive(Parser)]
 #[command(name = "odm-train", version, about = "Train, evaluate and export odm open-set sign classifiers")]
 struct Cli {
@@ -251,6 +258,13 @@ enum Command {
         anomaly_dirs: Vec<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        /// replace: the bundle holds the classes of --data (refused when one of the run's is missing, unless
+        /// --allow-drop); add: the run's classes stay and those of --data are added or re-enrolled.
+        #[arg(long, value_enum, default_value = "replace")]
+        mode: EnrolMode,
+        /// With --mode replace: write the bundle even though classes of the run are not in --data.
+        #[arg(long)]
+        allow_drop: bool,
     },
     /// PCA figure of the embedding (the paper's Figure 3) and ROC curves: RUN/pca.png and RUN/roc.png.
     Plot {
@@ -415,8 +429,11 @@ struct TrainArgs {
     #[arg(long)]
     name: Option<String>,
     /// Continue from the run folder's checkpoint (weights, Adam moments and step).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     resume: bool,
+    /// Replace a run already in --out (its files are removed first; without this or --resume, it is refused).
+    #[arg(long)]
+    force: bool,
     /// libtorch intra-op threads (default: libtorch's choice).
     #[arg(long)]
     threads: Option<i32>,
@@ -462,6 +479,7 @@ impl TrainArgs {
             device,
             name,
             resume: _,
+            force: _,
             threads: _,
         } = *self;
         let mut c = match &config {
@@ -632,14 +650,20 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(n) = a.threads {
                 tch::set_num_threads(n);
             }
-            let (out, resume) = (a.out.clone(), a.resume);
+            use odm_trainer::train::run::Existing;
+            let out = a.out.clone();
+            let existing = match (a.resume, a.force) {
+                (true, _) => Existing::Resume,
+                (_, true) => Existing::Replace,
+                _ => Existing::Refuse,
+            };
             let cfg = a.config()?;
             let start = std::time::Instant::now();
             let bundle = odm_trainer::train::run::train(
                 &cfg,
                 &out,
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                resume,
+                existing,
             )?;
             out!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
         }
@@ -652,9 +676,27 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (a, b) = odm_trainer::data::import::import(&data, format, &out, test_fraction, margin, seed)?;
             out!("wrote {a} training and {b} test images to {}", out.display());
         }
-        Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out } => {
-            let b = odm_trainer::train::bundle::centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out)?;
-            out!("wrote {}", b.display());
+        Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out, mode, allow_drop } => {
+            use odm_trainer::train::bundle::{centers, Enrol};
+            let mode = match mode {
+                EnrolMode::Replace => Enrol::Replace { allow_drop },
+                EnrolMode::Add => Enrol::Add,
+            };
+            let e = centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out, mode)?;
+            if !e.dropped.is_empty() {
+                eprintln!(
+                    "odm-train: warning: --allow-drop: {} classes of the run are not in the bundle",
+                    e.dropped.len()
+                );
+            }
+            out!(
+                "wrote {}: {} kept, {} added, {} re-enrolled, {} dropped",
+                e.bundle.display(),
+                e.kept.len(),
+                e.added.len(),
+                e.reenrolled.len(),
+                e.dropped.len()
+            );
         }
         Command::Plot { run, per_set } => {
             for p in odm_trainer::plot::plot_run(&run, per_set)? {

@@ -116,7 +116,7 @@ fn bad_mining_inputs_are_refused_by_name() {
     tiny_world(data.path());
     let out = tempfile::tempdir().unwrap();
     let expect = |c: TrainConfig, parts: &[&str]| {
-        let e = run::train(&c, out.path(), false, false).unwrap_err().to_string();
+        let e = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap_err().to_string();
         for p in parts {
             assert!(e.contains(p), "error {e:?} lacks {p:?}");
         }
@@ -138,7 +138,7 @@ fn bad_mining_inputs_are_refused_by_name() {
     expect(TrainConfig { novelty_margin: -1.0, ..cfg(data.path()) }, &["--novelty-margin"]);
     // Evaluation-only trees too.
     let c = TrainConfig { steps: 2, ..cfg(data.path()) };
-    run::train(&c, out.path(), false, false).unwrap();
+    run::train(&c, out.path(), false, run::Existing::Refuse).unwrap();
     let e = eval::eval(out.path(), 0, &[missing]).unwrap_err().to_string();
     assert!(e.contains("eval --anomaly-dir") && e.contains("no-such-tree"), "{e}");
 }
@@ -149,7 +149,7 @@ fn evaluation_reports_seen_and_unseen_sets_novelty_vs_anomaly_and_a_confusion_ma
     tiny_world(data.path());
     let out = tempfile::tempdir().unwrap();
     let c = TrainConfig { ce_weight: 0.5, ..cfg(data.path()) };
-    run::train(&c, out.path(), false, false).unwrap();
+    run::train(&c, out.path(), false, run::Existing::Refuse).unwrap();
     // An evaluation-only tree: the rendered objects again, under another name.
     let extra = data.path().join("extra");
     std::os::unix::fs::symlink(data.path().join("objects"), &extra).unwrap();

@@ -42,7 +42,7 @@ fn bad_configurations_are_refused() {
     tiny_data(data.path());
     let out = tempfile::tempdir().unwrap();
     let expect = |c: TrainConfig, part: &str| {
-        let e = run::train(&c, out.path(), false, false).unwrap_err().to_string();
+        let e = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap_err().to_string();
         assert!(e.contains(part), "error {e:?} lacks {part:?}");
     };
     expect(TrainConfig { margin: 0.0, ..cfg(data.path(), Method::Odm) }, "--margin must be positive");
@@ -61,6 +61,36 @@ fn bad_configurations_are_refused() {
     expect(TrainConfig { data: data.path().join("nowhere"), ..cfg(data.path(), Method::Odm) }, "nowhere");
     expect(TrainConfig { permuted_ood: 1.5, ..cfg(data.path(), Method::Odm) }, "--permuted-ood (1.5) in [0, 1]");
     expect(TrainConfig { ood_fraction: 1.0, ..cfg(data.path(), Method::Odm) }, "--ood-fraction (1) must be in [0, 1)");
+    // A typo is refused rather than read as the CPU.
+    expect(
+        TrainConfig { device: "gpu".into(), ..cfg(data.path(), Method::Odm) },
+        "--device must be cpu or cuda, got \"gpu\"",
+    );
+}
+
+#[test]
+fn a_run_folder_that_holds_a_run_is_refused_unless_resumed_or_replaced() {
+    let data = tempfile::tempdir().unwrap();
+    tiny_data(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let c = TrainConfig { steps: 2, ..cfg(data.path(), Method::Odm) };
+    run::train(&c, out.path(), false, run::Existing::Refuse).unwrap();
+    let e = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap_err().to_string();
+    assert!(e.contains("already holds a run") && e.contains("--resume") && e.contains("--force"), "{e}");
+    // --force: the earlier run's files go (a stale metrics table, a bundle of another name), other files stay.
+    std::fs::write(out.path().join("metrics.md"), "stale").unwrap();
+    std::fs::write(out.path().join("old-name.odm.json"), "{}").unwrap();
+    std::fs::write(out.path().join("notes.txt"), "mine").unwrap();
+    run::train(&TrainConfig { name: "second".into(), ..c }, out.path(), false, run::Existing::Replace).unwrap();
+    assert!(!out.path().join("metrics.md").exists() && !out.path().join("old-name.odm.json").exists());
+    assert!(out.path().join("notes.txt").is_file() && out.path().join("second.odm.json").is_file());
+    let bundles: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".odm.json"))
+        .collect();
+    assert_eq!(bundles, ["second.odm.json"], "the first run's bundle is gone");
 }
 
 #[test]
@@ -70,7 +100,7 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     let out = tempfile::tempdir().unwrap();
     let c = cfg(data.path(), Method::Odm);
     let data_dir = data.path().to_owned();
-    let bundle_path = run::train(&c, out.path(), false, false).unwrap();
+    let bundle_path = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap();
     let b = Bundle::open(&bundle_path).unwrap();
     assert_eq!(b.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["speed-limit-30", "stop", "give-way"]);
     assert_eq!(b.dim(), 8);
@@ -124,10 +154,36 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
         }
     }
     let new_dir = tempfile::tempdir().unwrap();
-    let nb = bundle::centers(out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path()).unwrap();
-    let nb = Bundle::open(&nb).unwrap();
+    let enrol_with = |mode| bundle::centers(out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path(), mode);
+    // Replacing the classes with a folder that lacks two of the run's is refused, naming them.
+    let e = enrol_with(bundle::Enrol::Replace { allow_drop: false }).unwrap_err().to_string();
+    for part in
+        ["has 1 of the run's 3 classes", "would drop 2 (speed-limit-30, give-way)", "--mode add", "--allow-drop"]
+    {
+        assert!(e.contains(part), "{part:?}: {e}");
+    }
+    let r = enrol_with(bundle::Enrol::Replace { allow_drop: true }).unwrap();
+    assert_eq!(r.dropped, ["speed-limit-30", "give-way"]);
+    let nb = Bundle::open(&r.bundle).unwrap();
     assert_eq!(nb.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["no-cars", "stop"]);
     assert_eq!(nb.model.sha256, b.model.sha256, "same network, same ONNX bytes");
+    // Adding keeps the run's classes (ids, centres, global thresholds), re-enrols stop, appends no-cars.
+    let a = enrol_with(bundle::Enrol::Add).unwrap();
+    assert_eq!(
+        (a.kept.len(), a.added.as_slice(), a.reenrolled.as_slice()),
+        (2, &["no-cars".to_owned()][..], &["stop".to_owned()][..])
+    );
+    let ab = Bundle::open(&a.bundle).unwrap();
+    let ids: Vec<(i32, &str)> = ab.classes.iter().map(|c| (c.id, c.label.as_str())).collect();
+    assert_eq!(ids, [(0, "speed-limit-30"), (1, "stop"), (2, "give-way"), (3, "no-cars")]);
+    assert_eq!(ab.classes[0], b.classes[0], "a kept class is unchanged");
+    assert_eq!(ab.classes[1].center, nb.classes[1].center, "stop has its new centre");
+    assert_eq!(
+        (ab.score.novelty_threshold, ab.score.anomaly_threshold),
+        (b.score.novelty_threshold, b.score.anomaly_threshold)
+    );
+    assert!(ab.classes[3].novelty_threshold.is_some(), "the added class carries thresholds from its own data");
+    assert_eq!(ab.training["enrolled"]["added"][0], "no-cars");
 
     // Export: the same network and bundle again gives the same ONNX bytes; under another name, a valid bundle.
     let exported = tempfile::tempdir().unwrap();
@@ -151,13 +207,13 @@ fn resume_continues_the_same_optimisation() {
     tiny_data(data.path());
     let c = TrainConfig { steps: 20, checkpoint_every: 10, ..cfg(data.path(), Method::Odm) };
     let straight = tempfile::tempdir().unwrap();
-    run::train(&c, straight.path(), false, false).unwrap();
+    run::train(&c, straight.path(), false, run::Existing::Refuse).unwrap();
     // Stop at step 10, then resume to 20: the same batches, weights and Adam moments as the straight run.
     let split = tempfile::tempdir().unwrap();
-    run::train(&TrainConfig { steps: 10, ..c.clone() }, split.path(), false, false).unwrap();
+    run::train(&TrainConfig { steps: 10, ..c.clone() }, split.path(), false, run::Existing::Refuse).unwrap();
     assert!(split.path().join("optimizer.ot").is_file());
     let ten = weights(split.path());
-    run::train(&c, split.path(), false, true).unwrap();
+    run::train(&c, split.path(), false, run::Existing::Resume).unwrap();
     let (a, b) = (weights(straight.path()), weights(split.path()));
     assert_eq!(a.len(), b.len());
     for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
@@ -172,7 +228,9 @@ fn resume_continues_the_same_optimisation() {
 
     // Without the optimiser state a resume is refused, naming the file, instead of silently restarting Adam.
     std::fs::remove_file(split.path().join("optimizer.ot")).unwrap();
-    let e = run::train(&TrainConfig { steps: 30, ..c }, split.path(), false, true).unwrap_err().to_string();
+    let e = run::train(&TrainConfig { steps: 30, ..c }, split.path(), false, run::Existing::Resume)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("optimizer.ot"), "{e}");
 }
 
@@ -198,7 +256,7 @@ fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
         ..cfg(data.path(), Method::Odm)
     };
     let out = tempfile::tempdir().unwrap();
-    let b = Bundle::open(&run::train(&base, out.path(), false, false).unwrap()).unwrap();
+    let b = Bundle::open(&run::train(&base, out.path(), false, run::Existing::Refuse).unwrap()).unwrap();
     // Three seen OOD classes: ODM holds one out of training, for the anomaly threshold only.
     let calib: Vec<String> = serde_json::from_value(b.training["calib_ood"].clone()).unwrap();
     assert_eq!(calib.len(), 1);
@@ -230,7 +288,7 @@ fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
 
     // Explicit calibration classes must be seen OOD classes, and ODM must keep some to train on.
     let expect = |c: TrainConfig, part: &str| {
-        let e = run::train(&c, out.path(), false, false).unwrap_err().to_string();
+        let e = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap_err().to_string();
         assert!(e.contains(part), "error {e:?} lacks {part:?}");
     };
     expect(TrainConfig { calib_ood: vec!["stop".into()], ..base.clone() }, "\"stop\" is not a seen OOD class");
@@ -256,7 +314,7 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
     let data = tempfile::tempdir().unwrap();
     tiny_data(data.path());
     let out = tempfile::tempdir().unwrap();
-    run::train(&cfg(data.path(), Method::Ce), out.path(), false, false).unwrap();
+    run::train(&cfg(data.path(), Method::Ce), out.path(), false, run::Existing::Refuse).unwrap();
     let tables = eval::eval(out.path(), 10, &[]).unwrap();
     assert_eq!(tables.iter().map(|t| t.method.as_str()).collect::<Vec<_>>(), ["ce-msp", "ce-odin"]);
     assert!(out.path().join("metrics-odin.json").is_file());

@@ -162,6 +162,9 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<Arch, TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));
         let arch: Arch = self.arch.parse().map_err(TrainError::Config)?;
+        if !matches!(self.device.as_str(), "cpu" | "cuda") {
+            return bad(format!("--device must be cpu or cuda, got \"{}\"", self.device));
+        }
         if !(self.margin > 0.0 && self.margin.is_finite()) {
             return bad(format!("--margin must be positive, got {}", self.margin));
         }
@@ -234,6 +237,7 @@ impl TrainConfig {
                 );
                 Device::Cpu
             }
+            // validate() admits cpu and cuda only.
             _ => Device::Cpu,
         }
     }

@@ -27,13 +27,60 @@ struct State {
     step: usize,
 }
 
+/// What `train` does with a run folder that already holds a run (its `config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse: the folder would mix two runs (the default).
+    Refuse,
+    /// Continue it from its checkpoint (`--resume`).
+    Resume,
+    /// Remove the earlier run's files first (`--force`).
+    Replace,
+}
+
+/// Files a run writes beside its bundle (`NAME.onnx`, `NAME.odm.json`) and its metrics (`metrics*.json|md`).
+const RUN_FILES: &[&str] =
+    &["config.json", "state.json", "checkpoint.ot", "optimizer.ot", "log.jsonl", "model.ot", "pca.png", "roc.png"];
+
+/// Whether a file name is one a run writes.
+fn is_run_file(name: &str) -> bool {
+    RUN_FILES.contains(&name)
+        || name.ends_with(".onnx")
+        || name.ends_with(".odm.json")
+        || (name.starts_with("metrics") && (name.ends_with(".json") || name.ends_with(".md")))
+}
+
+/// Make `out` ready for a run: created if missing; an earlier run there is refused, resumed or replaced.
+fn prepare_out(out: &Path, existing: Existing) -> Result<(), TrainError> {
+    if out.join("config.json").is_file() {
+        match existing {
+            Existing::Refuse => {
+                return Err(TrainError::Config(format!(
+                    "{} already holds a run (config.json): --resume continues it, --force replaces it, or choose \
+                     another --out (training into it would mix two runs)",
+                    out.display()
+                )))
+            }
+            Existing::Resume => {}
+            Existing::Replace => {
+                let entries = std::fs::read_dir(out).map_err(TrainError::io(out))?;
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if e.path().is_file() && is_run_file(&name) {
+                        std::fs::remove_file(e.path()).map_err(TrainError::io(&e.path()))?;
+                    }
+                }
+                eprintln!("odm-train: --force: removed the earlier run's files from {}", out.display());
+            }
+        }
+    }
+    std::fs::create_dir_all(out).map_err(TrainError::io(out))
+}
+
 /// Train and write the run folder; returns the bundle path.
-pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Result<PathBuf, TrainError> {
+pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) -> Result<PathBuf, TrainError> {
     let arch = cfg.validate()?;
-    std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
-    let cfg_path = out.join("config.json");
-    std::fs::write(&cfg_path, serde_json::to_string_pretty(cfg).expect("config serialises") + "\n")
-        .map_err(TrainError::io(&cfg_path))?;
+    let resume = existing == Existing::Resume;
     let device = cfg.device();
     let (data, roles) = load_run_data(cfg)?;
     if cfg.method == Method::Odm
@@ -47,6 +94,11 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, resume: bool) -> Res
                 .into(),
         ));
     }
+    // The folder is touched only once the configuration and the data are good: a refused run leaves nothing.
+    prepare_out(out, existing)?;
+    let cfg_path = out.join("config.json");
+    std::fs::write(&cfg_path, serde_json::to_string_pretty(cfg).expect("config serialises") + "\n")
+        .map_err(TrainError::io(&cfg_path))?;
     let k = data.classes.len();
     let mut vs = nn::VarStore::new(device);
     let classes = cfg.has_classifier().then_some(k as i64);
