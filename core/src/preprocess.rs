@@ -130,6 +130,11 @@ impl<'a> Frame<'a> {
         self.height
     }
 
+    /// The YUV matrix NV12 and I420 samples are converted with.
+    pub fn matrix(&self) -> YuvMatrix {
+        self.matrix
+    }
+
     pub fn format(&self) -> PixelFormat {
         self.format
     }

@@ -430,3 +430,25 @@ fn replay_by_frame_follows_a_seek() {
     assert_eq!(got, [(2000, Some(20)), (2100, Some(21)), (2200, Some(22))]);
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn proposals_read_nv12_with_the_caps_matrix() {
+    // A teal-blue square (0, 75, 90) on grey, as RGB and converted by videoconvert to BT.709 NV12 (HD caps' default):
+    // read with BT.709 it is blue in both; read with BT.601 (hard-coded before) the NV12 one turned green-cyan and
+    // was not proposed.
+    init();
+    let (w, h) = (160u32, 120u32);
+    let frame = rgb_frame(w, h, &[((0, 0, w, h), GREY), ((60, 40, 36, 36), [0, 75, 90])]);
+    let found = |line: &str| {
+        let mut hn = gst_check::Harness::new_parse(line);
+        hn.set_src_caps(rgb_caps(w, h));
+        hn.push(buffer_with_rois(frame.clone(), &[], 0)).unwrap();
+        hn.pull().unwrap().iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.rect()).collect::<Vec<_>>()
+    };
+    let rgb = found("odmproposals");
+    assert_eq!(rgb.len(), 1, "{rgb:?}");
+    for matrix in ["bt709", "bt601"] {
+        let nv12 = found(&format!("videoconvert ! video/x-raw,format=NV12,colorimetry={matrix} ! odmproposals"));
+        assert_eq!(nv12, rgb, "NV12 with {matrix}");
+    }
+}

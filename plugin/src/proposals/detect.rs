@@ -6,7 +6,7 @@
 //! colour (saturation and dominant channel, after YUV to RGB where needed); 4-connected components of one class are
 //! kept when their box is sign-sized, roughly square and filled like a disc, ring or triangle (not a thin line).
 
-use odm_core::preprocess::{Frame, PixelFormat};
+use odm_core::preprocess::{Frame, PixelFormat, YuvMatrix};
 
 /// Colour class of a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +96,20 @@ impl Detector {
         }
         self.grid.clear();
         self.grid.resize(gw * gh, 0);
+        // Limited-range YUV to RGB in 8.8 fixed point, with the frame's matrix (from the caps' colorimetry, as
+        // odmclassify and videoconvert use it): [R from V, G from U, G from V, B from U].
+        let k: [i32; 4] = match frame.matrix() {
+            YuvMatrix::Bt601 => [409, 100, 208, 516],
+            YuvMatrix::Bt709 => [459, 55, 136, 541],
+        };
         let yuv = |y: i32, u: i32, v: i32| {
             let c = y - 16;
             let (d, e) = (u - 128, v - 128);
-            ((298 * c + 409 * e + 128) >> 8, (298 * c - 100 * d - 208 * e + 128) >> 8, (298 * c + 516 * d + 128) >> 8)
+            (
+                (298 * c + k[0] * e + 128) >> 8,
+                (298 * c - k[1] * d - k[2] * e + 128) >> 8,
+                (298 * c + k[3] * d + 128) >> 8,
+            )
         };
         for gy in 0..gh {
             let y = gy * step + step / 2;
@@ -122,7 +132,7 @@ impl Detector {
                             (c0row[x / 2] as i32, c1row[x / 2] as i32)
                         };
                         // Grey enough to be no colour class whatever the luma: max - min of the RGB conversion is at
-                        // most (617|V-128| + 616|U-128|) / 256 + 1 <= 20.3 here, and a class needs max >= 60 and
+                        // most (617|V-128| + 616|U-128|) / 256 + 1 <= 20.3 here (BT.601; BT.709's bound is lower), and a class needs max >= 60 and
                         // max - min >= 0.35 max >= 21. Most of a road scene stops here, before the luma is read.
                         if (u - 128).abs() + (v - 128).abs() <= 8 {
                             *cell = 0;
