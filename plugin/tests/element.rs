@@ -546,3 +546,30 @@ fn roi_ids_next_to_i32_max_get_distinct_fresh_ids() {
     let ids = ids_of(&h.pull().unwrap());
     assert!(ids.len() > 2 && distinct(&ids[1..]), "{ids:?}");
 }
+
+#[test]
+fn a_bottom_up_frame_with_a_negative_stride_is_refused_with_a_sentence() {
+    // A video meta describing rows bottom-up (negative stride): GStreamer maps it, and odm refuses it by name instead
+    // of reading the stride as a huge unsigned number.
+    init();
+    let (w, h) = (32u32, 24u32);
+    let row = (w * 3) as i32;
+    let el = classifier(&[]);
+    let (mut hn, bus) = harness_with_bus(&el, rgb_caps(w, h));
+    let mut buf = buffer_with_rois(rgb_frame(w, h, &[]), &[(1, (2, 2, 10, 10))], 0);
+    gst_video::VideoMeta::add_full(
+        buf.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Rgb,
+        w,
+        h,
+        &[(row * (h as i32 - 1)) as usize],
+        &[-row],
+    )
+    .unwrap();
+    assert_eq!(hn.push(buf), Err(gst::FlowError::Error));
+    let msg = bus.pop_filtered(&[gst::MessageType::Error]).expect("an error on the bus");
+    let gst::MessageView::Error(e) = msg.view() else { unreachable!() };
+    let text = e.error().to_string();
+    assert!(text.contains("plane 0 has a negative stride (-96): bottom-up frames are not supported"), "{text}");
+}

@@ -57,7 +57,7 @@ pub enum DataError {
     EmptySplit { which: &'static str, reason: String },
     #[error("invalid split: {0}")]
     Split(String),
-    #[error("{path}: ROI {roi:?} does not fit the {width}x{height} image")]
+    #[error("{path}: ROI at ({}, {}) of {}x{} does not fit the {width}x{height} image", roi.0, roi.1, roi.2, roi.3)]
     Roi { path: PathBuf, roi: (i64, i64, i64, i64), width: u32, height: u32 },
 }
 

@@ -275,16 +275,25 @@ pub fn compare(expected: &[FrameLine], actual: &[FrameLine], tolerance: f64) -> 
                 diffs.push(format!("frame {} ROI {}: missing", e.frame, er.id));
                 continue;
             };
+            let text = |v: &Option<String>| v.as_deref().unwrap_or("none").to_owned();
             if ar.label != er.label || ar.verdict != er.verdict {
                 diffs.push(format!(
-                    "frame {} ROI {}: {:?} {:?}, expected {:?} {:?}",
-                    e.frame, er.id, ar.label, ar.verdict, er.label, er.verdict
+                    "frame {} ROI {}: {} {}, expected {} {}",
+                    e.frame,
+                    er.id,
+                    text(&ar.label),
+                    text(&ar.verdict),
+                    text(&er.label),
+                    text(&er.verdict)
                 ));
             }
+            let num = |v: Option<f64>| v.map_or("none".to_owned(), |d| d.to_string());
             match (ar.distance, er.distance) {
                 (Some(a), Some(b)) if (a - b).abs() <= tolerance => {}
                 (None, None) => {}
-                (a, b) => diffs.push(format!("frame {} ROI {}: distance {a:?}, expected {b:?}", e.frame, er.id)),
+                (a, b) => {
+                    diffs.push(format!("frame {} ROI {}: distance {}, expected {}", e.frame, er.id, num(a), num(b)))
+                }
             }
         }
     }

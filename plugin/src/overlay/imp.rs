@@ -172,6 +172,82 @@ fn clip_box(rect: (u32, u32, u32, u32), width: i32, height: i32, margin: i32) ->
 }
 
 impl OdmOverlay {
+    /// Draw every entry into the frame; an error is the flow to return and the sentence to post.
+    fn draw(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        entries: &[meta::RoiEntry],
+        buf: &mut gst::BufferRef,
+    ) -> Result<(), (gst::FlowError, String)> {
+        let State { info, glyphs, label } = state;
+        let Some(info) = info.as_ref() else {
+            return Err((gst::FlowError::NotNegotiated, "a buffer came before caps".to_owned()));
+        };
+        let font = &*FONT;
+        let h = info.height();
+        let thickness = if settings.thickness > 0 { settings.thickness } else { (h / 240).max(1) } as i32;
+        let size = if settings.font_size > 0 { settings.font_size } else { (h / 30).max(10) };
+        let format = info.format();
+        let (width, height) = (info.width().min(i32::MAX as u32) as i32, info.height().min(i32::MAX as u32) as i32);
+        // A box is clipped to the frame plus room for its lines and label tab.
+        let th_margin = size as i32 + 2;
+        // The mapping follows the buffer's video meta when upstream set one (decoders with padded strides), else the
+        // caps' layout, and refuses a buffer smaller than that layout or a meta that does not fit the buffer.
+        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
+            let text = format!(
+                "cannot map the frame for writing: the buffer is smaller than {}x{} {} needs, or its video meta does \
+                 not fit it",
+                width,
+                height,
+                format.to_str()
+            );
+            (gst::FlowError::Error, text)
+        })?;
+        let mut strides = [0usize; 4];
+        for (s, &f) in strides.iter_mut().zip(frame.plane_stride()) {
+            *s = f.max(0) as usize;
+        }
+        let planes = frame.planes_data_mut();
+        let mut canvas = Canvas { format, width, height, planes, strides };
+        for e in entries {
+            // Written into one reused string: no allocation per ROI once it has grown.
+            label.clear();
+            let colour = match e.result.as_ref().map(|r| &r.outcome) {
+                Some(Outcome::Classified { label: class, distance, verdict, .. }) => {
+                    use odm_core::Verdict;
+                    // Writing into a String cannot fail.
+                    let _ = match verdict {
+                        Verdict::Known => write!(label, "{class} {distance:.2}"),
+                        _ => write!(label, "{verdict} {distance:.1}"),
+                    };
+                    match verdict {
+                        Verdict::Known => KNOWN,
+                        Verdict::Novelty => NOVELTY,
+                        Verdict::Anomaly => ANOMALY,
+                    }
+                }
+                Some(Outcome::Skipped { .. }) if settings.show_skipped => {
+                    label.push_str("skipped");
+                    OTHER
+                }
+                None if settings.show_skipped => {
+                    label.push_str(&e.roi_type);
+                    OTHER
+                }
+                _ => continue,
+            };
+            let (x, y, w, hh) = clip_box(e.rect, width, height, thickness + th_margin);
+            canvas.rect(x, y, w, hh, thickness, colour);
+            let tw = Self::text_width(glyphs, font, label, size) + 2 * thickness;
+            let th = size as i32 + thickness;
+            // The label sits on a filled tab above the box, or inside it at the top of the frame.
+            let ty = if y - thickness - th >= 0 { y - thickness - th } else { y };
+            canvas.fill(x - thickness, ty, tw, th, colour, 0.85);
+            Self::text(&mut canvas, glyphs, font, label, x, ty, size, [255, 255, 255]);
+        }
+        Ok(())
+    }
     fn glyph<'a>(cache: &'a mut HashMap<(char, u32), Glyph>, font: &FontRef<'_>, ch: char, size: u32) -> &'a Glyph {
         cache.entry((ch, size)).or_insert_with(|| {
             let scaled = font.as_scaled(PxScale::from(size as f32));
@@ -319,76 +395,12 @@ impl BaseTransformImpl for OdmOverlay {
             return Ok(gst::FlowSuccess::Ok);
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let State { info, glyphs, label } = &mut *state;
-        let Some(info) = info.as_ref() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let font = &*FONT;
-        let h = info.height();
-        let thickness = if settings.thickness > 0 { settings.thickness } else { (h / 240).max(1) } as i32;
-        let size = if settings.font_size > 0 { settings.font_size } else { (h / 30).max(10) };
-        let format = info.format();
-        let (width, height) = (info.width().min(i32::MAX as u32) as i32, info.height().min(i32::MAX as u32) as i32);
-        // A box is clipped to the frame plus room for its lines and label tab.
-        let th_margin = size as i32 + 2;
-        // The mapping follows the buffer's video meta when upstream set one (decoders with padded strides), else the
-        // caps' layout, and refuses a buffer smaller than that layout or a meta that does not fit the buffer.
-        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Format,
-                (
-                    "cannot map the frame for writing: the buffer is smaller than {}x{} {} needs, or its video \
-                     meta does not fit it",
-                    width,
-                    height,
-                    format.to_str()
-                )
-            );
-            gst::FlowError::Error
-        })?;
-        let mut strides = [0usize; 4];
-        for (s, &f) in strides.iter_mut().zip(frame.plane_stride()) {
-            *s = f.max(0) as usize;
-        }
-        let planes = frame.planes_data_mut();
-        let mut canvas = Canvas { format, width, height, planes, strides };
-        for e in &entries {
-            // Written into one reused string: no allocation per ROI once it has grown.
-            label.clear();
-            let colour = match e.result.as_ref().map(|r| &r.outcome) {
-                Some(Outcome::Classified { label: class, distance, verdict, .. }) => {
-                    use odm_core::Verdict;
-                    // Writing into a String cannot fail.
-                    let _ = match verdict {
-                        Verdict::Known => write!(label, "{class} {distance:.2}"),
-                        _ => write!(label, "{verdict} {distance:.1}"),
-                    };
-                    match verdict {
-                        Verdict::Known => KNOWN,
-                        Verdict::Novelty => NOVELTY,
-                        Verdict::Anomaly => ANOMALY,
-                    }
-                }
-                Some(Outcome::Skipped { .. }) if settings.show_skipped => {
-                    label.push_str("skipped");
-                    OTHER
-                }
-                None if settings.show_skipped => {
-                    label.push_str(&e.roi_type);
-                    OTHER
-                }
-                _ => continue,
-            };
-            let (x, y, w, hh) = clip_box(e.rect, width, height, thickness + th_margin);
-            canvas.rect(x, y, w, hh, thickness, colour);
-            let tw = Self::text_width(glyphs, font, label, size) + 2 * thickness;
-            let th = size as i32 + thickness;
-            // The label sits on a filled tab above the box, or inside it at the top of the frame.
-            let ty = if y - thickness - th >= 0 { y - thickness - th } else { y };
-            canvas.fill(x - thickness, ty, tw, th, colour, 0.85);
-            Self::text(&mut canvas, glyphs, font, label, x, ty, size, [255, 255, 255]);
+        let drawn = self.draw(&mut state, &settings, &entries, buf);
+        drop(state);
+        // An error is posted once the state lock is released (a sync bus handler runs in this thread).
+        if let Err((flow, text)) = drawn {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
+            return Err(flow);
         }
         Ok(gst::FlowSuccess::Ok)
     }

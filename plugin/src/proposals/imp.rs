@@ -142,20 +142,33 @@ impl BaseTransformImpl for OdmProposals {
         let params = *self.settings.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let State { info, detector, found } = &mut *state;
-        let Some(info) = info.as_ref() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
-            return Err(gst::FlowError::NotNegotiated);
+        // An error is posted once the state lock is released (a sync bus handler runs in this thread).
+        let failed = match info.as_ref() {
+            None => Some((gst::FlowError::NotNegotiated, "a buffer came before caps".to_owned())),
+            Some(info) => match gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info) {
+                Err(_) => Some((
+                    gst::FlowError::Error,
+                    format!(
+                        "cannot map a buffer of {} bytes as a {}x{} {} frame",
+                        buf.size(),
+                        info.width(),
+                        info.height(),
+                        info.format().to_str()
+                    ),
+                )),
+                Ok(frame_ref) => match crate::video::core_frame(&frame_ref) {
+                    Err(text) => Some((gst::FlowError::Error, text)),
+                    Ok(frame) => {
+                        detector.detect(&frame, &params, found);
+                        None
+                    }
+                },
+            },
         };
-        {
-            let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info).map_err(|_| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("cannot map the frame for reading"));
-                gst::FlowError::Error
-            })?;
-            let frame = crate::video::core_frame(&frame_ref).map_err(|text| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
-                gst::FlowError::Error
-            })?;
-            detector.detect(&frame, &params, found);
+        if let Some((flow, text)) = failed {
+            drop(state);
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
+            return Err(flow);
         }
         // New ids are ones no ROI meta of the buffer has (never an overflow next to i32::MAX).
         for (id, p) in crate::meta::new_roi_ids(buf, found.len()).into_iter().zip(found.iter()) {
