@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # The long round of the property-based tests (plugin/tests/props.rs): CASES generated inputs per property (default
-# 2000) into the real elements, release build. CI runs the same properties with 256 cases each.
+# 20000) into the real elements, release build. CI runs the same properties with 256 cases each.
 #
 #   scripts/props.sh [CASES]
 set -euo pipefail
