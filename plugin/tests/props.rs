@@ -21,16 +21,8 @@ fn config() -> Config {
     Config { cases, failure_persistence: None, ..Config::default() }
 }
 
-const FORMATS: [VideoFormat; 8] = [
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Nv12,
-    VideoFormat::I420,
-];
+/// Every format the elements accept.
+const FORMATS: &[VideoFormat] = gstodm::video::FORMATS;
 
 fn caps(format: VideoFormat, w: u32, h: u32) -> gst::Caps {
     gst_video::VideoCapsBuilder::new().format(format).width(w as i32).height(h as i32).framerate((30, 1).into()).build()
