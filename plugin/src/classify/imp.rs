@@ -16,6 +16,11 @@ use odm_core::preprocess::{check_roi, crop_to_tensor_with, CropScratch, CropSpec
 use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
+use super::settings::{
+    threshold, Live, Settings, DEFAULT_BATCH_SIZE, DEFAULT_MIN_SIZE, DEFAULT_MODE, DEFAULT_THREADS,
+    THRESHOLD_FROM_BUNDLE,
+};
+use super::stats::{Drift, Stats};
 use super::{ExecutionProvider, Mode};
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::meta::{self, Outcome, RoiResult};
@@ -25,64 +30,6 @@ use crate::video::pixel_format;
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("odmclassify", gst::DebugColorFlags::empty(), Some("odm open-set sign classifier"))
 });
-
-const DEFAULT_MODE: Mode = Mode::Roi;
-const DEFAULT_BATCH_SIZE: u32 = 16;
-const DEFAULT_THREADS: u32 = 1;
-const DEFAULT_MIN_SIZE: u32 = 4;
-/// Threshold properties at this value use the bundle's calibrated thresholds.
-const THRESHOLD_FROM_BUNDLE: f64 = -1.0;
-
-#[derive(Debug, Clone)]
-struct Settings {
-    model: Option<PathBuf>,
-    bundle: Option<PathBuf>,
-    ort_library: Option<PathBuf>,
-    mode: Mode,
-    batch_size: u32,
-    provider: ExecutionProvider,
-    device_id: i32,
-    fallback: bool,
-    threads: u32,
-    live: Live,
-}
-
-/// The settings read on every frame (all changeable while PLAYING); cloning one allocates nothing.
-#[derive(Debug, Clone)]
-struct Live {
-    roi_type: Arc<str>,
-    min_size: u32,
-    max_size: u32,
-    novelty_threshold: f64,
-    anomaly_threshold: f64,
-    emit_messages: bool,
-    stats_interval: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            model: None,
-            bundle: None,
-            ort_library: None,
-            mode: DEFAULT_MODE,
-            batch_size: DEFAULT_BATCH_SIZE,
-            provider: ExecutionProvider::Cpu,
-            device_id: 0,
-            fallback: true,
-            threads: DEFAULT_THREADS,
-            live: Live {
-                roi_type: Arc::from(""),
-                min_size: DEFAULT_MIN_SIZE,
-                max_size: 0,
-                novelty_threshold: THRESHOLD_FROM_BUNDLE,
-                anomaly_threshold: THRESHOLD_FROM_BUNDLE,
-                emit_messages: false,
-                stats_interval: 0,
-            },
-        }
-    }
-}
 
 /// What the loaded bundle contributes to scoring; swapped whole by a hot reload.
 struct Scoring {
@@ -123,79 +70,6 @@ struct State {
     drift: Drift,
 }
 
-/// Verdict slots of the counters: known, novelty, anomaly, skipped.
-const VERDICTS: [&str; 4] = ["known", "novelty", "anomaly", "skipped"];
-/// Recent latencies kept for the p99.
-const LATENCY_WINDOW: usize = 1024;
-/// Bins of the drift histogram over [0, 2 x anomaly threshold); a last bin holds everything beyond.
-const DRIFT_BINS: usize = 20;
-
-/// A window of recent latencies in microseconds.
-struct Window {
-    v: Vec<f32>,
-    next: usize,
-    total: f64,
-    count: u64,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Window { v: Vec::with_capacity(LATENCY_WINDOW), next: 0, total: 0.0, count: 0 }
-    }
-}
-
-impl Window {
-    fn push(&mut self, us: f64) {
-        if self.v.len() < LATENCY_WINDOW {
-            self.v.push(us as f32);
-        } else {
-            self.v[self.next] = us as f32;
-        }
-        self.next = (self.next + 1) % LATENCY_WINDOW;
-        self.total += us;
-        self.count += 1;
-    }
-
-    fn mean(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.total / self.count as f64
-        }
-    }
-
-    /// The 99th percentile of the window (nearest rank).
-    fn p99(&self) -> f64 {
-        if self.v.is_empty() {
-            return 0.0;
-        }
-        let mut s = self.v.clone();
-        s.sort_by(f32::total_cmp);
-        s[((s.len() as f64 * 0.99).ceil() as usize).clamp(1, s.len()) - 1] as f64
-    }
-}
-
-/// Counters of the `stats` property, since the last start.
-#[derive(Default)]
-struct Stats {
-    frames: u64,
-    rois: u64,
-    verdicts: [u64; 4],
-    inference: Window,
-    frame: Window,
-    provider: String,
-}
-
-/// Verdict rates and distances over the current `stats-interval`.
-#[derive(Default)]
-struct Drift {
-    frames: u32,
-    verdicts: [u64; 4],
-    hist: [u64; DRIFT_BINS + 1],
-    distance_sum: f64,
-    classified: u64,
-}
-
 #[derive(Default)]
 pub struct OdmClassify {
     settings: Mutex<Settings>,
@@ -208,10 +82,6 @@ impl ObjectSubclass for OdmClassify {
     const NAME: &'static str = "GstOdmClassify";
     type Type = super::OdmClassify;
     type ParentType = gst_base::BaseTransform;
-}
-
-fn threshold(v: f64) -> Option<f64> {
-    (v >= 0.0).then_some(v)
 }
 
 /// Why an ROI was not classified (turned into the result's `reason` text only when results are written).
@@ -672,31 +542,11 @@ impl OdmClassify {
             let span = 2.0 * threshold(live.anomaly_threshold).unwrap_or(scoring.anomaly_threshold).max(1e-9);
             drift.frames += 1;
             for job in jobs.iter() {
-                drift.verdicts[job.verdict_slot()] += 1;
-                if let Ok(r) = &job.outcome {
-                    let d = r.distance as f64;
-                    drift.distance_sum += d;
-                    drift.classified += 1;
-                    drift.hist[((d / span * DRIFT_BINS as f64) as usize).min(DRIFT_BINS)] += 1;
-                }
+                drift.add(job.verdict_slot(), job.outcome.as_ref().ok().map(|r| r.distance as f64), span);
             }
             if drift.frames >= live.stats_interval {
-                let d = std::mem::take(drift);
-                let rois: u64 = d.verdicts.iter().sum();
-                let rate = |i: usize| if rois == 0 { 0.0 } else { d.verdicts[i] as f64 / rois as f64 };
-                let mut b = gst::Structure::builder("odm-drift")
-                    .field("frames", d.frames)
-                    .field("rois", rois)
-                    .field("pts", buffer.pts().map_or(-1i64, |t| t.nseconds() as i64))
-                    .field("model", scoring.name.as_str());
-                for (i, v) in VERDICTS.iter().enumerate() {
-                    b = b.field(format!("{v}-rate"), rate(i));
-                }
-                let s = b
-                    .field("mean-distance", if d.classified == 0 { -1.0 } else { d.distance_sum / d.classified as f64 })
-                    .field("histogram-max", span)
-                    .field("histogram", gst::Array::new(d.hist.iter().map(|&c| c.to_send_value())))
-                    .build();
+                let pts = buffer.pts().map_or(-1i64, |t| t.nseconds() as i64);
+                let s = drift.take_structure(pts, &scoring.name, span);
                 posts.push(gst::message::Element::builder(s).src(&*self.obj()).build());
             }
         }
@@ -793,23 +643,6 @@ impl OdmClassify {
             let m = self.warning_message(gst::LibraryError::Settings, &format!("{name} = {v} refused: {e}"));
             self.post_all(vec![m]);
         }
-    }
-
-    fn stats_structure(&self) -> gst::Structure {
-        let st = self.lock_stats();
-        let mut b = gst::Structure::builder("odm-stats")
-            .field("frames", st.frames)
-            .field("rois", st.rois)
-            .field("execution-provider", st.provider.as_str());
-        for (i, v) in VERDICTS.iter().enumerate() {
-            b = b.field(*v, st.verdicts[i]);
-        }
-        b.field("inference-runs", st.inference.count)
-            .field("inference-mean-us", st.inference.mean())
-            .field("inference-p99-us", st.inference.p99())
-            .field("frame-mean-us", st.frame.mean())
-            .field("frame-p99-us", st.frame.p99())
-            .build()
     }
 }
 
@@ -976,7 +809,7 @@ impl ObjectImpl for OdmClassify {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         if pspec.name() == "stats" {
-            return self.stats_structure().to_value();
+            return self.lock_stats().structure().to_value();
         }
         let s = self.lock_settings();
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();

@@ -5,6 +5,8 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod settings;
+mod stats;
 
 /// What the element classifies.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
