@@ -573,3 +573,91 @@ fn a_bottom_up_frame_with_a_negative_stride_is_refused_with_a_sentence() {
     let text = e.error().to_string();
     assert!(text.contains("plane 0 has a negative stride (-96): bottom-up frames are not supported"), "{text}");
 }
+
+#[test]
+fn elements_with_one_model_instance_id_share_a_session() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    colour_copy(dir.path(), "colors", |_| {});
+    let model = dir.path().join("colors.onnx");
+    let id = "shared-colors";
+    let make = || {
+        gst::ElementFactory::make("odmclassify")
+            .property("model", model.to_str().unwrap())
+            .property("model-instance-id", id)
+            .build()
+            .unwrap()
+    };
+    let users = |el: &gst::Element| el.property::<gst::Structure>("stats").get::<u32>("instance-users").unwrap();
+    let (a, b) = (make(), make());
+    let (mut ha, _ba) = harness_with_bus(&a, rgb_caps(64, 48));
+    let (mut hb, _bb) = harness_with_bus(&b, rgb_caps(64, 48));
+    assert_eq!((users(&a), users(&b)), (2, 2), "one session, two elements");
+    let stats = a.property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<&str>("model-instance-id").unwrap(), id);
+    let check = |h: &mut gst_check::Harness, colour, label| {
+        h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), colour)]), &[(1, (0, 0, 20, 20))], 0)).unwrap();
+        assert_eq!(verdict(&meta::read(&h.pull().unwrap())[0]), Ok((label, Verdict::Known)));
+    };
+    check(&mut ha, RED, "red");
+    check(&mut hb, BLUE, "blue");
+    check(&mut ha, GREEN, "green");
+    // One stream stops; the other keeps running on the session.
+    drop(ha);
+    a.set_state(gst::State::Null).unwrap();
+    assert_eq!(users(&b), 1);
+    hb.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), YELLOW)]), &[(1, (0, 0, 20, 20))], 1)).unwrap();
+    assert_eq!(verdict(&meta::read(&hb.pull().unwrap())[0]), Ok(("yellow", Verdict::Known)));
+
+    // Another model under the same id is refused, naming the id; so is a bundle that does not fit the shared network.
+    let err = run_launch(&format!(
+        "videotestsrc num-buffers=1 ! odmclassify mode=frame model-instance-id={id} model={} ! fakesink",
+        models().join("signs/signs.onnx").display()
+    ))
+    .unwrap_err();
+    assert!(err.contains(&format!("model-instance-id \"{id}\" is already running the network with sha256")), "{err}");
+    let wider = colour_copy(dir.path(), "wider", |v| v["model"]["input"]["width"] = 64.into());
+    let err = run_launch(&format!(
+        "videotestsrc num-buffers=1 ! odmclassify mode=frame model-instance-id={id} model={} bundle={} ! fakesink",
+        model.display(),
+        wider.display()
+    ))
+    .unwrap_err();
+    assert!(err.contains("wider.odm.json") && err.contains("does not match the running network"), "{err}");
+}
+
+#[test]
+fn two_pipelines_on_one_shared_instance_run_at_the_same_time() {
+    // Two streaming threads lock the shared session in turn: every frame of both gets its own, right answer.
+    init();
+    let line = |pattern: &str| {
+        format!(
+            "videotestsrc pattern={pattern} num-buffers=120 ! video/x-raw,width=48,height=32 ! odmclassify mode=frame \
+             model-instance-id=concurrent emit-messages=true model={} ! fakesink",
+            colors_model()
+        )
+    };
+    let threads: Vec<_> = [("red", "red"), ("blue", "blue")]
+        .into_iter()
+        .map(|(pattern, label)| {
+            let l = line(pattern);
+            std::thread::spawn(move || {
+                let msgs = run_launch(&l).unwrap();
+                let labels: Vec<String> = msgs
+                    .iter()
+                    .filter(|s| s.name() == "odm-results")
+                    .map(|s| {
+                        let r = s.get::<gst::Array>("results").unwrap();
+                        r.first().unwrap().get::<gst::Structure>().unwrap().get::<String>("label").unwrap()
+                    })
+                    .collect();
+                (label, labels)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (label, labels) = t.join().unwrap();
+        assert_eq!(labels.len(), 120);
+        assert!(labels.iter().all(|l| l == label), "{label}: {labels:?}");
+    }
+}

@@ -22,6 +22,7 @@ use super::settings::{
 };
 use super::stats::{Drift, Stats};
 use super::{ExecutionProvider, Mode};
+use crate::engine::pool::{self, Instance, InstanceKey, PoolError};
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::meta::{self, Outcome, RoiResult};
 use crate::runtime;
@@ -51,11 +52,14 @@ struct Network {
     width: usize,
     output: String,
     dim: usize,
+    /// Floats in one input sample (3 x height x width).
+    sample_len: usize,
 }
 
 /// Streaming state: made in `start()`, dropped in `stop()`.
 struct State {
-    engine: Engine,
+    /// The session, this element's own or shared under `model-instance-id`.
+    engine: Arc<Instance>,
     network: Arc<Network>,
     scoring: Scoring,
     info: Option<gst_video::VideoInfo>,
@@ -131,7 +135,7 @@ impl Job {
 
 /// Embed and score the crops of `pending` (rows of `input`), writing each ROI's outcome. Returns the run's time.
 fn run_batch(
-    engine: &mut Engine,
+    instance: &Instance,
     scorer: &Scorer,
     input: &[f32],
     embeddings: &mut Vec<f32>,
@@ -144,11 +148,13 @@ fn run_batch(
     let n = pending.len();
     embeddings.clear();
     let t0 = Instant::now();
-    let run = engine.embed(&input[..n * engine.sample_len()], n, embeddings);
+    let mut engine = instance.lock();
+    let (len, dim) = (n * engine.sample_len(), engine.dim());
+    let run = engine.embed(&input[..len], n, embeddings);
+    drop(engine);
     let took = t0.elapsed();
     let err = match run {
         Ok(()) => {
-            let dim = engine.dim();
             for (row, &j) in pending.iter().enumerate() {
                 jobs[j].outcome = scorer.score(&embeddings[row * dim..(row + 1) * dim]).ok_or(Skip::Invalid);
             }
@@ -236,10 +242,21 @@ impl OdmClassify {
             device_id: settings.device_id,
             fallback: settings.fallback,
         };
-        let (engine, fell_back) = Engine::new(&env, &model, &bytes, &bundle, opts).map_err(|e| match e {
-            EngineError::Provider { .. } => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
-            _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
-        })?;
+        let key = InstanceKey {
+            sha256: sha256.clone(),
+            provider: opts.provider,
+            device_id: opts.device_id,
+            threads: opts.intra_threads,
+        };
+        let id = settings.model_instance_id.as_str();
+        let (engine, fell_back) = pool::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts))
+            .map_err(|e| match e {
+                PoolError::Engine(e @ EngineError::Provider { .. }) => {
+                    gst::error_msg!(gst::LibraryError::Init, ("{e}"))
+                }
+                PoolError::Engine(e) => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+                e @ PoolError::Mismatch { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
+            })?;
         if let Some(why) = fell_back {
             posts.push(self.warning_message(gst::LibraryError::Init, &why));
         }
@@ -251,7 +268,7 @@ impl OdmClassify {
             bundle.classes.len(),
             bundle.dim(),
             bundle_path.display(),
-            engine.provider()
+            engine.lock().provider()
         );
         if bundle.novelty_collapsed() && threshold(settings.live.anomaly_threshold).is_none() {
             // Said on the bus, not only in the debug log: a bundle that can never say `novelty` is a surprise.
@@ -265,20 +282,30 @@ impl OdmClassify {
             posts.push(self.warning_message(gst::ResourceError::Settings, &why));
         }
         let batch = settings.batch_size as usize;
-        let (input, height, width, output, dim) = engine.io();
-        let network = Arc::new(Network {
-            path: model.clone(),
-            sha256,
-            input: input.to_owned(),
-            height,
-            width,
-            output: output.to_owned(),
-            dim,
-        });
+        let network = {
+            let e = engine.lock();
+            let (input, height, width, output, dim) = e.io();
+            Arc::new(Network {
+                path: model.clone(),
+                sha256,
+                input: input.to_owned(),
+                height,
+                width,
+                output: output.to_owned(),
+                dim,
+                sample_len: e.sample_len(),
+            })
+        };
+        // A shared instance was made for another element's bundle: this one must fit the same inputs and outputs.
+        Self::check_io(&network, &bundle_path, &bundle)
+            .map_err(|text| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {text}")))?;
+        if !engine.id.is_empty() {
+            gst::info!(CAT, imp = self, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
+        }
         Ok(State {
+            input: vec![0.0; batch * network.sample_len],
+            embeddings: Vec::with_capacity(batch * network.dim),
             network,
-            input: vec![0.0; batch * engine.sample_len()],
-            embeddings: Vec::with_capacity(batch * engine.dim()),
             jobs: Vec::with_capacity(64),
             pending: Vec::with_capacity(batch),
             ids: Vec::with_capacity(64),
@@ -304,6 +331,12 @@ impl OdmClassify {
                 network.sha256
             ));
         }
+        Self::check_io(network, path, &bundle)?;
+        Ok((Self::scoring(&bundle, path, live)?, bundle.classes.len()))
+    }
+
+    /// Whether a bundle's input and output fit the network the session runs.
+    fn check_io(network: &Network, path: &Path, bundle: &Bundle) -> Result<(), String> {
         let spec = &bundle.model;
         if spec.input.name != network.input
             || spec.input.height as usize != network.height
@@ -330,7 +363,7 @@ impl OdmClassify {
                 network.dim
             ));
         }
-        Ok((Self::scoring(&bundle, path, live)?, bundle.classes.len()))
+        Ok(())
     }
 
     /// A bus message for an error, logged too. Built while locks are held, posted after they are released.
@@ -389,7 +422,8 @@ impl OdmClassify {
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
         let frame_start = Instant::now();
-        let State { engine, scoring, info, input, embeddings, jobs, pending, ids, crop_scratch, drift, .. } = state;
+        let State { engine, network, scoring, info, input, embeddings, jobs, pending, ids, crop_scratch, drift } =
+            state;
         let Some(info) = info.as_ref() else {
             posts.push(self.error_message(gst::CoreError::Negotiation, "a buffer came before caps"));
             return Err(gst::FlowError::NotNegotiated);
@@ -430,7 +464,7 @@ impl OdmClassify {
                 gst::FlowError::Error
             })?;
 
-            let sample = engine.sample_len();
+            let sample = network.sample_len;
             // A buffer that is a crop is already framed: the context margin is for detector boxes only (the trainer
             // takes whole-image samples the same way).
             let crop = match mode {
@@ -677,6 +711,15 @@ impl ObjectImpl for OdmClassify {
                     .blurb("Classify each ROI meta, or the whole frame as one crop")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("model-instance-id")
+                    .nick("Model instance id")
+                    .blurb(
+                        "Elements with the same id (in any pipeline of the process) share one ONNX Runtime session: \
+                         same model file bytes, execution provider, device and threads, or the start fails; empty: \
+                         this element's own session",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("roi-type")
                     .nick("ROI type")
                     .blurb("Classify only ROI metas of this type (empty: all)")
@@ -792,6 +835,9 @@ impl ObjectImpl for OdmClassify {
         match name {
             "model" => s.model = path(value),
             "ort-library" => s.ort_library = path(value),
+            "model-instance-id" => {
+                s.model_instance_id = value.get::<Option<String>>().ok().flatten().unwrap_or_default()
+            }
             "mode" => s.mode = value.get().expect("type checked upstream"),
             "roi-type" => s.live.roi_type = Arc::from(value.get::<Option<String>>().ok().flatten().unwrap_or_default()),
             "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
@@ -817,6 +863,7 @@ impl ObjectImpl for OdmClassify {
             "model" => path(&s.model),
             "bundle" => path(&s.bundle),
             "ort-library" => path(&s.ort_library),
+            "model-instance-id" => s.model_instance_id.to_value(),
             "mode" => s.mode.to_value(),
             "roi-type" => s.live.roi_type.to_value(),
             "batch-size" => s.batch_size.to_value(),
@@ -870,7 +917,11 @@ impl BaseTransformImpl for OdmClassify {
         let state = self.load(&settings, &mut posts);
         self.post_all(posts);
         let state = state?;
-        *self.lock_stats() = Stats { provider: state.engine.provider().to_string(), ..Stats::default() };
+        *self.lock_stats() = Stats {
+            provider: state.engine.lock().provider().to_string(),
+            instance: Some(Arc::downgrade(&state.engine)),
+            ..Stats::default()
+        };
         *self.lock_state() = Some(state);
         Ok(())
     }

@@ -18,6 +18,8 @@ pub(super) struct Settings {
     pub(super) model: Option<PathBuf>,
     pub(super) bundle: Option<PathBuf>,
     pub(super) ort_library: Option<PathBuf>,
+    /// Elements with the same non-empty id share one session.
+    pub(super) model_instance_id: String,
     pub(super) mode: Mode,
     pub(super) batch_size: u32,
     pub(super) provider: ExecutionProvider,
@@ -45,6 +47,7 @@ impl Default for Settings {
             model: None,
             bundle: None,
             ort_library: None,
+            model_instance_id: String::new(),
             mode: DEFAULT_MODE,
             batch_size: DEFAULT_BATCH_SIZE,
             provider: ExecutionProvider::Cpu,

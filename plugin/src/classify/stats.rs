@@ -64,6 +64,8 @@ pub(super) struct Stats {
     pub(super) inference: Window,
     pub(super) frame: Window,
     pub(super) provider: String,
+    /// The session in use, to count the elements sharing it.
+    pub(super) instance: Option<std::sync::Weak<crate::engine::pool::Instance>>,
 }
 
 /// Verdict rates and distances over the current `stats-interval`.
@@ -83,6 +85,11 @@ impl Stats {
             .field("frames", self.frames)
             .field("rois", self.rois)
             .field("execution-provider", self.provider.as_str());
+        let instance = self.instance.as_ref().and_then(|w| w.upgrade());
+        b = b
+            .field("model-instance-id", instance.as_ref().map_or("", |i| i.id.as_str()))
+            // Elements holding the session now (this one included); 0 when stopped.
+            .field("instance-users", instance.as_ref().map_or(0, |i| std::sync::Arc::strong_count(i) - 1) as u32);
         for (i, v) in VERDICTS.iter().enumerate() {
             b = b.field(*v, self.verdicts[i]);
         }

@@ -10,6 +10,8 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use odm_core::Bundle;
 
+pub mod pool;
+
 /// Why a session could not be made or run.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Model instances shared by name: odmclassify elements with the same `model-instance-id` run one ONNX Runtime
+//! session (one copy of the weights, one set of ORT threads), as DL Streamer's `model-instance-id` does. Each element
+//! locks the instance for the length of one inference run; the instance lives while one element holds it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use super::{Engine, EngineError, Provider};
+
+/// What must match for two elements to share an instance: the network's bytes and how the session runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceKey {
+    pub sha256: String,
+    pub provider: Provider,
+    pub device_id: i32,
+    pub threads: usize,
+}
+
+impl std::fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the network with sha256 {} on {} (device {}, {} threads)",
+            self.sha256, self.provider, self.device_id, self.threads
+        )
+    }
+}
+
+/// One session and the key it was made for.
+pub struct Instance {
+    engine: Mutex<Engine>,
+    pub key: InstanceKey,
+    /// The `model-instance-id` it is shared under (empty: not shared).
+    pub id: String,
+}
+
+impl Instance {
+    /// The session, for one inference run.
+    pub fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Why an instance could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error(
+        "model-instance-id \"{id}\" is already running {running}; this element asks for {asked}: give it another \
+         model-instance-id, or the same model and settings"
+    )]
+    Mismatch { id: String, running: InstanceKey, asked: InstanceKey },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+static POOL: Mutex<Option<HashMap<String, Weak<Instance>>>> = Mutex::new(None);
+
+/// The instance shared under `id`, or a new one from `make` (registered under `id` unless it is empty). The second
+/// value is `make`'s fallback note (only when this call made the session).
+pub fn instance(
+    id: &str,
+    key: InstanceKey,
+    make: impl FnOnce() -> Result<(Engine, Option<String>), EngineError>,
+) -> Result<(Arc<Instance>, Option<String>), PoolError> {
+    let wrap = |(engine, note): (Engine, Option<String>)| {
+        (Arc::new(Instance { engine: Mutex::new(engine), key: key.clone(), id: id.to_owned() }), note)
+    };
+    if id.is_empty() {
+        return Ok(wrap(make()?));
+    }
+    // Held while a session is made, so two elements starting together under one id make one session.
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = guard.get_or_insert_with(HashMap::new);
+    pool.retain(|_, w| w.strong_count() > 0);
+    if let Some(running) = pool.get(id).and_then(Weak::upgrade) {
+        if running.key != key {
+            return Err(PoolError::Mismatch { id: id.to_owned(), running: running.key.clone(), asked: key });
+        }
+        return Ok((running, None));
+    }
+    let (inst, note) = wrap(make()?);
+    pool.insert(id.to_owned(), Arc::downgrade(&inst));
+    Ok((inst, note))
+}
