@@ -43,6 +43,15 @@ pub enum Outcome {
     },
 }
 
+/// This frame's own result of a tracked object, kept beside the voted one (`vote-window`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawResult {
+    pub class_id: i32,
+    pub label: String,
+    pub distance: f64,
+    pub verdict: Verdict,
+}
+
 /// The result for one ROI, as written on the buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoiResult {
@@ -55,6 +64,10 @@ pub struct RoiResult {
     pub anomaly_threshold: f64,
     /// Bundle name of the model that produced it.
     pub model: String,
+    /// Reused from an earlier frame for the same ROI id (`reclassify-interval`), not computed on this one.
+    pub reused: bool,
+    /// With `vote-window`, this frame's own result; `outcome` is then the majority over the object's last results.
+    pub raw: Option<RawResult>,
 }
 
 impl RoiResult {
@@ -86,10 +99,19 @@ impl RoiResult {
                 .field("verdict", "skipped")
                 .field("reason", reason.as_str()),
         };
-        b.field("novelty-threshold", self.novelty_threshold)
+        let mut b = b
+            .field("novelty-threshold", self.novelty_threshold)
             .field("anomaly-threshold", self.anomaly_threshold)
             .field("model", self.model.as_str())
-            .build()
+            .field("reused", self.reused);
+        if let Some(raw) = &self.raw {
+            b = b
+                .field("raw-class-id", raw.class_id)
+                .field("raw-label", raw.label.as_str())
+                .field("raw-distance", raw.distance)
+                .field("raw-verdict", raw.verdict.as_str());
+        }
+        b.build()
     }
 
     /// Parse an `odm` structure; `None` if it is not one or a field is missing or of the wrong type.
@@ -115,6 +137,16 @@ impl RoiResult {
             novelty_threshold: s.get("novelty-threshold").ok()?,
             anomaly_threshold: s.get("anomaly-threshold").ok()?,
             model: s.get::<&str>("model").ok()?.to_owned(),
+            // Optional: absent in results of older odm versions.
+            reused: s.get("reused").unwrap_or(false),
+            raw: (|| {
+                Some(RawResult {
+                    class_id: s.get("raw-class-id").ok()?,
+                    label: s.get::<&str>("raw-label").ok()?.to_owned(),
+                    distance: s.get("raw-distance").ok()?,
+                    verdict: s.get::<&str>("raw-verdict").ok()?.parse().ok()?,
+                })
+            })(),
         })
     }
 }

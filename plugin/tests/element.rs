@@ -661,3 +661,73 @@ fn two_pipelines_on_one_shared_instance_run_at_the_same_time() {
         assert!(labels.iter().all(|l| l == label), "{label}: {labels:?}");
     }
 }
+
+#[test]
+fn reclassify_interval_reuses_a_tracked_rois_result_by_id() {
+    // One tracked object (id 5) over 7 frames, interval 3: computed on frames 0, 3, 6, reused between; a second
+    // object (id 6) that appears on frame 1 gets its own first result. Reused results say so and cost no inference.
+    init();
+    let el = classifier(&[("reclassify-interval", "3")]);
+    let (mut h, _bus) = harness_with_bus(&el, rgb_caps(64, 48));
+    let mut flags = Vec::new();
+    for f in 0..7u64 {
+        let mut rois = vec![(5, (0, 0, 20, 20))];
+        if f >= 1 {
+            rois.push((6, (30, 0, 20, 20)));
+        }
+        h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), RED), ((30, 0, 20, 20), BLUE)]), &rois, f))
+            .unwrap();
+        let r = meta::read(&h.pull().unwrap());
+        assert_eq!(verdict(by_id(&r, 5)), Ok(("red", Verdict::Known)));
+        flags.push((by_id(&r, 5).reused, r.iter().find(|r| r.roi_id == 6).map(|r| r.reused)));
+        // The reuse is visible in the ROI param as well.
+        assert!(by_id(&r, 5).to_structure().get::<bool>("reused").is_ok());
+    }
+    assert_eq!(
+        flags,
+        [
+            (false, None),
+            (true, Some(false)),
+            (true, Some(true)),
+            (false, Some(true)),
+            (true, Some(false)),
+            (true, Some(true)),
+            (false, Some(true)),
+        ]
+    );
+    let stats: gst::Structure = el.property("stats");
+    assert_eq!(stats.get::<u64>("reused").unwrap(), 8, "4 of each object");
+    assert_eq!(stats.get::<u64>("rois").unwrap(), 13);
+}
+
+#[test]
+fn vote_window_reports_the_majority_and_keeps_the_raw_result() {
+    // Object 9 is red (known) on frames 0, 1, 3 and orange (a novelty) on frame 2: with a window of 3 the orange
+    // frame is still reported known red, with raw-verdict novelty beside it. Without a window it flips.
+    init();
+    let colours = [RED, RED, ORANGE, RED];
+    for (window, want) in
+        [("3", [Verdict::Known; 4]), ("0", [Verdict::Known, Verdict::Known, Verdict::Novelty, Verdict::Known])]
+    {
+        let el = classifier(&[("vote-window", window)]);
+        let (mut h, _bus) = harness_with_bus(&el, rgb_caps(64, 48));
+        for (f, c) in colours.iter().enumerate() {
+            h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), *c)]), &[(9, (0, 0, 20, 20))], f as u64))
+                .unwrap();
+            let r = meta::read(&h.pull().unwrap());
+            let r = by_id(&r, 9);
+            match &r.outcome {
+                Outcome::Classified { verdict, .. } => assert_eq!(*verdict, want[f], "window {window}, frame {f}"),
+                other => panic!("{other:?}"),
+            }
+            match (window, &r.raw) {
+                ("3", Some(raw)) => {
+                    let own = if *c == ORANGE { Verdict::Novelty } else { Verdict::Known };
+                    assert_eq!(raw.verdict, own, "frame {f}: the raw result is this frame's");
+                }
+                ("0", None) => {}
+                other => panic!("window {window}: {other:?}"),
+            }
+        }
+    }
+}

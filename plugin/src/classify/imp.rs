@@ -21,10 +21,11 @@ use super::settings::{
     THRESHOLD_FROM_BUNDLE,
 };
 use super::stats::{Drift, Stats};
+use super::track::Tracks;
 use super::{ExecutionProvider, Mode};
 use crate::engine::pool::{self, Instance, InstanceKey, PoolError};
 use crate::engine::{Engine, EngineError, EngineOptions};
-use crate::meta::{self, Outcome, RoiResult};
+use crate::meta::{self, Outcome, RawResult, RoiResult};
 use crate::runtime;
 use crate::video::pixel_format;
 
@@ -72,6 +73,8 @@ struct State {
     ids: Vec<i32>,
     crop_scratch: CropScratch,
     drift: Drift,
+    /// Per tracked ROI id: recent results, for `reclassify-interval` and `vote-window`.
+    tracks: Tracks,
 }
 
 #[derive(Default)]
@@ -118,6 +121,10 @@ struct Job {
     id: i32,
     rect: (u32, u32, u32, u32),
     outcome: Result<ScoreResult, Skip>,
+    /// The outcome is an earlier frame's (`reclassify-interval`).
+    reused: bool,
+    /// This frame's own result when `outcome` is a vote (`vote-window`).
+    raw: Option<ScoreResult>,
 }
 
 impl Job {
@@ -311,6 +318,7 @@ impl OdmClassify {
             ids: Vec::with_capacity(64),
             crop_scratch: CropScratch::default(),
             drift: Drift::default(),
+            tracks: Tracks::default(),
             engine,
             scoring,
             info: None,
@@ -422,8 +430,25 @@ impl OdmClassify {
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
         let frame_start = Instant::now();
-        let State { engine, network, scoring, info, input, embeddings, jobs, pending, ids, crop_scratch, drift } =
-            state;
+        let State {
+            engine,
+            network,
+            scoring,
+            info,
+            input,
+            embeddings,
+            jobs,
+            pending,
+            ids,
+            crop_scratch,
+            drift,
+            tracks,
+        } = state;
+        // Objects are followed by ROI id in roi mode (a frame ROI gets a new id each frame).
+        let tracking = mode == Mode::Roi && (live.reclassify_interval > 1 || live.vote_window > 1);
+        if tracking {
+            tracks.next_frame(2 * (live.reclassify_interval as u64 + live.vote_window as u64) + 30);
+        }
         let Some(info) = info.as_ref() else {
             posts.push(self.error_message(gst::CoreError::Negotiation, "a buffer came before caps"));
             return Err(gst::FlowError::NotNegotiated);
@@ -446,6 +471,8 @@ impl OdmClassify {
             id: m.id(),
             rect: m.rect(),
             outcome: Err(Skip::Invalid),
+            reused: false,
+            raw: None,
         }));
         if !jobs.is_empty() {
             let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|_| {
@@ -500,6 +527,12 @@ impl OdmClassify {
                     jobs[j].outcome = Err(Skip::Large(vis_w, vis_h, live.max_size));
                     continue;
                 }
+                if tracking && live.reclassify_interval > 1 {
+                    if let Some(r) = tracks.reusable(jobs[j].id, live.reclassify_interval) {
+                        (jobs[j].outcome, jobs[j].reused) = (Ok(r), true);
+                        continue;
+                    }
+                }
                 let row = pending.len();
                 let dst = &mut input[row * sample..(row + 1) * sample];
                 if let Err(e) = crop_to_tensor_with(&frame, roi, &crop, dst, crop_scratch) {
@@ -512,6 +545,14 @@ impl OdmClassify {
                 }
             }
             record(run_batch(engine, &scoring.scorer, input, embeddings, pending, jobs));
+            if tracking {
+                for job in jobs.iter_mut().filter(|j| !j.reused) {
+                    if let Ok(raw) = job.outcome {
+                        job.outcome = Ok(tracks.record(job.id, raw, live.vote_window));
+                        job.raw = (live.vote_window > 1).then_some(raw);
+                    }
+                }
+            }
         }
 
         if !jobs.is_empty() {
@@ -539,6 +580,13 @@ impl OdmClassify {
                         novelty_threshold: n,
                         anomaly_threshold: a,
                         model: scoring.name.clone(),
+                        reused: job.reused,
+                        raw: job.raw.map(|r| RawResult {
+                            class_id: r.class_id,
+                            label: scorer.label(r.class_index).to_owned(),
+                            distance: r.distance as f64,
+                            verdict: r.verdict,
+                        }),
                     }
                 })
                 .collect();
@@ -569,6 +617,7 @@ impl OdmClassify {
             st.rois += jobs.len() as u64;
             for job in jobs.iter() {
                 st.verdicts[job.verdict_slot()] += 1;
+                st.reused += job.reused as u64;
             }
             st.frame.push(frame_start.elapsed().as_secs_f64() * 1e6);
         }
@@ -803,6 +852,25 @@ impl ObjectImpl for OdmClassify {
                     .default_value(0)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("reclassify-interval")
+                    .nick("Reclassify interval")
+                    .blurb(
+                        "Classify a tracked ROI (same ROI id: a tracker's object id) at most every this many frames, \
+                         reusing its last result in between (marked reused=true); 0 or 1: every frame",
+                    )
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("vote-window")
+                    .nick("Vote window")
+                    .blurb(
+                        "Report a tracked ROI's verdict and label as the majority of its last this many results \
+                         (ties: the most recent), with this frame's own result beside it as raw-label, raw-verdict, \
+                         raw-distance; 0 or 1: off",
+                    )
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -849,6 +917,8 @@ impl ObjectImpl for OdmClassify {
             "max-size" => s.live.max_size = value.get().expect("type checked upstream"),
             "emit-messages" => s.live.emit_messages = value.get().expect("type checked upstream"),
             "stats-interval" => s.live.stats_interval = value.get().expect("type checked upstream"),
+            "reclassify-interval" => s.live.reclassify_interval = value.get().expect("type checked upstream"),
+            "vote-window" => s.live.vote_window = value.get().expect("type checked upstream"),
             _ => unreachable!("unknown property {name}"),
         }
     }
@@ -877,6 +947,8 @@ impl ObjectImpl for OdmClassify {
             "anomaly-threshold" => s.live.anomaly_threshold.to_value(),
             "emit-messages" => s.live.emit_messages.to_value(),
             "stats-interval" => s.live.stats_interval.to_value(),
+            "reclassify-interval" => s.live.reclassify_interval.to_value(),
+            "vote-window" => s.live.vote_window.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

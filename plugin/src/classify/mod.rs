@@ -7,6 +7,7 @@ use gst::prelude::*;
 mod imp;
 mod settings;
 mod stats;
+mod track;
 
 /// What the element classifies.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]

@@ -39,6 +39,10 @@ pub(super) struct Live {
     pub(super) anomaly_threshold: f64,
     pub(super) emit_messages: bool,
     pub(super) stats_interval: u32,
+    /// Reuse a tracked ROI's result for this many frames (0 or 1: classify every frame).
+    pub(super) reclassify_interval: u32,
+    /// Report the majority of a tracked ROI's last this many results (0 or 1: off).
+    pub(super) vote_window: u32,
 }
 
 impl Default for Settings {
@@ -62,6 +66,8 @@ impl Default for Settings {
                 anomaly_threshold: THRESHOLD_FROM_BUNDLE,
                 emit_messages: false,
                 stats_interval: 0,
+                reclassify_interval: 0,
+                vote_window: 0,
             },
         }
     }

@@ -64,6 +64,8 @@ pub(super) struct Stats {
     pub(super) inference: Window,
     pub(super) frame: Window,
     pub(super) provider: String,
+    /// Results reused from an earlier frame (`reclassify-interval`).
+    pub(super) reused: u64,
     /// The session in use, to count the elements sharing it.
     pub(super) instance: Option<std::sync::Weak<crate::engine::pool::Instance>>,
 }
@@ -93,7 +95,8 @@ impl Stats {
         for (i, v) in VERDICTS.iter().enumerate() {
             b = b.field(*v, self.verdicts[i]);
         }
-        b.field("inference-runs", self.inference.count)
+        b.field("reused", self.reused)
+            .field("inference-runs", self.inference.count)
             .field("inference-mean-us", self.inference.mean())
             .field("inference-p99-us", self.inference.p99())
             .field("frame-mean-us", self.frame.mean())

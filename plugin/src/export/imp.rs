@@ -117,6 +117,16 @@ struct RoiLine<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<&'a str>,
+    /// Reused from an earlier frame (`reclassify-interval`); absent when computed on this frame.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reused: bool,
+    /// With `vote-window`: this frame's own label, distance and verdict beside the voted ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_distance: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_verdict: Option<&'a str>,
 }
 
 /// One frame as exported.
@@ -259,6 +269,7 @@ impl BaseTransformImpl for OdmExport {
         let rois = entries
             .iter()
             .map(|e| {
+                let raw = e.result.as_ref().and_then(|r| r.raw.as_ref());
                 let (class_id, label, distance, reason) = match e.result.as_ref().map(|r| &r.outcome) {
                     Some(Outcome::Classified { class_id, label, distance, .. }) => {
                         (Some(*class_id), Some(label.as_str()), Some(*distance), None)
@@ -279,6 +290,10 @@ impl BaseTransformImpl for OdmExport {
                     verdict: e.result.as_ref().map(|r| r.verdict_str()),
                     reason,
                     model: e.result.as_ref().map(|r| r.model.as_str()),
+                    reused: e.result.as_ref().is_some_and(|r| r.reused),
+                    raw_label: raw.map(|r| r.label.as_str()),
+                    raw_distance: raw.map(|r| r.distance),
+                    raw_verdict: raw.map(|r| r.verdict.as_str()),
                 }
             })
             .collect();
