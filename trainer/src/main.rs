@@ -541,6 +541,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let r = odm_trainer::results::read(&results)?;
             let t = truth.as_deref().map(odm_trainer::results::read).transpose()?;
             out!("{}", odm_trainer::results::summarise_by(&r, t.as_deref(), how).markdown());
+            out!("{}", odm_trainer::results::stability(&r).markdown());
             if let Some(t) = &t {
                 out!("{}", odm_trainer::results::detection(&r, t).markdown());
             }

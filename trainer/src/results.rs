@@ -186,6 +186,58 @@ impl Summary {
     }
 }
 
+/// How steady the verdicts of tracked objects are: an object is a ROI id (a tracker's, or the truth's when boxes are
+/// replayed); a flip is a verdict different from the one the same object had in the frame it was last seen.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Stability {
+    pub objects: usize,
+    /// Object-frames: every appearance of every object.
+    pub appearances: usize,
+    pub verdict_flips: usize,
+    /// Changes of the reported label while the verdict stays `known`.
+    pub label_flips: usize,
+}
+
+impl Stability {
+    /// Verdict flips per object per 100 frames it is seen.
+    pub fn flips_per_100(&self) -> f64 {
+        100.0 * self.verdict_flips as f64 / self.appearances.max(1) as f64
+    }
+
+    pub fn markdown(&self) -> String {
+        format!(
+            "verdict flips per tracked object per 100 frames: {:.2} ({} flips over {} appearances of {} objects; \
+             {} label changes among known)\n",
+            self.flips_per_100(),
+            self.verdict_flips,
+            self.appearances,
+            self.objects,
+            self.label_flips
+        )
+    }
+}
+
+/// [`Stability`] of a results file, objects joined by ROI id, frames in file order.
+pub fn stability(results: &[FrameLine]) -> Stability {
+    let mut last: BTreeMap<i32, (Option<&str>, Option<&str>)> = BTreeMap::new();
+    let mut s = Stability::default();
+    for f in results {
+        for r in &f.rois {
+            s.appearances += 1;
+            let now = (r.verdict.as_deref(), r.label.as_deref());
+            if let Some(before) = last.insert(r.id, now) {
+                if before.0 != now.0 {
+                    s.verdict_flips += 1;
+                } else if now.0 == Some("known") && before.1 != now.1 {
+                    s.label_flips += 1;
+                }
+            }
+        }
+    }
+    s.objects = last.len();
+    s
+}
+
 /// Size bands of ground-truth signs (largest side, pixels) for detection recall.
 pub const SIZE_BANDS: [(f64, f64); 6] =
     [(0.0, 16.0), (16.0, 24.0), (24.0, 32.0), (32.0, 48.0), (48.0, 96.0), (96.0, f64::INFINITY)];
@@ -301,4 +353,36 @@ pub fn compare(expected: &[FrameLine], actual: &[FrameLine], tolerance: f64) -> 
         diffs.push(format!("{} frames, expected {}", actual.len(), expected.len()));
     }
     diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u64, rois: &[(i32, &str, &str)]) -> FrameLine {
+        let rois = rois
+            .iter()
+            .map(|&(id, verdict, label)| RoiLine {
+                id,
+                verdict: Some(verdict.into()),
+                label: Some(label.into()),
+                ..Default::default()
+            })
+            .collect();
+        FrameLine { frame: n, rois }
+    }
+
+    #[test]
+    fn stability_counts_verdict_flips_per_object_and_label_changes_among_known() {
+        let r = [
+            frame(0, &[(1, "known", "stop"), (2, "anomaly", "stop")]),
+            frame(1, &[(1, "novelty", "stop"), (2, "anomaly", "yield")]),
+            frame(2, &[(1, "known", "stop")]),
+            frame(3, &[(1, "known", "yield"), (2, "known", "stop")]),
+        ];
+        let s = stability(&r);
+        assert_eq!((s.objects, s.appearances, s.verdict_flips, s.label_flips), (2, 7, 3, 1));
+        assert!((s.flips_per_100() - 300.0 / 7.0).abs() < 1e-9);
+        assert!(s.markdown().contains("42.86 (3 flips over 7 appearances of 2 objects; 1 label changes among known)"));
+    }
 }
