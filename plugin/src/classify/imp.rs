@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -13,9 +12,9 @@ use gst_video::VideoRegionOfInterestMeta;
 
 use odm_core::bundle::{sha256_bytes, sibling_bundle_path, Bundle};
 use odm_core::preprocess::{check_roi, crop_to_tensor_with, CropScratch, CropSpec, Roi};
-use odm_core::score::ScoreResult;
-use odm_core::{PreprocessError, Scorer, Verdict};
+use odm_core::Scorer;
 
+use super::frame::{FrameWork, Job, Skip};
 use super::settings::{
     threshold, Live, Settings, DEFAULT_BATCH_SIZE, DEFAULT_MIN_SIZE, DEFAULT_MODE, DEFAULT_THREADS,
     THRESHOLD_FROM_BUNDLE,
@@ -64,12 +63,9 @@ struct State {
     network: Arc<Network>,
     scoring: Scoring,
     info: Option<gst_video::VideoInfo>,
-    /// Scratch reused across frames, so steady-state frames allocate none of it: `[batch, 3, H, W]` inputs,
-    /// `[batch, D]` embeddings, the frame's ROIs and the batch rows' ROI indices, ROI ids.
-    input: Vec<f32>,
-    embeddings: Vec<f32>,
-    jobs: Vec<Job>,
-    pending: Vec<usize>,
+    /// The frame's work (synchronous path), reused across frames so steady-state frames allocate none of it; ROI
+    /// ids (scratch).
+    work: FrameWork,
     ids: Vec<i32>,
     crop_scratch: CropScratch,
     drift: Drift,
@@ -89,94 +85,6 @@ impl ObjectSubclass for OdmClassify {
     const NAME: &'static str = "GstOdmClassify";
     type Type = super::OdmClassify;
     type ParentType = gst_base::BaseTransform;
-}
-
-/// Why an ROI was not classified (turned into the result's `reason` text only when results are written).
-#[derive(Debug)]
-enum Skip {
-    Outside(PreprocessError),
-    Small(u32, u32, u32),
-    Large(u32, u32, u32),
-    Preprocess(PreprocessError),
-    Invalid,
-    Inference(Arc<str>),
-}
-
-impl std::fmt::Display for Skip {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Skip::Outside(e) => write!(f, "outside the frame: {e}"),
-            Skip::Small(w, h, min) => write!(f, "smaller than min-size {min}: {w}x{h}"),
-            Skip::Large(w, h, max) => write!(f, "larger than max-size {max}: {w}x{h}"),
-            Skip::Preprocess(e) => write!(f, "{e}"),
-            Skip::Invalid => f.write_str("invalid model output"),
-            Skip::Inference(e) => write!(f, "inference failed: {e}"),
-        }
-    }
-}
-
-/// One ROI of the current frame and what became of it.
-#[derive(Debug)]
-struct Job {
-    id: i32,
-    rect: (u32, u32, u32, u32),
-    outcome: Result<ScoreResult, Skip>,
-    /// The outcome is an earlier frame's (`reclassify-interval`).
-    reused: bool,
-    /// This frame's own result when `outcome` is a vote (`vote-window`).
-    raw: Option<ScoreResult>,
-}
-
-impl Job {
-    fn verdict_slot(&self) -> usize {
-        match &self.outcome {
-            Ok(r) => match r.verdict {
-                Verdict::Known => 0,
-                Verdict::Novelty => 1,
-                Verdict::Anomaly => 2,
-            },
-            Err(_) => 3,
-        }
-    }
-}
-
-/// Embed and score the crops of `pending` (rows of `input`), writing each ROI's outcome. Returns the run's time.
-fn run_batch(
-    instance: &Instance,
-    scorer: &Scorer,
-    input: &[f32],
-    embeddings: &mut Vec<f32>,
-    pending: &mut Vec<usize>,
-    jobs: &mut [Job],
-) -> Option<(std::time::Duration, Option<EngineError>)> {
-    if pending.is_empty() {
-        return None;
-    }
-    let n = pending.len();
-    embeddings.clear();
-    let t0 = Instant::now();
-    let mut engine = instance.lock();
-    let (len, dim) = (n * engine.sample_len(), engine.dim());
-    let run = engine.embed(&input[..len], n, embeddings);
-    drop(engine);
-    let took = t0.elapsed();
-    let err = match run {
-        Ok(()) => {
-            for (row, &j) in pending.iter().enumerate() {
-                jobs[j].outcome = scorer.score(&embeddings[row * dim..(row + 1) * dim]).ok_or(Skip::Invalid);
-            }
-            None
-        }
-        Err(e) => {
-            let reason: Arc<str> = Arc::from(e.to_string());
-            for &j in pending.iter() {
-                jobs[j].outcome = Err(Skip::Inference(reason.clone()));
-            }
-            Some(e)
-        }
-    };
-    pending.clear();
-    Some((took, err))
 }
 
 impl OdmClassify {
@@ -310,11 +218,14 @@ impl OdmClassify {
             gst::info!(CAT, imp = self, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
         }
         Ok(State {
-            input: vec![0.0; batch * network.sample_len],
-            embeddings: Vec::with_capacity(batch * network.dim),
+            work: FrameWork {
+                input: vec![0.0; batch * network.sample_len],
+                embeddings: Vec::with_capacity(batch * network.dim),
+                jobs: Vec::with_capacity(64),
+                rows: Vec::with_capacity(batch),
+                ..FrameWork::default()
+            },
             network,
-            jobs: Vec::with_capacity(64),
-            pending: Vec::with_capacity(batch),
             ids: Vec::with_capacity(64),
             crop_scratch: CropScratch::default(),
             drift: Drift::default(),
@@ -420,6 +331,7 @@ impl OdmClassify {
         }
     }
 
+    /// One frame on the streaming thread: crop, embed, score, write the results.
     fn classify(
         &self,
         state: &mut State,
@@ -429,23 +341,32 @@ impl OdmClassify {
         buffer: &mut gst::BufferRef,
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
-        let frame_start = Instant::now();
-        let State {
-            engine,
-            network,
-            scoring,
-            info,
-            input,
-            embeddings,
-            jobs,
-            pending,
-            ids,
-            crop_scratch,
-            drift,
-            tracks,
-        } = state;
+        let mut work = std::mem::take(&mut state.work);
+        let mut r = self.prepare(state, &mut work, mode, live, buffer, posts);
+        if r.is_ok() {
+            work.embed(&state.engine, batch);
+            r = self.finish(state, &mut work, live, buffer, posts);
+        }
+        state.work = work;
+        r
+    }
+
+    /// The first half of a frame: give ROI metas distinct ids, pick the ROIs to classify, skip those that cannot be
+    /// (with the reason) or reuse a tracked one's result, and crop the rest into `work`'s rows.
+    fn prepare(
+        &self,
+        state: &mut State,
+        work: &mut FrameWork,
+        mode: Mode,
+        live: &Live,
+        buffer: &mut gst::BufferRef,
+        posts: &mut Vec<gst::Message>,
+    ) -> Result<(), gst::FlowError> {
+        work.clear();
+        let State { network, scoring, info, ids, crop_scratch, tracks, .. } = state;
         // Objects are followed by ROI id in roi mode (a frame ROI gets a new id each frame).
         let tracking = mode == Mode::Roi && (live.reclassify_interval > 1 || live.vote_window > 1);
+        work.tracking = tracking;
         if tracking {
             tracks.next_frame(2 * (live.reclassify_interval as u64 + live.vote_window as u64) + 30);
         }
@@ -466,95 +387,97 @@ impl OdmClassify {
             Mode::Frame => t == meta::FRAME_ROI_TYPE,
             Mode::Roi => live.roi_type.is_empty() || *live.roi_type == *t,
         };
-        jobs.clear();
-        jobs.extend(buffer.iter_meta::<VideoRegionOfInterestMeta>().filter(|m| wanted(m.roi_type())).map(|m| Job {
-            id: m.id(),
-            rect: m.rect(),
-            outcome: Err(Skip::Invalid),
-            reused: false,
-            raw: None,
-        }));
-        if !jobs.is_empty() {
-            let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|_| {
-                let text = format!(
-                    "cannot map a buffer of {} bytes as a {}x{} {} frame",
-                    buffer.size(),
-                    width,
-                    height,
-                    info.format().to_str()
-                );
-                posts.push(self.error_message(gst::StreamError::Failed, &text));
-                gst::FlowError::Error
-            })?;
-            let frame = crate::video::core_frame(&frame_ref).map_err(|text| {
-                posts.push(self.error_message(gst::StreamError::Format, &text));
-                gst::FlowError::Error
-            })?;
+        work.jobs.extend(
+            buffer.iter_meta::<VideoRegionOfInterestMeta>().filter(|m| wanted(m.roi_type())).map(|m| Job {
+                id: m.id(),
+                rect: m.rect(),
+                outcome: Err(Skip::Pending),
+                reused: false,
+                raw: None,
+            }),
+        );
+        if work.jobs.is_empty() {
+            return Ok(());
+        }
+        let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|_| {
+            let text = format!(
+                "cannot map a buffer of {} bytes as a {}x{} {} frame",
+                buffer.size(),
+                width,
+                height,
+                info.format().to_str()
+            );
+            posts.push(self.error_message(gst::StreamError::Failed, &text));
+            gst::FlowError::Error
+        })?;
+        let frame = crate::video::core_frame(&frame_ref).map_err(|text| {
+            posts.push(self.error_message(gst::StreamError::Format, &text));
+            gst::FlowError::Error
+        })?;
+        let sample = network.sample_len;
+        // A buffer that is a crop is already framed: the context margin is for detector boxes only (the trainer
+        // takes whole-image samples the same way).
+        let crop = match mode {
+            Mode::Frame => CropSpec { context: 0.0, ..scoring.crop },
+            Mode::Roi => scoring.crop,
+        };
+        for j in 0..work.jobs.len() {
+            let (x, y, w, h) = work.jobs[j].rect;
+            let roi = Roi { x: x as i64, y: y as i64, w: w as i64, h: h as i64 };
+            if let Err(e) = check_roi(roi, width, height) {
+                work.jobs[j].outcome = Err(Skip::Outside(e));
+                continue;
+            }
+            // Size that lies inside the frame (check_roi ensured x < width, y < height; the far edge of an upstream
+            // box may not fit in u32).
+            let (vis_w, vis_h) = (x.saturating_add(w).min(width) - x, y.saturating_add(h).min(height) - y);
+            if vis_w < live.min_size || vis_h < live.min_size {
+                work.jobs[j].outcome = Err(Skip::Small(vis_w, vis_h, live.min_size));
+                continue;
+            }
+            if live.max_size > 0 && (vis_w > live.max_size || vis_h > live.max_size) {
+                work.jobs[j].outcome = Err(Skip::Large(vis_w, vis_h, live.max_size));
+                continue;
+            }
+            if tracking && live.reclassify_interval > 1 {
+                if let Some(r) = tracks.reusable(work.jobs[j].id, live.reclassify_interval) {
+                    (work.jobs[j].outcome, work.jobs[j].reused) = (Ok(r), true);
+                    continue;
+                }
+            }
+            if let Err(e) = crop_to_tensor_with(&frame, roi, &crop, work.next_row(sample), crop_scratch) {
+                work.jobs[j].outcome = Err(Skip::Preprocess(e));
+                continue;
+            }
+            work.rows.push(j);
+        }
+        Ok(())
+    }
 
-            let sample = network.sample_len;
-            // A buffer that is a crop is already framed: the context margin is for detector boxes only (the trainer
-            // takes whole-image samples the same way).
-            let crop = match mode {
-                Mode::Frame => CropSpec { context: 0.0, ..scoring.crop },
-                Mode::Roi => scoring.crop,
-            };
-            if input.len() < batch * sample {
-                input.resize(batch * sample, 0.0);
-            }
-            let mut record = |r: Option<(std::time::Duration, Option<EngineError>)>| {
-                if let Some((took, err)) = r {
-                    self.lock_stats().inference.push(took.as_secs_f64() * 1e6);
-                    if let Some(e) = err {
-                        posts.push(self.warning_message(gst::StreamError::Failed, &e.to_string()));
-                    }
-                }
-            };
-            for j in 0..jobs.len() {
-                let (x, y, w, h) = jobs[j].rect;
-                let roi = Roi { x: x as i64, y: y as i64, w: w as i64, h: h as i64 };
-                if let Err(e) = check_roi(roi, width, height) {
-                    jobs[j].outcome = Err(Skip::Outside(e));
-                    continue;
-                }
-                // Size that lies inside the frame (check_roi ensured x < width, y < height; the far edge of an
-                // upstream box may not fit in u32).
-                let (vis_w, vis_h) = (x.saturating_add(w).min(width) - x, y.saturating_add(h).min(height) - y);
-                if vis_w < live.min_size || vis_h < live.min_size {
-                    jobs[j].outcome = Err(Skip::Small(vis_w, vis_h, live.min_size));
-                    continue;
-                }
-                if live.max_size > 0 && (vis_w > live.max_size || vis_h > live.max_size) {
-                    jobs[j].outcome = Err(Skip::Large(vis_w, vis_h, live.max_size));
-                    continue;
-                }
-                if tracking && live.reclassify_interval > 1 {
-                    if let Some(r) = tracks.reusable(jobs[j].id, live.reclassify_interval) {
-                        (jobs[j].outcome, jobs[j].reused) = (Ok(r), true);
-                        continue;
-                    }
-                }
-                let row = pending.len();
-                let dst = &mut input[row * sample..(row + 1) * sample];
-                if let Err(e) = crop_to_tensor_with(&frame, roi, &crop, dst, crop_scratch) {
-                    jobs[j].outcome = Err(Skip::Preprocess(e));
-                    continue;
-                }
-                pending.push(j);
-                if pending.len() == batch {
-                    record(run_batch(engine, &scoring.scorer, input, embeddings, pending, jobs));
-                }
-            }
-            record(run_batch(engine, &scoring.scorer, input, embeddings, pending, jobs));
-            if tracking {
-                for job in jobs.iter_mut().filter(|j| !j.reused) {
-                    if let Ok(raw) = job.outcome {
-                        job.outcome = Ok(tracks.record(job.id, raw, live.vote_window));
-                        job.raw = (live.vote_window > 1).then_some(raw);
-                    }
+    /// The second half of a frame, once its rows are embedded: score, vote, write the results on the buffer, post the
+    /// messages, count.
+    fn finish(
+        &self,
+        state: &mut State,
+        work: &mut FrameWork,
+        live: &Live,
+        buffer: &mut gst::BufferRef,
+        posts: &mut Vec<gst::Message>,
+    ) -> Result<(), gst::FlowError> {
+        let State { network, scoring, drift, tracks, .. } = state;
+        work.score(&scoring.scorer, network.dim);
+        if let Some(e) = &work.error {
+            posts.push(self.warning_message(gst::StreamError::Failed, &e.to_string()));
+        }
+        if work.tracking {
+            for job in work.jobs.iter_mut().filter(|j| !j.reused) {
+                if let Ok(raw) = job.outcome {
+                    job.outcome = Ok(tracks.record(job.id, raw, live.vote_window));
+                    job.raw = (live.vote_window > 1).then_some(raw);
                 }
             }
         }
-
+        let jobs = &work.jobs;
         if !jobs.is_empty() {
             let scorer = &scoring.scorer;
             let results: Vec<RoiResult> = jobs
@@ -613,13 +536,18 @@ impl OdmClassify {
         // Counters: the stats property, and the drift window.
         {
             let mut st = self.lock_stats();
+            for took in &work.runs {
+                st.inference.push(took.as_secs_f64() * 1e6);
+            }
             st.frames += 1;
             st.rois += jobs.len() as u64;
             for job in jobs.iter() {
                 st.verdicts[job.verdict_slot()] += 1;
                 st.reused += job.reused as u64;
             }
-            st.frame.push(frame_start.elapsed().as_secs_f64() * 1e6);
+            if let Some(t0) = work.started {
+                st.frame.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
         }
         if live.stats_interval > 0 {
             let span = 2.0 * threshold(live.anomaly_threshold).unwrap_or(scoring.anomaly_threshold).max(1e-9);

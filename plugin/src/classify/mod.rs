@@ -4,6 +4,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod frame;
 mod imp;
 mod settings;
 mod stats;

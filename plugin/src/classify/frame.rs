@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! One frame's work between cropping and results: its ROIs, the crops to embed, and what became of each. The
+//! element fills it (crops), the session embeds it (on the streaming thread, or on the worker when frames are in
+//! flight), and the element scores it and writes the results.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use odm_core::score::ScoreResult;
+use odm_core::{PreprocessError, Scorer, Verdict};
+
+use crate::engine::pool::Instance;
+use crate::engine::EngineError;
+
+/// Why an ROI was not classified (turned into the result's `reason` text only when results are written).
+#[derive(Debug)]
+pub(super) enum Skip {
+    Outside(PreprocessError),
+    Small(u32, u32, u32),
+    Large(u32, u32, u32),
+    Preprocess(PreprocessError),
+    Invalid,
+    Inference(Arc<str>),
+    /// Not cropped yet (never left in a written result).
+    Pending,
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::Outside(e) => write!(f, "outside the frame: {e}"),
+            Skip::Small(w, h, min) => write!(f, "smaller than min-size {min}: {w}x{h}"),
+            Skip::Large(w, h, max) => write!(f, "larger than max-size {max}: {w}x{h}"),
+            Skip::Preprocess(e) => write!(f, "{e}"),
+            Skip::Invalid => f.write_str("invalid model output"),
+            Skip::Inference(e) => write!(f, "inference failed: {e}"),
+            Skip::Pending => f.write_str("not classified"),
+        }
+    }
+}
+
+/// One ROI of a frame and what became of it.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub(super) id: i32,
+    pub(super) rect: (u32, u32, u32, u32),
+    pub(super) outcome: Result<ScoreResult, Skip>,
+    /// The outcome is an earlier frame's (`reclassify-interval`).
+    pub(super) reused: bool,
+    /// This frame's own result when `outcome` is a vote (`vote-window`).
+    pub(super) raw: Option<ScoreResult>,
+}
+
+impl Job {
+    /// Slot of the verdict counters: known, novelty, anomaly, skipped.
+    pub(super) fn verdict_slot(&self) -> usize {
+        match &self.outcome {
+            Ok(r) => match r.verdict {
+                Verdict::Known => 0,
+                Verdict::Novelty => 1,
+                Verdict::Anomaly => 2,
+            },
+            Err(_) => 3,
+        }
+    }
+}
+
+/// A frame's work. Reused from frame to frame, so steady-state frames allocate none of it.
+#[derive(Debug, Default)]
+pub(super) struct FrameWork {
+    pub(super) jobs: Vec<Job>,
+    /// For each crop (row of `input`), the index of its job.
+    pub(super) rows: Vec<usize>,
+    /// `[rows, 3, H, W]` crops.
+    pub(super) input: Vec<f32>,
+    /// `[rows, D]` embeddings.
+    pub(super) embeddings: Vec<f32>,
+    /// Time of each inference run, and the first failure.
+    pub(super) runs: Vec<Duration>,
+    pub(super) error: Option<EngineError>,
+    /// Whether jobs are followed by id (`reclassify-interval`, `vote-window`).
+    pub(super) tracking: bool,
+    pub(super) started: Option<Instant>,
+}
+
+impl FrameWork {
+    /// Empty it for a new frame.
+    pub(super) fn clear(&mut self) {
+        self.jobs.clear();
+        self.rows.clear();
+        self.embeddings.clear();
+        self.runs.clear();
+        self.error = None;
+        self.tracking = false;
+        self.started = Some(Instant::now());
+    }
+
+    /// The crop slot of the next row, grown to fit.
+    pub(super) fn next_row(&mut self, sample: usize) -> &mut [f32] {
+        let row = self.rows.len();
+        if self.input.len() < (row + 1) * sample {
+            self.input.resize((row + 1) * sample, 0.0);
+        }
+        &mut self.input[row * sample..(row + 1) * sample]
+    }
+
+    /// Embed every row, `batch` rows per inference run.
+    pub(super) fn embed(&mut self, instance: &Instance, batch: usize) {
+        let mut engine = instance.lock();
+        let (sample, dim) = (engine.sample_len(), engine.dim());
+        let n = self.rows.len();
+        self.embeddings.clear();
+        self.embeddings.reserve(n * dim);
+        for start in (0..n).step_by(batch.max(1)) {
+            let k = batch.max(1).min(n - start);
+            let t0 = Instant::now();
+            let run = engine.embed(&self.input[start * sample..(start + k) * sample], k, &mut self.embeddings);
+            self.runs.push(t0.elapsed());
+            if let Err(e) = run {
+                self.error = Some(e);
+                return;
+            }
+        }
+    }
+
+    /// Score the embeddings into the jobs' outcomes (or mark them failed when inference failed).
+    pub(super) fn score(&mut self, scorer: &Scorer, dim: usize) {
+        if let Some(e) = &self.error {
+            let reason: Arc<str> = Arc::from(e.to_string());
+            for &j in &self.rows {
+                self.jobs[j].outcome = Err(Skip::Inference(reason.clone()));
+            }
+            return;
+        }
+        for (row, &j) in self.rows.iter().enumerate() {
+            let e = self.embeddings.get(row * dim..(row + 1) * dim);
+            self.jobs[j].outcome = e.and_then(|e| scorer.score(e)).ok_or(Skip::Invalid);
+        }
+    }
+}
