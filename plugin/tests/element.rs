@@ -731,3 +731,124 @@ fn vote_window_reports_the_majority_and_keeps_the_raw_result() {
         }
     }
 }
+
+/// Run `videotestsrc pattern=ball num-buffers=N ! 64x48 ! odmroireplay (one ROI on the ball's path) ! odmclassify
+/// {props} ! appsink` to EOS: each buffer's pts and its result (label, distance).
+fn through_appsink(props: &str, frames: u32) -> Vec<(u64, String, f64)> {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let rois = dir.path().join("rois.jsonl");
+    let text: String = (0..frames)
+        .map(|f| {
+            format!(
+                "{{\"frame\": {f}, \"rois\": [{{\"x\": {}, \"y\": 8, \"w\": 24, \"h\": 24, \"id\": 1}}]}}\n",
+                f % 40
+            )
+        })
+        .collect();
+    fs::write(&rois, text).unwrap();
+    let p = gst::parse::launch(&format!(
+        "videotestsrc pattern=ball num-buffers={frames} ! video/x-raw,width=64,height=48,framerate=30/1 ! \
+         odmroireplay location={} ! odmclassify model={} {props} ! appsink name=sink sync=false",
+        rois.display(),
+        colors_model()
+    ))
+    .unwrap();
+    let sink = p.downcast_ref::<gst::Bin>().unwrap().by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut out = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        let b = s.buffer().unwrap();
+        let r = meta::read(b);
+        assert_eq!(r.len(), 1, "one result per buffer");
+        match &r[0].outcome {
+            Outcome::Classified { label, distance, .. } => {
+                out.push((b.pts().unwrap().nseconds(), label.clone(), *distance))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    p.set_state(gst::State::Null).unwrap();
+    out
+}
+
+#[test]
+fn frames_in_flight_give_the_same_results_in_order_and_drain_at_eos() {
+    // Inference on the worker thread, with frames batched together: every frame comes out, in order, with the
+    // result the synchronous path gives it.
+    let sync = through_appsink("", 50);
+    assert_eq!(sync.len(), 50);
+    for props in ["frames-in-flight=1", "frames-in-flight=2 batch-size=8", "frames-in-flight=6 batch-size=4"] {
+        let got = through_appsink(props, 50);
+        assert_eq!(got.len(), 50, "{props}: every frame out, the last ones drained at EOS");
+        for (a, b) in sync.iter().zip(&got) {
+            assert_eq!((a.0, &a.1), (b.0, &b.1), "{props}: order and label");
+            assert!((a.2 - b.2).abs() < 1e-4, "{props}: distance {} against {}", a.2, b.2);
+        }
+    }
+}
+
+#[test]
+fn frames_in_flight_add_their_latency_and_survive_a_flushing_seek() {
+    init();
+    let p = gst::parse::launch(&format!(
+        "videotestsrc pattern=red ! video/x-raw,width=32,height=32,framerate=25/1 ! odmclassify name=c mode=frame \
+         frames-in-flight=3 model={} ! appsink name=sink sync=true max-buffers=2",
+        colors_model()
+    ))
+    .unwrap();
+    let bin = p.downcast_ref::<gst::Bin>().unwrap();
+    let sink = bin.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    for _ in 0..5 {
+        sink.pull_sample().unwrap();
+    }
+    let mut q = gst::query::Latency::new();
+    // Asked as the sink asks it: through odmclassify's src pad, which adds its frames in flight to upstream's answer.
+    assert!(sink.static_pad("sink").unwrap().peer_query(&mut q));
+    let (_, min, _) = q.result();
+    assert!(min >= gst::ClockTime::from_mseconds(120), "3 frames at 25 fps: {min}");
+    // A flushing seek drops what is in flight; frames flow again, each with its result.
+    assert!(p.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::from_seconds(10)).is_ok());
+    for _ in 0..5 {
+        let s = sink.pull_sample().unwrap();
+        let r = meta::read(s.buffer().unwrap());
+        assert_eq!(verdict(&r[0]), Ok(("red", Verdict::Known)));
+    }
+    p.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn frames_in_flight_are_drained_before_a_caps_change() {
+    // RGB 64x48 red frames, then 32x32 blue frames after new caps: everything in flight before the
+    // caps event comes out first, each frame with the answer for its own size and colour.
+    init();
+    let src = gst_app::AppSrc::builder().caps(&rgb_caps(64, 48)).format(gst::Format::Time).build();
+    let el = classifier(&[("frames-in-flight", "3"), ("mode", "frame")]);
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    let p = gst::Pipeline::new();
+    p.add_many([src.upcast_ref(), &el, sink.upcast_ref()]).unwrap();
+    gst::Element::link_many([src.upcast_ref(), &el, sink.upcast_ref()]).unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    for i in 0..4u64 {
+        src.push_buffer(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 64, 48), RED)]), &[], i)).unwrap();
+    }
+    src.set_caps(Some(&rgb_caps(32, 32)));
+    for i in 4..8u64 {
+        src.push_buffer(buffer_with_rois(rgb_frame(32, 32, &[((0, 0, 32, 32), BLUE)]), &[], i)).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut got = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        let b = s.buffer().unwrap();
+        let r = meta::read(b);
+        // The caps the buffer arrived under are its own: the caps event did not pass buffers in flight.
+        let caps_width = gst_video::VideoInfo::from_caps(s.caps().unwrap()).unwrap().width();
+        assert_eq!(caps_width, r[0].rect.2, "buffer {:?} arrived under other caps", b.pts());
+        got.push((b.pts().unwrap().nseconds(), r[0].rect.2, verdict(&r[0]).unwrap().0.to_owned()));
+    }
+    p.set_state(gst::State::Null).unwrap();
+    let want: Vec<(u64, u32, String)> =
+        (0..8).map(|i| (i, if i < 4 { 64 } else { 32 }, if i < 4 { "red" } else { "blue" }.to_owned())).collect();
+    assert_eq!(got, want);
+}

@@ -106,6 +106,9 @@ impl FrameWork {
 
     /// Embed every row, `batch` rows per inference run.
     pub(super) fn embed(&mut self, instance: &Instance, batch: usize) {
+        if self.rows.is_empty() {
+            return;
+        }
         let mut engine = instance.lock();
         let (sample, dim) = (engine.sample_len(), engine.dim());
         let n = self.rows.len();

@@ -7,6 +7,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 
@@ -21,6 +23,7 @@ use super::settings::{
 };
 use super::stats::{Drift, Stats};
 use super::track::Tracks;
+use super::worker::Worker;
 use super::{ExecutionProvider, Mode};
 use crate::engine::pool::{self, Instance, InstanceKey, PoolError};
 use crate::engine::{Engine, EngineError, EngineOptions};
@@ -78,6 +81,9 @@ pub struct OdmClassify {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     stats: Mutex<Stats>,
+    /// With `frames-in-flight`: the inference thread and the buffers waiting for it. Never held while a buffer is
+    /// pushed; taken before `state` only after being released (no nesting).
+    worker: Mutex<Option<Worker>>,
 }
 
 #[glib::object_subclass]
@@ -564,6 +570,41 @@ impl OdmClassify {
         Ok(())
     }
 
+    fn lock_worker(&self) -> std::sync::MutexGuard<'_, Option<Worker>> {
+        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The second half of a frame that was in flight: results on its buffer, its work back to the spares.
+    fn complete(&self, mut buf: gst::Buffer, mut work: FrameWork) -> Result<gst::Buffer, gst::FlowError> {
+        let live = self.lock_settings().live.clone();
+        let mut posts = Vec::new();
+        let r = match self.lock_state().as_mut() {
+            Some(state) => self.finish(state, &mut work, &live, buf.make_mut(), &mut posts),
+            None => Err(gst::FlowError::Flushing),
+        };
+        self.post_all(posts);
+        if let Some(w) = self.lock_worker().as_mut() {
+            w.spare.push(work);
+        }
+        r.map(|()| buf)
+    }
+
+    /// Push every frame in flight downstream, in order (before a serialized event passes them).
+    fn drain(&self) {
+        loop {
+            let next = self.lock_worker().as_mut().and_then(|w| w.next(true));
+            let Some((buf, work)) = next else { break };
+            match self.complete(buf, work) {
+                Ok(buf) => {
+                    if let Err(e) = self.obj().src_pad().push(buf) {
+                        gst::debug!(CAT, imp = self, "downstream refused a drained buffer: {e:?}");
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
     /// The `bundle` property. Stopped, it is only stored. Running, the file is read and checked against the running
     /// network with no lock held, then swapped in between two frames; a bad file is refused with a warning and the
     /// old bundle stays. A reload says on the bus which bundle is live.
@@ -695,6 +736,18 @@ impl ObjectImpl for OdmClassify {
                          same model file bytes, execution provider, device and threads, or the start fails; empty: \
                          this element's own session",
                     )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("frames-in-flight")
+                    .nick("Frames in flight")
+                    .blurb(
+                        "Run inference on a worker thread while the streaming thread crops the next frames: up to this \
+                         many frames wait for their results (added to the latency query), in order; frames waiting \
+                         together whose crops fit one batch share one inference run; 0: everything on the streaming \
+                         thread",
+                    )
+                    .maximum(64)
+                    .default_value(0)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("roi-type")
@@ -837,6 +890,7 @@ impl ObjectImpl for OdmClassify {
             "mode" => s.mode = value.get().expect("type checked upstream"),
             "roi-type" => s.live.roi_type = Arc::from(value.get::<Option<String>>().ok().flatten().unwrap_or_default()),
             "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
+            "frames-in-flight" => s.frames_in_flight = value.get().expect("type checked upstream"),
             "execution-provider" => s.provider = value.get().expect("type checked upstream"),
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "fallback" => s.fallback = value.get().expect("type checked upstream"),
@@ -865,6 +919,7 @@ impl ObjectImpl for OdmClassify {
             "mode" => s.mode.to_value(),
             "roi-type" => s.live.roi_type.to_value(),
             "batch-size" => s.batch_size.to_value(),
+            "frames-in-flight" => s.frames_in_flight.to_value(),
             "execution-provider" => s.provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "fallback" => s.fallback.to_value(),
@@ -927,8 +982,111 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // The worker first: it ends once its current run is done; buffers still waiting are dropped with the stream.
+        *self.lock_worker() = None;
         *self.lock_state() = None;
         Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if self.lock_worker().is_some() {
+            match event.view() {
+                // Buffers in flight belong to the flushed stream: dropped.
+                gst::EventView::FlushStop(_) => {
+                    if let Some(w) = self.lock_worker().as_mut() {
+                        while let Some((_, work)) = w.next(true) {
+                            w.spare.push(work);
+                        }
+                        w.queue.clear();
+                    }
+                }
+                gst::EventView::FlushStart(_) => {}
+                // Any other serialized event (caps, segment, EOS, ...) goes after the buffers that came before it.
+                _ if event.is_serialized() => self.drain(),
+                _ => {}
+            }
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        let ok = BaseTransformImplExt::parent_query(self, direction, query);
+        let in_flight = self.lock_settings().frames_in_flight as u64;
+        if let (true, gst::PadDirection::Src, gst::QueryViewMut::Latency(q)) = (ok, direction, query.view_mut()) {
+            if in_flight > 0 {
+                // Up to `frames-in-flight` frames wait for their results: that many frame durations of latency.
+                let fps = self.lock_state().as_ref().and_then(|s| s.info.as_ref().map(|i| i.fps()));
+                if let Some(fps) = fps.filter(|f| f.numer() > 0 && f.denom() > 0) {
+                    let frame = gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64);
+                    let add = frame.map(|f| f * in_flight).unwrap_or(gst::ClockTime::ZERO);
+                    let (live, min, max) = q.result();
+                    q.set(live, min + add, max.map(|m| m + add));
+                }
+            }
+        }
+        ok
+    }
+
+    fn submit_input_buffer(&self, is_discont: bool, inbuf: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (mode, batch, live, in_flight) = {
+            let s = self.lock_settings();
+            (s.mode, s.batch_size.max(1) as usize, s.live.clone(), s.frames_in_flight)
+        };
+        if in_flight == 0 {
+            return self.parent_submit_input_buffer(is_discont, inbuf);
+        }
+        // Crop on the streaming thread; the worker embeds while the next frame is cropped.
+        let mut buf = inbuf;
+        let spare = self.lock_worker().as_mut().and_then(|w| w.spare.pop()).unwrap_or_default();
+        let mut posts = Vec::new();
+        let prepared = match self.lock_state().as_mut() {
+            Some(state) => {
+                let mut work = spare;
+                self.prepare(state, &mut work, mode, &live, buf.make_mut(), &mut posts)
+                    .map(|()| (work, state.engine.clone()))
+            }
+            None => {
+                posts.push(self.error_message(gst::CoreError::Negotiation, "a buffer came before the element started"));
+                Err(gst::FlowError::NotNegotiated)
+            }
+        };
+        self.post_all(posts);
+        let (work, engine) = prepared?;
+        let mut guard = self.lock_worker();
+        if guard.is_none() {
+            match Worker::spawn(engine, batch) {
+                Ok(w) => *guard = Some(w),
+                Err(e) => {
+                    drop(guard);
+                    let text = format!("cannot start the inference thread: {e}");
+                    self.post_all(vec![self.error_message(gst::LibraryError::Failed, &text)]);
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+        let sent = guard.as_mut().map(|w| w.send(buf, work));
+        if !matches!(sent, Some(Ok(()))) {
+            drop(guard);
+            self.post_all(vec![self.error_message(gst::LibraryError::Failed, "the inference thread stopped")]);
+            return Err(gst::FlowError::Error);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        let in_flight = self.lock_settings().frames_in_flight as usize;
+        if in_flight == 0 {
+            return self.parent_generate_output();
+        }
+        // Wait only when more than `frames-in-flight` frames are waiting; else hand on the oldest if it is ready.
+        let ready = self.lock_worker().as_mut().and_then(|w| {
+            let block = w.queue.len() > in_flight;
+            w.next(block)
+        });
+        match ready {
+            Some((buf, work)) => self.complete(buf, work).map(GenerateOutputSuccess::Buffer),
+            None => Ok(GenerateOutputSuccess::NoOutput),
+        }
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
@@ -947,6 +1105,7 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        // Only without frames in flight (submit_input_buffer and generate_output take the buffers otherwise).
         // Settings before state, never the other way round (set_property takes them in this order too).
         let (mode, batch, live) = {
             let s = self.lock_settings();

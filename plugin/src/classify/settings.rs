@@ -20,6 +20,8 @@ pub(super) struct Settings {
     pub(super) ort_library: Option<PathBuf>,
     /// Elements with the same non-empty id share one session.
     pub(super) model_instance_id: String,
+    /// Frames whose inference may still run while the next ones are cropped (0: all on the streaming thread).
+    pub(super) frames_in_flight: u32,
     pub(super) mode: Mode,
     pub(super) batch_size: u32,
     pub(super) provider: ExecutionProvider,
@@ -52,6 +54,7 @@ impl Default for Settings {
             bundle: None,
             ort_library: None,
             model_instance_id: String::new(),
+            frames_in_flight: 0,
             mode: DEFAULT_MODE,
             batch_size: DEFAULT_BATCH_SIZE,
             provider: ExecutionProvider::Cpu,
