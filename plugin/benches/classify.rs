@@ -8,7 +8,8 @@
 //! Rust-side heap allocations per frame in steady state (a counting global allocator: GStreamer's and ONNX Runtime's C
 //! allocations are not seen by it), and resident memory over a long run (`--soak N` frames, default 100,000).
 //!
-//! Usage: `cargo bench -p gst-plugin-odm --bench classify -- [--model FILE] [--threads 1,2] [--soak N] [--quick]`
+//! Usage: `cargo bench -p gst-plugin-odm --bench classify -- [--model FILE] [--threads 1,2] [--in-flight 0,2]
+//! [--soak N] [--quick]` (`--in-flight`: the element's `frames-in-flight` values to measure).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -95,6 +96,7 @@ fn rois(n: usize) -> Vec<(u32, u32, u32, u32)> {
 struct Row {
     rois: usize,
     threads: usize,
+    in_flight: u32,
     element_cps: f64,
     bare_cps: f64,
     pre_us: f64,
@@ -110,6 +112,7 @@ struct Row {
 fn run_element(
     model: &str,
     threads: usize,
+    in_flight: u32,
     mem: &gst::Memory,
     r: &[(u32, u32, u32, u32)],
     frames: usize,
@@ -121,8 +124,8 @@ fn run_element(
         .framerate(gst::Fraction::new(30, 1))
         .build();
     let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! odmclassify name=c model={model} threads={threads} batch-size={BATCH} ! \
-         appsink name=sink sync=false"
+        "appsrc name=src format=time block=true max-buffers=4 ! odmclassify name=c model={model} threads={threads} \
+         batch-size={BATCH} frames-in-flight={in_flight} ! appsink name=sink sync=false"
     ))
     .expect("pipeline");
     let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
@@ -130,31 +133,38 @@ fn run_element(
     let sink = bin.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
     src.set_caps(Some(&caps));
     pipeline.set_state(gst::State::Playing).expect("playing");
-    let make = |i: usize| {
-        let mut b = gst::Buffer::new();
-        {
-            let b = b.get_mut().unwrap();
-            b.append_memory(mem.clone());
-            b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
-            for (k, rect) in r.iter().enumerate() {
-                VideoRegionOfInterestMeta::add(b, "sign", *rect).set_id(k as i32);
+    // A pusher thread feeds warm-up and measured frames, then EOS; this thread pulls every result. (With frames in
+    // flight, a frame's buffer leaves only when later frames come or the stream ends.)
+    let warm = 20;
+    let pusher = {
+        let (src, mem, r) = (src.clone(), mem.clone(), r.to_vec());
+        std::thread::spawn(move || {
+            for i in 0..warm + frames {
+                let mut b = gst::Buffer::new();
+                {
+                    let b = b.get_mut().unwrap();
+                    b.append_memory(mem.clone());
+                    b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
+                    for (k, rect) in r.iter().enumerate() {
+                        VideoRegionOfInterestMeta::add(b, "sign", *rect).set_id(k as i32);
+                    }
+                }
+                src.push_buffer(b).expect("push");
             }
-        }
-        b
+            src.end_of_stream().expect("eos");
+        })
     };
-    let run = |n: usize, from: usize| {
-        for i in 0..n {
-            src.push_buffer(make(from + i)).expect("push");
-            let s = sink.pull_sample().expect("sample");
-            assert!(s.buffer().is_some_and(|b| gstodm::meta::read(b).len() == r.len()), "every ROI has a result");
+    let (mut a0, mut t0) = (0, Instant::now());
+    for i in 0..warm + frames {
+        if i == warm {
+            (a0, t0) = (ALLOCS.load(Ordering::Relaxed), Instant::now());
         }
-    };
-    run(20, 0); // warm-up
-    let a0 = ALLOCS.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    run(frames, 20);
+        let s = sink.pull_sample().expect("sample");
+        assert!(s.buffer().is_some_and(|b| gstodm::meta::read(b).len() == r.len()), "every ROI has a result");
+    }
     let secs = t0.elapsed().as_secs_f64();
     let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / frames as f64;
+    pusher.join().unwrap();
     let stats: gst::Structure = bin.by_name("c").unwrap().property("stats");
     let run_us = stats.get::<f64>("inference-mean-us").unwrap_or(f64::NAN);
     let frame_us = stats.get::<f64>("frame-mean-us").unwrap_or(f64::NAN);
@@ -214,6 +224,8 @@ fn main() {
         .unwrap_or(default_model);
     let threads: Vec<usize> =
         arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|t| t.parse().expect("threads")).collect();
+    let in_flight: Vec<u32> =
+        arg("--in-flight").unwrap_or_else(|| "0,2".into()).split(',').map(|t| t.parse().expect("in-flight")).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let soak: usize = arg("--soak").map(|s| s.parse().expect("--soak N")).unwrap_or(if quick { 2000 } else { 100_000 });
 
@@ -268,37 +280,41 @@ fn main() {
             let pre_us = t0.elapsed().as_secs_f64() * 1e6 / (reps * n) as f64;
             let frames = ((if quick { 300 } else { 3000 }) / n).max(if quick { 10 } else { 60 });
             let mem = gst::Memory::from_slice(data.clone());
-            // Interleave element and bare runs so drift in the machine's speed hits both.
-            let (mut e, mut b) = ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
-            for _ in 0..2 {
-                let x = run_element(model.to_str().unwrap(), t, &mem, &r, frames);
-                let y = run_bare(&mut session, &bundle, &crops, n, frames);
-                e = (e.0 + x.0 / 2.0, x.1, e.2 + x.2 / 2.0, e.3 + x.3 / 2.0);
-                b = (b.0 + y.0 / 2.0, y.1, b.2 + y.2 / 2.0);
+            for &f in &in_flight {
+                // Interleave element and bare runs so drift in the machine's speed hits both.
+                let (mut e, mut b) = ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
+                for _ in 0..2 {
+                    let x = run_element(model.to_str().unwrap(), t, f, &mem, &r, frames);
+                    let y = run_bare(&mut session, &bundle, &crops, n, frames);
+                    e = (e.0 + x.0 / 2.0, x.1, e.2 + x.2 / 2.0, e.3 + x.3 / 2.0);
+                    b = (b.0 + y.0 / 2.0, y.1, b.2 + y.2 / 2.0);
+                }
+                rows.push(Row {
+                    rois: n,
+                    threads: t,
+                    in_flight: f,
+                    element_cps: e.0,
+                    bare_cps: b.0,
+                    pre_us,
+                    allocs_element: e.1,
+                    allocs_bare: b.1,
+                    run_us_element: e.2,
+                    run_us_bare: b.2,
+                    frame_us: e.3,
+                });
             }
-            rows.push(Row {
-                rois: n,
-                threads: t,
-                element_cps: e.0,
-                bare_cps: b.0,
-                pre_us,
-                allocs_element: e.1,
-                allocs_bare: b.1,
-                run_us_element: e.2,
-                run_us_bare: b.2,
-                frame_us: e.3,
-            });
         }
     }
     println!(
-        "\n| ROIs/frame | threads | element crops/s | bare ORT crops/s | element/bare | ORT µs/run element | ORT µs/run bare | element µs/frame | preprocess µs/crop | Rust allocs/frame element | Rust allocs/frame bare |"
+        "\n| ROIs/frame | threads | frames in flight | element crops/s | bare ORT crops/s | element/bare | ORT µs/run element | ORT µs/run bare | element µs/frame | preprocess µs/crop | Rust allocs/frame element | Rust allocs/frame bare |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.1}% | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.1}% | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} |",
             r.rois,
             r.threads,
+            r.in_flight,
             r.element_cps,
             r.bare_cps,
             100.0 * r.element_cps / r.bare_cps,
