@@ -130,6 +130,8 @@ fn embed_group(
         w.embeddings.clear();
         match &run {
             Ok(()) => w.embeddings.extend_from_slice(&output[at * dim..(at + k) * dim]),
+            // The same failure for every frame of the run (EngineError is not Clone: its text travels).
+            Err(crate::engine::EngineError::Run(m)) => w.error = Some(crate::engine::EngineError::Run(m.clone())),
             Err(e) => w.error = Some(crate::engine::EngineError::Run(e.to_string())),
         }
         // The run is counted once, with the first frame of the group.
