@@ -154,11 +154,16 @@ impl RoiResult {
 /// Write `results` into the buffer's `OdmResultsMeta` (created if absent). Entries for ROI ids already present are
 /// replaced, others kept, so two classifiers in a row each leave their results.
 pub fn attach(buffer: &mut gst::BufferRef, results: &[RoiResult]) -> Result<(), gst::glib::BoolError> {
-    let mut merged: Vec<gst::Structure> = read(buffer)
-        .into_iter()
-        .filter(|old| !results.iter().any(|r| r.roi_id == old.roi_id))
-        .map(|r| r.to_structure())
-        .collect();
+    // The earlier entries are read back only when an earlier classifier left some (the common case has none).
+    let mut merged: Vec<gst::Structure> = if gst::meta::CustomMeta::from_buffer(buffer, RESULTS_META).is_ok() {
+        read(buffer)
+            .into_iter()
+            .filter(|old| !results.iter().any(|r| r.roi_id == old.roi_id))
+            .map(|r| r.to_structure())
+            .collect()
+    } else {
+        Vec::with_capacity(results.len())
+    };
     merged.extend(results.iter().map(RoiResult::to_structure));
     let array = gst::Array::new(merged);
     let mut meta = match gst::meta::CustomMeta::from_mut_buffer(buffer, RESULTS_META) {
