@@ -74,6 +74,9 @@ struct State {
     drift: Drift,
     /// Per tracked ROI id: recent results, for `reclassify-interval` and `vote-window`.
     tracks: Tracks,
+    /// On a shared `model-instance-id`, the line to the instance's inference thread, so that frames of every stream
+    /// on it are batched together (synchronous path).
+    shared: Option<Worker>,
 }
 
 #[derive(Default)]
@@ -223,7 +226,16 @@ impl OdmClassify {
         if !engine.id.is_empty() {
             gst::info!(CAT, imp = self, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
         }
+        let shared =
+            if engine.id.is_empty() {
+                None
+            } else {
+                Some(Worker::spawn(engine.clone(), batch).map_err(|e| {
+                    gst::error_msg!(gst::LibraryError::Failed, ("cannot start the inference thread: {e}"))
+                })?)
+            };
         Ok(State {
+            shared,
             work: FrameWork {
                 input: vec![0.0; batch * network.sample_len],
                 embeddings: Vec::with_capacity(batch * network.dim),
@@ -350,7 +362,17 @@ impl OdmClassify {
         let mut work = std::mem::take(&mut state.work);
         let mut r = self.prepare(state, &mut work, mode, live, buffer, posts);
         if r.is_ok() {
-            work.embed(&state.engine, batch);
+            match state.shared.as_mut() {
+                // A shared instance's thread batches this frame with the other streams' waiting ones.
+                Some(w) => match w.round_trip(work) {
+                    Some(back) => work = back,
+                    None => {
+                        posts.push(self.error_message(gst::LibraryError::Failed, "the inference thread stopped"));
+                        return Err(gst::FlowError::Error);
+                    }
+                },
+                None => work.embed(&state.engine, batch),
+            }
             r = self.finish(state, &mut work, live, buffer, posts);
         }
         state.work = work;

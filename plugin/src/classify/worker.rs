@@ -1,22 +1,110 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The inference worker of `frames-in-flight`: a thread that embeds frames' crops while the streaming thread crops the
-//! next frames. Frames go in and come back in the same order; when several are waiting and their crops fit one
-//! batch, they are embedded in one inference run (a batch across frames).
+//! The inference thread: with `frames-in-flight`, it embeds frames' crops while the streaming thread crops the next
+//! frames; on a shared `model-instance-id`, one thread serves every element on the instance. Each element's frames
+//! come back in the order they went; frames waiting together (of one stream, or of several on a shared instance)
+//! whose crops fit one batch are embedded in one inference run.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::frame::FrameWork;
 use crate::engine::pool::Instance;
 
+/// A frame's work and where to send it back.
+type Request = (FrameWork, mpsc::Sender<FrameWork>);
+
+/// The thread that runs a session's inference: one per element, or one per `model-instance-id` shared by every
+/// element on it, so crops of several streams go into one run. Requests are served in arrival order.
+pub(super) struct Batcher {
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Batchers of shared instances, by `model-instance-id`; a batcher lives while an element holds it.
+static SHARED: Mutex<Option<HashMap<String, Weak<Batcher>>>> = Mutex::new(None);
+
+impl Batcher {
+    /// The batcher of `instance`: the one shared under its id (made by the first element), or a private one.
+    pub(super) fn of(instance: &Arc<Instance>, batch: usize) -> std::io::Result<Arc<Batcher>> {
+        if instance.id.is_empty() {
+            return Batcher::spawn(instance, batch).map(Arc::new);
+        }
+        let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        map.retain(|_, w| w.strong_count() > 0);
+        if let Some(b) = map.get(&instance.id).and_then(Weak::upgrade) {
+            return Ok(b);
+        }
+        let b = Arc::new(Batcher::spawn(instance, batch)?);
+        map.insert(instance.id.clone(), Arc::downgrade(&b));
+        Ok(b)
+    }
+
+    fn spawn(instance: &Arc<Instance>, batch: usize) -> std::io::Result<Batcher> {
+        // The thread does not keep the instance alive (its users are the elements holding it).
+        let instance = Arc::downgrade(instance);
+        let (tx, rx) = mpsc::channel::<Request>();
+        let handle = std::thread::Builder::new().name("odmclassify-infer".into()).spawn(move || {
+            let (mut input, mut output) = (Vec::new(), Vec::new());
+            let mut group: Vec<Request> = Vec::new();
+            let flush = |group: &mut Vec<Request>, input: &mut Vec<f32>, output: &mut Vec<f32>| {
+                // Elements send requests while they hold the instance, so it is alive here.
+                if let Some(instance) = instance.upgrade() {
+                    embed_group(&instance, batch, group, input, output);
+                }
+                for (work, reply) in group.drain(..) {
+                    // An element that went away no longer waits for its frame.
+                    let _ = reply.send(work);
+                }
+            };
+            while let Ok(first) = rx.recv() {
+                let mut rows = first.0.rows.len();
+                group.push(first);
+                // Frames already waiting (of this stream or, shared, of others) join this run while they fit.
+                while rows < batch {
+                    match rx.try_recv() {
+                        Ok(r) if rows + r.0.rows.len() <= batch => {
+                            rows += r.0.rows.len();
+                            group.push(r);
+                        }
+                        Ok(r) => {
+                            flush(&mut group, &mut input, &mut output);
+                            rows = r.0.rows.len();
+                            group.push(r);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                flush(&mut group, &mut input, &mut output);
+            }
+        })?;
+        Ok(Batcher { tx: Mutex::new(Some(tx)), handle: Mutex::new(Some(handle)) })
+    }
+
+    fn send(&self, r: Request) -> bool {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|tx| tx.send(r).is_ok())
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once its current run is done.
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One element's line to its batcher: frames go out and come back, in order, on its own channel.
 pub(super) struct Worker {
-    tx: Option<mpsc::Sender<FrameWork>>,
+    batcher: Arc<Batcher>,
+    reply: mpsc::Sender<FrameWork>,
     rx: mpsc::Receiver<FrameWork>,
-    handle: Option<JoinHandle<()>>,
-    /// Buffers waiting for their frame's embeddings, oldest first.
+    /// Buffers waiting for their frame's embeddings, oldest first (`frames-in-flight`).
     pub(super) queue: VecDeque<gst::Buffer>,
     /// Works back from finished frames, to reuse.
     pub(super) spare: Vec<FrameWork>,
@@ -24,56 +112,27 @@ pub(super) struct Worker {
 
 impl Worker {
     pub(super) fn spawn(instance: Arc<Instance>, batch: usize) -> std::io::Result<Worker> {
-        let (tx, work_rx) = mpsc::channel::<FrameWork>();
-        let (done_tx, rx) = mpsc::channel::<FrameWork>();
-        let handle = std::thread::Builder::new().name("odmclassify-infer".into()).spawn(move || {
-            let (mut input, mut output) = (Vec::new(), Vec::new());
-            let mut group: Vec<FrameWork> = Vec::new();
-            while let Ok(first) = work_rx.recv() {
-                let mut rows = first.rows.len();
-                group.push(first);
-                // Frames already waiting join this run while their crops fit one batch.
-                while rows < batch {
-                    match work_rx.try_recv() {
-                        Ok(w) if rows + w.rows.len() <= batch => {
-                            rows += w.rows.len();
-                            group.push(w);
-                        }
-                        Ok(w) => {
-                            embed_group(&instance, batch, &mut group, &mut input, &mut output);
-                            for g in group.drain(..) {
-                                if done_tx.send(g).is_err() {
-                                    return;
-                                }
-                            }
-                            rows = w.rows.len();
-                            group.push(w);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                embed_group(&instance, batch, &mut group, &mut input, &mut output);
-                for g in group.drain(..) {
-                    if done_tx.send(g).is_err() {
-                        return;
-                    }
-                }
-            }
-        })?;
-        Ok(Worker { tx: Some(tx), rx, handle: Some(handle), queue: VecDeque::new(), spare: Vec::new() })
+        let batcher = Batcher::of(&instance, batch)?;
+        let (reply, rx) = mpsc::channel();
+        Ok(Worker { batcher, reply, rx, queue: VecDeque::new(), spare: Vec::new() })
     }
 
-    /// Hand a frame to the worker; its buffer waits in the queue.
+    /// Hand a frame to the batcher; its buffer waits in the queue.
     pub(super) fn send(&mut self, buffer: gst::Buffer, work: FrameWork) -> Result<(), gst::Buffer> {
-        let sent = match self.tx.as_ref() {
-            Some(tx) => tx.send(work).is_ok(),
-            None => false,
-        };
-        if !sent {
+        if !self.batcher.send((work, self.reply.clone())) {
             return Err(buffer);
         }
         self.queue.push_back(buffer);
         Ok(())
+    }
+
+    /// Embed one frame and wait for it: the synchronous path on a shared instance, so that the crops of the other
+    /// streams on it share the run. `None` if the batcher is gone.
+    pub(super) fn round_trip(&mut self, work: FrameWork) -> Option<FrameWork> {
+        if !self.batcher.send((work, self.reply.clone())) {
+            return None;
+        }
+        self.rx.recv().ok()
     }
 
     /// The oldest frame, once embedded: waiting for it (`block`) or only if it is ready. `None` when nothing is in
@@ -87,32 +146,16 @@ impl Worker {
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // Closing the channel ends the thread once its current run is done.
-        self.tx = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
 /// Embed a group of frames: one frame as it is; several in one run over their crops copied together.
-fn embed_group(
-    instance: &Instance,
-    batch: usize,
-    group: &mut [FrameWork],
-    input: &mut Vec<f32>,
-    output: &mut Vec<f32>,
-) {
+fn embed_group(instance: &Instance, batch: usize, group: &mut [Request], input: &mut Vec<f32>, output: &mut Vec<f32>) {
     if group.len() == 1 {
-        group[0].embed(instance, batch);
+        group[0].0.embed(instance, batch);
         return;
     }
     let mut engine = instance.lock();
     let (sample, dim) = (engine.sample_len(), engine.dim());
     input.clear();
-    for w in group.iter() {
+    for (w, _) in group.iter() {
         input.extend_from_slice(&w.input[..w.rows.len() * sample]);
     }
     let n = input.len() / sample;
@@ -125,7 +168,7 @@ fn embed_group(
     let took = t0.elapsed();
     drop(engine);
     let mut at = 0;
-    for (i, w) in group.iter_mut().enumerate() {
+    for (i, (w, _)) in group.iter_mut().enumerate() {
         let k = w.rows.len();
         w.embeddings.clear();
         match &run {
