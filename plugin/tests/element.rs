@@ -279,7 +279,8 @@ fn gpu_providers_fall_back_to_the_cpu_or_fail_when_asked() {
     for provider in ["cuda", "tensorrt"] {
         let (warns, err, els) = launch_warnings(&format!(
             "videotestsrc pattern=blue num-buffers=2 ! video/x-raw,width=32,height=32 ! \
-             odmclassify name=c mode=frame execution-provider={provider} model={model} ! fakesink"
+             odmclassify name=c mode=frame execution-provider={provider} tensorrt-fp16=true \
+             tensorrt-cache=/tmp/odm-trt-cache model={model} ! fakesink"
         ));
         assert!(err.is_none(), "{err:?}");
         let c = els.iter().find(|e| e.name() == "c").unwrap();

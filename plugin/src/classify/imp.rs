@@ -165,15 +165,19 @@ impl OdmClassify {
             provider: settings.provider.into(),
             device_id: settings.device_id,
             fallback: settings.fallback,
+            trt_cache: settings.trt_cache.clone(),
+            trt_fp16: settings.trt_fp16,
         };
         let key = InstanceKey {
             sha256: sha256.clone(),
             provider: opts.provider,
             device_id: opts.device_id,
             threads: opts.intra_threads,
+            trt_cache: opts.trt_cache.clone(),
+            trt_fp16: opts.trt_fp16,
         };
         let id = settings.model_instance_id.as_str();
-        let (engine, fell_back) = pool::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts))
+        let (engine, fell_back) = pool::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts.clone()))
             .map_err(|e| match e {
                 PoolError::Engine(e @ EngineError::Provider { .. }) => {
                     gst::error_msg!(gst::LibraryError::Init, ("{e}"))
@@ -798,6 +802,20 @@ impl ObjectImpl for OdmClassify {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("tensorrt-cache")
+                    .nick("TensorRT engine cache")
+                    .blurb(
+                        "With execution-provider=tensorrt: the folder TensorRT keeps its built engines in, so a restart \
+                         does not rebuild them (minutes); empty: no cache",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("tensorrt-fp16")
+                    .nick("TensorRT FP16")
+                    .blurb("With execution-provider=tensorrt: build FP16 engines")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("fallback")
                     .nick("Fallback")
                     .blurb("When the execution provider cannot start, run on the CPU with a warning (else fail)")
@@ -916,6 +934,8 @@ impl ObjectImpl for OdmClassify {
             "execution-provider" => s.provider = value.get().expect("type checked upstream"),
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "fallback" => s.fallback = value.get().expect("type checked upstream"),
+            "tensorrt-cache" => s.trt_cache = path(value),
+            "tensorrt-fp16" => s.trt_fp16 = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "min-size" => s.live.min_size = value.get().expect("type checked upstream"),
             "max-size" => s.live.max_size = value.get().expect("type checked upstream"),
@@ -945,6 +965,8 @@ impl ObjectImpl for OdmClassify {
             "execution-provider" => s.provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "fallback" => s.fallback.to_value(),
+            "tensorrt-cache" => path(&s.trt_cache),
+            "tensorrt-fp16" => s.trt_fp16.to_value(),
             "threads" => s.threads.to_value(),
             "min-size" => s.live.min_size.to_value(),
             "max-size" => s.live.max_size.to_value(),

@@ -27,6 +27,8 @@ pub(super) struct Settings {
     pub(super) provider: ExecutionProvider,
     pub(super) device_id: i32,
     pub(super) fallback: bool,
+    pub(super) trt_cache: Option<PathBuf>,
+    pub(super) trt_fp16: bool,
     pub(super) threads: u32,
     pub(super) live: Live,
 }
@@ -60,6 +62,8 @@ impl Default for Settings {
             provider: ExecutionProvider::Cpu,
             device_id: 0,
             fallback: true,
+            trt_cache: None,
+            trt_fp16: false,
             threads: DEFAULT_THREADS,
             live: Live {
                 roi_type: Arc::from(""),

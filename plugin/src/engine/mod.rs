@@ -51,18 +51,29 @@ impl std::fmt::Display for Provider {
 }
 
 /// Session options the element exposes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub intra_threads: usize,
     pub provider: Provider,
     pub device_id: i32,
     /// When the provider cannot start: run on the CPU (true) or fail (false).
     pub fallback: bool,
+    /// TensorRT: the folder its built engines are cached in (rebuilding one takes minutes), none when `None`.
+    pub trt_cache: Option<std::path::PathBuf>,
+    /// TensorRT: build FP16 engines.
+    pub trt_fp16: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { intra_threads: 1, provider: Provider::Cpu, device_id: 0, fallback: true }
+        EngineOptions {
+            intra_threads: 1,
+            provider: Provider::Cpu,
+            device_id: 0,
+            fallback: true,
+            trt_cache: None,
+            trt_fp16: false,
+        }
     }
 }
 
@@ -92,7 +103,11 @@ fn gpu_session(env: &ort::environment::Environment, bytes: &[u8], opts: &EngineO
         if !ep::TensorRT::is_available().map_err(|e| e.to_string())? {
             return Err(missing("TensorrtExecutionProvider"));
         }
-        eps.push(ep::TensorRT::default().with_device_id(opts.device_id).build().error_on_failure());
+        let mut trt = ep::TensorRT::default().with_device_id(opts.device_id).with_fp16(opts.trt_fp16);
+        if let Some(dir) = &opts.trt_cache {
+            trt = trt.with_engine_cache(true).with_engine_cache_path(dir.display());
+        }
+        eps.push(trt.build().error_on_failure());
     }
     if !cuda_here {
         return Err(missing("CUDAExecutionProvider"));

@@ -15,6 +15,9 @@ pub struct InstanceKey {
     pub provider: Provider,
     pub device_id: i32,
     pub threads: usize,
+    /// TensorRT's engine cache folder and FP16 switch (other sessions when they differ).
+    pub trt_cache: Option<std::path::PathBuf>,
+    pub trt_fp16: bool,
 }
 
 impl std::fmt::Display for InstanceKey {
@@ -49,7 +52,7 @@ pub enum PoolError {
         "model-instance-id \"{id}\" is already running {running}; this element asks for {asked}: give it another \
          model-instance-id, or the same model and settings"
     )]
-    Mismatch { id: String, running: InstanceKey, asked: InstanceKey },
+    Mismatch { id: String, running: Box<InstanceKey>, asked: Box<InstanceKey> },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -75,7 +78,11 @@ pub fn instance(
     pool.retain(|_, w| w.strong_count() > 0);
     if let Some(running) = pool.get(id).and_then(Weak::upgrade) {
         if running.key != key {
-            return Err(PoolError::Mismatch { id: id.to_owned(), running: running.key.clone(), asked: key });
+            return Err(PoolError::Mismatch {
+                id: id.to_owned(),
+                running: Box::new(running.key.clone()),
+                asked: Box::new(key),
+            });
         }
         return Ok((running, None));
     }
