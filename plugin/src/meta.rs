@@ -7,6 +7,8 @@
 //! that survives copies: its structure holds `results`, an array of `odm` structures, each keyed by `roi-id`.
 //! odm's elements read the custom meta and join it with the ROI metas by id; applications may read either.
 
+use std::sync::Arc;
+
 use gst_video::VideoRegionOfInterestMeta;
 use odm_core::Verdict;
 
@@ -33,21 +35,20 @@ pub type Rect = (u32, u32, u32, u32);
 pub enum Outcome {
     Classified {
         class_id: i32,
-        label: String,
+        /// Shared with the bundle's label list: a result costs no allocation for it.
+        label: Arc<str>,
         distance: f64,
         verdict: Verdict,
     },
     /// Not classified; `reason` says why (too small, outside the frame, invalid model output...).
-    Skipped {
-        reason: String,
-    },
+    Skipped { reason: String },
 }
 
 /// This frame's own result of a tracked object, kept beside the voted one (`vote-window`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawResult {
     pub class_id: i32,
-    pub label: String,
+    pub label: Arc<str>,
     pub distance: f64,
     pub verdict: Verdict,
 }
@@ -62,8 +63,8 @@ pub struct RoiResult {
     pub outcome: Outcome,
     pub novelty_threshold: f64,
     pub anomaly_threshold: f64,
-    /// Bundle name of the model that produced it.
-    pub model: String,
+    /// Bundle name of the model that produced it (shared, as the labels).
+    pub model: Arc<str>,
     /// Reused from an earlier frame for the same ROI id (`reclassify-interval`), not computed on this one.
     pub reused: bool,
     /// With `vote-window`, this frame's own result; `outcome` is then the majority over the object's last results.
@@ -89,7 +90,7 @@ impl RoiResult {
         let b = match &self.outcome {
             Outcome::Classified { class_id, label, distance, verdict } => b
                 .field("class-id", *class_id)
-                .field("label", label.as_str())
+                .field("label", &**label)
                 .field("distance", *distance)
                 .field("verdict", verdict.as_str()),
             Outcome::Skipped { reason } => b
@@ -102,12 +103,12 @@ impl RoiResult {
         let mut b = b
             .field("novelty-threshold", self.novelty_threshold)
             .field("anomaly-threshold", self.anomaly_threshold)
-            .field("model", self.model.as_str())
+            .field("model", &*self.model)
             .field("reused", self.reused);
         if let Some(raw) = &self.raw {
             b = b
                 .field("raw-class-id", raw.class_id)
-                .field("raw-label", raw.label.as_str())
+                .field("raw-label", &*raw.label)
                 .field("raw-distance", raw.distance)
                 .field("raw-verdict", raw.verdict.as_str());
         }
@@ -125,7 +126,7 @@ impl RoiResult {
         } else {
             Outcome::Classified {
                 class_id: s.get("class-id").ok()?,
-                label: s.get::<&str>("label").ok()?.to_owned(),
+                label: Arc::from(s.get::<&str>("label").ok()?),
                 distance: s.get("distance").ok()?,
                 verdict: verdict.parse().ok()?,
             }
@@ -136,13 +137,13 @@ impl RoiResult {
             outcome,
             novelty_threshold: s.get("novelty-threshold").ok()?,
             anomaly_threshold: s.get("anomaly-threshold").ok()?,
-            model: s.get::<&str>("model").ok()?.to_owned(),
+            model: Arc::from(s.get::<&str>("model").ok()?),
             // Optional: absent in results of older odm versions.
             reused: s.get("reused").unwrap_or(false),
             raw: (|| {
                 Some(RawResult {
                     class_id: s.get("raw-class-id").ok()?,
-                    label: s.get::<&str>("raw-label").ok()?.to_owned(),
+                    label: Arc::from(s.get::<&str>("raw-label").ok()?),
                     distance: s.get("raw-distance").ok()?,
                     verdict: s.get::<&str>("raw-verdict").ok()?.parse().ok()?,
                 })

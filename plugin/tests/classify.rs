@@ -11,7 +11,7 @@ use odm_core::Verdict;
 
 fn classified(r: &RoiResult) -> (&str, f64, Verdict) {
     match &r.outcome {
-        Outcome::Classified { label, distance, verdict, .. } => (label.as_str(), *distance, *verdict),
+        Outcome::Classified { label, distance, verdict, .. } => (&**label, *distance, *verdict),
         Outcome::Skipped { reason } => panic!("ROI {} skipped: {reason}", r.roi_id),
     }
 }

@@ -15,7 +15,7 @@ use odm_core::Verdict;
 
 fn verdict(r: &RoiResult) -> Result<(&str, Verdict), &str> {
     match &r.outcome {
-        Outcome::Classified { label, verdict, .. } => Ok((label.as_str(), *verdict)),
+        Outcome::Classified { label, verdict, .. } => Ok((&**label, *verdict)),
         Outcome::Skipped { reason } => Err(reason.as_str()),
     }
 }
@@ -234,7 +234,7 @@ fn bundle_hot_reload_swaps_between_frames_and_refuses_bad_files() {
     let r = push(&mut h, 1);
     assert_eq!(verdict(by_id(&r, 1)), Ok(("rot", Verdict::Known)));
     assert_eq!(verdict(by_id(&r, 2)).unwrap().1, Verdict::Known, "orange within the new threshold");
-    assert_eq!(by_id(&r, 1).model, "colors-de");
+    assert_eq!(&*by_id(&r, 1).model, "colors-de");
     assert!(warnings(&bus).is_empty());
 
     // Bad files: malformed, another network (hash), missing. Each refused with a warning; the German bundle stays.
@@ -338,8 +338,8 @@ fn two_instances_with_different_models_in_one_pipeline() {
     let out = h.pull().unwrap();
     let r = meta::read(&out);
     assert_eq!(r.len(), 2, "both instances' results on the buffer");
-    assert_eq!((verdict(by_id(&r, 1)), by_id(&r, 1).model.as_str()), (Ok(("red", Verdict::Known)), "signs"));
-    assert_eq!((verdict(by_id(&r, 2)), by_id(&r, 2).model.as_str()), (Ok(("go-light", Verdict::Known)), "lights"));
+    assert_eq!((verdict(by_id(&r, 1)), &*by_id(&r, 1).model), (Ok(("red", Verdict::Known)), "signs"));
+    assert_eq!((verdict(by_id(&r, 2)), &*by_id(&r, 2).model), (Ok(("go-light", Verdict::Known)), "lights"));
 }
 
 #[test]
@@ -764,7 +764,7 @@ fn through_appsink(props: &str, frames: u32) -> Vec<(u64, String, f64)> {
         assert_eq!(r.len(), 1, "one result per buffer");
         match &r[0].outcome {
             Outcome::Classified { label, distance, .. } => {
-                out.push((b.pts().unwrap().nseconds(), label.clone(), *distance))
+                out.push((b.pts().unwrap().nseconds(), label.to_string(), *distance))
             }
             other => panic!("{other:?}"),
         }

@@ -39,7 +39,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 struct Scoring {
     scorer: Scorer,
     crop: CropSpec,
-    name: String,
+    /// Bundle name and class labels, shared by every result (no allocation per result).
+    name: Arc<str>,
+    labels: Vec<Arc<str>>,
     path: PathBuf,
     /// The bundle's own anomaly threshold (the drift histogram spans twice the one in force).
     anomaly_threshold: f64,
@@ -129,7 +131,8 @@ impl OdmClassify {
         Ok(Scoring {
             scorer,
             crop: CropSpec::from_input(&bundle.model.input),
-            name: bundle.name.clone(),
+            name: Arc::from(bundle.name.as_str()),
+            labels: bundle.classes.iter().map(|c| Arc::from(c.label.as_str())).collect(),
             path: path.to_owned(),
             anomaly_threshold: bundle.score.anomaly_threshold,
         })
@@ -519,7 +522,7 @@ impl OdmClassify {
                         Ok(r) => (
                             Outcome::Classified {
                                 class_id: r.class_id,
-                                label: scorer.label(r.class_index).to_owned(),
+                                label: scoring.labels[r.class_index].clone(),
                                 distance: r.distance as f64,
                                 verdict: r.verdict,
                             },
@@ -538,7 +541,7 @@ impl OdmClassify {
                         reused: job.reused,
                         raw: job.raw.map(|r| RawResult {
                             class_id: r.class_id,
-                            label: scorer.label(r.class_index).to_owned(),
+                            label: scoring.labels[r.class_index].clone(),
                             distance: r.distance as f64,
                             verdict: r.verdict,
                         }),
@@ -558,7 +561,7 @@ impl OdmClassify {
             if live.emit_messages {
                 let s = gst::Structure::builder("odm-results")
                     .field("pts", buffer.pts().map_or(-1i64, |t| t.nseconds() as i64))
-                    .field("model", scoring.name.as_str())
+                    .field("model", &*scoring.name)
                     .field("results", gst::Array::new(results.iter().map(RoiResult::to_structure)))
                     .build();
                 posts.push(gst::message::Element::builder(s).src(&*self.obj()).build());

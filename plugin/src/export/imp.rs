@@ -272,7 +272,7 @@ impl BaseTransformImpl for OdmExport {
                 let raw = e.result.as_ref().and_then(|r| r.raw.as_ref());
                 let (class_id, label, distance, reason) = match e.result.as_ref().map(|r| &r.outcome) {
                     Some(Outcome::Classified { class_id, label, distance, .. }) => {
-                        (Some(*class_id), Some(label.as_str()), Some(*distance), None)
+                        (Some(*class_id), Some(&**label), Some(*distance), None)
                     }
                     Some(Outcome::Skipped { reason }) => (None, None, None, Some(reason.as_str())),
                     None => (None, None, None, None),
@@ -289,9 +289,9 @@ impl BaseTransformImpl for OdmExport {
                     distance,
                     verdict: e.result.as_ref().map(|r| r.verdict_str()),
                     reason,
-                    model: e.result.as_ref().map(|r| r.model.as_str()),
+                    model: e.result.as_ref().map(|r| &*r.model),
                     reused: e.result.as_ref().is_some_and(|r| r.reused),
-                    raw_label: raw.map(|r| r.label.as_str()),
+                    raw_label: raw.map(|r| &*r.label),
                     raw_distance: raw.map(|r| r.distance),
                     raw_verdict: raw.map(|r| r.verdict.as_str()),
                 }
