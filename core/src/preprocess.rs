@@ -153,6 +153,18 @@ fn accumulate(acc: &mut [f32], src: &[u8], w: f32) {
     }
 }
 
+/// `f.floor()` without the libm call the baseline x86-64 target makes of it (no SSE4.1 `roundss`): exact for the
+/// pixel coordinates used here (|f| < 2^31).
+#[inline(always)]
+fn floor(f: f32) -> f32 {
+    let t = f as i32 as f32;
+    if t > f {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
 /// The taps of one axis: for each output, a window of `k` source indices from `starts[o]` with their weights
 /// (`weights[o * k..][..k]`, zero where the window is wider than that output needs).
 #[derive(Debug, Default, Clone)]
@@ -253,7 +265,7 @@ fn axis_taps(out: &mut Taps, n: usize, taps: usize, start: f32, step: f32, lo: f
     // (first raw index, fraction) of each supersample; the window spans the widest output.
     let tap = |o: usize, t: usize| {
         let f = (start + (o as f32 + (t as f32 + 0.5) / taps as f32) * step).max(lo).min(hi) - 0.5;
-        let f0 = f.floor();
+        let f0 = floor(f);
         (f0 as i64, f - f0)
     };
     let mut k = 1usize;
