@@ -853,3 +853,40 @@ fn frames_in_flight_are_drained_before_a_caps_change() {
         (0..8).map(|i| (i, if i < 4 { 64 } else { 32 }, if i < 4 { "red" } else { "blue" }.to_owned())).collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_hot_reload_with_frames_in_flight_goes_live_between_frames() {
+    // Red frames through frames-in-flight=2; the bundle is swapped for one with German labels after some frames:
+    // every frame has one whole answer (red or rot, never a mix or a skip), and the later ones are rot.
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    colour_copy(dir.path(), "colors", |_| {});
+    let german = colour_copy(dir.path(), "colors-de", |v| {
+        for (c, de) in v["classes"].as_array_mut().unwrap().iter_mut().zip(["rot", "gruen", "blau", "gelb"]) {
+            c["label"] = de.into();
+        }
+    });
+    let p = gst::parse::launch(&format!(
+        "videotestsrc pattern=red num-buffers=60 ! video/x-raw,width=32,height=32,framerate=30/1 ! odmclassify name=c \
+         mode=frame frames-in-flight=2 model={} ! appsink name=sink sync=false max-buffers=1",
+        dir.path().join("colors.onnx").display()
+    ))
+    .unwrap();
+    let bin = p.downcast_ref::<gst::Bin>().unwrap();
+    let sink = bin.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let c = bin.by_name("c").unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut labels = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        if labels.len() == 20 {
+            c.set_property("bundle", german.to_str().unwrap());
+        }
+        let r = meta::read(s.buffer().unwrap());
+        labels.push(verdict(&r[0]).unwrap().0.to_owned());
+    }
+    p.set_state(gst::State::Null).unwrap();
+    assert_eq!(labels.len(), 60);
+    assert!(labels.iter().all(|l| l == "red" || l == "rot"), "{labels:?}");
+    let first_rot = labels.iter().position(|l| l == "rot").expect("the new bundle went live");
+    assert!(labels[first_rot..].iter().all(|l| l == "rot"), "{labels:?}");
+}
