@@ -890,3 +890,32 @@ fn a_hot_reload_with_frames_in_flight_goes_live_between_frames() {
     let first_rot = labels.iter().position(|l| l == "rot").expect("the new bundle went live");
     assert!(labels[first_rot..].iter().all(|l| l == "rot"), "{labels:?}");
 }
+
+#[test]
+fn max_batch_latency_pushes_a_frame_that_waits_for_later_ones_too_long() {
+    // One frame into frames-in-flight=4, then nothing: without a bound it waits for later frames (or EOS); with
+    // max-batch-latency=30 it comes out on its own, with its result.
+    init();
+    for (latency, comes) in [(0u32, false), (30, true)] {
+        let src = gst_app::AppSrc::builder().caps(&rgb_caps(32, 32)).format(gst::Format::Time).build();
+        let el = classifier(&[("frames-in-flight", "4"), ("mode", "frame")]);
+        el.set_property("max-batch-latency", latency);
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        let p = gst::Pipeline::new();
+        p.add_many([src.upcast_ref(), &el, sink.upcast_ref()]).unwrap();
+        gst::Element::link_many([src.upcast_ref(), &el, sink.upcast_ref()]).unwrap();
+        p.set_state(gst::State::Playing).unwrap();
+        src.push_buffer(buffer_with_rois(rgb_frame(32, 32, &[((0, 0, 32, 32), BLUE)]), &[], 0)).unwrap();
+        let early = sink.try_pull_sample(gst::ClockTime::from_mseconds(if comes { 5000 } else { 300 }));
+        assert_eq!(early.is_some(), comes, "max-batch-latency={latency}");
+        if let Some(s) = early {
+            assert_eq!(verdict(&meta::read(s.buffer().unwrap())[0]), Ok(("blue", Verdict::Known)));
+        } else {
+            // EOS still drains it.
+            src.end_of_stream().unwrap();
+            let s = sink.pull_sample().unwrap();
+            assert_eq!(verdict(&meta::read(s.buffer().unwrap())[0]), Ok(("blue", Verdict::Known)));
+        }
+        p.set_state(gst::State::Null).unwrap();
+    }
+}

@@ -89,6 +89,8 @@ pub struct OdmClassify {
     /// With `frames-in-flight`: the inference thread and the buffers waiting for it. Never held while a buffer is
     /// pushed; taken before `state` only after being released (no nesting).
     worker: Mutex<Option<Worker>>,
+    /// With `max-batch-latency`: the thread that pushes frames that waited too long.
+    timer: Mutex<Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
 
 #[glib::object_subclass]
@@ -618,6 +620,51 @@ impl OdmClassify {
         r.map(|()| buf)
     }
 
+    /// `max-batch-latency`: a thread that, holding the stream lock as the streaming thread would, pushes the frames
+    /// that waited longer than `latency` for later ones.
+    fn start_timer(&self, latency: std::time::Duration) {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let weak = self.obj().downgrade();
+        let flag = stop.clone();
+        let tick = (latency / 4).clamp(std::time::Duration::from_millis(1), std::time::Duration::from_millis(10));
+        let spawned = std::thread::Builder::new().name("odmclassify-latency".into()).spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                let Some(obj) = weak.upgrade() else { break };
+                let imp = obj.imp();
+                let overdue = |imp: &OdmClassify| {
+                    imp.lock_worker()
+                        .as_ref()
+                        .and_then(|w| w.arrived.front().copied())
+                        .is_some_and(|t| t.elapsed() >= latency)
+                };
+                if !overdue(imp) {
+                    continue;
+                }
+                let sink = obj.sink_pad().clone();
+                let _stream = sink.stream_lock();
+                // Checked again under the stream lock: the streaming thread may have pushed it meanwhile.
+                while overdue(imp) {
+                    let next = imp.lock_worker().as_mut().and_then(|w| w.next(true));
+                    let Some((buf, work)) = next else { break };
+                    match imp.complete(buf, work) {
+                        Ok(buf) => {
+                            let _ = obj.src_pad().push(buf);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        });
+        match spawned {
+            Ok(handle) => *self.timer.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop, handle)),
+            Err(e) => {
+                let text = format!("cannot start the max-batch-latency thread: {e}; frames wait for later ones");
+                self.post_all(vec![self.warning_message(gst::LibraryError::Failed, &text)]);
+            }
+        }
+    }
+
     /// Push every frame in flight downstream, in order (before a serialized event passes them).
     fn drain(&self) {
         loop {
@@ -779,6 +826,15 @@ impl ObjectImpl for OdmClassify {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("max-batch-latency")
+                    .nick("Maximum batch latency")
+                    .blurb(
+                        "With frames-in-flight: the longest (ms) a frame waits for later frames before it is pushed \
+                         anyway, for sparse or stalled streams; 0: until later frames come or the stream ends",
+                    )
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("roi-type")
                     .nick("ROI type")
                     .blurb("Classify only ROI metas of this type (empty: all)")
@@ -934,6 +990,7 @@ impl ObjectImpl for OdmClassify {
             "roi-type" => s.live.roi_type = Arc::from(value.get::<Option<String>>().ok().flatten().unwrap_or_default()),
             "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
             "frames-in-flight" => s.frames_in_flight = value.get().expect("type checked upstream"),
+            "max-batch-latency" => s.max_batch_latency = value.get().expect("type checked upstream"),
             "execution-provider" => s.provider = value.get().expect("type checked upstream"),
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "fallback" => s.fallback = value.get().expect("type checked upstream"),
@@ -965,6 +1022,7 @@ impl ObjectImpl for OdmClassify {
             "roi-type" => s.live.roi_type.to_value(),
             "batch-size" => s.batch_size.to_value(),
             "frames-in-flight" => s.frames_in_flight.to_value(),
+            "max-batch-latency" => s.max_batch_latency.to_value(),
             "execution-provider" => s.provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "fallback" => s.fallback.to_value(),
@@ -1029,7 +1087,12 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        // The worker first: it ends once its current run is done; buffers still waiting are dropped with the stream.
+        // The timer, then the worker (it ends once its current run is done); buffers still waiting are dropped with
+        // the stream.
+        if let Some((stop, handle)) = self.timer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = handle.join();
+        }
         *self.lock_worker() = None;
         *self.lock_state() = None;
         Ok(())
@@ -1075,9 +1138,9 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn submit_input_buffer(&self, is_discont: bool, inbuf: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (mode, batch, live, in_flight) = {
+        let (mode, batch, live, in_flight, max_latency) = {
             let s = self.lock_settings();
-            (s.mode, s.batch_size.max(1) as usize, s.live.clone(), s.frames_in_flight)
+            (s.mode, s.batch_size.max(1) as usize, s.live.clone(), s.frames_in_flight, s.max_batch_latency)
         };
         if in_flight == 0 {
             return self.parent_submit_input_buffer(is_discont, inbuf);
@@ -1102,7 +1165,12 @@ impl BaseTransformImpl for OdmClassify {
         let mut guard = self.lock_worker();
         if guard.is_none() {
             match Worker::spawn(engine, batch) {
-                Ok(w) => *guard = Some(w),
+                Ok(w) => {
+                    *guard = Some(w);
+                    if max_latency > 0 {
+                        self.start_timer(std::time::Duration::from_millis(max_latency as u64));
+                    }
+                }
                 Err(e) => {
                     drop(guard);
                     let text = format!("cannot start the inference thread: {e}");

@@ -22,6 +22,8 @@ pub(super) struct Settings {
     pub(super) model_instance_id: String,
     /// Frames whose inference may still run while the next ones are cropped (0: all on the streaming thread).
     pub(super) frames_in_flight: u32,
+    /// With frames in flight: the longest a frame waits for later ones, in ms (0: until they come or the stream ends).
+    pub(super) max_batch_latency: u32,
     pub(super) mode: Mode,
     pub(super) batch_size: u32,
     pub(super) provider: ExecutionProvider,
@@ -57,6 +59,7 @@ impl Default for Settings {
             ort_library: None,
             model_instance_id: String::new(),
             frames_in_flight: 0,
+            max_batch_latency: 0,
             mode: DEFAULT_MODE,
             batch_size: DEFAULT_BATCH_SIZE,
             provider: ExecutionProvider::Cpu,

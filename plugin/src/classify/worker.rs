@@ -104,8 +104,9 @@ pub(super) struct Worker {
     batcher: Arc<Batcher>,
     reply: mpsc::Sender<FrameWork>,
     rx: mpsc::Receiver<FrameWork>,
-    /// Buffers waiting for their frame's embeddings, oldest first (`frames-in-flight`).
+    /// Buffers waiting for their frame's embeddings, oldest first (`frames-in-flight`), and when each came.
     pub(super) queue: VecDeque<gst::Buffer>,
+    pub(super) arrived: VecDeque<Instant>,
     /// Works back from finished frames, to reuse.
     pub(super) spare: Vec<FrameWork>,
 }
@@ -114,7 +115,7 @@ impl Worker {
     pub(super) fn spawn(instance: Arc<Instance>, batch: usize) -> std::io::Result<Worker> {
         let batcher = Batcher::of(&instance, batch)?;
         let (reply, rx) = mpsc::channel();
-        Ok(Worker { batcher, reply, rx, queue: VecDeque::new(), spare: Vec::new() })
+        Ok(Worker { batcher, reply, rx, queue: VecDeque::new(), arrived: VecDeque::new(), spare: Vec::new() })
     }
 
     /// Hand a frame to the batcher; its buffer waits in the queue.
@@ -123,6 +124,7 @@ impl Worker {
             return Err(buffer);
         }
         self.queue.push_back(buffer);
+        self.arrived.push_back(Instant::now());
         Ok(())
     }
 
@@ -142,6 +144,7 @@ impl Worker {
             return None;
         }
         let work = if block { self.rx.recv().ok()? } else { self.rx.try_recv().ok()? };
+        self.arrived.pop_front();
         self.queue.pop_front().map(|b| (b, work))
     }
 }
