@@ -333,6 +333,53 @@ fn main() {
         );
     }
 
+    // The Python peer (plugin/benches/peer.py: appsink + OpenCV + onnxruntime + numpy) on the same frame, boxes and
+    // model, against the element's rows above: time per frame, and the part of it that is not inference.
+    let python = root.join(".deps/peer/bin/python");
+    if python.is_file() {
+        println!("\nPython peer (appsink + OpenCV + onnxruntime + numpy), same frame, boxes, model, batch {BATCH}:\n");
+        println!("| ROIs/frame | threads | peer ms/frame | peer non-inference ms/frame | element ms/frame | element non-inference ms/frame | element / peer non-inference |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        let dir = std::env::temp_dir().join(format!("odm-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        for row in rows.iter().filter(|r| r.in_flight == 0) {
+            let r = rois(row.rois);
+            let frame = dir.join("frame.nv12");
+            std::fs::write(&frame, nv12_frame(&r)).expect("frame file");
+            let boxes = format!("{:?}", r.iter().map(|&(x, y, w, h)| [x, y, w, h]).collect::<Vec<_>>());
+            let out = std::process::Command::new(&python)
+                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peer.py"))
+                .args(["--model", &model.display().to_string()])
+                .args(["--bundle", &odm_core::bundle::sibling_bundle_path(&model).display().to_string()])
+                .args(["--frame", &frame.display().to_string(), "--width", &W.to_string(), "--height", &H.to_string()])
+                .args(["--rois", &boxes, "--frames", if quick { "60" } else { "300" }])
+                .args(["--threads", &row.threads.to_string(), "--batch", &BATCH.to_string()])
+                .output()
+                .expect("python runs");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(text.trim()) else {
+                println!("| {} | {} | peer failed: {} |", row.rois, row.threads, String::from_utf8_lossy(&out.stderr));
+                continue;
+            };
+            let (ms, inf) = (
+                v["ms_per_frame"].as_f64().unwrap_or(f64::NAN),
+                v["inference_ms_per_frame"].as_f64().unwrap_or(f64::NAN),
+            );
+            let runs = row.rois.div_ceil(BATCH) as f64;
+            let (e_ms, e_non) = (row.frame_us / 1e3, (row.frame_us - row.run_us_element * runs) / 1e3);
+            println!(
+                "| {} | {} | {ms:.2} | {:.2} | {e_ms:.2} | {e_non:.2} | {:.2}x |",
+                row.rois,
+                row.threads,
+                ms - inf,
+                e_non / (ms - inf)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("\n(no Python peer: scripts/peer.sh makes .deps/peer with OpenCV and onnxruntime for it)");
+    }
+
     // Memory over a long run: RSS sampled along `soak` frames with 1 ROI each.
     let r = rois(1);
     let mem = gst::Memory::from_slice(nv12_frame(&r));
