@@ -48,6 +48,21 @@ pub struct ModelSpec {
     pub sha256: String,
     pub input: InputSpec,
     pub output: OutputSpec,
+    /// What the network computes in: `fp32` (the default, not written) or `int8` (a QDQ model from
+    /// `odm-train export --int8`). Input and output are float32 either way.
+    #[serde(default = "fp32", skip_serializing_if = "is_fp32")]
+    pub precision: String,
+}
+
+/// Precisions a bundle may name.
+pub const PRECISIONS: [&str; 2] = ["fp32", "int8"];
+
+fn fp32() -> String {
+    "fp32".to_owned()
+}
+
+fn is_fp32(p: &String) -> bool {
+    p == "fp32"
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,6 +281,12 @@ impl Bundle {
         }
         if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(invalid("model.sha256", format!("{:?} is not 64 lower-case hex digits", m.sha256)));
+        }
+        if !PRECISIONS.contains(&m.precision.as_str()) {
+            return Err(invalid(
+                "model.precision",
+                format!("\"{}\" is not one of {}", m.precision, PRECISIONS.join(", ")),
+            ));
         }
         let i = &m.input;
         if i.name.is_empty() {

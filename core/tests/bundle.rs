@@ -78,6 +78,7 @@ fn refuses_each_broken_field() {
         ("model.input.width", Box::new(|v| v["model"]["input"]["width"] = json!(0))),
         ("score.calibration.tpr", Box::new(|v| v["score"]["calibration"]["tpr"] = json!(1.5))),
         ("name", Box::new(|v| v["name"] = json!(" "))),
+        ("model.precision", Box::new(|v| v["model"]["precision"] = json!("int4"))),
     ];
     for (field, edit) in cases {
         let mut bad = v.clone();

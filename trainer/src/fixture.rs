@@ -78,6 +78,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
                 context: 0.0,
             },
             output: OutputSpec { name: "embedding".into(), dim: 4 },
+            precision: "fp32".into(),
         },
         classes: CLASSES
             .iter()

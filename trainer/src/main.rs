@@ -298,6 +298,10 @@ enum Command {
         /// Bundle name (default: the run's).
         #[arg(long)]
         name: Option<String>,
+        /// Write an INT8 QDQ model (int8 weights per channel, uint8 activations) calibrated on this many of the run's
+        /// training crops (Wide-ResNets; the bundle says precision int8).
+        #[arg(long, value_name = "CROPS", num_args = 0..=1, default_missing_value = "512")]
+        int8: Option<usize>,
     },
     /// List the classes of the synthetic world with their groups.
     Classes,
@@ -710,8 +714,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
             out!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
         }
-        Command::Export { run, out, name } => {
-            let b = odm_trainer::train::bundle::export(&run, &out, name)?;
+        Command::Export { run, out, name, int8 } => {
+            let b = odm_trainer::train::bundle::export(&run, &out, name, int8)?;
             out!("wrote {}", b.display());
         }
         Command::Classes => {

@@ -51,3 +51,49 @@ fn exported_networks_match_tch_in_onnx_runtime() {
     parity(Arch::Wrn { depth: 16, width: 2 }, 24, 8, &env);
     parity(Arch::Lenet, 28, 5, &env);
 }
+
+/// Run an ONNX model on `x` (`[n,3,s,s]`) in ONNX Runtime; the embeddings.
+fn run_onnx(env: &ort::environment::Environment, bytes: &[u8], x: &Tensor) -> Vec<f32> {
+    let size = x.size();
+    let mut session = Session::builder(env).unwrap().commit_from_memory(bytes).unwrap();
+    let xs = Vec::<f32>::try_from(&x.contiguous().view([-1])).unwrap();
+    let dims = (size[0] as usize, 3, size[2] as usize, size[3] as usize);
+    let input = ndarray::Array4::from_shape_vec(dims, xs).unwrap();
+    let out = session.run(ort::inputs!["input" => TensorRef::from_array_view(&input).unwrap()]).unwrap();
+    out["embedding"].try_extract_tensor::<f32>().unwrap().1.to_vec()
+}
+
+#[test]
+fn int8_export_runs_in_onnx_runtime_close_to_the_float_network() {
+    // A WRN-10-1 with trained BatchNorm statistics, calibrated on one set of crops and compared on another: the int8
+    // embeddings stay close to the float ones (relative error over the batch), and a LeNet is refused by name.
+    let env = ort_env();
+    tch::manual_seed(5);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), Arch::Wrn { depth: 10, width: 1 }, 32, 32, 32, None);
+    for _ in 0..3 {
+        let _ = net.embed_t(&(Tensor::rand([16, 3, 32, 32], (Kind::Float, Device::Cpu)) * 4.0 - 2.0), true);
+    }
+    let calib = Tensor::rand([64, 3, 32, 32], (Kind::Float, Device::Cpu)) * 4.0 - 2.0;
+    let x = Tensor::rand([16, 3, 32, 32], (Kind::Float, Device::Cpu)) * 4.0 - 2.0;
+    let fp32 = run_onnx(&env, &export::onnx(&net, "m", "input", "embedding"), &x);
+    let int8 = export::onnx_int8(&net, "m", "input", "embedding", &calib).unwrap();
+    let q = run_onnx(&env, &int8, &x);
+    assert_eq!(q.len(), fp32.len());
+    let err: f32 = q.iter().zip(&fp32).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+    let norm: f32 = fp32.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!(err / norm < 0.1, "int8 embeddings are {:.1}% off the float ones", 100.0 * err / norm);
+    eprintln!("int8 relative error {:.2}%", 100.0 * err / norm);
+
+    let lenet_vs = nn::VarStore::new(Device::Cpu);
+    let lenet = Net::new(&lenet_vs.root(), Arch::Lenet, 28, 28, 5, None);
+    let e = export::onnx_int8(
+        &lenet,
+        "l",
+        "input",
+        "embedding",
+        &Tensor::zeros([1, 3, 28, 28], (Kind::Float, Device::Cpu)),
+    )
+    .unwrap_err();
+    assert!(e.contains("Wide-ResNets") && e.contains("lenet"), "{e}");
+}

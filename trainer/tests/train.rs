@@ -187,11 +187,15 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
 
     // Export: the same network and bundle again gives the same ONNX bytes; under another name, a valid bundle.
     let exported = tempfile::tempdir().unwrap();
-    let same = Bundle::open(&bundle::export(out.path(), exported.path(), None).unwrap()).unwrap();
+    let same = Bundle::open(&bundle::export(out.path(), exported.path(), None, None).unwrap()).unwrap();
     assert_eq!(same.model.sha256, b.model.sha256);
-    let eb = Bundle::open(&bundle::export(out.path(), exported.path(), Some("renamed".into())).unwrap()).unwrap();
+    let eb = Bundle::open(&bundle::export(out.path(), exported.path(), Some("renamed".into()), None).unwrap()).unwrap();
     assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
     assert_eq!(eb.classes, b.classes);
+    // An int8 export of the same run: a valid bundle that says so, the run's centres, another model file.
+    let q = Bundle::open(&bundle::export(out.path(), exported.path(), Some("int8".into()), Some(64)).unwrap()).unwrap();
+    assert_eq!((q.model.precision.as_str(), q.classes.len()), ("int8", b.classes.len()));
+    assert_ne!(q.model.sha256, b.model.sha256);
 }
 
 /// The weights of a run folder's `model.ot`, by name.

@@ -100,6 +100,13 @@ impl GraphBuilder {
         name.to_owned()
     }
 
+    /// Add a tensor of another element type from its little-endian bytes (int8, uint8, int32 for quantized
+    /// models); returns its name.
+    pub fn raw(&mut self, name: &str, dims: &[i64], data_type: i32, raw_data: Vec<u8>) -> String {
+        self.graph.initializer.push(TensorProto { dims: dims.to_vec(), data_type, name: name.to_owned(), raw_data });
+        name.to_owned()
+    }
+
     /// Add a node with one output; returns the output's name (`out` if given, else a generated one).
     pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<Attr>, out: Option<&str>) -> String {
         self.counter += 1;

@@ -65,6 +65,7 @@ pub fn write_bundle(
                 context: cfg.context,
             },
             output: OutputSpec { name: "embedding".into(), dim: d },
+            precision: "fp32".into(),
         },
         classes: data
             .classes
@@ -232,14 +233,34 @@ pub fn centers(
 
 /// `odm-train export`: write a run's network as ONNX with its bundle (centres, labels and thresholds of the run's
 /// bundle) into `out`, under `name` (default: the run's). The ONNX bytes are deterministic for the same weights.
-pub fn export(run: &Path, out: &Path, name: Option<String>) -> Result<PathBuf, TrainError> {
+/// With `int8` = N, the network is written as an INT8 QDQ model whose activation ranges are calibrated on N of the
+/// run's training crops, and the bundle says `precision: int8` (centres and thresholds stay the float network's).
+pub fn export(run: &Path, out: &Path, name: Option<String>, int8: Option<usize>) -> Result<PathBuf, TrainError> {
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
     let name = name.unwrap_or(cfg.name.clone());
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     let onnx_name = format!("{name}.onnx");
     let onnx_path = out.join(&onnx_name);
-    std::fs::write(&onnx_path, super::export::onnx(&net, &name, "input", "embedding"))
-        .map_err(TrainError::io(&onnx_path))?;
+    let bytes = match int8 {
+        None => super::export::onnx(&net, &name, "input", "embedding"),
+        Some(n) => {
+            let (data, _) = load_run_data(&cfg)?;
+            let x = &data.train_in.x;
+            let total = x.size()[0];
+            if total == 0 || n == 0 {
+                return Err(TrainError::Config(
+                    "--int8 needs training crops to calibrate on (the run's data has none, or N is 0)".into(),
+                ));
+            }
+            // Evenly spread over the training set (classes are stored in order).
+            let step = (total / n as i64).max(1);
+            let idx = tch::Tensor::arange_start_step(0, total, step, (tch::Kind::Int64, tch::Device::Cpu));
+            let calib = x.index_select(0, &idx);
+            bundle.model.precision = "int8".into();
+            super::export::onnx_int8(&net, &name, "input", "embedding", &calib).map_err(TrainError::Config)?
+        }
+    };
+    std::fs::write(&onnx_path, bytes).map_err(TrainError::io(&onnx_path))?;
     bundle.name = name.clone();
     bundle.model.file = onnx_name;
     bundle.model.sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;

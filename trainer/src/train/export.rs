@@ -108,3 +108,174 @@ pub fn onnx(net: &Net, name: &str, input_name: &str, output_name: &str) -> Vec<u
     g.output(output_name, &[Dim::Named("N"), Dim::Fixed(net.dim)]);
     g.finish(&format!("odm embedding network {} ({})", name, net.arch))
 }
+
+/// A Conv + BN folded for the int8 export: the float weights and bias, their shapes, and the tch tensors that run it.
+struct Folded {
+    w: Vec<f32>,
+    wd: Vec<i64>,
+    b: Vec<f32>,
+    wt: Tensor,
+    bt: Tensor,
+    kernel: i64,
+    stride: i64,
+    padding: i64,
+}
+
+fn fold(cb: &ConvBn) -> Folded {
+    let bn = &cb.bn;
+    let eps = 1e-5;
+    let gamma = bn.ws.as_ref().map(values).unwrap_or_else(|| vec![1.0; bn.running_mean.size()[0] as usize]);
+    let beta = bn.bs.as_ref().map(values).unwrap_or_else(|| vec![0.0; gamma.len()]);
+    let (mean, var) = (values(&bn.running_mean), values(&bn.running_var));
+    let w = values(&cb.conv.ws);
+    let wd = dims(&cb.conv.ws);
+    let per_out = w.len() / wd[0] as usize;
+    let (mut wf, mut bf) = (Vec::with_capacity(w.len()), Vec::with_capacity(gamma.len()));
+    for o in 0..gamma.len() {
+        let s = gamma[o] / (var[o] + eps).sqrt();
+        wf.extend(w[o * per_out..(o + 1) * per_out].iter().map(|v| v * s));
+        bf.push(beta[o] - mean[o] * s);
+    }
+    let wt = Tensor::from_slice(&wf).view(wd.as_slice());
+    let bt = Tensor::from_slice(&bf);
+    Folded { w: wf, wd, b: bf, wt, bt, kernel: cb.kernel, stride: cb.stride, padding: cb.padding }
+}
+
+impl Folded {
+    fn run(&self, x: &Tensor) -> Tensor {
+        x.conv2d(&self.wt, Some(&self.bt), [self.stride; 2], [self.padding; 2], [1, 1], 1)
+    }
+}
+
+/// The range of a tensor's values, widened to hold 0 (so 0 is exact after quantization).
+fn range(t: &Tensor) -> (f32, f32) {
+    (t.min().double_value(&[]).min(0.0) as f32, t.max().double_value(&[]).max(0.0) as f32)
+}
+
+/// Activations as uint8 (asymmetric, from the calibrated range): QuantizeLinear then DequantizeLinear. Returns the
+/// dequantized value's name and its scale.
+fn act(g: &mut GraphBuilder, name: &str, x: &str, (lo, hi): (f32, f32)) -> (String, f32) {
+    let scale = ((hi - lo) / 255.0).max(1e-8);
+    let zp = (-lo / scale).round().clamp(0.0, 255.0) as u8;
+    let s = g.weight(&format!("{name}.scale"), &[], &[scale]);
+    let z = g.raw(&format!("{name}.zero_point"), &[], crate::onnx::proto::DATA_TYPE_UINT8, vec![zp]);
+    let q = g.node("QuantizeLinear", &[x, &s, &z], vec![], None);
+    (g.node("DequantizeLinear", &[&q, &s, &z], vec![], None), scale)
+}
+
+/// Weights as int8, symmetric per output channel (axis 0), and the bias as int32 at scale input x weight, both
+/// dequantized; returns (weight, bias) names.
+fn weights_q(g: &mut GraphBuilder, name: &str, w: &[f32], wd: &[i64], b: &[f32], x_scale: f32) -> (String, String) {
+    use crate::onnx::proto::{DATA_TYPE_INT32, DATA_TYPE_INT8};
+    let c = wd[0] as usize;
+    let per = w.len() / c;
+    let scales: Vec<f32> = (0..c)
+        .map(|o| (w[o * per..(o + 1) * per].iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0).max(1e-12))
+        .collect();
+    let wq: Vec<u8> =
+        w.iter().enumerate().map(|(i, v)| (v / scales[i / per]).round().clamp(-127.0, 127.0) as i8 as u8).collect();
+    let wq = g.raw(&format!("{name}.weight_q"), wd, DATA_TYPE_INT8, wq);
+    let ws = g.weight(&format!("{name}.weight_scale"), &[c as i64], &scales);
+    let wz = g.raw(&format!("{name}.weight_zero_point"), &[c as i64], DATA_TYPE_INT8, vec![0; c]);
+    let wdq = g.node("DequantizeLinear", &[&wq, &ws, &wz], vec![Attr::Int("axis", 0)], None);
+    let bs: Vec<f32> = scales.iter().map(|s| s * x_scale).collect();
+    let bq: Vec<u8> = b
+        .iter()
+        .zip(&bs)
+        .flat_map(|(v, s)| ((v / s).round().clamp(i32::MIN as f32, i32::MAX as f32) as i32).to_le_bytes())
+        .collect();
+    let bq = g.raw(&format!("{name}.bias_q"), &[c as i64], DATA_TYPE_INT32, bq);
+    let bsn = g.weight(&format!("{name}.bias_scale"), &[c as i64], &bs);
+    let bz = g.raw(&format!("{name}.bias_zero_point"), &[c as i64], DATA_TYPE_INT32, vec![0; 4 * c]);
+    let bdq = g.node("DequantizeLinear", &[&bq, &bsn, &bz], vec![Attr::Int("axis", 0)], None);
+    (wdq, bdq)
+}
+
+fn conv_q(g: &mut GraphBuilder, name: &str, x: &str, x_scale: f32, f: &Folded) -> String {
+    let (w, b) = weights_q(g, name, &f.w, &f.wd, &f.b, x_scale);
+    g.node(
+        "Conv",
+        &[x, &w, &b],
+        vec![
+            Attr::Ints("kernel_shape", vec![f.kernel, f.kernel]),
+            Attr::Ints("strides", vec![f.stride, f.stride]),
+            Attr::Ints("pads", vec![f.padding; 4]),
+        ],
+        None,
+    )
+}
+
+/// The embedding network as an INT8 QDQ model: int8 weights per output channel, int32 biases, uint8 activations
+/// with ranges calibrated on `calib` (training crops, `[N,3,H,W]`), float input and output. ONNX Runtime fuses the
+/// QuantizeLinear/DequantizeLinear pairs around each Conv, Add and Gemm into its integer kernels. Wide-ResNets only.
+pub fn onnx_int8(
+    net: &Net,
+    name: &str,
+    input_name: &str,
+    output_name: &str,
+    calib: &Tensor,
+) -> Result<Vec<u8>, String> {
+    let _guard = tch::no_grad_guard();
+    let Backbone::Wrn { stem, blocks, .. } = &net.backbone else {
+        return Err(format!("int8 export is for Wide-ResNets; this run's network is {}", net.arch));
+    };
+    let x = calib.to_device(tch::Device::Cpu).to_kind(Kind::Float);
+    // Calibration: the folded network run in tch, the range of every value that gets quantized.
+    let stem_f = fold(stem);
+    let blocks_f: Vec<(Folded, Folded, Option<Folded>)> =
+        blocks.iter().map(|b| (fold(&b.a), fold(&b.b), b.shortcut.as_ref().map(fold))).collect();
+    let mut ranges = vec![range(&x)];
+    let mut y = stem_f.run(&x).relu();
+    ranges.push(range(&y));
+    for (a, b, short) in &blocks_f {
+        let ya = a.run(&y).relu();
+        let yb = b.run(&ya);
+        let s = short.as_ref().map(|f| f.run(&y));
+        ranges.push(range(&ya));
+        ranges.push(range(&yb));
+        if let Some(s) = &s {
+            ranges.push(range(s));
+        }
+        y = (yb + s.unwrap_or(y)).relu();
+        ranges.push(range(&y));
+    }
+    let pooled = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+    ranges.push(range(&pooled));
+
+    let mut r = ranges.into_iter();
+    let mut next = || r.next().expect("one range per quantized value");
+    let mut g = GraphBuilder::new(name);
+    let (h, w) = net.input;
+    let input = g.input(input_name, &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(h), Dim::Fixed(w)]);
+    let (xq, xs) = act(&mut g, "input", &input, next());
+    let c = conv_q(&mut g, "stem", &xq, xs, &stem_f);
+    let c = g.node("Relu", &[&c], vec![], None);
+    let (mut y, mut ys) = act(&mut g, "stem.out", &c, next());
+    for (i, (a, b, short)) in blocks_f.iter().enumerate() {
+        let ca = conv_q(&mut g, &format!("b{i}.a"), &y, ys, a);
+        let ca = g.node("Relu", &[&ca], vec![], None);
+        let (ya, yas) = act(&mut g, &format!("b{i}.a.out"), &ca, next());
+        let cb = conv_q(&mut g, &format!("b{i}.b"), &ya, yas, b);
+        let (yb, _) = act(&mut g, &format!("b{i}.b.out"), &cb, next());
+        let s = match short {
+            Some(f) => {
+                let cs = conv_q(&mut g, &format!("b{i}.short"), &y, ys, f);
+                act(&mut g, &format!("b{i}.short.out"), &cs, next()).0
+            }
+            None => y.clone(),
+        };
+        let sum = g.node("Add", &[&yb, &s], vec![], None);
+        let sum = g.node("Relu", &[&sum], vec![], None);
+        (y, ys) = act(&mut g, &format!("b{i}.out"), &sum, next());
+    }
+    let p = g.node("GlobalAveragePool", &[&y], vec![], None);
+    let p = g.node("Flatten", &[&p], vec![Attr::Int("axis", 1)], None);
+    let (pq, ps) = act(&mut g, "pool.out", &p, next());
+    let ew = values(&net.embed.ws);
+    let ewd = dims(&net.embed.ws);
+    let eb = net.embed.bs.as_ref().map(values).unwrap_or_else(|| vec![0.0; ewd[0] as usize]);
+    let (wq, bq) = weights_q(&mut g, "embed", &ew, &ewd, &eb, ps);
+    g.node("Gemm", &[&pq, &wq, &bq], vec![Attr::Int("transB", 1)], Some(output_name));
+    g.output(output_name, &[Dim::Named("N"), Dim::Fixed(net.dim)]);
+    Ok(g.finish(&format!("odm embedding network {} ({}), int8 QDQ", name, net.arch)))
+}
