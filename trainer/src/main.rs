@@ -223,6 +223,10 @@ enum Command {
         /// training nor calibration saw, such as held-out real photographs.
         #[arg(long = "anomaly-dir")]
         anomaly_dirs: Vec<PathBuf>,
+        /// Embed with this ONNX export of the run in ONNX Runtime (an `export --int8` model, say) instead of the
+        /// run's network; the tables go to metrics-onnx-STEM.json and .md.
+        #[arg(long)]
+        onnx: Option<PathBuf>,
     },
     /// Convert a dataset (GTSRB, TT100K, IDX, folders) into the train/ + test/ class-per-folder layout `train` reads.
     Import {
@@ -672,8 +676,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             )?;
             out!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
         }
-        Command::Eval { run, noise, anomaly_dirs } => {
-            for m in odm_trainer::train::eval::eval(&run, noise, &anomaly_dirs)? {
+        Command::Eval { run, noise, anomaly_dirs, onnx } => {
+            for m in odm_trainer::train::eval::eval_with(&run, noise, &anomaly_dirs, onnx.as_deref())? {
                 out!("{}", m.markdown());
             }
         }

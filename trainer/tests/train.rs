@@ -196,6 +196,13 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     let q = Bundle::open(&bundle::export(out.path(), exported.path(), Some("int8".into()), Some(64)).unwrap()).unwrap();
     assert_eq!((q.model.precision.as_str(), q.classes.len()), ("int8", b.classes.len()));
     assert_ne!(q.model.sha256, b.model.sha256);
+    // Scored in ONNX Runtime on the run's test sets (eval --onnx): the tables, in their own files; the run's bundle
+    // keeps its float network's tables.
+    let before = std::fs::read(&bundle_path).unwrap();
+    let t = eval::eval_with(out.path(), 10, &[], Some(&exported.path().join("int8.onnx"))).unwrap();
+    assert!(t[0].sets.contains_key("novelty") && t[0].in_accuracy > 0.0);
+    assert!(out.path().join("metrics-onnx-int8.md").is_file());
+    assert_eq!(std::fs::read(&bundle_path).unwrap(), before);
 }
 
 /// The weights of a run folder's `model.ot`, by name.

@@ -288,7 +288,32 @@ pub fn test_sets(
 
 /// Evaluate a run; writes `metrics.json` and `metrics.md` (and `metrics-odin.*` for CE runs); returns the tables.
 pub fn eval(run: &Path, noise: usize, extra_anomaly_dirs: &[PathBuf]) -> Result<Vec<Metrics>, TrainError> {
+    eval_with(run, noise, extra_anomaly_dirs, None)
+}
+
+/// [`eval`], embedding with the ONNX file `onnx` in ONNX Runtime when given (an export of the run, such as an INT8
+/// one) instead of the run's tch network. Its tables go to `metrics-onnx-STEM.json|md`; the run's bundle is left
+/// as it is.
+pub fn eval_with(
+    run: &Path,
+    noise: usize,
+    extra_anomaly_dirs: &[PathBuf],
+    onnx: Option<&Path>,
+) -> Result<Vec<Metrics>, TrainError> {
     let (cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    let mut ort_net = match onnx {
+        Some(p) if matches!(cfg.method, Method::Odm | Method::Ml) => {
+            Some(super::onnx_embed::OnnxEmbedder::open(p, &bundle.model.input.name, &bundle.model.output.name)?)
+        }
+        Some(_) => return Err(TrainError::Config("eval --onnx scores metric-learning runs (odm, ml), not ce".into())),
+        None => None,
+    };
+    let mut embed = |x: &Tensor| -> Result<Tensor, TrainError> {
+        match ort_net.as_mut() {
+            Some(e) => e.embed(x),
+            None => Ok(embed_all(&net, x, Device::Cpu)),
+        }
+    };
     let TestSets { inside: in_t, sets } = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
 
     let mut tables = Vec::new();
@@ -307,7 +332,7 @@ pub fn eval(run: &Path, noise: usize, extra_anomaly_dirs: &[PathBuf]) -> Result<
     match cfg.method {
         Method::Odm | Method::Ml => {
             let scorer = Scorer::new(&bundle);
-            let din = distances(&scorer, &embed_all(&net, &in_t.x, Device::Cpu));
+            let din = distances(&scorer, &embed(&in_t.x)?);
             let pred: Vec<i64> = din.iter().map(|p| if p.0 == usize::MAX { -1 } else { p.0 as i64 }).collect();
             let ins: Vec<f64> = din.iter().map(|p| p.1).collect();
             let mut m = Metrics {
@@ -324,7 +349,7 @@ pub fn eval(run: &Path, noise: usize, extra_anomaly_dirs: &[PathBuf]) -> Result<
             let mut novelty: Vec<f64> = Vec::new();
             let mut anomalies: Vec<(String, Vec<f64>)> = Vec::new();
             for (name, kind, x) in &sets {
-                let d = distances(&scorer, &embed_all(&net, x, Device::Cpu));
+                let d = distances(&scorer, &embed(x)?);
                 let outs: Vec<f64> = d.iter().map(|p| p.1).collect();
                 m.sets.insert(name.clone(), report(&ins, &outs, outs.len(), Some(verdict_rates(&scorer, &d)))?);
                 match kind {
@@ -376,16 +401,21 @@ pub fn eval(run: &Path, noise: usize, extra_anomaly_dirs: &[PathBuf]) -> Result<
         }
     }
     for (i, m) in tables.iter().enumerate() {
-        let stem =
-            if i == 0 { "metrics".to_owned() } else { format!("metrics-{}", m.method.trim_start_matches("ce-")) };
+        let stem = match onnx {
+            Some(p) => format!("metrics-onnx-{}", p.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()),
+            None if i == 0 => "metrics".to_owned(),
+            None => format!("metrics-{}", m.method.trim_start_matches("ce-")),
+        };
         let json = run.join(format!("{stem}.json"));
         std::fs::write(&json, serde_json::to_string_pretty(m).expect("metrics serialise") + "\n")
             .map_err(TrainError::io(&json))?;
         let md = run.join(format!("{stem}.md"));
         std::fs::write(&md, m.markdown()).map_err(TrainError::io(&md))?;
     }
-    bundle.metrics = serde_json::to_value(&tables).expect("metrics serialise");
-    bundle.save(&bundle_path)?;
+    if onnx.is_none() {
+        bundle.metrics = serde_json::to_value(&tables).expect("metrics serialise");
+        bundle.save(&bundle_path)?;
+    }
     Ok(tables)
 }
 

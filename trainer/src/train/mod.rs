@@ -11,6 +11,7 @@ pub mod eval;
 pub mod export;
 pub mod loss;
 pub mod model;
+pub mod onnx_embed;
 pub mod run;
 pub mod rundata;
 pub mod sampling;

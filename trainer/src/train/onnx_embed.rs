@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Embedding with an exported ONNX file in ONNX Runtime instead of tch: how `eval --onnx` scores the network the
+//! plugin runs (an INT8 export, say) on the same test sets. The library is found as the plugin finds it:
+//! `ORT_DYLIB_PATH`, then `$ODM_ORT_DIR/libonnxruntime.so`, then this checkout's `.deps/onnxruntime/` (bootstrap).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+use tch::{Kind, Tensor};
+
+use crate::error::TrainError;
+
+/// The process's ORT environment (one per process, as ONNX Runtime allows).
+fn environment() -> Result<ort::environment::Environment, TrainError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let lib = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| {
+            match std::env::var_os("ODM_ORT_DIR") {
+                Some(d) => PathBuf::from(d).join("libonnxruntime.so"),
+                None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps/onnxruntime/libonnxruntime.so")),
+            }
+        });
+        let builder = ort::init_from(&lib)
+            .map_err(|e| format!("cannot load ONNX Runtime from {} ({e}); run scripts/bootstrap.sh", lib.display()))?;
+        builder.with_name("odm-train").with_telemetry(false).build().map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(TrainError::Config)
+}
+
+/// An ONNX embedding network in ONNX Runtime.
+pub struct OnnxEmbedder {
+    session: Session,
+    input: String,
+    output: String,
+    path: PathBuf,
+}
+
+impl OnnxEmbedder {
+    pub fn open(path: &Path, input: &str, output: &str) -> Result<OnnxEmbedder, TrainError> {
+        let env = environment()?;
+        let bad = |e: &dyn std::fmt::Display| {
+            TrainError::Config(format!("{}: ONNX Runtime cannot load it: {e}", path.display()))
+        };
+        let session = Session::builder(&env).map_err(|e| bad(&e))?.commit_from_file(path).map_err(|e| bad(&e))?;
+        Ok(OnnxEmbedder { session, input: input.to_owned(), output: output.to_owned(), path: path.to_owned() })
+    }
+
+    /// Embeddings `[N, D]` of crops `[N, 3, H, W]`, in batches of 256.
+    pub fn embed(&mut self, x: &Tensor) -> Result<Tensor, TrainError> {
+        let size = x.size();
+        let (n, c, h, w) = (size[0], size[1] as usize, size[2] as usize, size[3] as usize);
+        let mut out: Vec<f32> = Vec::new();
+        let mut dim = 0;
+        let bad =
+            |e: &dyn std::fmt::Display| TrainError::Config(format!("{}: inference failed: {e}", self.path.display()));
+        for start in (0..n).step_by(256) {
+            let k = (n - start).min(256);
+            let part = x.narrow(0, start, k).to_kind(Kind::Float).contiguous();
+            let v = Vec::<f32>::try_from(&part.view([-1])).map_err(|e| bad(&e))?;
+            let a = ndarray::Array4::from_shape_vec((k as usize, c, h, w), v).map_err(|e| bad(&e))?;
+            let t = TensorRef::from_array_view(&a).map_err(|e| bad(&e))?;
+            let r = self.session.run(ort::inputs![self.input.as_str() => t]).map_err(|e| bad(&e))?;
+            let (shape, data) = r[self.output.as_str()].try_extract_tensor::<f32>().map_err(|e| bad(&e))?;
+            dim = shape[1];
+            out.extend_from_slice(data);
+        }
+        Ok(Tensor::from_slice(&out).view([n, dim]))
+    }
+}
