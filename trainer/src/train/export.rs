@@ -17,34 +17,18 @@ fn dims(t: &Tensor) -> Vec<i64> {
     t.size()
 }
 
-/// Conv + BN folded: w' = w * g / sqrt(v + eps), b' = beta - mean * g / sqrt(v + eps).
+/// Conv + BN folded (see [`fold`]).
 fn conv_bn(g: &mut GraphBuilder, name: &str, input: &str, cb: &ConvBn) -> String {
-    let bn = &cb.bn;
-    let eps = 1e-5;
-    let gamma = bn.ws.as_ref().map(values).unwrap_or_else(|| vec![1.0; bn.running_mean.size()[0] as usize]);
-    let beta = bn.bs.as_ref().map(values).unwrap_or_else(|| vec![0.0; gamma.len()]);
-    let mean = values(&bn.running_mean);
-    let var = values(&bn.running_var);
-    let w = values(&cb.conv.ws);
-    let wd = dims(&cb.conv.ws);
-    let per_out = w.len() / wd[0] as usize;
-    let mut wf = Vec::with_capacity(w.len());
-    let mut bf = Vec::with_capacity(gamma.len());
-    for o in 0..gamma.len() {
-        let s = gamma[o] / (var[o] + eps).sqrt();
-        wf.extend(w[o * per_out..(o + 1) * per_out].iter().map(|v| v * s));
-        bf.push(beta[o] - mean[o] * s);
-    }
-    let wn = g.weight(&format!("{name}.weight"), &wd, &wf);
-    let bname = g.weight(&format!("{name}.bias"), &[wd[0]], &bf);
-    let k = cb.kernel;
+    let f = fold(cb);
+    let wn = g.weight(&format!("{name}.weight"), &f.wd, &f.w);
+    let bname = g.weight(&format!("{name}.bias"), &[f.wd[0]], &f.b);
     g.node(
         "Conv",
         &[input, &wn, &bname],
         vec![
-            Attr::Ints("kernel_shape", vec![k, k]),
-            Attr::Ints("strides", vec![cb.stride, cb.stride]),
-            Attr::Ints("pads", vec![cb.padding; 4]),
+            Attr::Ints("kernel_shape", vec![f.kernel, f.kernel]),
+            Attr::Ints("strides", vec![f.stride, f.stride]),
+            Attr::Ints("pads", vec![f.padding; 4]),
         ],
         None,
     )
@@ -121,6 +105,7 @@ struct Folded {
     padding: i64,
 }
 
+/// Conv + BN folded: w' = w * g / sqrt(v + eps), b' = beta - mean * g / sqrt(v + eps).
 fn fold(cb: &ConvBn) -> Folded {
     let bn = &cb.bn;
     let eps = 1e-5;
