@@ -22,16 +22,7 @@ fn conv_bn(g: &mut GraphBuilder, name: &str, input: &str, cb: &ConvBn) -> String
     let f = fold(cb);
     let wn = g.weight(&format!("{name}.weight"), &f.wd, &f.w);
     let bname = g.weight(&format!("{name}.bias"), &[f.wd[0]], &f.b);
-    g.node(
-        "Conv",
-        &[input, &wn, &bname],
-        vec![
-            Attr::Ints("kernel_shape", vec![f.kernel, f.kernel]),
-            Attr::Ints("strides", vec![f.stride, f.stride]),
-            Attr::Ints("pads", vec![f.padding; 4]),
-        ],
-        None,
-    )
+    f.node(g, input, &wn, &bname)
 }
 
 fn conv(g: &mut GraphBuilder, name: &str, input: &str, c: &nn::Conv2D) -> String {
@@ -130,6 +121,20 @@ impl Folded {
     fn run(&self, x: &Tensor) -> Tensor {
         x.conv2d(&self.wt, Some(&self.bt), [self.stride; 2], [self.padding; 2], [1, 1], 1)
     }
+
+    /// The Conv node on `input` with the weight and bias values named (float, or dequantized int8).
+    fn node(&self, g: &mut GraphBuilder, input: &str, weight: &str, bias: &str) -> String {
+        g.node(
+            "Conv",
+            &[input, weight, bias],
+            vec![
+                Attr::Ints("kernel_shape", vec![self.kernel, self.kernel]),
+                Attr::Ints("strides", vec![self.stride, self.stride]),
+                Attr::Ints("pads", vec![self.padding; 4]),
+            ],
+            None,
+        )
+    }
 }
 
 /// The range of a tensor's values, widened to hold 0 (so 0 is exact after quantization).
@@ -178,16 +183,7 @@ fn weights_q(g: &mut GraphBuilder, name: &str, w: &[f32], wd: &[i64], b: &[f32],
 
 fn conv_q(g: &mut GraphBuilder, name: &str, x: &str, x_scale: f32, f: &Folded) -> String {
     let (w, b) = weights_q(g, name, &f.w, &f.wd, &f.b, x_scale);
-    g.node(
-        "Conv",
-        &[x, &w, &b],
-        vec![
-            Attr::Ints("kernel_shape", vec![f.kernel, f.kernel]),
-            Attr::Ints("strides", vec![f.stride, f.stride]),
-            Attr::Ints("pads", vec![f.padding; 4]),
-        ],
-        None,
-    )
+    f.node(g, x, &w, &b)
 }
 
 /// The embedding network as an INT8 QDQ model: int8 weights per output channel, int32 biases, uint8 activations
