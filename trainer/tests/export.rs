@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Export parity: the ONNX file odm writes, run by ONNX Runtime, gives the training framework's eval-mode output.
 
-use std::path::PathBuf;
-
 use odm_trainer::train::export;
 use odm_trainer::train::model::{Arch, Net};
 use ort::session::Session;
@@ -10,11 +8,8 @@ use ort::value::TensorRef;
 use tch::{nn, Device, Kind, Tensor};
 
 fn ort_env() -> ort::environment::Environment {
-    let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.deps/onnxruntime/libonnxruntime.so");
-    ort::init_from(&lib)
-        .unwrap_or_else(|e| panic!("{}: {e:?} (run scripts/bootstrap.sh)", lib.display()))
-        .build()
-        .expect("ORT environment")
+    // The trainer's own lookup (ORT_DYLIB_PATH, ODM_ORT_DIR, the bootstrap folder).
+    odm_trainer::train::onnx_embed::environment().expect("ONNX Runtime (run scripts/bootstrap.sh)")
 }
 
 fn parity(arch: Arch, size: i64, dim: i64, env: &ort::environment::Environment) {

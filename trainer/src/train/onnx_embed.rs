@@ -13,7 +13,7 @@ use tch::{Kind, Tensor};
 use crate::error::TrainError;
 
 /// The process's ORT environment (one per process, as ONNX Runtime allows).
-fn environment() -> Result<ort::environment::Environment, TrainError> {
+pub fn environment() -> Result<ort::environment::Environment, TrainError> {
     static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let lib = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| {
