@@ -224,12 +224,14 @@ pub fn fresh_ids(used: &[i32]) -> impl Iterator<Item = i32> + '_ {
     above.chain(0..=i32::MAX).chain(i32::MIN..0).filter(move |id| used.binary_search(id).is_err())
 }
 
-/// `n` ids for new ROI metas on `buffer`, none of which a ROI meta of it has.
-pub fn new_roi_ids(buffer: &gst::BufferRef, n: usize) -> Vec<i32> {
-    let mut used: Vec<i32> = buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()).collect();
+/// `n` ids for new ROI metas on `buffer`, none of which a ROI meta of it has, into `out`. `used` is scratch: with
+/// both kept by the caller, a steady stream allocates nothing here.
+pub fn new_roi_ids(buffer: &gst::BufferRef, n: usize, used: &mut Vec<i32>, out: &mut Vec<i32>) {
+    used.clear();
+    used.extend(buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()));
     used.sort_unstable();
-    let ids = fresh_ids(&used).take(n).collect();
-    ids
+    out.clear();
+    out.extend(fresh_ids(used).take(n));
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ struct State {
     /// ids (scratch).
     work: FrameWork,
     ids: Vec<i32>,
+    new_ids: Vec<i32>,
     crop_scratch: CropScratch,
     drift: Drift,
     /// Per tracked ROI id: recent results, for `reclassify-interval` and `vote-window`.
@@ -254,6 +255,7 @@ impl OdmClassify {
             },
             network,
             ids: Vec::with_capacity(64),
+            new_ids: Vec::with_capacity(1),
             crop_scratch: CropScratch::default(),
             drift: Drift::default(),
             tracks: Tracks::default(),
@@ -400,7 +402,7 @@ impl OdmClassify {
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
         work.clear();
-        let State { network, scoring, info, ids, crop_scratch, tracks, .. } = state;
+        let State { network, scoring, info, ids, new_ids, crop_scratch, tracks, .. } = state;
         // Objects are followed by ROI id in roi mode (a frame ROI gets a new id each frame).
         let tracking = mode == Mode::Roi && (live.reclassify_interval > 1 || live.vote_window > 1);
         work.tracking = tracking;
@@ -414,7 +416,8 @@ impl OdmClassify {
         let (width, height) = (info.width(), info.height());
 
         if mode == Mode::Frame {
-            let next = meta::new_roi_ids(buffer, 1).first().copied().unwrap_or(0);
+            meta::new_roi_ids(buffer, 1, ids, new_ids);
+            let next = new_ids.first().copied().unwrap_or(0);
             let mut m = VideoRegionOfInterestMeta::add(buffer, meta::FRAME_ROI_TYPE, (0, 0, width, height));
             m.set_id(next);
         }

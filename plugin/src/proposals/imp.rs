@@ -23,6 +23,9 @@ struct State {
     info: Option<gst_video::VideoInfo>,
     detector: Detector,
     found: Vec<Proposal>,
+    /// ROI id scratch: ids in use, new ids.
+    used: Vec<i32>,
+    ids: Vec<i32>,
 }
 
 #[derive(Default)]
@@ -141,7 +144,7 @@ impl BaseTransformImpl for OdmProposals {
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let params = *self.settings.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let State { info, detector, found } = &mut *state;
+        let State { info, detector, found, used, ids } = &mut *state;
         // An error is posted once the state lock is released (a sync bus handler runs in this thread).
         let failed = match info.as_ref() {
             None => Some((gst::FlowError::NotNegotiated, "a buffer came before caps".to_owned())),
@@ -171,7 +174,8 @@ impl BaseTransformImpl for OdmProposals {
             return Err(flow);
         }
         // New ids are ones no ROI meta of the buffer has (never an overflow next to i32::MAX).
-        for (id, p) in crate::meta::new_roi_ids(buf, found.len()).into_iter().zip(found.iter()) {
+        crate::meta::new_roi_ids(buf, found.len(), used, ids);
+        for (&id, p) in ids.iter().zip(found.iter()) {
             let mut m = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, (p.x, p.y, p.w, p.h));
             m.set_id(id);
             m.add_param(
