@@ -48,20 +48,8 @@ const W: u32 = 1280;
 const H: u32 = 720;
 const BATCH: usize = 32;
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<f64>()
-                .ok()
-                .map(|k| k / 1024.0)
-        })
-        .unwrap_or(f64::NAN)
-}
+mod common;
+use common::rss_mib;
 
 /// A synthetic NV12 dashcam-like frame: gradients with coloured discs where the ROIs are.
 fn nv12_frame(rois: &[(u32, u32, u32, u32)]) -> Vec<u8> {

@@ -18,19 +18,11 @@ use gst::prelude::*;
 
 const INSTANCES: u64 = 4;
 
+mod common;
+
 /// Resident memory (MiB), open file descriptors and threads of this process.
 fn sample() -> (f64, usize, usize) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
-    (field("VmRSS:") / 1024.0, fds, field("Threads:") as usize)
+    (common::rss_mib(), common::open_fds(), common::status("Threads:") as usize)
 }
 
 fn pipeline(model: &str, frames_per_instance: u64, counter: &Arc<AtomicU64>) -> gst::Pipeline {

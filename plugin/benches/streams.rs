@@ -13,15 +13,8 @@ use gst::prelude::*;
 
 const STREAMS: usize = 4;
 
-fn status(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
+mod common;
+use common::status;
 
 /// One case, in this (child) process: prints `crops/s peak-RSS-MiB threads`.
 fn child(shared: bool, frames: u32, model: &str, threads: u32) {
