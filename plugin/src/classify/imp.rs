@@ -236,8 +236,10 @@ impl OdmClassify {
         if !engine.id.is_empty() {
             gst::info!(CAT, imp = self, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
         }
+        // The synchronous path's line to a shared instance's thread (with frames in flight, the element's worker is
+        // that line instead).
         let shared =
-            if engine.id.is_empty() {
+            if engine.id.is_empty() || settings.frames_in_flight > 0 {
                 None
             } else {
                 Some(Worker::spawn(engine.clone(), batch).map_err(|e| {
