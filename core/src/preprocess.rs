@@ -145,11 +145,56 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// `acc[i] += w * src[i]` over the shorter of the two: the inner loop of the vertical pass (vectorises).
-#[inline]
-fn accumulate(acc: &mut [f32], src: &[u8], w: f32) {
-    for (a, &b) in acc.iter_mut().zip(src) {
-        *a += w * b as f32;
+/// The source rows one output row is filtered from: row index and weight, rows in increasing order; a row pushed
+/// twice in a row (two luma rows on one chroma row) adds its weights.
+#[derive(Debug, Default, Clone)]
+struct Rows {
+    taps: Vec<(usize, f32)>,
+}
+
+impl Rows {
+    fn push(&mut self, y: usize, w: f32) {
+        match self.taps.last_mut() {
+            Some(last) if last.0 == y => last.1 += w,
+            _ => self.taps.push((y, w)),
+        }
+    }
+}
+
+/// `line[j] = sum of w * row(y)[j]` over the rows: all rows at once over blocks of 8 columns, so the sums stay in
+/// registers (one store per column instead of one load and store per row), in groups of 8 rows; the last
+/// columns short of a block row by row.
+#[inline(always)]
+fn filter_rows<'a>(line: &mut [f32], rows: &Rows, row: impl Fn(usize) -> &'a [u8]) {
+    const B: usize = 8;
+    for (g, group) in rows.taps.chunks(8).enumerate() {
+        let mut src: [(&[u8], f32); 8] = [(&[], 0.0); 8];
+        for (s, &(y, w)) in src.iter_mut().zip(group) {
+            *s = (row(y), w);
+        }
+        let src = &src[..group.len()];
+        let add = g > 0;
+        let full = line.len() / B * B;
+        let (blocks, tail) = line.split_at_mut(full);
+        for (b, out) in blocks.chunks_exact_mut(B).enumerate() {
+            let mut acc = [0.0f32; B];
+            for &(r, w) in src {
+                for (a, &v) in acc.iter_mut().zip(&r[b * B..(b + 1) * B]) {
+                    *a += w * v as f32;
+                }
+            }
+            for (o, a) in out.iter_mut().zip(acc) {
+                *o = if add { *o + a } else { a };
+            }
+        }
+        if !add {
+            tail.fill(0.0);
+        }
+        for &(r, w) in src {
+            for (o, &v) in tail.iter_mut().zip(&r[full..]) {
+                *o += w * v as f32;
+            }
+        }
     }
 }
 
@@ -174,7 +219,7 @@ struct Taps {
     k: usize,
 }
 
-#[inline]
+#[inline(always)]
 fn yuv_to_rgb(y: f32, u: f32, v: f32, m: YuvMatrix) -> [f32; 3] {
     let (y, u, v) = (1.164_383 * (y - 16.0), u - 128.0, v - 128.0);
     let (r, g, b) = match m {
@@ -254,6 +299,11 @@ pub struct CropScratch {
     lines: Vec<f32>,
     /// The same for the chroma of YUV frames: interleaved UV, or U then V.
     chroma: Vec<f32>,
+    /// Horizontal taps of the chroma of YUV frames, derived from `tx`.
+    ctaps: Taps,
+    /// The source rows of the output row being filtered: luma (or packed), and chroma.
+    luma: Rows,
+    crows: Rows,
 }
 
 /// Taps of one axis: for each of `n` outputs, `taps` supersamples of a bilinear filter whose centres stay within
@@ -292,6 +342,62 @@ fn axis_taps(out: &mut Taps, n: usize, taps: usize, start: f32, step: f32, lo: f
     }
 }
 
+/// The normalisation of one output row: channel order, then `v * scale - shift` per tensor channel.
+struct RowNorm {
+    bgr: bool,
+    scale: [f32; 3],
+    shift: [f32; 3],
+}
+
+/// Writes one output row of the three tensor channels from `rgb(ox)`, the filtered RGB of output column `ox`.
+#[inline(always)]
+fn emit_row(dst: [&mut [f32]; 3], n: &RowNorm, mut rgb: impl FnMut(usize) -> [f32; 3]) {
+    let [d0, d1, d2] = dst;
+    for (ox, ((a, b), c)) in d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()).enumerate() {
+        let p = rgb(ox);
+        let (first, last) = if n.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
+        *a = first * n.scale[0] - n.shift[0];
+        *b = p[1] * n.scale[1] - n.shift[1];
+        *c = last * n.scale[2] - n.shift[2];
+    }
+}
+
+/// `sum(w[i] * line[i])` over the taps `w` (the line is at least as long).
+#[inline(always)]
+fn dot(line: &[f32], w: &[f32]) -> f32 {
+    line[..w.len()].iter().zip(w).map(|(a, b)| a * b).sum()
+}
+
+/// [`dot`] over pixels of `PX` interleaved samples: one sum per sample.
+#[inline(always)]
+fn dot_px<const PX: usize>(line: &[f32], w: &[f32]) -> [f32; PX] {
+    let mut acc = [0.0f32; PX];
+    for (p, &w) in line[..w.len() * PX].chunks_exact(PX).zip(w) {
+        for j in 0..PX {
+            acc[j] += w * p[j];
+        }
+    }
+    acc
+}
+
+/// Chroma taps from the luma taps `tx`: luma column `x` reads chroma sample `x / 2`, so each output's chroma window
+/// sums the weights of the luma columns that share a sample. Starts are relative to chroma sample `c0`; windows stay
+/// within the `cspan` samples the vertical pass filtered.
+fn chroma_taps(tx: &Taps, c0: usize, cspan: usize, out: &mut Taps) {
+    let k = (tx.k / 2 + 1).min(cspan);
+    out.k = k;
+    out.starts.clear();
+    out.weights.clear();
+    out.weights.resize(tx.starts.len() * k, 0.0);
+    for ((&s, w), cw) in tx.starts.iter().zip(tx.weights.chunks_exact(tx.k)).zip(out.weights.chunks_exact_mut(k)) {
+        let first = (s as usize / 2 - c0).min(cspan - k);
+        out.starts.push(first as u32);
+        for (i, &w) in w.iter().enumerate() {
+            cw[(s as usize + i) / 2 - c0 - first] += w;
+        }
+    }
+}
+
 /// Crop `roi` (grown by the context margin) out of `frame` into `out` as a normalised CHW tensor of
 /// `spec.width x spec.height`. Allocates its working buffers; [`crop_to_tensor_with`] reuses them.
 pub fn crop_to_tensor(frame: &Frame<'_>, roi: Roi, spec: &CropSpec, out: &mut [f32]) -> Result<(), PreprocessError> {
@@ -299,7 +405,39 @@ pub fn crop_to_tensor(frame: &Frame<'_>, roi: Roi, spec: &CropSpec, out: &mut [f
 }
 
 /// [`crop_to_tensor`] with reusable working buffers.
+///
+/// On x86-64 CPUs with AVX2 the same code is compiled a second time for AVX2 and chosen at run time (the default
+/// target is baseline x86-64, SSE2 only); the arithmetic and its order are the same, so both give the same floats.
 pub fn crop_to_tensor_with(
+    frame: &Frame<'_>,
+    roi: Roi,
+    spec: &CropSpec,
+    out: &mut [f32],
+    scratch: &mut CropScratch,
+) -> Result<(), PreprocessError> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { crop_avx2(frame, roi, spec, out, scratch) };
+    }
+    crop(frame, roi, spec, out, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn crop_avx2(
+    frame: &Frame<'_>,
+    roi: Roi,
+    spec: &CropSpec,
+    out: &mut [f32],
+    scratch: &mut CropScratch,
+) -> Result<(), PreprocessError> {
+    crop(frame, roi, spec, out, scratch)
+}
+
+/// The body of [`crop_to_tensor_with`], inlined into each target's copy.
+#[inline(always)]
+fn crop(
     frame: &Frame<'_>,
     roi: Roi,
     spec: &CropSpec,
@@ -326,7 +464,7 @@ pub fn crop_to_tensor_with(
     // Taps stay inside the box (half a pixel in from its edges) so that bilinear weights never reach outside it.
     let (lo_x, hi_x) = (bx + 0.5, (bx + bw - 0.5).max(bx + 0.5));
     let (lo_y, hi_y) = (by + 0.5, (by + bh - 0.5).max(by + 0.5));
-    let CropScratch { tx, ty, lines, chroma } = scratch;
+    let CropScratch { tx, ty, lines, chroma, ctaps, luma, crows } = scratch;
     axis_taps(tx, ow, nx, bx, sx, lo_x, hi_x, frame.width);
     axis_taps(ty, oh, ny, by, sy, lo_y, hi_y, frame.height);
     let (kx, ky) = (tx.k, ty.k);
@@ -350,65 +488,147 @@ pub fn crop_to_tensor_with(
         chroma.resize(oh * cspan * 2, 0.0);
     }
     for (oy, (&start, w)) in ty.starts.iter().zip(ty.weights.chunks_exact(ky)).enumerate() {
-        let line = &mut lines[oy * span * px..(oy + 1) * span * px];
+        // The source rows this output row reads (at most 2 per supersample), and for YUV the chroma rows, where two
+        // luma rows share one chroma row and so one summed weight.
+        luma.taps.clear();
+        crows.taps.clear();
         for (i, &w) in w.iter().enumerate() {
-            if w == 0.0 {
-                continue;
-            }
-            let y = start as usize + i;
-            accumulate(line, row(0, y, x0 * px, span * px), w);
-            match frame.format {
-                PixelFormat::Nv12 => {
-                    accumulate(&mut chroma[oy * cspan * 2..(oy + 1) * cspan * 2], row(1, y / 2, c0 * 2, cspan * 2), w)
+            if w != 0.0 {
+                let y = start as usize + i;
+                luma.push(y, w);
+                if yuv {
+                    crows.push(y / 2, w);
                 }
-                PixelFormat::I420 => {
-                    let (u, v) = chroma[oy * cspan * 2..(oy + 1) * cspan * 2].split_at_mut(cspan);
-                    accumulate(u, row(1, y / 2, c0, cspan), w);
-                    accumulate(v, row(2, y / 2, c0, cspan), w);
-                }
-                _ => {}
             }
+        }
+        let line = &mut lines[oy * span * px..(oy + 1) * span * px];
+        filter_rows(line, luma, |y| row(0, y, x0 * px, span * px));
+        match frame.format {
+            PixelFormat::Nv12 => {
+                let cline = &mut chroma[oy * cspan * 2..(oy + 1) * cspan * 2];
+                filter_rows(cline, crows, |y| row(1, y, c0 * 2, cspan * 2))
+            }
+            PixelFormat::I420 => {
+                let (u, v) = chroma[oy * cspan * 2..(oy + 1) * cspan * 2].split_at_mut(cspan);
+                filter_rows(u, crows, |y| row(1, y, c0, cspan));
+                filter_rows(v, crows, |y| row(2, y, c0, cspan));
+            }
+            _ => {}
         }
     }
 
-    // Horizontal pass on the filtered lines, colour conversion, normalisation.
+    // Horizontal pass on the filtered lines, colour conversion, normalisation, one output row at a time, with one
+    // loop per layout so that every inner loop has a fixed shape (pixel size, chroma layout) the compiler unrolls.
     let off = frame.format.packed().map_or([0, 0, 0], |p| p.0);
-    let order = match spec.norm.color {
-        ColorOrder::Rgb => [0, 1, 2],
-        ColorOrder::Bgr => [2, 1, 0],
-    };
+    let bgr = spec.norm.color == ColorOrder::Bgr;
     let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * spec.norm.std[c]));
     let shift: [f32; 3] = std::array::from_fn(|c| spec.norm.mean[c] / spec.norm.std[c]);
+    let norm = RowNorm { bgr, scale, shift };
     let plane = ow * oh;
-    for oy in 0..oh {
-        let line = &lines[oy * span * px..(oy + 1) * span * px];
-        let cline = if yuv { &chroma[oy * cspan * 2..(oy + 1) * cspan * 2] } else { &chroma[..0] };
-        let (cu, cv) = cline.split_at(if frame.format == PixelFormat::I420 { cspan } else { 0 });
-        for (ox, (&start, w)) in tx.starts.iter().zip(tx.weights.chunks_exact(kx)).enumerate() {
-            let mut acc = [0.0f32; 3];
-            let first = start as usize - x0;
-            if yuv {
-                let nv12 = frame.format == PixelFormat::Nv12;
-                for (i, &w) in w.iter().enumerate() {
-                    let c = (start as usize + i) / 2 - c0;
-                    let (u, v) = if nv12 { (cline[2 * c], cline[2 * c + 1]) } else { (cu[c], cv[c]) };
-                    acc[0] += w * line[first + i];
-                    acc[1] += w * u;
-                    acc[2] += w * v;
-                }
-                acc = yuv_to_rgb(acc[0], acc[1], acc[2], frame.matrix);
-            } else {
-                for (p, &w) in line[first * px..].chunks_exact(px).zip(w) {
-                    acc[0] += w * p[off[0]];
-                    acc[1] += w * p[off[1]];
-                    acc[2] += w * p[off[2]];
-                }
-            }
-            let i = oy * ow + ox;
-            for c in 0..3 {
-                out[c * plane + i] = acc[order[c]] * scale[c] - shift[c];
-            }
+    let (r0, rest) = out.split_at_mut(plane);
+    let (r1, r2) = rest.split_at_mut(plane);
+    let rows = r0.chunks_exact_mut(ow).zip(r1.chunks_exact_mut(ow)).zip(r2.chunks_exact_mut(ow));
+    let lines = lines.chunks_exact(span * px);
+    if yuv {
+        // Chroma taps: the luma taps of each output summed per chroma sample (luma column x reads chroma x / 2).
+        chroma_taps(tx, c0, cspan, ctaps);
+        let nv12 = frame.format == PixelFormat::Nv12;
+        let m = frame.matrix;
+        for (((d0, d1), d2), (line, cline)) in rows.zip(lines.zip(chroma.chunks_exact(cspan * 2))) {
+            emit_row([d0, d1, d2], &norm, |ox| {
+                let y = dot(&line[tx.starts[ox] as usize - x0..], &tx.weights[ox * kx..][..kx]);
+                let (cs, cw) = (ctaps.starts[ox] as usize, &ctaps.weights[ox * ctaps.k..][..ctaps.k]);
+                let [u, v] = if nv12 {
+                    dot_px::<2>(&cline[2 * cs..], cw)
+                } else {
+                    [dot(&cline[cs..cspan], cw), dot(&cline[cspan + cs..], cw)]
+                };
+                yuv_to_rgb(y, u, v, m)
+            });
+        }
+    } else {
+        let rows = rows.zip(lines);
+        let (starts, weights) = (&tx.starts, &tx.weights);
+        let tap = move |ox: usize| (starts[ox] as usize - x0, &weights[ox * kx..][..kx]);
+        match px {
+            1 => rows.for_each(|(((d0, d1), d2), line)| {
+                emit_row([d0, d1, d2], &norm, |ox| {
+                    let (s, w) = tap(ox);
+                    [dot(&line[s..], w); 3]
+                })
+            }),
+            3 => rows.for_each(|(((d0, d1), d2), line)| {
+                emit_row([d0, d1, d2], &norm, |ox| {
+                    let (s, w) = tap(ox);
+                    let p = dot_px::<3>(&line[3 * s..], w);
+                    [p[off[0]], p[off[1]], p[off[2]]]
+                })
+            }),
+            _ => rows.for_each(|(((d0, d1), d2), line)| {
+                emit_row([d0, d1, d2], &norm, |ox| {
+                    let (s, w) = tap(ox);
+                    let p = dot_px::<4>(&line[4 * s..], w);
+                    [p[off[0] & 3], p[off[1] & 3], p[off[2] & 3]]
+                })
+            }),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 copy and the baseline copy give the same floats, bit for bit, for every layout.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_and_baseline_copies_agree() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("this CPU has no AVX2: only the baseline copy runs here");
+            return;
+        }
+        let (w, h) = (131u32, 77u32);
+        let bytes: Vec<u8> = (0..w as usize * h as usize * 4).map(|i| (i * 7 % 251 + i / 97) as u8).collect();
+        let (wu, hu) = (w as usize, h as usize);
+        let frames = [
+            Frame::new(PixelFormat::Rgb, w, h, &[Plane { data: &bytes, stride: 3 * wu }], YuvMatrix::Bt601),
+            Frame::new(PixelFormat::Xbgr, w, h, &[Plane { data: &bytes, stride: 4 * wu }], YuvMatrix::Bt601),
+            Frame::new(
+                PixelFormat::Nv12,
+                w,
+                h,
+                &[Plane { data: &bytes, stride: wu }, Plane { data: &bytes[wu * hu..], stride: wu + 1 }],
+                YuvMatrix::Bt709,
+            ),
+            Frame::new(
+                PixelFormat::I420,
+                w,
+                h,
+                &[
+                    Plane { data: &bytes, stride: wu },
+                    Plane { data: &bytes[wu * hu..], stride: wu / 2 + 1 },
+                    Plane { data: &bytes[wu * hu + 5000..], stride: wu / 2 + 1 },
+                ],
+                YuvMatrix::Bt601,
+            ),
+        ];
+        let norm = Normalize { color: ColorOrder::Bgr, mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.3] };
+        for frame in frames {
+            let frame = frame.expect("frame fits its planes");
+            for (roi, size) in [
+                (Roi { x: 3, y: 5, w: 24, h: 24 }, 32u32),
+                (Roi { x: 20, y: 9, w: 96, h: 60 }, 32),
+                (Roi { x: -30, y: 40, w: 200, h: 90 }, 48),
+                (Roi { x: 100, y: 70, w: 3, h: 2 }, 17),
+            ] {
+                let spec = CropSpec { width: size, height: size, context: 0.1, norm };
+                let (mut a, mut b) = (vec![0.0; spec.len()], vec![0.0; spec.len()]);
+                crop(&frame, roi, &spec, &mut a, &mut CropScratch::default()).expect("baseline crop");
+                // SAFETY: AVX2 was checked at the top of the test.
+                unsafe { crop_avx2(&frame, roi, &spec, &mut b, &mut CropScratch::default()) }.expect("AVX2 crop");
+                assert_eq!(a, b, "{:?} {roi:?}", frame.format());
+            }
+        }
+    }
 }

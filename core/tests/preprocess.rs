@@ -210,11 +210,24 @@ fn short_buffers_are_refused() {
 /// The definition the fast path must equal: for every output pixel, n x n bilinear taps clamped inside the box,
 /// each tap reading RGB pixels clamped to the frame (the direct, unseparated form; slow, for tests only).
 fn reference_crop(rgb: &[u8], w: u32, h: u32, roi: Roi, s: &CropSpec) -> Vec<f32> {
-    let px = |x: i64, y: i64| -> [f32; 3] {
-        let (x, y) = (x.clamp(0, w as i64 - 1) as usize, y.clamp(0, h as i64 - 1) as usize);
+    let px = |x: usize, y: usize| -> [f32; 3] {
         let i = (y * w as usize + x) * 3;
         [rgb[i] as f32, rgb[i + 1] as f32, rgb[i + 2] as f32]
     };
+    reference_crop_by(px, |p| p, w, h, roi, s)
+}
+
+/// [`reference_crop`] over any layout: `px(x, y)` reads three samples of the pixel at (x, y) inside the frame
+/// (RGB, or Y, U, V), `finish` turns the averaged samples into RGB (identity, or the YUV matrix).
+fn reference_crop_by(
+    px: impl Fn(usize, usize) -> [f32; 3],
+    finish: impl Fn([f32; 3]) -> [f32; 3],
+    w: u32,
+    h: u32,
+    roi: Roi,
+    s: &CropSpec,
+) -> Vec<f32> {
+    let px = |x: i64, y: i64| px(x.clamp(0, w as i64 - 1) as usize, y.clamp(0, h as i64 - 1) as usize);
     let sample = |fx: f32, fy: f32| {
         let (x, y) = (fx - 0.5, fy - 0.5);
         let (x0, y0) = (x.floor(), y.floor());
@@ -246,16 +259,102 @@ fn reference_crop(rgb: &[u8], w: u32, h: u32, roi: Roi, s: &CropSpec) -> Vec<f32
                         .min((bx + bw - 0.5).max(bx + 0.5));
                     let p = sample(fx, fy);
                     for c in 0..3 {
-                        acc[c] += p[c];
+                        acc[c] += p[c] / (nx * ny) as f32;
                     }
                 }
             }
+            let rgb = finish(acc);
+            let order = match s.norm.color {
+                ColorOrder::Rgb => [0, 1, 2],
+                ColorOrder::Bgr => [2, 1, 0],
+            };
             for c in 0..3 {
-                out[c * ow * oh + oy * ow + ox] = (acc[c] / (nx * ny) as f32 / 255.0 - s.norm.mean[c]) / s.norm.std[c];
+                out[c * ow * oh + oy * ow + ox] = (rgb[order[c]] / 255.0 - s.norm.mean[c]) / s.norm.std[c];
             }
         }
     }
     out
+}
+
+/// BT.601 limited-range YUV to RGB, clamped: what NV12 and I420 frames are converted with.
+fn bt601(p: [f32; 3]) -> [f32; 3] {
+    let (y, u, v) = (1.164_383 * (p[0] - 16.0), p[1] - 128.0, p[2] - 128.0);
+    [y + 1.596_027 * v, y - 0.391_762 * u - 0.812_968 * v, y + 2.017_232 * u].map(|c| c.clamp(0.0, 255.0))
+}
+
+#[test]
+fn every_layout_equals_the_direct_definition() {
+    // Textured planes; odd sizes so that chroma rounds up.
+    let (w, h) = (97u32, 61u32);
+    let (wu, hu) = (w as usize, h as usize);
+    let (cw, ch) = (wu.div_ceil(2), hu.div_ceil(2));
+    let luma: Vec<u8> = (0..wu * hu).map(|i| ((i % wu) * 3 + (i / wu) * 5 + i * 7 % 31) as u8).collect();
+    let u: Vec<u8> = (0..cw * ch).map(|i| (i * 13 % 241) as u8).collect();
+    let v: Vec<u8> = (0..cw * ch).map(|i| (i * 29 % 233) as u8).collect();
+    let uv: Vec<u8> = u.iter().zip(&v).flat_map(|(a, b)| [*a, *b]).collect();
+    // BGRA with a row padding of 12 bytes, from the same numbers as RGB (B = luma, G = u, R = v at full size).
+    let stride = 4 * wu + 12;
+    let mut bgra = vec![0u8; stride * hu];
+    for y in 0..hu {
+        for x in 0..wu {
+            let p = &mut bgra[y * stride + 4 * x..][..4];
+            p.copy_from_slice(&[luma[y * wu + x], u[(y / 2) * cw + x / 2], v[(y / 2) * cw + x / 2], 255]);
+        }
+    }
+    let yuv_px =
+        |x: usize, y: usize| [luma[y * wu + x] as f32, u[(y / 2) * cw + x / 2] as f32, v[(y / 2) * cw + x / 2] as f32];
+    let bgra_px = |x: usize, y: usize| {
+        let p = &bgra[y * stride + 4 * x..];
+        [p[2] as f32, p[1] as f32, p[0] as f32]
+    };
+    let gray_px = |x: usize, y: usize| [luma[y * wu + x] as f32; 3];
+    let frames = [
+        Frame::new(
+            PixelFormat::Nv12,
+            w,
+            h,
+            &[Plane { data: &luma, stride: wu }, Plane { data: &uv, stride: 2 * cw }],
+            YuvMatrix::Bt601,
+        )
+        .unwrap(),
+        Frame::new(
+            PixelFormat::I420,
+            w,
+            h,
+            &[Plane { data: &luma, stride: wu }, Plane { data: &u, stride: cw }, Plane { data: &v, stride: cw }],
+            YuvMatrix::Bt601,
+        )
+        .unwrap(),
+        Frame::new(PixelFormat::Bgra, w, h, &[Plane { data: &bgra, stride }], YuvMatrix::Bt601).unwrap(),
+        Frame::new(PixelFormat::Gray8, w, h, &[Plane { data: &luma, stride: wu }], YuvMatrix::Bt601).unwrap(),
+    ];
+    let rois = [
+        Roi { x: 10, y: 5, w: 20, h: 30 },
+        Roi { x: 0, y: 0, w: 97, h: 61 },
+        Roi { x: 41, y: 21, w: 3, h: 2 },
+        Roi { x: -15, y: 50, w: 30, h: 25 },
+        Roi { x: 90, y: -3, w: 40, h: 9 },
+        Roi { x: 33, y: 17, w: 24, h: 24 },
+    ];
+    let mut scratch = CropScratch::default();
+    for frame in &frames {
+        for (k, roi) in rois.iter().enumerate() {
+            for (size, context, color) in
+                [(8u32, 0.0f32, ColorOrder::Rgb), (16, 0.1, ColorOrder::Bgr), (5, 0.3, ColorOrder::Rgb)]
+            {
+                let s = CropSpec { width: size, height: size + 3, context, ..spec(color, 0.0) };
+                let want = match frame.format() {
+                    PixelFormat::Nv12 | PixelFormat::I420 => reference_crop_by(yuv_px, bt601, w, h, *roi, &s),
+                    PixelFormat::Bgra => reference_crop_by(bgra_px, |p| p, w, h, *roi, &s),
+                    _ => reference_crop_by(gray_px, |p| p, w, h, *roi, &s),
+                };
+                let mut got = vec![0.0; s.len()];
+                crop_to_tensor_with(frame, *roi, &s, &mut got, &mut scratch).unwrap();
+                let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(worst < 1e-3, "{:?} ROI {k} size {size} context {context}: off by {worst}", frame.format());
+            }
+        }
+    }
 }
 
 #[test]
