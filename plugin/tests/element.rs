@@ -629,22 +629,28 @@ fn elements_with_one_model_instance_id_share_a_session() {
 
 #[test]
 fn two_pipelines_on_one_shared_instance_run_at_the_same_time() {
-    // Two streaming threads lock the shared session in turn: every frame of both gets its own, right answer.
+    // Two streaming threads on one shared session: frames of both go into common inference runs (the instance's one
+    // thread batches what is waiting, whichever stream it came from), and every frame of both still gets its own,
+    // right answer.
     init();
     let line = |pattern: &str| {
         format!(
-            "videotestsrc pattern={pattern} num-buffers=120 ! video/x-raw,width=48,height=32 ! odmclassify mode=frame \
-             model-instance-id=concurrent emit-messages=true model={} ! fakesink",
+            "videotestsrc pattern={pattern} num-buffers=1500 ! video/x-raw,width=48,height=32 ! odmclassify \
+             mode=frame model-instance-id=concurrent emit-messages=true model={} ! fakesink",
             colors_model()
         )
     };
+    let go = std::sync::Arc::new(std::sync::Barrier::new(2));
     let threads: Vec<_> = [("red", "red"), ("blue", "blue")]
         .into_iter()
         .map(|(pattern, label)| {
-            let l = line(pattern);
+            let (l, go) = (line(pattern), go.clone());
             std::thread::spawn(move || {
-                let msgs = run_launch(&l).unwrap();
-                let labels: Vec<String> = msgs
+                go.wait();
+                let run = launch_line(&l);
+                assert_eq!(run.error, None);
+                let labels: Vec<String> = run
+                    .messages
                     .iter()
                     .filter(|s| s.name() == "odm-results")
                     .map(|s| {
@@ -652,15 +658,20 @@ fn two_pipelines_on_one_shared_instance_run_at_the_same_time() {
                         r.first().unwrap().get::<gst::Structure>().unwrap().get::<String>("label").unwrap()
                     })
                     .collect();
-                (label, labels)
+                let classify = run.elements.iter().find(|e| e.name().starts_with("odmclassify")).unwrap();
+                let stats = classify.property::<gst::Structure>("stats");
+                (label, labels, stats.get::<u64>("shared-runs").unwrap(), stats.get::<u64>("frames").unwrap())
             })
         })
         .collect();
+    let mut shared = 0;
     for t in threads {
-        let (label, labels) = t.join().unwrap();
-        assert_eq!(labels.len(), 120);
+        let (label, labels, shared_runs, frames) = t.join().unwrap();
+        assert_eq!((labels.len(), frames), (1500, 1500));
         assert!(labels.iter().all(|l| l == label), "{label}: {labels:?}");
+        shared += shared_runs;
     }
+    assert!(shared > 0, "no inference run carried frames of both streams");
 }
 
 #[test]

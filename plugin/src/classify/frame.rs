@@ -78,6 +78,8 @@ pub(super) struct FrameWork {
     /// Time of each inference run, and the first failure.
     pub(super) runs: Vec<Duration>,
     pub(super) error: Option<EngineError>,
+    /// The frame's crops went into a run together with another element's (a shared `model-instance-id`).
+    pub(super) shared_run: bool,
     /// Whether jobs are followed by id (`reclassify-interval`, `vote-window`).
     pub(super) tracking: bool,
     pub(super) started: Option<Instant>,
@@ -91,6 +93,7 @@ impl FrameWork {
         self.embeddings.clear();
         self.runs.clear();
         self.error = None;
+        self.shared_run = false;
         self.tracking = false;
         self.started = Some(Instant::now());
     }

@@ -582,6 +582,7 @@ impl OdmClassify {
                 st.inference.push(took.as_secs_f64() * 1e6);
             }
             st.frames += 1;
+            st.shared_runs += work.shared_run as u64;
             st.rois += jobs.len() as u64;
             for job in jobs.iter() {
                 st.verdicts[job.verdict_slot()] += 1;

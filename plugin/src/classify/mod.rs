@@ -9,7 +9,7 @@ mod imp;
 mod settings;
 mod stats;
 mod track;
-mod worker;
+pub(crate) mod worker;
 
 /// What the element classifies.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]

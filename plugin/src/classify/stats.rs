@@ -66,6 +66,8 @@ pub(super) struct Stats {
     pub(super) provider: String,
     /// Results reused from an earlier frame (`reclassify-interval`).
     pub(super) reused: u64,
+    /// Frames whose crops shared an inference run with another element's (a shared `model-instance-id`).
+    pub(super) shared_runs: u64,
     /// The session in use, to count the elements sharing it.
     pub(super) instance: Option<std::sync::Weak<crate::engine::pool::Instance>>,
 }
@@ -96,6 +98,7 @@ impl Stats {
             b = b.field(*v, self.verdicts[i]);
         }
         b.field("reused", self.reused)
+            .field("shared-runs", self.shared_runs)
             .field("inference-runs", self.inference.count)
             .field("inference-mean-us", self.inference.mean())
             .field("inference-p99-us", self.inference.p99())

@@ -4,42 +4,43 @@
 //! come back in the order they went; frames waiting together (of one stream, or of several on a shared instance)
 //! whose crops fit one batch are embedded in one inference run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::frame::FrameWork;
 use crate::engine::pool::Instance;
 
-/// A frame's work and where to send it back.
-type Request = (FrameWork, mpsc::Sender<FrameWork>);
+/// A frame's work, where to send it back, and which element's line it came on.
+struct Request {
+    work: FrameWork,
+    reply: mpsc::Sender<FrameWork>,
+    line: u64,
+}
+
+/// Numbers the elements' lines to batchers, so a run knows whether it mixed streams.
+static LINES: AtomicU64 = AtomicU64::new(0);
 
 /// The thread that runs a session's inference: one per element, or one per `model-instance-id` shared by every
 /// element on it, so crops of several streams go into one run. Requests are served in arrival order.
-pub(super) struct Batcher {
+pub(crate) struct Batcher {
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     handle: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Batchers of shared instances, by `model-instance-id`; a batcher lives while an element holds it.
-static SHARED: Mutex<Option<HashMap<String, Weak<Batcher>>>> = Mutex::new(None);
-
 impl Batcher {
-    /// The batcher of `instance`: the one shared under its id (made by the first element), or a private one.
+    /// The batcher of `instance`: the one its first element started (kept in the instance, so every element on a
+    /// shared `model-instance-id` finds the same thread), or a new one.
     pub(super) fn of(instance: &Arc<Instance>, batch: usize) -> std::io::Result<Arc<Batcher>> {
-        if instance.id.is_empty() {
-            return Batcher::spawn(instance, batch).map(Arc::new);
-        }
-        let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        let map = guard.get_or_insert_with(HashMap::new);
-        map.retain(|_, w| w.strong_count() > 0);
-        if let Some(b) = map.get(&instance.id).and_then(Weak::upgrade) {
+        let mut slot = instance.batcher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = slot.upgrade() {
             return Ok(b);
         }
         let b = Arc::new(Batcher::spawn(instance, batch)?);
-        map.insert(instance.id.clone(), Arc::downgrade(&b));
+        *slot = Arc::downgrade(&b);
         Ok(b)
     }
 
@@ -55,24 +56,24 @@ impl Batcher {
                 if let Some(instance) = instance.upgrade() {
                     embed_group(&instance, batch, group, input, output);
                 }
-                for (work, reply) in group.drain(..) {
+                for r in group.drain(..) {
                     // An element that went away no longer waits for its frame.
-                    let _ = reply.send(work);
+                    let _ = r.reply.send(r.work);
                 }
             };
             while let Ok(first) = rx.recv() {
-                let mut rows = first.0.rows.len();
+                let mut rows = first.work.rows.len();
                 group.push(first);
                 // Frames already waiting (of this stream or, shared, of others) join this run while they fit.
                 while rows < batch {
                     match rx.try_recv() {
-                        Ok(r) if rows + r.0.rows.len() <= batch => {
-                            rows += r.0.rows.len();
+                        Ok(r) if rows + r.work.rows.len() <= batch => {
+                            rows += r.work.rows.len();
                             group.push(r);
                         }
                         Ok(r) => {
                             flush(&mut group, &mut input, &mut output);
-                            rows = r.0.rows.len();
+                            rows = r.work.rows.len();
                             group.push(r);
                         }
                         Err(_) => break,
@@ -102,6 +103,7 @@ impl Drop for Batcher {
 /// One element's line to its batcher: frames go out and come back, in order, on its own channel.
 pub(super) struct Worker {
     batcher: Arc<Batcher>,
+    line: u64,
     reply: mpsc::Sender<FrameWork>,
     rx: mpsc::Receiver<FrameWork>,
     /// Buffers waiting for their frame's embeddings, oldest first (`frames-in-flight`), and when each came.
@@ -115,12 +117,13 @@ impl Worker {
     pub(super) fn spawn(instance: Arc<Instance>, batch: usize) -> std::io::Result<Worker> {
         let batcher = Batcher::of(&instance, batch)?;
         let (reply, rx) = mpsc::channel();
-        Ok(Worker { batcher, reply, rx, queue: VecDeque::new(), arrived: VecDeque::new(), spare: Vec::new() })
+        let line = LINES.fetch_add(1, Ordering::Relaxed);
+        Ok(Worker { batcher, line, reply, rx, queue: VecDeque::new(), arrived: VecDeque::new(), spare: Vec::new() })
     }
 
     /// Hand a frame to the batcher; its buffer waits in the queue.
     pub(super) fn send(&mut self, buffer: gst::Buffer, work: FrameWork) -> Result<(), gst::Buffer> {
-        if !self.batcher.send((work, self.reply.clone())) {
+        if !self.batcher.send(Request { work, reply: self.reply.clone(), line: self.line }) {
             return Err(buffer);
         }
         self.queue.push_back(buffer);
@@ -131,7 +134,7 @@ impl Worker {
     /// Embed one frame and wait for it: the synchronous path on a shared instance, so that the crops of the other
     /// streams on it share the run. `None` if the batcher is gone.
     pub(super) fn round_trip(&mut self, work: FrameWork) -> Option<FrameWork> {
-        if !self.batcher.send((work, self.reply.clone())) {
+        if !self.batcher.send(Request { work, reply: self.reply.clone(), line: self.line }) {
             return None;
         }
         self.rx.recv().ok()
@@ -151,15 +154,15 @@ impl Worker {
 
 /// Embed a group of frames: one frame as it is; several in one run over their crops copied together.
 fn embed_group(instance: &Instance, batch: usize, group: &mut [Request], input: &mut Vec<f32>, output: &mut Vec<f32>) {
-    if group.len() == 1 {
-        group[0].0.embed(instance, batch);
+    if let [one] = group {
+        one.work.embed(instance, batch);
         return;
     }
     let mut engine = instance.lock();
     let (sample, dim) = (engine.sample_len(), engine.dim());
     input.clear();
-    for (w, _) in group.iter() {
-        input.extend_from_slice(&w.input[..w.rows.len() * sample]);
+    for r in group.iter() {
+        input.extend_from_slice(&r.work.input[..r.work.rows.len() * sample]);
     }
     let n = input.len() / sample;
     if n == 0 {
@@ -170,10 +173,15 @@ fn embed_group(instance: &Instance, batch: usize, group: &mut [Request], input: 
     let run = engine.embed(input, n, output);
     let took = t0.elapsed();
     drop(engine);
+    // Crops of more than one element in this run: each frame of it says so (counted as `shared-runs`).
+    let first_line = group[0].line;
+    let mixed = group.iter().any(|r| r.line != first_line && !r.work.rows.is_empty());
     let mut at = 0;
-    for (i, (w, _)) in group.iter_mut().enumerate() {
+    for (i, r) in group.iter_mut().enumerate() {
+        let w = &mut r.work;
         let k = w.rows.len();
         w.embeddings.clear();
+        w.shared_run = mixed && k > 0;
         match &run {
             Ok(()) => w.embeddings.extend_from_slice(&output[at * dim..(at + k) * dim]),
             // The same failure for every frame of the run (EngineError is not Clone: its text travels).

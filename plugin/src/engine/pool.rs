@@ -36,6 +36,9 @@ pub struct Instance {
     pub key: InstanceKey,
     /// The `model-instance-id` it is shared under (empty: not shared).
     pub id: String,
+    /// The inference thread that serves every element on the instance, once one is started (odmclassify's
+    /// batcher); it lives while an element holds it.
+    pub(crate) batcher: Mutex<Weak<crate::classify::worker::Batcher>>,
 }
 
 impl Instance {
@@ -67,7 +70,12 @@ pub fn instance(
     make: impl FnOnce() -> Result<(Engine, Option<String>), EngineError>,
 ) -> Result<(Arc<Instance>, Option<String>), PoolError> {
     let wrap = |(engine, note): (Engine, Option<String>)| {
-        (Arc::new(Instance { engine: Mutex::new(engine), key: key.clone(), id: id.to_owned() }), note)
+        (Arc::new(Instance {
+            engine: Mutex::new(engine),
+            key: key.clone(),
+            id: id.to_owned(),
+            batcher: Mutex::new(Weak::new()),
+        }), note)
     };
     if id.is_empty() {
         return Ok(wrap(make()?));

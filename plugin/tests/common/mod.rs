@@ -88,15 +88,15 @@ pub fn classifier(props: &[(&str, &str)]) -> gst::Element {
 }
 
 /// What a launch line did until EOS or its first error.
-struct Launched {
-    warnings: Vec<String>,
+pub struct Launched {
+    pub warnings: Vec<String>,
     /// The first error, with its debug text.
-    error: Option<String>,
+    pub error: Option<String>,
     /// Element messages posted on the bus.
-    messages: Vec<gst::Structure>,
+    pub messages: Vec<gst::Structure>,
     /// The pipeline's elements (for reading properties such as `stats` afterwards).
-    elements: Vec<gst::Element>,
-    start_failed: bool,
+    pub elements: Vec<gst::Element>,
+    pub start_failed: bool,
 }
 
 fn launch(pipeline: gst::Element) -> Launched {
@@ -124,6 +124,13 @@ fn launch(pipeline: gst::Element) -> Launched {
         .collect();
     pipeline.set_state(gst::State::Null).expect("pipeline stops");
     Launched { warnings, error, messages, elements, start_failed }
+}
+
+/// Run a launch line to EOS or its first error: everything it did.
+#[allow(dead_code)]
+pub fn launch_line(line: &str) -> Launched {
+    init();
+    launch(gst::parse::launch(line).unwrap_or_else(|e| panic!("{line}: {e}")))
 }
 
 /// Run a launch line to EOS or error; the error's text (with debug info) on failure, the element messages on success.
