@@ -70,12 +70,15 @@ pub fn instance(
     make: impl FnOnce() -> Result<(Engine, Option<String>), EngineError>,
 ) -> Result<(Arc<Instance>, Option<String>), PoolError> {
     let wrap = |(engine, note): (Engine, Option<String>)| {
-        (Arc::new(Instance {
-            engine: Mutex::new(engine),
-            key: key.clone(),
-            id: id.to_owned(),
-            batcher: Mutex::new(Weak::new()),
-        }), note)
+        (
+            Arc::new(Instance {
+                engine: Mutex::new(engine),
+                key: key.clone(),
+                id: id.to_owned(),
+                batcher: Mutex::new(Weak::new()),
+            }),
+            note,
+        )
     };
     if id.is_empty() {
         return Ok(wrap(make()?));
