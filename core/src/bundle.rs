@@ -48,14 +48,14 @@ pub struct ModelSpec {
     pub sha256: String,
     pub input: InputSpec,
     pub output: OutputSpec,
-    /// What the network computes in: `fp32` (the default, not written) or `int8` (a QDQ model from
-    /// `odm-train export --int8`). Input and output are float32 either way.
+    /// What the network computes in: `fp32` (the default, not written), `int8` (a QDQ model from
+    /// `odm-train export --int8`) or `fp16` (`odm-train export --fp16`). Input and output are float32 in every case.
     #[serde(default = "fp32", skip_serializing_if = "is_fp32")]
     pub precision: String,
 }
 
 /// Precisions a bundle may name.
-pub const PRECISIONS: [&str; 2] = ["fp32", "int8"];
+pub const PRECISIONS: [&str; 3] = ["fp32", "int8", "fp16"];
 
 fn fp32() -> String {
     "fp32".to_owned()

@@ -9,7 +9,9 @@
 //! allocations are not seen by it), and resident memory over a long run (`--soak N` frames, default 100,000).
 //!
 //! Usage: `cargo bench -p gst-plugin-odm --bench classify -- [--model FILE] [--threads 1,2] [--in-flight 0,2]
-//! [--soak N] [--quick]` (`--in-flight`: the element's `frames-in-flight` values to measure).
+//! [--compare FILE,FILE] [--soak N] [--quick]` (`--in-flight`: the element's `frames-in-flight` values to measure;
+//! `--compare`: other exports of the same network, such as `odm-train export --int8` and `--fp16` models, run bare
+//! on the same crops beside the model, 32 crops a run).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -220,6 +222,9 @@ fn main() {
         arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|t| t.parse().expect("threads")).collect();
     let in_flight: Vec<u32> =
         arg("--in-flight").unwrap_or_else(|| "0,2".into()).split(',').map(|t| t.parse().expect("in-flight")).collect();
+    let compare: Vec<PathBuf> = arg("--compare")
+        .map(|l| l.split(',').map(|m| if PathBuf::from(m).exists() { m.into() } else { root.join(m) }).collect())
+        .unwrap_or_default();
     let quick = args.iter().any(|a| a == "--quick");
     let soak: usize = arg("--soak").map(|s| s.parse().expect("--soak N")).unwrap_or(if quick { 2000 } else { 100_000 });
 
@@ -319,6 +324,61 @@ fn main() {
             r.allocs_element,
             r.allocs_bare
         );
+    }
+
+    // Other precisions of the same network (--compare), bare, on the model's 32-crop batches, interleaved with it.
+    if !compare.is_empty() {
+        println!("\nPrecisions, bare ONNX Runtime on the same 32 crops a run (median of 3 interleaved rounds):\n");
+        println!("| model | precision | threads | crops/s | vs the model |\n|---|---|---:|---:|---:|");
+        let r = rois(32);
+        let data = nv12_frame(&r);
+        let (y, uv) = data.split_at((W * H) as usize);
+        let planes = [Plane { data: y, stride: W as usize }, Plane { data: uv, stride: W as usize }];
+        let frame = Frame::new(PixelFormat::Nv12, W, H, &planes, YuvMatrix::Bt601).unwrap();
+        let mut crops = vec![0f32; 32 * spec.len()];
+        let mut scratch = CropScratch::default();
+        for (k, &(x, y, w, h)) in r.iter().enumerate() {
+            let roi = Roi { x: x as i64, y: y as i64, w: w as i64, h: h as i64 };
+            crop_to_tensor_with(&frame, roi, &spec, &mut crops[k * spec.len()..(k + 1) * spec.len()], &mut scratch)
+                .unwrap();
+        }
+        let models: Vec<PathBuf> = std::iter::once(model.clone()).chain(compare.iter().cloned()).collect();
+        let frames = if quick { 20 } else { 100 };
+        for &t in &threads {
+            let mut sessions: Vec<(Session, Bundle)> = models
+                .iter()
+                .map(|m| {
+                    let b = Bundle::open(&odm_core::bundle::sibling_bundle_path(m)).expect("a bundle beside the model");
+                    let s = Session::builder(&env)
+                        .unwrap()
+                        .with_optimization_level(GraphOptimizationLevel::Level3)
+                        .unwrap()
+                        .with_intra_threads(t)
+                        .unwrap()
+                        .with_intra_op_spinning(false)
+                        .unwrap()
+                        .commit_from_file(m)
+                        .expect("session");
+                    (s, b)
+                })
+                .collect();
+            let mut cps: Vec<Vec<f64>> = vec![Vec::new(); models.len()];
+            for _ in 0..3 {
+                for (i, (s, b)) in sessions.iter_mut().enumerate() {
+                    cps[i].push(run_bare(s, b, &crops, 32, frames).0);
+                }
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let base = median(&mut cps[0]);
+            for (i, m) in models.iter().enumerate() {
+                let c = median(&mut cps[i]);
+                let name = m.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned());
+                println!("| {name} | {} | {t} | {c:.0} | {:.2}x |", sessions[i].1.model.precision, c / base);
+            }
+        }
     }
 
     // The Python peer (plugin/benches/peer.py: appsink + OpenCV + onnxruntime + numpy) on the same frame, boxes and

@@ -304,8 +304,13 @@ enum Command {
         name: Option<String>,
         /// Write an INT8 QDQ model (int8 weights per channel, uint8 activations) calibrated on this many of the run's
         /// training crops (Wide-ResNets; the bundle says precision int8).
-        #[arg(long, value_name = "CROPS", num_args = 0..=1, default_missing_value = "512")]
+        #[arg(long, value_name = "CROPS", num_args = 0..=1, default_missing_value = "512", conflicts_with = "fp16")]
         int8: Option<usize>,
+        /// Write float16 weights and float16 computation, float32 input and output (for CUDA and TensorRT; on CPU,
+        /// ONNX Runtime casts back to float32 around the nodes it has no float16 kernel for). The bundle says
+        /// precision fp16.
+        #[arg(long)]
+        fp16: bool,
     },
     /// List the classes of the synthetic world with their groups.
     Classes,
@@ -718,8 +723,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
             out!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
         }
-        Command::Export { run, out, name, int8 } => {
-            let b = odm_trainer::train::bundle::export(&run, &out, name, int8)?;
+        Command::Export { run, out, name, int8, fp16 } => {
+            use odm_trainer::train::bundle::Precision;
+            let precision = match (int8, fp16) {
+                (Some(n), _) => Precision::Int8(n),
+                (None, true) => Precision::Fp16,
+                (None, false) => Precision::Fp32,
+            };
+            let b = odm_trainer::train::bundle::export(&run, &out, name, precision)?;
             out!("wrote {}", b.display());
         }
         Command::Classes => {

@@ -92,3 +92,28 @@ fn int8_export_runs_in_onnx_runtime_close_to_the_float_network() {
     .unwrap_err();
     assert!(e.contains("Wide-ResNets") && e.contains("lenet"), "{e}");
 }
+
+#[test]
+fn fp16_export_runs_in_onnx_runtime_close_to_the_float_network() {
+    // Float16 weights and activations (ONNX Runtime on CPU casts to float32 around nodes without a float16 kernel):
+    // float32 in and out, embeddings within float16 rounding of the float ones, for both architectures.
+    let env = ort_env();
+    tch::manual_seed(6);
+    for (arch, size) in [(Arch::Wrn { depth: 10, width: 1 }, 32), (Arch::Lenet, 28)] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), arch, size, size, 16, None);
+        for _ in 0..3 {
+            let _ = net.embed_t(&(Tensor::rand([16, 3, size, size], (Kind::Float, Device::Cpu)) * 4.0 - 2.0), true);
+        }
+        let x = Tensor::rand([8, 3, size, size], (Kind::Float, Device::Cpu)) * 4.0 - 2.0;
+        let fp32 = run_onnx(&env, &export::onnx(&net, "m", "input", "embedding"), &x);
+        let half = export::onnx_fp16(&net, "m", "input", "embedding");
+        let h = run_onnx(&env, &half, &x);
+        assert_eq!(h.len(), fp32.len());
+        let err: f32 = h.iter().zip(&fp32).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+        let norm: f32 = fp32.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(err / norm < 0.01, "{arch}: fp16 embeddings are {:.2}% off the float ones", 100.0 * err / norm);
+        assert!(err > 0.0, "{arch}: the fp16 network computed exactly the float one: not float16");
+        eprintln!("{arch}: fp16 relative error {:.3}%", 100.0 * err / norm);
+    }
+}

@@ -10,6 +10,7 @@ use std::path::Path;
 use odm_core::metrics::rate_at_or_below;
 use odm_core::{Bundle, Scorer};
 use odm_trainer::synth::{self, SynthConfig};
+use odm_trainer::train::bundle::Precision;
 use odm_trainer::train::eval;
 use odm_trainer::train::{bundle, calibrate, embed, run, rundata, Method, TrainConfig};
 
@@ -187,15 +188,25 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
 
     // Export: the same network and bundle again gives the same ONNX bytes; under another name, a valid bundle.
     let exported = tempfile::tempdir().unwrap();
-    let same = Bundle::open(&bundle::export(out.path(), exported.path(), None, None).unwrap()).unwrap();
+    let same = Bundle::open(&bundle::export(out.path(), exported.path(), None, Precision::Fp32).unwrap()).unwrap();
     assert_eq!(same.model.sha256, b.model.sha256);
-    let eb = Bundle::open(&bundle::export(out.path(), exported.path(), Some("renamed".into()), None).unwrap()).unwrap();
+    let eb =
+        Bundle::open(&bundle::export(out.path(), exported.path(), Some("renamed".into()), Precision::Fp32).unwrap())
+            .unwrap();
     assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
     assert_eq!(eb.classes, b.classes);
     // An int8 export of the same run: a valid bundle that says so, the run's centres, another model file.
-    let q = Bundle::open(&bundle::export(out.path(), exported.path(), Some("int8".into()), Some(64)).unwrap()).unwrap();
+    let q =
+        Bundle::open(&bundle::export(out.path(), exported.path(), Some("int8".into()), Precision::Int8(64)).unwrap())
+            .unwrap();
     assert_eq!((q.model.precision.as_str(), q.classes.len()), ("int8", b.classes.len()));
     assert_ne!(q.model.sha256, b.model.sha256);
+    // An fp16 export: likewise, and half the weight bytes.
+    let h = Bundle::open(&bundle::export(out.path(), exported.path(), Some("fp16".into()), Precision::Fp16).unwrap())
+        .unwrap();
+    assert_eq!((h.model.precision.as_str(), h.classes.len()), ("fp16", b.classes.len()));
+    let size = |f: &str| std::fs::metadata(exported.path().join(f)).unwrap().len();
+    assert!(size("fp16.onnx") < size("renamed.onnx") * 6 / 10, "{} vs {}", size("fp16.onnx"), size("renamed.onnx"));
     // Scored in ONNX Runtime on the run's test sets (eval --onnx): the tables, in their own files; the run's bundle
     // keeps its float network's tables.
     let before = std::fs::read(&bundle_path).unwrap();

@@ -74,11 +74,19 @@ impl Attr {
 pub struct GraphBuilder {
     graph: GraphProto,
     counter: usize,
+    /// Weights written as float16 ([`GraphBuilder::half`]).
+    half: bool,
 }
 
 impl GraphBuilder {
     pub fn new(name: &str) -> GraphBuilder {
-        GraphBuilder { graph: GraphProto { name: name.to_owned(), ..Default::default() }, counter: 0 }
+        GraphBuilder { graph: GraphProto { name: name.to_owned(), ..Default::default() }, counter: 0, half: false }
+    }
+
+    /// A graph whose [`GraphBuilder::weight`]s are float16 (rounded to nearest): the graph's nodes must then compute
+    /// in float16 (cast the float32 input with [`Attr::Int`]`("to", DATA_TYPE_FLOAT16)`).
+    pub fn half(name: &str) -> GraphBuilder {
+        GraphBuilder { half: true, ..GraphBuilder::new(name) }
     }
 
     /// Declare a graph input; returns its name.
@@ -87,16 +95,15 @@ impl GraphBuilder {
         name.to_owned()
     }
 
-    /// Add a float32 weight tensor; returns its name.
+    /// Add a weight tensor (float32, or float16 in a [`GraphBuilder::half`] graph); returns its name.
     pub fn weight(&mut self, name: &str, dims: &[i64], values: &[f32]) -> String {
         debug_assert_eq!(dims.iter().product::<i64>() as usize, values.len());
-        let raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.graph.initializer.push(TensorProto {
-            dims: dims.to_vec(),
-            data_type: DATA_TYPE_FLOAT,
-            name: name.to_owned(),
-            raw_data,
-        });
+        let (data_type, raw_data) = if self.half {
+            (DATA_TYPE_FLOAT16, values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect())
+        } else {
+            (DATA_TYPE_FLOAT, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        };
+        self.graph.initializer.push(TensorProto { dims: dims.to_vec(), data_type, name: name.to_owned(), raw_data });
         name.to_owned()
     }
 

@@ -231,19 +231,34 @@ pub fn centers(
     Ok(Enrolled { bundle: path, kept, added, reenrolled, dropped: Vec::new() })
 }
 
+/// What an export computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    Fp32,
+    /// INT8 QDQ, activation ranges calibrated on this many of the run's training crops.
+    Int8(usize),
+    /// Float16 weights and computation, float32 input and output (for GPUs).
+    Fp16,
+}
+
 /// `odm-train export`: write a run's network as ONNX with its bundle (centres, labels and thresholds of the run's
 /// bundle) into `out`, under `name` (default: the run's). The ONNX bytes are deterministic for the same weights.
-/// With `int8` = N, the network is written as an INT8 QDQ model whose activation ranges are calibrated on N of the
-/// run's training crops, and the bundle says `precision: int8` (centres and thresholds stay the float network's).
-pub fn export(run: &Path, out: &Path, name: Option<String>, int8: Option<usize>) -> Result<PathBuf, TrainError> {
+/// With [`Precision::Int8`] = N, the network is written as an INT8 QDQ model whose activation ranges are calibrated
+/// on N of the run's training crops; with [`Precision::Fp16`], with float16 weights; the bundle says which
+/// (`model.precision`; centres and thresholds stay the float network's).
+pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision) -> Result<PathBuf, TrainError> {
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
     let name = name.unwrap_or(cfg.name.clone());
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     let onnx_name = format!("{name}.onnx");
     let onnx_path = out.join(&onnx_name);
-    let bytes = match int8 {
-        None => super::export::onnx(&net, &name, "input", "embedding"),
-        Some(n) => {
+    let bytes = match precision {
+        Precision::Fp32 => super::export::onnx(&net, &name, "input", "embedding"),
+        Precision::Fp16 => {
+            bundle.model.precision = "fp16".into();
+            super::export::onnx_fp16(&net, &name, "input", "embedding")
+        }
+        Precision::Int8(n) => {
             let (data, _) = load_run_data(&cfg)?;
             let x = &data.train_in.x;
             let total = x.size()[0];

@@ -6,6 +6,7 @@
 use tch::{nn, Kind, Tensor};
 
 use super::model::{Backbone, ConvBn, Net};
+use crate::onnx::proto::{DATA_TYPE_FLOAT, DATA_TYPE_FLOAT16};
 use crate::onnx::{Attr, Dim, GraphBuilder};
 
 fn values(t: &Tensor) -> Vec<f32> {
@@ -44,10 +45,21 @@ fn linear(g: &mut GraphBuilder, name: &str, input: &str, l: &nn::Linear, out: Op
 
 /// The ONNX bytes of the embedding network, with input `input_name` and output `output_name`.
 pub fn onnx(net: &Net, name: &str, input_name: &str, output_name: &str) -> Vec<u8> {
+    graph(net, name, input_name, output_name, false)
+}
+
+/// [`onnx`] with float16 weights and float16 computation (for GPUs), input and output still float32: a Cast after
+/// the input and one before the output.
+pub fn onnx_fp16(net: &Net, name: &str, input_name: &str, output_name: &str) -> Vec<u8> {
+    graph(net, name, input_name, output_name, true)
+}
+
+fn graph(net: &Net, name: &str, input_name: &str, output_name: &str, half: bool) -> Vec<u8> {
     let _guard = tch::no_grad_guard();
-    let mut g = GraphBuilder::new(name);
+    let mut g = if half { GraphBuilder::half(name) } else { GraphBuilder::new(name) };
     let (h, w) = net.input;
     let x = g.input(input_name, &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(h), Dim::Fixed(w)]);
+    let x = if half { g.node("Cast", &[&x], vec![Attr::Int("to", DATA_TYPE_FLOAT16 as i64)], None) } else { x };
     let features = match &net.backbone {
         Backbone::Wrn { stem, blocks, .. } => {
             let y = conv_bn(&mut g, "stem", &x, stem);
@@ -79,9 +91,15 @@ pub fn onnx(net: &Net, name: &str, input_name: &str, output_name: &str) -> Vec<u
             g.node("Relu", &[&y], vec![], None)
         }
     };
-    linear(&mut g, "embed", &features, &net.embed, Some(output_name));
+    if half {
+        let e = linear(&mut g, "embed", &features, &net.embed, None);
+        g.node("Cast", &[&e], vec![Attr::Int("to", DATA_TYPE_FLOAT as i64)], Some(output_name));
+    } else {
+        linear(&mut g, "embed", &features, &net.embed, Some(output_name));
+    }
     g.output(output_name, &[Dim::Named("N"), Dim::Fixed(net.dim)]);
-    g.finish(&format!("odm embedding network {} ({})", name, net.arch))
+    let precision = if half { ", fp16" } else { "" };
+    g.finish(&format!("odm embedding network {} ({}){precision}", name, net.arch))
 }
 
 /// A Conv + BN folded for the int8 export: the float weights and bias, their shapes, and the tch tensors that run it.
