@@ -126,19 +126,26 @@ fn run_element(
     // A pusher thread feeds warm-up and measured frames, then EOS; this thread pulls every result. (With frames in
     // flight, a frame's buffer leaves only when later frames come or the stream ends.)
     let warm = 20;
-    let pusher = {
-        let (src, mem, r) = (src.clone(), mem.clone(), r.to_vec());
-        std::thread::spawn(move || {
-            for i in 0..warm + frames {
-                let mut b = gst::Buffer::new();
-                {
-                    let b = b.get_mut().unwrap();
-                    b.append_memory(mem.clone());
-                    b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
-                    for (k, rect) in r.iter().enumerate() {
-                        VideoRegionOfInterestMeta::add(b, "sign", *rect).set_id(k as i32);
-                    }
+    // The buffers are made before the run (adding an ROI meta allocates on the Rust side: its type name becomes a C
+    // string), so that the allocations counted are the element's and appsrc's/appsink's, not the source's.
+    let buffers: Vec<gst::Buffer> = (0..warm + frames)
+        .map(|i| {
+            let mut b = gst::Buffer::new();
+            {
+                let b = b.get_mut().unwrap();
+                b.append_memory(mem.clone());
+                b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
+                for (k, rect) in r.iter().enumerate() {
+                    VideoRegionOfInterestMeta::add(b, "sign", *rect).set_id(k as i32);
                 }
+            }
+            b
+        })
+        .collect();
+    let pusher = {
+        let src = src.clone();
+        std::thread::spawn(move || {
+            for b in buffers {
                 src.push_buffer(b).expect("push");
             }
             src.end_of_stream().expect("eos");

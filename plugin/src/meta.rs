@@ -14,6 +14,9 @@ use odm_core::Verdict;
 
 /// Name of the custom meta that carries results across copies.
 pub const RESULTS_META: &str = "OdmResultsMeta";
+/// The same name as a C string, for the per-frame calls (gstreamer-rs would copy the `&str` into a new C string on
+/// every call).
+const RESULTS_META_C: &std::ffi::CStr = c"OdmResultsMeta";
 /// Name of the ROI param structure (and of each entry of the custom meta).
 pub const PARAM: &str = "odm";
 /// ROI type of the meta added in `mode=frame`, covering the whole buffer.
@@ -155,32 +158,39 @@ impl RoiResult {
 /// Write `results` into the buffer's `OdmResultsMeta` (created if absent). Entries for ROI ids already present are
 /// replaced, others kept, so two classifiers in a row each leave their results.
 pub fn attach(buffer: &mut gst::BufferRef, results: &[RoiResult]) -> Result<(), gst::glib::BoolError> {
-    // The earlier entries are read back only when an earlier classifier left some (the common case has none).
-    let mut merged: Vec<gst::Structure> = if gst::meta::CustomMeta::from_buffer(buffer, RESULTS_META).is_ok() {
-        read(buffer)
-            .into_iter()
-            .filter(|old| !results.iter().any(|r| r.roi_id == old.roi_id))
-            .map(|r| r.to_structure())
-            .collect()
-    } else {
-        Vec::with_capacity(results.len())
-    };
-    merged.extend(results.iter().map(RoiResult::to_structure));
-    let array = gst::Array::new(merged);
-    let mut meta = match gst::meta::CustomMeta::from_mut_buffer(buffer, RESULTS_META) {
-        Ok(meta) => meta,
-        Err(_) => gst::meta::CustomMeta::add(buffer, RESULTS_META)?,
-    };
-    meta.mut_structure().set("results", array);
+    // The meta an earlier classifier left, whose entries stay unless this one has a result for the same ROI; else a
+    // new meta, built straight from the results. Through the C API with a static name: no allocation of our own.
+    // SAFETY: `buffer` is a valid, writable buffer for the length of the borrow; the name is a NUL-terminated static
+    // string. The meta and its structure belong to the buffer, which the `&mut` borrow keeps alive and unshared while
+    // the structure is written; GStreamer returns NULL (handled) when the name is not a registered custom meta.
+    unsafe {
+        let buf = buffer.as_mut_ptr();
+        let existing = gst::ffi::gst_buffer_get_custom_meta(buf, RESULTS_META_C.as_ptr());
+        let (meta, array) = if existing.is_null() {
+            (gst::ffi::gst_buffer_add_custom_meta(buf, RESULTS_META_C.as_ptr()), None)
+        } else {
+            let earlier =
+                entries(gst::StructureRef::from_glib_borrow(gst::ffi::gst_custom_meta_get_structure(existing)));
+            let kept = earlier.iter().filter(|old| !results.iter().any(|r| r.roi_id == old.roi_id));
+            (existing, Some(gst::Array::new(kept.chain(results).map(RoiResult::to_structure))))
+        };
+        if meta.is_null() {
+            return Err(gst::glib::bool_error!("cannot add {RESULTS_META}: it is not registered"));
+        }
+        let array = array.unwrap_or_else(|| gst::Array::new(results.iter().map(RoiResult::to_structure)));
+        gst::StructureRef::from_glib_borrow_mut(gst::ffi::gst_custom_meta_get_structure(meta)).set("results", array);
+    }
     Ok(())
 }
 
 /// The results in the buffer's `OdmResultsMeta` (empty when there is none).
 pub fn read(buffer: &gst::BufferRef) -> Vec<RoiResult> {
-    let Ok(meta) = gst::meta::CustomMeta::from_buffer(buffer, RESULTS_META) else {
-        return Vec::new();
-    };
-    let Ok(array) = meta.structure().get::<gst::Array>("results") else {
+    gst::meta::CustomMeta::from_buffer(buffer, RESULTS_META).map_or_else(|_| Vec::new(), |m| entries(m.structure()))
+}
+
+/// The entries of an `OdmResultsMeta`'s structure.
+fn entries(s: &gst::StructureRef) -> Vec<RoiResult> {
+    let Ok(array) = s.get::<gst::Array>("results") else {
         return Vec::new();
     };
     array.iter().filter_map(|v| v.get::<gst::Structure>().ok()).filter_map(|s| RoiResult::from_structure(&s)).collect()

@@ -74,6 +74,8 @@ struct State {
     ids: Vec<i32>,
     new_ids: Vec<i32>,
     crop_scratch: CropScratch,
+    /// The results of the frame being finished (scratch).
+    results: Vec<RoiResult>,
     drift: Drift,
     /// Per tracked ROI id: recent results, for `reclassify-interval` and `vote-window`.
     tracks: Tracks,
@@ -259,6 +261,7 @@ impl OdmClassify {
             ids: Vec::with_capacity(64),
             new_ids: Vec::with_capacity(1),
             crop_scratch: CropScratch::default(),
+            results: Vec::with_capacity(64),
             drift: Drift::default(),
             tracks: Tracks::default(),
             engine,
@@ -506,7 +509,7 @@ impl OdmClassify {
         buffer: &mut gst::BufferRef,
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
-        let State { network, scoring, drift, tracks, .. } = state;
+        let State { network, scoring, drift, tracks, results, .. } = state;
         work.score(&scoring.scorer, network.dim);
         if let Some(e) = &work.error {
             posts.push(self.warning_message(gst::StreamError::Failed, &e.to_string()));
@@ -522,39 +525,37 @@ impl OdmClassify {
         let jobs = &work.jobs;
         if !jobs.is_empty() {
             let scorer = &scoring.scorer;
-            let results: Vec<RoiResult> = jobs
-                .iter()
-                .map(|job| {
-                    let (outcome, k) = match &job.outcome {
-                        Ok(r) => (
-                            Outcome::Classified {
-                                class_id: r.class_id,
-                                label: scoring.labels[r.class_index].clone(),
-                                distance: r.distance as f64,
-                                verdict: r.verdict,
-                            },
-                            r.class_index,
-                        ),
-                        Err(skip) => (Outcome::Skipped { reason: skip.to_string() }, 0),
-                    };
-                    let (n, a) = scorer.thresholds(k);
-                    RoiResult {
-                        roi_id: job.id,
-                        rect: job.rect,
-                        outcome,
-                        novelty_threshold: n,
-                        anomaly_threshold: a,
-                        model: scoring.name.clone(),
-                        reused: job.reused,
-                        raw: job.raw.map(|r| RawResult {
+            results.clear();
+            results.extend(jobs.iter().map(|job| {
+                let (outcome, k) = match &job.outcome {
+                    Ok(r) => (
+                        Outcome::Classified {
                             class_id: r.class_id,
                             label: scoring.labels[r.class_index].clone(),
                             distance: r.distance as f64,
                             verdict: r.verdict,
-                        }),
-                    }
-                })
-                .collect();
+                        },
+                        r.class_index,
+                    ),
+                    Err(skip) => (Outcome::Skipped { reason: skip.to_string() }, 0),
+                };
+                let (n, a) = scorer.thresholds(k);
+                RoiResult {
+                    roi_id: job.id,
+                    rect: job.rect,
+                    outcome,
+                    novelty_threshold: n,
+                    anomaly_threshold: a,
+                    model: scoring.name.clone(),
+                    reused: job.reused,
+                    raw: job.raw.map(|r| RawResult {
+                        class_id: r.class_id,
+                        label: scoring.labels[r.class_index].clone(),
+                        distance: r.distance as f64,
+                        verdict: r.verdict,
+                    }),
+                }
+            }));
             for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {
                 if let Some(r) = results.iter().find(|r| r.roi_id == m.id()) {
                     m.add_param(r.to_structure());

@@ -254,9 +254,8 @@ impl Engine {
             .get(self.output.as_str())
             .ok_or_else(|| EngineError::Run(format!("the model gave no output \"{}\"", self.output)))?;
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| EngineError::Run(e.to_string()))?;
-        let dims: Vec<i64> = shape.iter().copied().collect();
-        if dims != [batch as i64, self.dim as i64] || data.len() != batch * self.dim {
-            return Err(EngineError::OutputShape { got: dims, batch, dim: self.dim });
+        if shape[..] != [batch as i64, self.dim as i64] || data.len() != batch * self.dim {
+            return Err(EngineError::OutputShape { got: shape.iter().copied().collect(), batch, dim: self.dim });
         }
         out.extend_from_slice(data);
         Ok(())
