@@ -561,7 +561,7 @@ impl OdmClassify {
                     m.add_param(r.to_structure());
                 }
             }
-            meta::attach(buffer, &results).map_err(|e| {
+            meta::attach(buffer, results).map_err(|e| {
                 posts.push(self.error_message(gst::CoreError::Failed, &format!("cannot attach the results meta: {e}")));
                 gst::FlowError::Error
             })?;
