@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `odmclassify` implementation: an in-place BaseTransform that only adds metadata.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
@@ -12,77 +12,21 @@ use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 
-use odm_core::bundle::{sha256_bytes, sibling_bundle_path, Bundle};
-use odm_core::preprocess::{check_roi, crop_to_tensor_with, CropScratch, CropSpec, Roi};
-use odm_core::Scorer;
+use odm_core::bundle::sibling_bundle_path;
+use odm_core::preprocess::{check_roi, crop_to_tensor_with, CropSpec, Roi};
 
 use super::frame::{FrameWork, Job, Skip};
-use super::settings::{
-    threshold, Live, Settings, DEFAULT_BATCH_SIZE, DEFAULT_MIN_SIZE, DEFAULT_MODE, DEFAULT_THREADS,
-    THRESHOLD_FROM_BUNDLE,
-};
-use super::stats::{Drift, Stats};
-use super::track::Tracks;
+use super::settings::{threshold, Live, Settings};
+use super::state::State;
+use super::stats::Stats;
 use super::worker::Worker;
-use super::{ExecutionProvider, Mode};
-use crate::engine::pool::{self, Instance, InstanceKey, PoolError};
-use crate::engine::{Engine, EngineError, EngineOptions};
+use super::Mode;
 use crate::meta::{self, Outcome, RawResult, RoiResult};
-use crate::runtime;
 use crate::video::pixel_format;
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("odmclassify", gst::DebugColorFlags::empty(), Some("odm open-set sign classifier"))
 });
-
-/// What the loaded bundle contributes to scoring; swapped whole by a hot reload.
-struct Scoring {
-    scorer: Scorer,
-    crop: CropSpec,
-    /// Bundle name and class labels, shared by every result (no allocation per result).
-    name: Arc<str>,
-    labels: Vec<Arc<str>>,
-    path: PathBuf,
-    /// The bundle's own anomaly threshold (the drift histogram spans twice the one in force).
-    anomaly_threshold: f64,
-}
-
-/// The network the running session was made from, read once at start: what a hot-reloaded bundle must match.
-struct Network {
-    path: PathBuf,
-    /// SHA-256 of the bytes the session was made from (the file on disk may have changed since).
-    sha256: String,
-    input: String,
-    height: usize,
-    width: usize,
-    output: String,
-    dim: usize,
-    /// Floats in one input sample (3 x height x width).
-    sample_len: usize,
-}
-
-/// Streaming state: made in `start()`, dropped in `stop()`.
-struct State {
-    /// The session, this element's own or shared under `model-instance-id`.
-    engine: Arc<Instance>,
-    network: Arc<Network>,
-    scoring: Scoring,
-    info: Option<gst_video::VideoInfo>,
-    /// The frame's work (synchronous path), reused across frames so steady-state frames allocate none of it; ROI
-    /// ids (scratch).
-    work: FrameWork,
-    ids: Vec<i32>,
-    new_ids: Vec<i32>,
-    crop_scratch: CropScratch,
-    /// The results of the frame being finished (scratch).
-    results: Vec<RoiResult>,
-    drift: Drift,
-    /// Per tracked ROI id: recent results, for `reclassify-interval` and `vote-window`.
-    tracks: Tracks,
-    /// On a shared `model-instance-id`, the line to the instance's inference thread, so that frames of every stream
-    /// on it are batched together (synchronous path).
-    shared: Option<Worker>,
-}
 
 #[derive(Default)]
 pub struct OdmClassify {
@@ -114,209 +58,6 @@ impl OdmClassify {
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Read a bundle: parsed and validated. Errors are sentences that name the file.
-    fn read_bundle(path: &Path) -> Result<Bundle, (gst::ResourceError, String)> {
-        Bundle::load(path).map_err(|e| {
-            let kind = match e {
-                odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
-                _ => gst::ResourceError::Settings,
-            };
-            (kind, format!("bundle refused: {e}"))
-        })
-    }
-
-    /// What a checked bundle contributes to scoring, with the threshold overrides in force.
-    fn scoring(bundle: &Bundle, path: &Path, live: &Live) -> Result<Scoring, String> {
-        let mut scorer = Scorer::new(bundle);
-        scorer
-            .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Scoring {
-            scorer,
-            crop: CropSpec::from_input(&bundle.model.input),
-            name: Arc::from(bundle.name.as_str()),
-            labels: bundle.classes.iter().map(|c| Arc::from(c.label.as_str())).collect(),
-            path: path.to_owned(),
-            anomaly_threshold: bundle.score.anomaly_threshold,
-        })
-    }
-
-    /// Load bundle, library and session, checking each against the others. The model file is read once: the session
-    /// is made from the bytes that were hashed.
-    fn load(&self, settings: &Settings, posts: &mut Vec<gst::Message>) -> Result<State, gst::ErrorMessage> {
-        let Some(model) = settings.model.clone() else {
-            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property")));
-        };
-        if !model.is_file() {
-            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
-        }
-        let bytes = std::fs::read(&model).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ("cannot read the model file {}: {e}", model.display()))
-        })?;
-        let sha256 = sha256_bytes(&bytes);
-        let bundle_path = settings.bundle.clone().unwrap_or_else(|| sibling_bundle_path(&model));
-        let bundle = Self::read_bundle(&bundle_path).map_err(|(kind, text)| gst::error_msg!(kind, ("{text}")))?;
-        bundle
-            .verify_model_sha256(&bundle_path, &model, &sha256)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {e}")))?;
-        let scoring = Self::scoring(&bundle, &bundle_path, &settings.live)
-            .map_err(|text| gst::error_msg!(gst::ResourceError::Settings, ("{text}")))?;
-
-        let (env, lib) = runtime::environment(settings.ort_library.as_deref())
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
-        gst::info!(CAT, imp = self, "ONNX Runtime from {}", lib.display());
-
-        let opts = EngineOptions {
-            intra_threads: settings.threads as usize,
-            provider: settings.provider.into(),
-            device_id: settings.device_id,
-            fallback: settings.fallback,
-            trt_cache: settings.trt_cache.clone(),
-            trt_fp16: settings.trt_fp16,
-        };
-        let key = InstanceKey {
-            sha256: sha256.clone(),
-            provider: opts.provider,
-            device_id: opts.device_id,
-            threads: opts.intra_threads,
-            trt_cache: opts.trt_cache.clone(),
-            trt_fp16: opts.trt_fp16,
-        };
-        let id = settings.model_instance_id.as_str();
-        let (engine, fell_back) = pool::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts.clone()))
-            .map_err(|e| match e {
-                PoolError::Engine(e @ EngineError::Provider { .. }) => {
-                    gst::error_msg!(gst::LibraryError::Init, ("{e}"))
-                }
-                PoolError::Engine(e) => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
-                e @ PoolError::Mismatch { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
-            })?;
-        if let Some(why) = fell_back {
-            posts.push(self.warning_message(gst::LibraryError::Init, &why));
-        }
-        gst::info!(
-            CAT,
-            imp = self,
-            "model {} ({} classes, dim {}) from {}, on {}",
-            bundle.name,
-            bundle.classes.len(),
-            bundle.dim(),
-            bundle_path.display(),
-            engine.lock().provider()
-        );
-        if bundle.novelty_collapsed() && threshold(settings.live.anomaly_threshold).is_none() {
-            // Said on the bus, not only in the debug log: a bundle that can never say `novelty` is a surprise.
-            let why = format!(
-                "bundle {}: its anomaly threshold {} is not above its novelty threshold {}: no crop will be called a \
-                 novelty (set anomaly-threshold to separate unknown signs from non-signs)",
-                bundle_path.display(),
-                bundle.score.anomaly_threshold,
-                bundle.score.novelty_threshold
-            );
-            posts.push(self.warning_message(gst::ResourceError::Settings, &why));
-        }
-        let batch = settings.batch_size as usize;
-        let network = {
-            let e = engine.lock();
-            let (input, height, width, output, dim) = e.io();
-            Arc::new(Network {
-                path: model.clone(),
-                sha256,
-                input: input.to_owned(),
-                height,
-                width,
-                output: output.to_owned(),
-                dim,
-                sample_len: e.sample_len(),
-            })
-        };
-        // A shared instance was made for another element's bundle: this one must fit the same inputs and outputs.
-        Self::check_io(&network, &bundle_path, &bundle)
-            .map_err(|text| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {text}")))?;
-        if !engine.id.is_empty() {
-            gst::info!(CAT, imp = self, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
-        }
-        // The synchronous path's line to a shared instance's thread (with frames in flight, the element's worker is
-        // that line instead).
-        let shared =
-            if engine.id.is_empty() || settings.frames_in_flight > 0 {
-                None
-            } else {
-                Some(Worker::spawn(engine.clone(), batch).map_err(|e| {
-                    gst::error_msg!(gst::LibraryError::Failed, ("cannot start the inference thread: {e}"))
-                })?)
-            };
-        Ok(State {
-            shared,
-            work: FrameWork {
-                input: vec![0.0; batch * network.sample_len],
-                embeddings: Vec::with_capacity(batch * network.dim),
-                jobs: Vec::with_capacity(64),
-                rows: Vec::with_capacity(batch),
-                ..FrameWork::default()
-            },
-            network,
-            ids: Vec::with_capacity(64),
-            new_ids: Vec::with_capacity(1),
-            crop_scratch: CropScratch::default(),
-            results: Vec::with_capacity(64),
-            drift: Drift::default(),
-            tracks: Tracks::default(),
-            engine,
-            scoring,
-            info: None,
-        })
-    }
-
-    /// Hot reload, first half, with no lock held: read the bundle at `path` and check it against the running
-    /// network (its hash when the session was made, its input and output). The caller swaps it in between two frames.
-    fn prepare_reload(network: &Network, path: &Path, live: &Live) -> Result<(Scoring, usize), String> {
-        let bundle = Self::read_bundle(path).map_err(|(_, text)| text)?;
-        if bundle.model.sha256 != network.sha256 {
-            return Err(format!(
-                "{}: it was made for another network (model.sha256 {}) than the one running, read from {} at start \
-                 (sha256 {})",
-                path.display(),
-                bundle.model.sha256,
-                network.path.display(),
-                network.sha256
-            ));
-        }
-        Self::check_io(network, path, &bundle)?;
-        Ok((Self::scoring(&bundle, path, live)?, bundle.classes.len()))
-    }
-
-    /// Whether a bundle's input and output fit the network the session runs.
-    fn check_io(network: &Network, path: &Path, bundle: &Bundle) -> Result<(), String> {
-        let spec = &bundle.model;
-        if spec.input.name != network.input
-            || spec.input.height as usize != network.height
-            || spec.input.width as usize != network.width
-        {
-            return Err(format!(
-                "{}: its input \"{}\" of {}x{} does not match the running network's \"{}\" of {}x{}",
-                path.display(),
-                spec.input.name,
-                spec.input.width,
-                spec.input.height,
-                network.input,
-                network.width,
-                network.height
-            ));
-        }
-        if spec.output.name != network.output || spec.output.dim != network.dim {
-            return Err(format!(
-                "{}: its output \"{}\" of dimension {} does not match the running network's \"{}\" of dimension {}",
-                path.display(),
-                spec.output.name,
-                spec.output.dim,
-                network.output,
-                network.dim
-            ));
-        }
-        Ok(())
     }
 
     /// A bus message for an error, logged too. Built while locks are held, posted after they are released.
@@ -699,7 +440,7 @@ impl OdmClassify {
             return;
         };
         let path = new.clone().unwrap_or_else(|| sibling_bundle_path(&network.path));
-        let prepared = Self::prepare_reload(&network, &path, &live);
+        let prepared = network.prepare_reload(&path, &live);
         let message = {
             let mut s = self.lock_settings();
             let mut guard = self.lock_state();
@@ -783,192 +524,7 @@ impl OdmClassify {
 
 impl ObjectImpl for OdmClassify {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("model")
-                    .nick("Model")
-                    .blurb("Path of the embedding network (ONNX)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("bundle")
-                    .nick("Bundle")
-                    .blurb(
-                        "Path of the model bundle (NAME.odm.json); default: beside the model. Set while PLAYING, the \
-                         new centres, labels and thresholds go live between two frames (same network; a bad file is \
-                         refused with a warning and the old bundle stays)",
-                    )
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder("ort-library")
-                    .nick("ONNX Runtime library")
-                    .blurb(
-                        "Path of libonnxruntime.so; default: ORT_DYLIB_PATH, then the bootstrap folder, then the \
-                         system loader path",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
-                    .nick("Mode")
-                    .blurb("Classify each ROI meta, or the whole frame as one crop")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("model-instance-id")
-                    .nick("Model instance id")
-                    .blurb(
-                        "Elements with the same id (in any pipeline of the process) share one ONNX Runtime session: \
-                         same model file bytes, execution provider, device and threads, or the start fails; empty: \
-                         this element's own session",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("frames-in-flight")
-                    .nick("Frames in flight")
-                    .blurb(
-                        "Run inference on a worker thread while the streaming thread crops the next frames: up to this \
-                         many frames wait for their results (added to the latency query), in order; frames waiting \
-                         together whose crops fit one batch share one inference run; 0: everything on the streaming \
-                         thread",
-                    )
-                    .maximum(64)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-batch-latency")
-                    .nick("Maximum batch latency")
-                    .blurb(
-                        "With frames-in-flight: the longest (ms) a frame waits for later frames before it is pushed \
-                         anyway, for sparse or stalled streams; 0: until later frames come or the stream ends",
-                    )
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("roi-type")
-                    .nick("ROI type")
-                    .blurb("Classify only ROI metas of this type (empty: all)")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("batch-size")
-                    .nick("Batch size")
-                    .blurb("Most crops per inference run")
-                    .minimum(1)
-                    .maximum(1024)
-                    .default_value(DEFAULT_BATCH_SIZE)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
-                    .nick("Execution provider")
-                    .blurb("Where ONNX Runtime runs the network (cuda and tensorrt need a GPU build of ONNX Runtime)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder("device-id")
-                    .nick("Device id")
-                    .blurb("GPU index for the cuda and tensorrt providers")
-                    .minimum(0)
-                    .maximum(1024)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("tensorrt-cache")
-                    .nick("TensorRT engine cache")
-                    .blurb(
-                        "With execution-provider=tensorrt: the folder TensorRT keeps its built engines in, so a restart \
-                         does not rebuild them (minutes); empty: no cache",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("tensorrt-fp16")
-                    .nick("TensorRT FP16")
-                    .blurb("With execution-provider=tensorrt: build FP16 engines")
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("fallback")
-                    .nick("Fallback")
-                    .blurb("When the execution provider cannot start, run on the CPU with a warning (else fail)")
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb("ONNX Runtime intra-op threads (spinning off)")
-                    .minimum(1)
-                    .maximum(256)
-                    .default_value(DEFAULT_THREADS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("min-size")
-                    .nick("Minimum size")
-                    .blurb("ROIs narrower or shorter than this (pixels inside the frame) are skipped")
-                    .default_value(DEFAULT_MIN_SIZE)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-size")
-                    .nick("Maximum size")
-                    .blurb("ROIs wider or taller than this (pixels inside the frame) are skipped; 0: no limit")
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecDouble::builder("novelty-threshold")
-                    .nick("Novelty threshold")
-                    .blurb("Distances above are not known; -1: the bundle's calibrated value")
-                    .minimum(-1.0)
-                    .maximum(f64::MAX)
-                    .default_value(THRESHOLD_FROM_BUNDLE)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecDouble::builder("anomaly-threshold")
-                    .nick("Anomaly threshold")
-                    .blurb("Distances above are anomalies; -1: the bundle's calibrated value")
-                    .minimum(-1.0)
-                    .maximum(f64::MAX)
-                    .default_value(THRESHOLD_FROM_BUNDLE)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("emit-messages")
-                    .nick("Emit messages")
-                    .blurb("Post an element message `odm-results` on the bus for every frame with ROIs")
-                    .default_value(false)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("stats-interval")
-                    .nick("Drift statistics interval")
-                    .blurb(
-                        "Every this many frames, post an element message `odm-drift` with the verdict rates and a \
-                         histogram of distances over those frames; 0: off",
-                    )
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("reclassify-interval")
-                    .nick("Reclassify interval")
-                    .blurb(
-                        "Classify a tracked ROI (same ROI id: a tracker's object id) at most every this many frames, \
-                         reusing its last result in between (marked reused=true); 0 or 1: every frame",
-                    )
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("vote-window")
-                    .nick("Vote window")
-                    .blurb(
-                        "Report a tracked ROI's verdict and label as the majority of its last this many results \
-                         (ties: the most recent), with this frame's own result beside it as raw-label, raw-verdict, \
-                         raw-distance; 0 or 1: off",
-                    )
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb(
-                        "Since the last start: frames, rois, known/novelty/anomaly/skipped counts, inference runs, \
-                         mean and p99 latency of inference runs and of whole frames (microseconds, p99 over the last \
-                         1024), execution provider in use",
-                    )
-                    .read_only()
-                    .build(),
-            ]
-        });
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(super::settings::param_specs);
         PROPERTIES.as_ref()
     }
 
@@ -986,66 +542,14 @@ impl ObjectImpl for OdmClassify {
             }
             _ => {}
         }
-        let mut s = self.lock_settings();
-        match name {
-            "model" => s.model = path(value),
-            "ort-library" => s.ort_library = path(value),
-            "model-instance-id" => {
-                s.model_instance_id = value.get::<Option<String>>().ok().flatten().unwrap_or_default()
-            }
-            "mode" => s.mode = value.get().expect("type checked upstream"),
-            "roi-type" => s.live.roi_type = Arc::from(value.get::<Option<String>>().ok().flatten().unwrap_or_default()),
-            "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
-            "frames-in-flight" => s.frames_in_flight = value.get().expect("type checked upstream"),
-            "max-batch-latency" => s.max_batch_latency = value.get().expect("type checked upstream"),
-            "execution-provider" => s.provider = value.get().expect("type checked upstream"),
-            "device-id" => s.device_id = value.get().expect("type checked upstream"),
-            "fallback" => s.fallback = value.get().expect("type checked upstream"),
-            "tensorrt-cache" => s.trt_cache = path(value),
-            "tensorrt-fp16" => s.trt_fp16 = value.get().expect("type checked upstream"),
-            "threads" => s.threads = value.get().expect("type checked upstream"),
-            "min-size" => s.live.min_size = value.get().expect("type checked upstream"),
-            "max-size" => s.live.max_size = value.get().expect("type checked upstream"),
-            "emit-messages" => s.live.emit_messages = value.get().expect("type checked upstream"),
-            "stats-interval" => s.live.stats_interval = value.get().expect("type checked upstream"),
-            "reclassify-interval" => s.live.reclassify_interval = value.get().expect("type checked upstream"),
-            "vote-window" => s.live.vote_window = value.get().expect("type checked upstream"),
-            _ => unreachable!("unknown property {name}"),
-        }
+        self.lock_settings().set(name, value);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         if pspec.name() == "stats" {
             return self.lock_stats().structure().to_value();
         }
-        let s = self.lock_settings();
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
-        match pspec.name() {
-            "model" => path(&s.model),
-            "bundle" => path(&s.bundle),
-            "ort-library" => path(&s.ort_library),
-            "model-instance-id" => s.model_instance_id.to_value(),
-            "mode" => s.mode.to_value(),
-            "roi-type" => s.live.roi_type.to_value(),
-            "batch-size" => s.batch_size.to_value(),
-            "frames-in-flight" => s.frames_in_flight.to_value(),
-            "max-batch-latency" => s.max_batch_latency.to_value(),
-            "execution-provider" => s.provider.to_value(),
-            "device-id" => s.device_id.to_value(),
-            "fallback" => s.fallback.to_value(),
-            "tensorrt-cache" => path(&s.trt_cache),
-            "tensorrt-fp16" => s.trt_fp16.to_value(),
-            "threads" => s.threads.to_value(),
-            "min-size" => s.live.min_size.to_value(),
-            "max-size" => s.live.max_size.to_value(),
-            "novelty-threshold" => s.live.novelty_threshold.to_value(),
-            "anomaly-threshold" => s.live.anomaly_threshold.to_value(),
-            "emit-messages" => s.live.emit_messages.to_value(),
-            "stats-interval" => s.live.stats_interval.to_value(),
-            "reclassify-interval" => s.live.reclassify_interval.to_value(),
-            "vote-window" => s.live.vote_window.to_value(),
-            other => unreachable!("unknown property {other}"),
-        }
+        self.lock_settings().get(pspec.name())
     }
 }
 impl GstObjectImpl for OdmClassify {}
@@ -1081,7 +585,7 @@ impl BaseTransformImpl for OdmClassify {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.lock_settings().clone();
         let mut posts = Vec::new();
-        let state = self.load(&settings, &mut posts);
+        let state = State::load(&settings, &self.obj(), &mut posts);
         self.post_all(posts);
         let state = state?;
         *self.lock_stats() = Stats {

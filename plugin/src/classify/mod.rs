@@ -7,6 +7,7 @@ use gst::prelude::*;
 mod frame;
 mod imp;
 mod settings;
+mod state;
 mod stats;
 mod track;
 pub(crate) mod worker;

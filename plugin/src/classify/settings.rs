@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use gst::glib;
+use gst::prelude::*;
+
 use super::{ExecutionProvider, Mode};
 
 pub(super) const DEFAULT_MODE: Mode = Mode::Roi;
@@ -86,4 +89,259 @@ impl Default for Settings {
 /// A threshold property's value as an override: `None` for -1 (the bundle's own).
 pub(super) fn threshold(v: f64) -> Option<f64> {
     (v >= 0.0).then_some(v)
+}
+
+/// odmclassify's properties (their names, ranges, defaults and when they may change).
+pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
+    vec![
+        glib::ParamSpecString::builder("model")
+            .nick("Model")
+            .blurb("Path of the embedding network (ONNX)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("bundle")
+            .nick("Bundle")
+            .blurb(
+                "Path of the model bundle (NAME.odm.json); default: beside the model. Set while PLAYING, the \
+                 new centres, labels and thresholds go live between two frames (same network; a bad file is \
+                 refused with a warning and the old bundle stays)",
+            )
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecString::builder("ort-library")
+            .nick("ONNX Runtime library")
+            .blurb(
+                "Path of libonnxruntime.so; default: ORT_DYLIB_PATH, then the bootstrap folder, then the \
+                 system loader path",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+            .nick("Mode")
+            .blurb("Classify each ROI meta, or the whole frame as one crop")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("model-instance-id")
+            .nick("Model instance id")
+            .blurb(
+                "Elements with the same id (in any pipeline of the process) share one ONNX Runtime session: \
+                 same model file bytes, execution provider, device and threads, or the start fails; empty: \
+                 this element's own session",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("frames-in-flight")
+            .nick("Frames in flight")
+            .blurb(
+                "Run inference on a worker thread while the streaming thread crops the next frames: up to this \
+                 many frames wait for their results (added to the latency query), in order; frames waiting \
+                 together whose crops fit one batch share one inference run; 0: everything on the streaming \
+                 thread",
+            )
+            .maximum(64)
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("max-batch-latency")
+            .nick("Maximum batch latency")
+            .blurb(
+                "With frames-in-flight: the longest (ms) a frame waits for later frames before it is pushed \
+                 anyway, for sparse or stalled streams; 0: until later frames come or the stream ends",
+            )
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("roi-type")
+            .nick("ROI type")
+            .blurb("Classify only ROI metas of this type (empty: all)")
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("batch-size")
+            .nick("Batch size")
+            .blurb("Most crops per inference run")
+            .minimum(1)
+            .maximum(1024)
+            .default_value(DEFAULT_BATCH_SIZE)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
+            .nick("Execution provider")
+            .blurb("Where ONNX Runtime runs the network (cuda and tensorrt need a GPU build of ONNX Runtime)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder("device-id")
+            .nick("Device id")
+            .blurb("GPU index for the cuda and tensorrt providers")
+            .minimum(0)
+            .maximum(1024)
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("tensorrt-cache")
+            .nick("TensorRT engine cache")
+            .blurb(
+                "With execution-provider=tensorrt: the folder TensorRT keeps its built engines in, so a restart \
+                 does not rebuild them (minutes); empty: no cache",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("tensorrt-fp16")
+            .nick("TensorRT FP16")
+            .blurb("With execution-provider=tensorrt: build FP16 engines")
+            .default_value(false)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("fallback")
+            .nick("Fallback")
+            .blurb("When the execution provider cannot start, run on the CPU with a warning (else fail)")
+            .default_value(true)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("threads")
+            .nick("Threads")
+            .blurb("ONNX Runtime intra-op threads (spinning off)")
+            .minimum(1)
+            .maximum(256)
+            .default_value(DEFAULT_THREADS)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("min-size")
+            .nick("Minimum size")
+            .blurb("ROIs narrower or shorter than this (pixels inside the frame) are skipped")
+            .default_value(DEFAULT_MIN_SIZE)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("max-size")
+            .nick("Maximum size")
+            .blurb("ROIs wider or taller than this (pixels inside the frame) are skipped; 0: no limit")
+            .default_value(0)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecDouble::builder("novelty-threshold")
+            .nick("Novelty threshold")
+            .blurb("Distances above are not known; -1: the bundle's calibrated value")
+            .minimum(-1.0)
+            .maximum(f64::MAX)
+            .default_value(THRESHOLD_FROM_BUNDLE)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecDouble::builder("anomaly-threshold")
+            .nick("Anomaly threshold")
+            .blurb("Distances above are anomalies; -1: the bundle's calibrated value")
+            .minimum(-1.0)
+            .maximum(f64::MAX)
+            .default_value(THRESHOLD_FROM_BUNDLE)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder("emit-messages")
+            .nick("Emit messages")
+            .blurb("Post an element message `odm-results` on the bus for every frame with ROIs")
+            .default_value(false)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("stats-interval")
+            .nick("Drift statistics interval")
+            .blurb(
+                "Every this many frames, post an element message `odm-drift` with the verdict rates and a \
+                 histogram of distances over those frames; 0: off",
+            )
+            .default_value(0)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("reclassify-interval")
+            .nick("Reclassify interval")
+            .blurb(
+                "Classify a tracked ROI (same ROI id: a tracker's object id) at most every this many frames, \
+                 reusing its last result in between (marked reused=true); 0 or 1: every frame",
+            )
+            .default_value(0)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("vote-window")
+            .nick("Vote window")
+            .blurb(
+                "Report a tracked ROI's verdict and label as the majority of its last this many results \
+                 (ties: the most recent), with this frame's own result beside it as raw-label, raw-verdict, \
+                 raw-distance; 0 or 1: off",
+            )
+            .default_value(0)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+            .nick("Statistics")
+            .blurb(
+                "Since the last start: frames, rois, known/novelty/anomaly/skipped counts, inference runs, \
+                 mean and p99 latency of inference runs and of whole frames (microseconds, p99 over the last \
+                 1024), execution provider in use",
+            )
+            .read_only()
+            .build(),
+    ]
+}
+
+impl Settings {
+    /// Set a property's value (of the type its spec declares; GObject checked it). `bundle` and the thresholds, whose
+    /// setting does more, are set by the element.
+    pub(super) fn set(&mut self, name: &str, value: &glib::Value) {
+        let path =
+            |v: &glib::Value| v.get::<Option<String>>().ok().flatten().filter(|s| !s.is_empty()).map(PathBuf::from);
+        match name {
+            "model" => self.model = path(value),
+            "ort-library" => self.ort_library = path(value),
+            "model-instance-id" => {
+                self.model_instance_id = value.get::<Option<String>>().ok().flatten().unwrap_or_default()
+            }
+            "mode" => self.mode = value.get().expect("type checked upstream"),
+            "roi-type" => {
+                self.live.roi_type = Arc::from(value.get::<Option<String>>().ok().flatten().unwrap_or_default())
+            }
+            "batch-size" => self.batch_size = value.get().expect("type checked upstream"),
+            "frames-in-flight" => self.frames_in_flight = value.get().expect("type checked upstream"),
+            "max-batch-latency" => self.max_batch_latency = value.get().expect("type checked upstream"),
+            "execution-provider" => self.provider = value.get().expect("type checked upstream"),
+            "device-id" => self.device_id = value.get().expect("type checked upstream"),
+            "fallback" => self.fallback = value.get().expect("type checked upstream"),
+            "tensorrt-cache" => self.trt_cache = path(value),
+            "tensorrt-fp16" => self.trt_fp16 = value.get().expect("type checked upstream"),
+            "threads" => self.threads = value.get().expect("type checked upstream"),
+            "min-size" => self.live.min_size = value.get().expect("type checked upstream"),
+            "max-size" => self.live.max_size = value.get().expect("type checked upstream"),
+            "emit-messages" => self.live.emit_messages = value.get().expect("type checked upstream"),
+            "stats-interval" => self.live.stats_interval = value.get().expect("type checked upstream"),
+            "reclassify-interval" => self.live.reclassify_interval = value.get().expect("type checked upstream"),
+            "vote-window" => self.live.vote_window = value.get().expect("type checked upstream"),
+            _ => unreachable!("unknown property {name}"),
+        }
+    }
+
+    /// A property's value (`stats` is the element's).
+    pub(super) fn get(&self, name: &str) -> glib::Value {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
+        match name {
+            "model" => path(&self.model),
+            "bundle" => path(&self.bundle),
+            "ort-library" => path(&self.ort_library),
+            "model-instance-id" => self.model_instance_id.to_value(),
+            "mode" => self.mode.to_value(),
+            "roi-type" => self.live.roi_type.to_value(),
+            "batch-size" => self.batch_size.to_value(),
+            "frames-in-flight" => self.frames_in_flight.to_value(),
+            "max-batch-latency" => self.max_batch_latency.to_value(),
+            "execution-provider" => self.provider.to_value(),
+            "device-id" => self.device_id.to_value(),
+            "fallback" => self.fallback.to_value(),
+            "tensorrt-cache" => path(&self.trt_cache),
+            "tensorrt-fp16" => self.trt_fp16.to_value(),
+            "threads" => self.threads.to_value(),
+            "min-size" => self.live.min_size.to_value(),
+            "max-size" => self.live.max_size.to_value(),
+            "novelty-threshold" => self.live.novelty_threshold.to_value(),
+            "anomaly-threshold" => self.live.anomaly_threshold.to_value(),
+            "emit-messages" => self.live.emit_messages.to_value(),
+            "stats-interval" => self.live.stats_interval.to_value(),
+            "reclassify-interval" => self.live.reclassify_interval.to_value(),
+            "vote-window" => self.live.vote_window.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
 }

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! odmclassify's streaming state and how it is made: the bundle read and checked, the scoring it gives, the session
+//! (own or shared), and the checks a hot-reloaded bundle must pass against the running network.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use odm_core::bundle::{sha256_bytes, sibling_bundle_path, Bundle};
+use odm_core::preprocess::{CropScratch, CropSpec};
+use odm_core::Scorer;
+
+use super::frame::FrameWork;
+use super::imp::CAT;
+use super::settings::{threshold, Live, Settings};
+use super::stats::Drift;
+use super::track::Tracks;
+use super::worker::Worker;
+use crate::engine::pool::{self, Instance, InstanceKey, PoolError};
+use crate::engine::{Engine, EngineError, EngineOptions};
+use crate::meta::RoiResult;
+use crate::runtime;
+
+/// What the loaded bundle contributes to scoring; swapped whole by a hot reload.
+pub(super) struct Scoring {
+    pub(super) scorer: Scorer,
+    pub(super) crop: CropSpec,
+    /// Bundle name and class labels, shared by every result (no allocation per result).
+    pub(super) name: Arc<str>,
+    pub(super) labels: Vec<Arc<str>>,
+    pub(super) path: PathBuf,
+    /// The bundle's own anomaly threshold (the drift histogram spans twice the one in force).
+    pub(super) anomaly_threshold: f64,
+}
+
+/// The network the running session was made from, read once at start: what a hot-reloaded bundle must match.
+pub(super) struct Network {
+    pub(super) path: PathBuf,
+    /// SHA-256 of the bytes the session was made from (the file on disk may have changed since).
+    pub(super) sha256: String,
+    pub(super) input: String,
+    pub(super) height: usize,
+    pub(super) width: usize,
+    pub(super) output: String,
+    pub(super) dim: usize,
+    /// Floats in one input sample (3 x height x width).
+    pub(super) sample_len: usize,
+}
+
+/// Streaming state: made in `start()`, dropped in `stop()`.
+pub(super) struct State {
+    /// The session, this element's own or shared under `model-instance-id`.
+    pub(super) engine: Arc<Instance>,
+    pub(super) network: Arc<Network>,
+    pub(super) scoring: Scoring,
+    pub(super) info: Option<gst_video::VideoInfo>,
+    /// The frame's work (synchronous path), reused across frames so steady-state frames allocate none of it; ROI
+    /// ids (scratch).
+    pub(super) work: FrameWork,
+    pub(super) ids: Vec<i32>,
+    pub(super) new_ids: Vec<i32>,
+    pub(super) crop_scratch: CropScratch,
+    /// The results of the frame being finished (scratch).
+    pub(super) results: Vec<RoiResult>,
+    pub(super) drift: Drift,
+    /// Per tracked ROI id: recent results, for `reclassify-interval` and `vote-window`.
+    pub(super) tracks: Tracks,
+    /// On a shared `model-instance-id`, the line to the instance's inference thread, so that frames of every stream
+    /// on it are batched together (synchronous path).
+    pub(super) shared: Option<Worker>,
+}
+
+/// A bus warning from the element, logged too.
+fn warning(obj: &super::OdmClassify, domain: impl gst::MessageErrorDomain, text: &str) -> gst::Message {
+    gst::warning!(CAT, obj = obj, "{text}");
+    gst::message::Warning::builder(domain, text).src(obj).build()
+}
+
+/// Read a bundle: parsed and validated. Errors are sentences that name the file.
+pub(super) fn read_bundle(path: &Path) -> Result<Bundle, (gst::ResourceError, String)> {
+    Bundle::load(path).map_err(|e| {
+        let kind = match e {
+            odm_core::BundleError::Io { .. } => gst::ResourceError::NotFound,
+            _ => gst::ResourceError::Settings,
+        };
+        (kind, format!("bundle refused: {e}"))
+    })
+}
+
+impl Scoring {
+    /// What a checked bundle contributes to scoring, with the threshold overrides in force.
+    pub(super) fn new(bundle: &Bundle, path: &Path, live: &Live) -> Result<Scoring, String> {
+        let mut scorer = Scorer::new(bundle);
+        scorer
+            .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Scoring {
+            scorer,
+            crop: CropSpec::from_input(&bundle.model.input),
+            name: Arc::from(bundle.name.as_str()),
+            labels: bundle.classes.iter().map(|c| Arc::from(c.label.as_str())).collect(),
+            path: path.to_owned(),
+            anomaly_threshold: bundle.score.anomaly_threshold,
+        })
+    }
+}
+
+impl State {
+    /// Load bundle, library and session, checking each against the others. The model file is read once: the session
+    /// is made from the bytes that were hashed.
+    pub(super) fn load(
+        settings: &Settings,
+        obj: &super::OdmClassify,
+        posts: &mut Vec<gst::Message>,
+    ) -> Result<State, gst::ErrorMessage> {
+        let Some(model) = settings.model.clone() else {
+            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property")));
+        };
+        if !model.is_file() {
+            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
+        }
+        let bytes = std::fs::read(&model).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::OpenRead, ("cannot read the model file {}: {e}", model.display()))
+        })?;
+        let sha256 = sha256_bytes(&bytes);
+        let bundle_path = settings.bundle.clone().unwrap_or_else(|| sibling_bundle_path(&model));
+        let bundle = read_bundle(&bundle_path).map_err(|(kind, text)| gst::error_msg!(kind, ("{text}")))?;
+        bundle
+            .verify_model_sha256(&bundle_path, &model, &sha256)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {e}")))?;
+        let scoring = Scoring::new(&bundle, &bundle_path, &settings.live)
+            .map_err(|text| gst::error_msg!(gst::ResourceError::Settings, ("{text}")))?;
+
+        let (env, lib) = runtime::environment(settings.ort_library.as_deref())
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
+        gst::info!(CAT, obj = obj, "ONNX Runtime from {}", lib.display());
+
+        let opts = EngineOptions {
+            intra_threads: settings.threads as usize,
+            provider: settings.provider.into(),
+            device_id: settings.device_id,
+            fallback: settings.fallback,
+            trt_cache: settings.trt_cache.clone(),
+            trt_fp16: settings.trt_fp16,
+        };
+        let key = InstanceKey {
+            sha256: sha256.clone(),
+            provider: opts.provider,
+            device_id: opts.device_id,
+            threads: opts.intra_threads,
+            trt_cache: opts.trt_cache.clone(),
+            trt_fp16: opts.trt_fp16,
+        };
+        let id = settings.model_instance_id.as_str();
+        let (engine, fell_back) = pool::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts.clone()))
+            .map_err(|e| match e {
+                PoolError::Engine(e @ EngineError::Provider { .. }) => {
+                    gst::error_msg!(gst::LibraryError::Init, ("{e}"))
+                }
+                PoolError::Engine(e) => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+                e @ PoolError::Mismatch { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
+            })?;
+        if let Some(why) = fell_back {
+            posts.push(warning(obj, gst::LibraryError::Init, &why));
+        }
+        gst::info!(
+            CAT,
+            obj = obj,
+            "model {} ({} classes, dim {}) from {}, on {}",
+            bundle.name,
+            bundle.classes.len(),
+            bundle.dim(),
+            bundle_path.display(),
+            engine.lock().provider()
+        );
+        if bundle.novelty_collapsed() && threshold(settings.live.anomaly_threshold).is_none() {
+            // Said on the bus, not only in the debug log: a bundle that can never say `novelty` is a surprise.
+            let why = format!(
+                "bundle {}: its anomaly threshold {} is not above its novelty threshold {}: no crop will be called a \
+                 novelty (set anomaly-threshold to separate unknown signs from non-signs)",
+                bundle_path.display(),
+                bundle.score.anomaly_threshold,
+                bundle.score.novelty_threshold
+            );
+            posts.push(warning(obj, gst::ResourceError::Settings, &why));
+        }
+        let batch = settings.batch_size as usize;
+        let network = {
+            let e = engine.lock();
+            let (input, height, width, output, dim) = e.io();
+            Arc::new(Network {
+                path: model.clone(),
+                sha256,
+                input: input.to_owned(),
+                height,
+                width,
+                output: output.to_owned(),
+                dim,
+                sample_len: e.sample_len(),
+            })
+        };
+        // A shared instance was made for another element's bundle: this one must fit the same inputs and outputs.
+        network
+            .check_io(&bundle_path, &bundle)
+            .map_err(|text| gst::error_msg!(gst::ResourceError::Settings, ("bundle refused: {text}")))?;
+        if !engine.id.is_empty() {
+            gst::info!(CAT, obj = obj, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
+        }
+        // The synchronous path's line to a shared instance's thread (with frames in flight, the element's worker is
+        // that line instead).
+        let shared =
+            if engine.id.is_empty() || settings.frames_in_flight > 0 {
+                None
+            } else {
+                Some(Worker::spawn(engine.clone(), batch).map_err(|e| {
+                    gst::error_msg!(gst::LibraryError::Failed, ("cannot start the inference thread: {e}"))
+                })?)
+            };
+        Ok(State {
+            shared,
+            work: FrameWork {
+                input: vec![0.0; batch * network.sample_len],
+                embeddings: Vec::with_capacity(batch * network.dim),
+                jobs: Vec::with_capacity(64),
+                rows: Vec::with_capacity(batch),
+                ..FrameWork::default()
+            },
+            network,
+            ids: Vec::with_capacity(64),
+            new_ids: Vec::with_capacity(1),
+            crop_scratch: CropScratch::default(),
+            results: Vec::with_capacity(64),
+            drift: Drift::default(),
+            tracks: Tracks::default(),
+            engine,
+            scoring,
+            info: None,
+        })
+    }
+}
+
+impl Network {
+    /// Hot reload, first half, with no lock held: read the bundle at `path` and check it against the running
+    /// network (its hash when the session was made, its input and output). The caller swaps it in between two frames.
+    pub(super) fn prepare_reload(&self, path: &Path, live: &Live) -> Result<(Scoring, usize), String> {
+        let bundle = read_bundle(path).map_err(|(_, text)| text)?;
+        if bundle.model.sha256 != self.sha256 {
+            return Err(format!(
+                "{}: it was made for another network (model.sha256 {}) than the one running, read from {} at start \
+                 (sha256 {})",
+                path.display(),
+                bundle.model.sha256,
+                self.path.display(),
+                self.sha256
+            ));
+        }
+        self.check_io(path, &bundle)?;
+        Ok((Scoring::new(&bundle, path, live)?, bundle.classes.len()))
+    }
+
+    /// Whether a bundle's input and output fit the network the session runs.
+    pub(super) fn check_io(&self, path: &Path, bundle: &Bundle) -> Result<(), String> {
+        let spec = &bundle.model;
+        if spec.input.name != self.input
+            || spec.input.height as usize != self.height
+            || spec.input.width as usize != self.width
+        {
+            return Err(format!(
+                "{}: its input \"{}\" of {}x{} does not match the running network's \"{}\" of {}x{}",
+                path.display(),
+                spec.input.name,
+                spec.input.width,
+                spec.input.height,
+                self.input,
+                self.width,
+                self.height
+            ));
+        }
+        if spec.output.name != self.output || spec.output.dim != self.dim {
+            return Err(format!(
+                "{}: its output \"{}\" of dimension {} does not match the running network's \"{}\" of dimension {}",
+                path.display(),
+                spec.output.name,
+                spec.output.dim,
+                self.output,
+                self.dim
+            ));
+        }
+        Ok(())
+    }
+}
