@@ -167,6 +167,9 @@ impl Rows {
 #[inline(always)]
 fn filter_rows<'a>(line: &mut [f32], rows: &Rows, row: impl Fn(usize) -> &'a [u8]) {
     const B: usize = 8;
+    if rows.taps.is_empty() {
+        line.fill(0.0);
+    }
     for (g, group) in rows.taps.chunks(8).enumerate() {
         let mut src: [(&[u8], f32); 8] = [(&[], 0.0); 8];
         for (s, &(y, w)) in src.iter_mut().zip(group) {
@@ -349,17 +352,13 @@ struct RowNorm {
     shift: [f32; 3],
 }
 
-/// Writes one output row of the three tensor channels from `rgb(ox)`, the filtered RGB of output column `ox`.
+/// Writes one output pixel of the three tensor channels from its filtered RGB.
 #[inline(always)]
-fn emit_row(dst: [&mut [f32]; 3], n: &RowNorm, mut rgb: impl FnMut(usize) -> [f32; 3]) {
-    let [d0, d1, d2] = dst;
-    for (ox, ((a, b), c)) in d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()).enumerate() {
-        let p = rgb(ox);
-        let (first, last) = if n.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
-        *a = first * n.scale[0] - n.shift[0];
-        *b = p[1] * n.scale[1] - n.shift[1];
-        *c = last * n.scale[2] - n.shift[2];
-    }
+fn put(dst: [&mut f32; 3], p: [f32; 3], n: &RowNorm) {
+    let (first, last) = if n.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
+    *dst[0] = first * n.scale[0] - n.shift[0];
+    *dst[1] = p[1] * n.scale[1] - n.shift[1];
+    *dst[2] = last * n.scale[2] - n.shift[2];
 }
 
 /// `sum(w[i] * line[i])` over the taps `w` (the line is at least as long).
@@ -481,12 +480,15 @@ fn crop(
     let px = frame.format.packed().map_or(1, |p| p.1);
     let (c0, c1) = (x0 / 2, (x1 - 1) / 2 + 1);
     let cspan = c1 - c0;
-    lines.clear();
-    lines.resize(oh * span * px, 0.0);
-    chroma.clear();
-    if yuv {
-        chroma.resize(oh * cspan * 2, 0.0);
+    // Every element is written by the vertical pass (no zero-fill): the buffers only grow.
+    let need = (oh * span * px, if yuv { oh * cspan * 2 } else { 0 });
+    if lines.len() < need.0 {
+        lines.resize(need.0, 0.0);
     }
+    if chroma.len() < need.1 {
+        chroma.resize(need.1, 0.0);
+    }
+    let (lines, chroma) = (&mut lines[..need.0], &mut chroma[..need.1]);
     for (oy, (&start, w)) in ty.starts.iter().zip(ty.weights.chunks_exact(ky)).enumerate() {
         // The source rows this output row reads (at most 2 per supersample), and for YUV the chroma rows, where two
         // luma rows share one chroma row and so one summed weight.
@@ -529,48 +531,49 @@ fn crop(
     let (r1, r2) = rest.split_at_mut(plane);
     let rows = r0.chunks_exact_mut(ow).zip(r1.chunks_exact_mut(ow)).zip(r2.chunks_exact_mut(ow));
     let lines = lines.chunks_exact(span * px);
+    // Plain loops, no closures: a closure is a function of its own, which the AVX2 copy would call per pixel.
+    let taps = tx.starts.iter().zip(tx.weights.chunks_exact(kx));
     if yuv {
         // Chroma taps: the luma taps of each output summed per chroma sample (luma column x reads chroma x / 2).
         chroma_taps(tx, c0, cspan, ctaps);
+        let ck = ctaps.k;
         let nv12 = frame.format == PixelFormat::Nv12;
         let m = frame.matrix;
         for (((d0, d1), d2), (line, cline)) in rows.zip(lines.zip(chroma.chunks_exact(cspan * 2))) {
-            emit_row([d0, d1, d2], &norm, |ox| {
-                let y = dot(&line[tx.starts[ox] as usize - x0..], &tx.weights[ox * kx..][..kx]);
-                let (cs, cw) = (ctaps.starts[ox] as usize, &ctaps.weights[ox * ctaps.k..][..ctaps.k]);
-                let [u, v] = if nv12 {
-                    dot_px::<2>(&cline[2 * cs..], cw)
-                } else {
-                    [dot(&cline[cs..cspan], cw), dot(&cline[cspan + cs..], cw)]
-                };
-                yuv_to_rgb(y, u, v, m)
-            });
+            let (cu, cv) = cline.split_at(cspan);
+            let ctap = ctaps.starts.iter().zip(ctaps.weights.chunks_exact(ck));
+            for ((((a, b), c), (&s, w)), (&cs, cw)) in
+                d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()).zip(taps.clone()).zip(ctap)
+            {
+                let y = dot(&line[s as usize - x0..], w);
+                let cs = cs as usize;
+                let [u, v] =
+                    if nv12 { dot_px::<2>(&cline[2 * cs..], cw) } else { [dot(&cu[cs..], cw), dot(&cv[cs..], cw)] };
+                put([a, b, c], yuv_to_rgb(y, u, v, m), &norm);
+            }
         }
     } else {
-        let rows = rows.zip(lines);
-        let (starts, weights) = (&tx.starts, &tx.weights);
-        let tap = move |ox: usize| (starts[ox] as usize - x0, &weights[ox * kx..][..kx]);
-        match px {
-            1 => rows.for_each(|(((d0, d1), d2), line)| {
-                emit_row([d0, d1, d2], &norm, |ox| {
-                    let (s, w) = tap(ox);
-                    [dot(&line[s..], w); 3]
-                })
-            }),
-            3 => rows.for_each(|(((d0, d1), d2), line)| {
-                emit_row([d0, d1, d2], &norm, |ox| {
-                    let (s, w) = tap(ox);
-                    let p = dot_px::<3>(&line[3 * s..], w);
-                    [p[off[0]], p[off[1]], p[off[2]]]
-                })
-            }),
-            _ => rows.for_each(|(((d0, d1), d2), line)| {
-                emit_row([d0, d1, d2], &norm, |ox| {
-                    let (s, w) = tap(ox);
-                    let p = dot_px::<4>(&line[4 * s..], w);
-                    [p[off[0] & 3], p[off[1] & 3], p[off[2] & 3]]
-                })
-            }),
+        for (((d0, d1), d2), line) in rows.zip(lines) {
+            let dst = d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()).zip(taps.clone());
+            match px {
+                1 => {
+                    for (((a, b), c), (&s, w)) in dst {
+                        put([a, b, c], [dot(&line[s as usize - x0..], w); 3], &norm);
+                    }
+                }
+                3 => {
+                    for (((a, b), c), (&s, w)) in dst {
+                        let p = dot_px::<3>(&line[3 * (s as usize - x0)..], w);
+                        put([a, b, c], [p[off[0] % 3], p[off[1] % 3], p[off[2] % 3]], &norm);
+                    }
+                }
+                _ => {
+                    for (((a, b), c), (&s, w)) in dst {
+                        let p = dot_px::<4>(&line[4 * (s as usize - x0)..], w);
+                        put([a, b, c], [p[off[0] & 3], p[off[1] & 3], p[off[2] & 3]], &norm);
+                    }
+                }
+            }
         }
     }
     Ok(())
