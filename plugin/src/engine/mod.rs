@@ -181,7 +181,9 @@ impl Engine {
             .find(|o| o.name() == spec.input.name)
             .ok_or_else(|| mismatch(format!("it has no input named \"{}\"", spec.input.name)))?;
         match tensor_shape(input.dtype()) {
-            Some((TensorElementType::Float32, s)) if s.len() == 4 && s[1] == 3 && s[2] == h && s[3] == w => {}
+            // Height and width fixed in the file, or dynamic (a network exported with dynamic axes runs at the bundle's).
+            Some((TensorElementType::Float32, s))
+                if s.len() == 4 && s[1] == 3 && (s[2] == h || s[2] < 0) && (s[3] == w || s[3] < 0) => {}
             other => {
                 return Err(mismatch(format!(
                     "input \"{}\" is {}; the bundle says float32 [N,3,{h},{w}]",

@@ -13,7 +13,7 @@ use tch::{nn, Device};
 
 use super::calibrate::calibrate;
 use super::config::TrainConfig;
-use super::embed::{embed_all, to_vec};
+use super::embed::{class_centres, embed_all, to_vec};
 use super::model::Net;
 use super::rundata::{load_run_data, RunData};
 use crate::data::{self, split, Format};
@@ -32,17 +32,7 @@ pub fn write_bundle(
     let k = data.classes.len();
     let e = embed_all(net, &data.train_in.x, device);
     let d = cfg.embedding as usize;
-    let v = to_vec(&e);
-    let mut centers = vec![vec![0f64; d]; k];
-    let mut counts = vec![0usize; k];
-    for (row, &c) in v.chunks_exact(d).zip(&data.train_in.y) {
-        counts[c as usize] += 1;
-        for (a, b) in centers[c as usize].iter_mut().zip(row) {
-            *a += *b as f64;
-        }
-    }
-    let centers: Vec<Vec<f32>> =
-        centers.iter().zip(&counts).map(|(c, &n)| c.iter().map(|v| (v / n.max(1) as f64) as f32).collect()).collect();
+    let centers = class_centres(&to_vec(&e), &data.train_in.y, k, d);
 
     let onnx_name = format!("{}.onnx", cfg.name);
     let onnx_path = out.join(&onnx_name);
@@ -98,7 +88,7 @@ pub fn write_bundle(
         }),
         metrics: serde_json::Value::Null,
     };
-    let t = calibrate(cfg, net, data, &Scorer::new(&bundle), device)?;
+    let t = calibrate(cfg, &mut |x| Ok(embed_all(net, x, device)), data, &Scorer::new(&bundle))?;
     bundle.score.novelty_threshold = t.novelty;
     bundle.score.anomaly_threshold = t.anomaly;
     for (class, per) in bundle.classes.iter_mut().zip(&t.per_class) {

@@ -4,11 +4,10 @@
 
 use odm_core::metrics::threshold_at_tpr;
 use odm_core::Scorer;
-use tch::Device;
+use tch::Tensor;
 
 use super::config::TrainConfig;
-use super::embed::{distances, embed_all};
-use super::model::Net;
+use super::embed::distances;
 use super::rundata::RunData;
 use crate::error::TrainError;
 
@@ -35,28 +34,26 @@ pub struct Thresholds {
 /// Anomaly threshold: the distance that best separates the calibration novelties (held-out seen OOD classes) from
 /// validation anomalies (balanced error), never below the novelty threshold; without anomaly data, the 99th
 /// percentile of the novelties. A class's anomaly threshold is the global one, raised to its novelty threshold.
+///
+/// `embed` turns crops into embeddings: the run's network, or an ONNX file in ONNX Runtime (`bundle --onnx`).
 pub fn calibrate(
     cfg: &TrainConfig,
-    net: &Net,
+    embed: &mut dyn FnMut(&Tensor) -> Result<Tensor, TrainError>,
     data: &RunData,
     scorer: &Scorer,
-    device: Device,
 ) -> Result<Thresholds, TrainError> {
     let bad = |e: odm_core::MetricsError| TrainError::Config(format!("calibration: {e}"));
-    let val = distances(scorer, &embed_all(net, &data.val_in.x, device));
+    let val = distances(scorer, &embed(&data.val_in.x)?);
     let val_in: Vec<f64> = val.iter().map(|p| p.1).collect();
     let nov = threshold_at_tpr(&val_in, cfg.tpr).map_err(bad)?;
     let novelties: Vec<f64> = match &data.val_ood {
-        Some(t) if !t.y.is_empty() => distances(scorer, &embed_all(net, &t.x, device)).iter().map(|p| p.1).collect(),
+        Some(t) if !t.y.is_empty() => distances(scorer, &embed(&t.x)?).iter().map(|p| p.1).collect(),
         _ => val_in.clone(),
     };
-    let anomalies: Vec<f64> = data
-        .val_anomaly
-        .iter()
-        .flat_map(|(_, t)| {
-            distances(scorer, &embed_all(net, &t.x, device)).into_iter().map(|p| p.1).collect::<Vec<_>>()
-        })
-        .collect();
+    let mut anomalies: Vec<f64> = Vec::new();
+    for (_, t) in &data.val_anomaly {
+        anomalies.extend(distances(scorer, &embed(&t.x)?).into_iter().map(|p| p.1));
+    }
     let median = |v: &[f64]| {
         let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
         s.sort_by(f64::total_cmp);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use odm_core::bundle::ColorOrder;
+use odm_core::bundle::{ColorOrder, InputSpec};
 use odm_core::preprocess::{CropSpec, Normalize};
 use serde::{Deserialize, Serialize};
 use tch::Device;
@@ -110,6 +110,11 @@ pub struct TrainConfig {
     pub context: f32,
     pub checkpoint_every: usize,
     pub name: String,
+    /// The network's input as its bundle states it, for a network odm did not train (`odm-train bundle --onnx`):
+    /// size, channel order, normalisation, context. None: odm's own (`input` x `input`, RGB, mean 0.5, std 0.25,
+    /// `context`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_spec: Option<InputSpec>,
 }
 
 impl Default for TrainConfig {
@@ -148,6 +153,7 @@ impl Default for TrainConfig {
             context: 0.1,
             checkpoint_every: 500,
             name: "odm-model".into(),
+            input_spec: None,
         }
     }
 }
@@ -220,6 +226,9 @@ impl TrainConfig {
     }
 
     pub fn crop_spec(&self) -> CropSpec {
+        if let Some(i) = &self.input_spec {
+            return CropSpec::from_input(i);
+        }
         CropSpec {
             width: self.input,
             height: self.input,

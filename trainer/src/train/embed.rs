@@ -34,3 +34,18 @@ pub fn distances(scorer: &Scorer, e: &Tensor) -> Vec<(usize, f64)> {
         .map(|row| scorer.nearest(row).map_or((usize::MAX, f64::INFINITY), |(k, d)| (k, d as f64)))
         .collect()
 }
+
+/// Mean embedding per class (`y` in `0..k`).
+pub fn class_centres(e: &[f32], y: &[i64], k: usize, d: usize) -> Vec<Vec<f32>> {
+    let mut sums = vec![vec![0f64; d]; k];
+    let mut counts = vec![0usize; k];
+    for (row, &c) in e.chunks_exact(d).zip(y) {
+        if let (Some(s), Some(n)) = (sums.get_mut(c as usize), counts.get_mut(c as usize)) {
+            *n += 1;
+            for (a, b) in s.iter_mut().zip(row) {
+                *a += *b as f64;
+            }
+        }
+    }
+    sums.iter().zip(&counts).map(|(s, &n)| s.iter().map(|v| (v / n.max(1) as f64) as f32).collect()).collect()
+}

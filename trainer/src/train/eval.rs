@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use odm_core::metrics::{accuracy, OodReport};
+use odm_core::preprocess::CropSpec;
 use odm_core::{Bundle, Scorer, Verdict};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -179,18 +180,19 @@ fn msp(net: &Net, x: &Tensor, odin: Option<(f64, f64)>) -> (Vec<f64>, Vec<i64>) 
     (scores, preds)
 }
 
-/// Gaussian noise inputs (pixels N(0.5, 0.2), the same in the three channels when `gray`), normalised like every input.
-pub fn noise_images(n: usize, size: i64, seed: u64, gray: bool) -> Tensor {
+/// Gaussian noise inputs of `spec`'s size (pixels N(0.5, 0.2), the same in the three channels when `gray`),
+/// normalised like every input.
+pub fn noise_images(n: usize, spec: &CropSpec, seed: u64, gray: bool) -> Tensor {
     let mut rng = Pcg64::seed_from_u64(seed ^ 0x6e6f697365);
     let dist = Normal::new(0.5f32, 0.2).expect("valid normal");
     let planes = if gray { 1 } else { 3 };
-    let v: Vec<f32> = (0..n * planes * (size * size) as usize)
-        .map(|_| (dist.sample(&mut rng).clamp(0.0, 1.0) - 0.5) / 0.25)
-        .collect();
-    Tensor::from_slice(&v)
-        .view([n as i64, planes as i64, size, size])
-        .expand([n as i64, 3, size, size], false)
-        .contiguous()
+    let (h, w) = (spec.height as i64, spec.width as i64);
+    let v: Vec<f32> = (0..n * planes * (h * w) as usize).map(|_| dist.sample(&mut rng).clamp(0.0, 1.0)).collect();
+    let x = Tensor::from_slice(&v).view([n as i64, planes as i64, h, w]).expand([n as i64, 3, h, w], false);
+    let norm = spec.norm;
+    let mean = Tensor::from_slice(&norm.mean).view([1, 3, 1, 1]);
+    let std = Tensor::from_slice(&norm.std).view([1, 3, 1, 1]);
+    ((x - mean) / std).contiguous()
 }
 
 /// The test data of a run: in-distribution test images (labelled by bundle class) and every out-of-distribution set
@@ -281,7 +283,7 @@ pub fn test_sets(
         let x = &in_t.x;
         let gray = (x.select(1, 0) - x.select(1, 1)).abs().max().double_value(&[]) == 0.0
             && (x.select(1, 1) - x.select(1, 2)).abs().max().double_value(&[]) == 0.0;
-        sets.push(("noise".into(), SetKind::Anomaly, noise_images(noise, cfg.input as i64, cfg.seed, gray)));
+        sets.push(("noise".into(), SetKind::Anomaly, noise_images(noise, &spec, cfg.seed, gray)));
     }
     Ok(TestSets { inside: in_t, sets })
 }
@@ -314,71 +316,12 @@ pub fn eval_with(
             None => Ok(embed_all(&net, x, Device::Cpu)),
         }
     };
-    let TestSets { inside: in_t, sets } = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
-
+    let tests = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
+    let (in_t, sets) = (&tests.inside, &tests.sets);
     let mut tables = Vec::new();
-    let report = |ins: &[f64], outs: &[f64], n: usize, verdicts| -> Result<SetRow, TrainError> {
-        let r = OodReport::compute(ins, outs).map_err(|e| TrainError::Config(format!("metrics: {e}")))?.percent();
-        Ok(SetRow {
-            fpr95: r.fpr95,
-            det_err: r.det_err,
-            auroc: r.auroc,
-            aupr_in: r.aupr_in,
-            aupr_out: r.aupr_out,
-            count: n,
-            verdicts,
-        })
-    };
     match cfg.method {
         Method::Odm | Method::Ml => {
-            let scorer = Scorer::new(&bundle);
-            let din = distances(&scorer, &embed(&in_t.x)?);
-            let pred: Vec<i64> = din.iter().map(|p| if p.0 == usize::MAX { -1 } else { p.0 as i64 }).collect();
-            let ins: Vec<f64> = din.iter().map(|p| p.1).collect();
-            let mut m = Metrics {
-                method: format!("{:?}", cfg.method).to_lowercase(),
-                in_accuracy: 100.0 * accuracy(&pred, &in_t.y).map_err(|e| TrainError::Config(e.to_string()))?,
-                in_count: ins.len(),
-                in_verdicts: Some(verdict_rates(&scorer, &din)),
-                sets: BTreeMap::new(),
-                novelty_vs_anomaly: BTreeMap::new(),
-                confusion: None,
-            };
-            let mut confusion = Confusion::default();
-            Confusion::add(&mut confusion.known, &scorer, &din);
-            let mut novelty: Vec<f64> = Vec::new();
-            let mut anomalies: Vec<(String, Vec<f64>)> = Vec::new();
-            for (name, kind, x) in &sets {
-                let d = distances(&scorer, &embed(x)?);
-                let outs: Vec<f64> = d.iter().map(|p| p.1).collect();
-                m.sets.insert(name.clone(), report(&ins, &outs, outs.len(), Some(verdict_rates(&scorer, &d)))?);
-                match kind {
-                    SetKind::Novelty => {
-                        Confusion::add(&mut confusion.unknown_sign, &scorer, &d);
-                        novelty = outs;
-                    }
-                    SetKind::Anomaly => {
-                        Confusion::add(&mut confusion.not_a_sign, &scorer, &d);
-                        anomalies.push((name.clone(), outs));
-                    }
-                    SetKind::SeenNovelty => {}
-                }
-            }
-            if !novelty.is_empty() && !anomalies.is_empty() {
-                let auroc = |outs: &[f64]| -> Result<f64, TrainError> {
-                    Ok(OodReport::compute(&novelty, outs)
-                        .map_err(|e| TrainError::Config(format!("metrics: {e}")))?
-                        .percent()
-                        .auroc)
-                };
-                let all: Vec<f64> = anomalies.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-                m.novelty_vs_anomaly.insert("all".into(), auroc(&all)?);
-                for (name, outs) in &anomalies {
-                    m.novelty_vs_anomaly.insert(name.clone(), auroc(outs)?);
-                }
-            }
-            m.confusion = Some(confusion);
-            tables.push(m);
+            tables.push(score_sets(&format!("{:?}", cfg.method).to_lowercase(), &bundle, &tests, &mut embed)?)
         }
         Method::Ce => {
             for (method, odin) in [("ce-msp", None), ("ce-odin", Some((1000.0, 0.0014)))] {
@@ -392,9 +335,9 @@ pub fn eval_with(
                     novelty_vs_anomaly: BTreeMap::new(),
                     confusion: None,
                 };
-                for (name, _, x) in &sets {
+                for (name, _, x) in sets {
                     let (outs, _) = msp(&net, x, odin);
-                    m.sets.insert(name.clone(), report(&ins, &outs, outs.len(), None)?);
+                    m.sets.insert(name.clone(), set_row(&ins, &outs, outs.len(), None)?);
                 }
                 tables.push(m);
             }
@@ -417,6 +360,80 @@ pub fn eval_with(
         bundle.save(&bundle_path)?;
     }
     Ok(tables)
+}
+
+/// One row of the paper's table: in-distribution distances `ins` against one set's `outs`.
+fn set_row(ins: &[f64], outs: &[f64], n: usize, verdicts: Option<BTreeMap<String, f64>>) -> Result<SetRow, TrainError> {
+    let r = OodReport::compute(ins, outs).map_err(|e| TrainError::Config(format!("metrics: {e}")))?.percent();
+    Ok(SetRow {
+        fpr95: r.fpr95,
+        det_err: r.det_err,
+        auroc: r.auroc,
+        aupr_in: r.aupr_in,
+        aupr_out: r.aupr_out,
+        count: n,
+        verdicts,
+    })
+}
+
+/// The paper's table for a metric-learning bundle on its test sets (accuracy, every set against the in-distribution
+/// test images, novelty against each anomaly set, the verdict confusion matrix), with `embed` giving the embeddings:
+/// the run's network, or an ONNX file in ONNX Runtime (`eval --onnx`, `bundle --onnx`).
+pub fn score_sets(
+    method: &str,
+    bundle: &Bundle,
+    tests: &TestSets,
+    embed: &mut dyn FnMut(&Tensor) -> Result<Tensor, TrainError>,
+) -> Result<Metrics, TrainError> {
+    let scorer = Scorer::new(bundle);
+    let (in_t, sets) = (&tests.inside, &tests.sets);
+    let din = distances(&scorer, &embed(&in_t.x)?);
+    let pred: Vec<i64> = din.iter().map(|p| if p.0 == usize::MAX { -1 } else { p.0 as i64 }).collect();
+    let ins: Vec<f64> = din.iter().map(|p| p.1).collect();
+    let mut m = Metrics {
+        method: method.to_owned(),
+        in_accuracy: 100.0 * accuracy(&pred, &in_t.y).map_err(|e| TrainError::Config(e.to_string()))?,
+        in_count: ins.len(),
+        in_verdicts: Some(verdict_rates(&scorer, &din)),
+        sets: BTreeMap::new(),
+        novelty_vs_anomaly: BTreeMap::new(),
+        confusion: None,
+    };
+    let mut confusion = Confusion::default();
+    Confusion::add(&mut confusion.known, &scorer, &din);
+    let mut novelty: Vec<f64> = Vec::new();
+    let mut anomalies: Vec<(String, Vec<f64>)> = Vec::new();
+    for (name, kind, x) in sets {
+        let d = distances(&scorer, &embed(x)?);
+        let outs: Vec<f64> = d.iter().map(|p| p.1).collect();
+        m.sets.insert(name.clone(), set_row(&ins, &outs, outs.len(), Some(verdict_rates(&scorer, &d)))?);
+        match kind {
+            SetKind::Novelty => {
+                Confusion::add(&mut confusion.unknown_sign, &scorer, &d);
+                novelty = outs;
+            }
+            SetKind::Anomaly => {
+                Confusion::add(&mut confusion.not_a_sign, &scorer, &d);
+                anomalies.push((name.clone(), outs));
+            }
+            SetKind::SeenNovelty => {}
+        }
+    }
+    if !novelty.is_empty() && !anomalies.is_empty() {
+        let auroc = |outs: &[f64]| -> Result<f64, TrainError> {
+            Ok(OodReport::compute(&novelty, outs)
+                .map_err(|e| TrainError::Config(format!("metrics: {e}")))?
+                .percent()
+                .auroc)
+        };
+        let all: Vec<f64> = anomalies.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        m.novelty_vs_anomaly.insert("all".into(), auroc(&all)?);
+        for (name, outs) in &anomalies {
+            m.novelty_vs_anomaly.insert(name.clone(), auroc(outs)?);
+        }
+    }
+    m.confusion = Some(confusion);
+    Ok(m)
 }
 
 /// The paper's Table 2 for several runs side by side (`odm-train table`), from their `metrics*.json` files.

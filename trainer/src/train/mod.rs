@@ -4,6 +4,7 @@
 pub mod adam;
 pub mod bench;
 pub mod bundle;
+pub mod byo;
 pub mod calibrate;
 pub mod config;
 pub mod embed;

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odm-train bundle --onnx`: a bundle for a network odm's trainer did not train (written here with the ONNX writer,
+//! with another input name, size, channel order and normalisation than odm's), and the errors for networks and
+//! inputs it cannot use. The plugin side (the bundle in odmclassify) is `tests/tests/byo.rs`.
+
+use std::path::{Path, PathBuf};
+
+use odm_core::bundle::ColorOrder;
+use odm_core::Bundle;
+use odm_trainer::onnx::{Attr, Dim, GraphBuilder};
+use odm_trainer::train::byo::{bundle_onnx, inspect, ByoOptions};
+
+/// Solid colours of the test world (RGB).
+const COLOURS: [(&str, [u8; 3]); 6] = [
+    ("red", [220, 30, 30]),
+    ("green", [30, 200, 40]),
+    ("blue", [30, 40, 220]),
+    ("yellow", [230, 220, 30]),
+    ("magenta", [210, 30, 200]),
+    ("cyan", [30, 210, 220]),
+];
+
+/// A colour embedding network: the mean of each input channel (GlobalAveragePool), mixed by a fixed 5x3 matrix.
+/// Input `pixels` `[N,3,H,W]` with dynamic height and width unless `fixed`, output `features` `[N,5]`.
+fn colour_net(fixed: Option<(i64, i64)>) -> Vec<u8> {
+    let mut g = GraphBuilder::new("colour-net");
+    let (h, w) = match fixed {
+        Some((h, w)) => (Dim::Fixed(h), Dim::Fixed(w)),
+        None => (Dim::Named("H"), Dim::Named("W")),
+    };
+    let x = g.input("pixels", &[Dim::Named("N"), Dim::Fixed(3), h, w]);
+    let p = g.node("GlobalAveragePool", &[&x], vec![], None);
+    let f = g.node("Flatten", &[&p], vec![Attr::Int("axis", 1)], None);
+    let m = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5f32];
+    let wn = g.weight("mix", &[5, 3], &m);
+    let bn = g.weight("bias", &[5], &[0.1, -0.2, 0.3, 0.0, 0.05]);
+    g.node("Gemm", &[&f, &wn, &bn], vec![Attr::Int("transB", 1)], Some("features"));
+    g.output("features", &[Dim::Named("N"), Dim::Fixed(5)]);
+    g.finish("a colour embedding that odm's trainer did not train")
+}
+
+/// `root/{train,test}/<colour>/NNN.png`: 32x32 solid colours with a little per-pixel noise.
+fn colour_data(root: &Path, train: usize, test: usize) {
+    let mut seed = 7u32;
+    let mut noise = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 24) as i32 % 21 - 10
+    };
+    for (split, n) in [("train", train), ("test", test)] {
+        for (name, rgb) in COLOURS {
+            let dir = root.join(split).join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(32, 32, |_, _| {
+                    image::Rgb(rgb.map(|c| (c as i32 + noise()).clamp(0, 255) as u8))
+                });
+                img.save(dir.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+/// Grey and dark textures, `dir/textures/NNN.png`: what is not a sign.
+fn grey_tree(dir: &Path, n: usize) {
+    let dir = dir.join("textures");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        let base = (i * 37 % 200) as u8 + 20;
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let v = base.saturating_add(((x * 7 + y * 13 + i as u32) % 30) as u8);
+            image::Rgb([v, v, v])
+        });
+        img.save(dir.join(format!("{i:03}.png"))).unwrap();
+    }
+}
+
+fn options(onnx: PathBuf, data: &Path, anomaly: PathBuf, out: PathBuf) -> ByoOptions {
+    ByoOptions {
+        onnx,
+        data: data.to_owned(),
+        in_dist: ["red", "green", "blue", "yellow"].map(String::from).to_vec(),
+        seen_ood: vec!["magenta".into()],
+        unseen_ood: vec!["cyan".into()],
+        anomaly_dirs: vec![anomaly],
+        input_name: None,
+        output_name: None,
+        input_size: Some((24, 20)),
+        color: ColorOrder::Bgr,
+        mean: [0.4, 0.45, 0.5],
+        std: [0.2, 0.22, 0.24],
+        context: 0.0,
+        tpr: 0.95,
+        seed: 1,
+        noise: 50,
+        name: "colour-net".into(),
+        out,
+    }
+}
+
+#[test]
+fn a_network_odm_did_not_train_gets_a_checked_bundle_and_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("colour-net.onnx");
+    std::fs::write(&onnx, colour_net(None)).unwrap();
+    let data = dir.path().join("data");
+    colour_data(&data, 40, 12);
+    grey_tree(&dir.path().join("grey"), 60);
+    let out = dir.path().join("bundle");
+    let made = bundle_onnx(&options(onnx.clone(), &data, dir.path().join("grey"), out.clone())).unwrap();
+
+    // The plugin's checks pass (Bundle::open verifies the copied network's SHA-256), with the network's own spec.
+    let b = Bundle::open(&made.bundle).unwrap();
+    assert_eq!(b.model.file, "colour-net.onnx");
+    assert_eq!(std::fs::read(out.join("colour-net.onnx")).unwrap(), std::fs::read(&onnx).unwrap());
+    let i = &b.model.input;
+    assert_eq!((i.name.as_str(), i.width, i.height, i.color), ("pixels", 24, 20, ColorOrder::Bgr));
+    assert_eq!((i.mean, i.std), ([0.4, 0.45, 0.5], [0.2, 0.22, 0.24]));
+    assert_eq!((b.model.output.name.as_str(), b.dim()), ("features", 5));
+    let labels: Vec<&str> = b.classes.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels, ["red", "green", "blue", "yellow"]);
+    assert!(b.score.novelty_threshold > 0.0 && b.score.anomaly_threshold >= b.score.novelty_threshold);
+    assert_eq!(b.training["source"], "odm-train bundle --onnx");
+
+    // The same report `eval` writes: every known colour right, the unknown colour and the grey set apart.
+    let m = made.metrics.expect("data/test exists, so there is a report");
+    assert_eq!(m.in_accuracy, 100.0);
+    assert!(m.sets["novelty"].auroc > 99.0, "{}", m.markdown());
+    assert!(m.sets["grey (unseen)"].auroc > 99.0, "{}", m.markdown());
+    assert!(out.join("metrics.md").is_file() && out.join("metrics.json").is_file());
+    assert!(b.metrics.is_array());
+
+    // A centre is the mean embedding of its class's training crops: red's is the mixed, normalised BGR mean.
+    let red = &b.classes[0].center;
+    let norm = |c: usize, v: f32| (v / 255.0 - i.mean[c]) / i.std[c];
+    // BGR tensor order: channel 0 is blue (30), 1 green (30), 2 red (220); noise averages out to within 0.05.
+    let x = [norm(0, 30.0), norm(1, 30.0), norm(2, 220.0)];
+    assert!((red[0] - (x[0] + 0.1)).abs() < 0.05 && (red[2] - (x[2] + 0.3)).abs() < 0.05, "{red:?} vs {x:?}");
+}
+
+#[test]
+fn networks_and_inputs_it_cannot_use_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    colour_data(&data, 12, 0);
+    grey_tree(&dir.path().join("grey"), 20);
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let err = |o: ByoOptions| bundle_onnx(&o).unwrap_err().to_string();
+    let opts = |onnx: PathBuf| options(onnx, &data, dir.path().join("grey"), dir.path().join("out"));
+
+    // ONNX Runtime cannot load it.
+    let junk = write("junk.onnx", b"not a protobuf at all");
+    let e = err(opts(junk));
+    assert!(e.contains("junk.onnx") && e.contains("ONNX Runtime cannot load it"), "{e}");
+
+    // The output is not [N,D].
+    let mut g = GraphBuilder::new("map");
+    let x = g.input("pixels", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(8), Dim::Fixed(8)]);
+    g.node("Relu", &[&x], vec![], Some("map"));
+    g.output("map", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(8), Dim::Fixed(8)]);
+    let e = err(opts(write("map.onnx", &g.finish("a feature map"))));
+    assert!(e.contains("map.onnx") && e.contains("output \"map\" is float32 [?,3,8,8]") && e.contains("[N,D]"), "{e}");
+
+    // The input is not an image tensor.
+    let mut g = GraphBuilder::new("flat");
+    let x = g.input("vector", &[Dim::Named("N"), Dim::Fixed(12)]);
+    g.node("Relu", &[&x], vec![], Some("out"));
+    g.output("out", &[Dim::Named("N"), Dim::Fixed(12)]);
+    let e = err(opts(write("flat.onnx", &g.finish("a vector network"))));
+    assert!(e.contains("flat.onnx") && e.contains("input \"vector\" is float32 [?,12]: not an image tensor"), "{e}");
+
+    // An input size that is not the network's.
+    let fixed = write("fixed.onnx", &colour_net(Some((16, 16))));
+    let e = err(ByoOptions { input_size: Some((24, 20)), ..opts(fixed.clone()) });
+    assert!(e.contains("fixed.onnx") && e.contains("is 16x16") && e.contains("--input-size says 24x20"), "{e}");
+    // A fixed network needs no --input-size; a dynamic one does.
+    let io = inspect(&fixed, None, None).unwrap();
+    assert_eq!(
+        (io.input.as_str(), io.size, io.output.as_str(), io.dim),
+        ("pixels", Some((16, 16)), "features", Some(5))
+    );
+    let dynamic = write("dynamic.onnx", &colour_net(None));
+    let e = err(ByoOptions { input_size: None, ..opts(dynamic.clone()) });
+    assert!(e.contains("dynamic.onnx") && e.contains("give --input-size"), "{e}");
+
+    // Names that are not in the network, and classes that are not in the data.
+    let e = err(ByoOptions { input_name: Some("image".into()), ..opts(dynamic.clone()) });
+    assert!(e.contains("no input named \"image\" (its inputs: pixels)"), "{e}");
+    let e = err(ByoOptions { in_dist: vec!["red".into(), "purple".into()], ..opts(dynamic.clone()) });
+    assert!(e.contains("purple"), "{e}");
+    // A std of zero.
+    let e = err(ByoOptions { std: [0.2, 0.0, 0.2], ..opts(dynamic) });
+    assert!(e.contains("every std must be positive"), "{e}");
+}
