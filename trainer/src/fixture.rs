@@ -107,3 +107,75 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
     bundle.save(&path)?;
     Ok(path)
 }
+
+/// Solid colours of the test world (RGB).
+pub const FOREIGN_COLOURS: [(&str, [u8; 3]); 6] = [
+    ("red", [220, 30, 30]),
+    ("green", [30, 200, 40]),
+    ("blue", [30, 40, 220]),
+    ("yellow", [230, 220, 30]),
+    ("magenta", [210, 30, 200]),
+    ("cyan", [30, 210, 220]),
+];
+
+/// A network as another framework would export it, for `odm-train bundle --onnx` (no bundle, nothing of odm's
+/// conventions): the mean of each input channel (GlobalAveragePool), mixed by a fixed 5x3 matrix with a bias.
+/// Input `pixels` `[N,3,H,W]` with dynamic height and width unless `fixed` (height, width), output `features` `[N,5]`.
+pub fn foreign_onnx(fixed: Option<(i64, i64)>) -> Vec<u8> {
+    let mut g = GraphBuilder::new("colour-net");
+    let (h, w) = match fixed {
+        Some((h, w)) => (Dim::Fixed(h), Dim::Fixed(w)),
+        None => (Dim::Named("H"), Dim::Named("W")),
+    };
+    let x = g.input("pixels", &[Dim::Named("N"), Dim::Fixed(3), h, w]);
+    let p = g.node("GlobalAveragePool", &[&x], vec![], None);
+    let f = g.node("Flatten", &[&p], vec![Attr::Int("axis", 1)], None);
+    let m = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5f32];
+    let wn = g.weight("mix", &[5, 3], &m);
+    let bn = g.weight("bias", &[5], &[0.1, -0.2, 0.3, 0.0, 0.05]);
+    g.node("Gemm", &[&f, &wn, &bn], vec![Attr::Int("transB", 1)], Some("features"));
+    g.output("features", &[Dim::Named("N"), Dim::Fixed(5)]);
+    g.finish("a colour embedding that odm's trainer did not train")
+}
+
+/// A class-per-folder dataset for it, `root/{train,test}/<colour>/NNN.png` (`train` and `test` images per class of
+/// [`FOREIGN_COLOURS`]): 32x32 solid colours, each image shifted by up to 20 levels per channel, each pixel by 10.
+pub fn colour_dataset(root: &Path, train: usize, test: usize) -> Result<(), TrainError> {
+    let mut seed = 7u32;
+    let mut noise = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 24) as i32 % 21 - 10
+    };
+    for (split, n) in [("train", train), ("test", test)] {
+        for (name, rgb) in FOREIGN_COLOURS {
+            let dir = root.join(split).join(name);
+            fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
+            for i in 0..n {
+                // Each image a little off its colour (lighting), each pixel a little off the image's (sensor noise).
+                let shade = rgb.map(|c| c as i32 + noise() * 2);
+                let img = image::RgbImage::from_fn(32, 32, |_, _| {
+                    image::Rgb(shade.map(|c| (c + noise()).clamp(0, 255) as u8))
+                });
+                let p = dir.join(format!("{i:03}.png"));
+                img.save(&p).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Grey and dark textures, `dir/textures/NNN.png`: what is not a sign.
+pub fn grey_tree(dir: &Path, n: usize) -> Result<(), TrainError> {
+    let dir = dir.join("textures");
+    fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
+    for i in 0..n {
+        let base = (i * 37 % 200) as u8 + 20;
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let v = base.saturating_add(((x * 7 + y * 13 + i as u32) % 30) as u8);
+            image::Rgb([v, v, v])
+        });
+        let p = dir.join(format!("{i:03}.png"));
+        img.save(&p).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))?;
+    }
+    Ok(())
+}

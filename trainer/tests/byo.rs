@@ -7,72 +7,9 @@ use std::path::{Path, PathBuf};
 
 use odm_core::bundle::ColorOrder;
 use odm_core::Bundle;
-use odm_trainer::onnx::{Attr, Dim, GraphBuilder};
+use odm_trainer::fixture::{colour_dataset as colour_data, foreign_onnx as colour_net, grey_tree};
+use odm_trainer::onnx::{Dim, GraphBuilder};
 use odm_trainer::train::byo::{bundle_onnx, inspect, ByoOptions};
-
-/// Solid colours of the test world (RGB).
-const COLOURS: [(&str, [u8; 3]); 6] = [
-    ("red", [220, 30, 30]),
-    ("green", [30, 200, 40]),
-    ("blue", [30, 40, 220]),
-    ("yellow", [230, 220, 30]),
-    ("magenta", [210, 30, 200]),
-    ("cyan", [30, 210, 220]),
-];
-
-/// A colour embedding network: the mean of each input channel (GlobalAveragePool), mixed by a fixed 5x3 matrix.
-/// Input `pixels` `[N,3,H,W]` with dynamic height and width unless `fixed`, output `features` `[N,5]`.
-fn colour_net(fixed: Option<(i64, i64)>) -> Vec<u8> {
-    let mut g = GraphBuilder::new("colour-net");
-    let (h, w) = match fixed {
-        Some((h, w)) => (Dim::Fixed(h), Dim::Fixed(w)),
-        None => (Dim::Named("H"), Dim::Named("W")),
-    };
-    let x = g.input("pixels", &[Dim::Named("N"), Dim::Fixed(3), h, w]);
-    let p = g.node("GlobalAveragePool", &[&x], vec![], None);
-    let f = g.node("Flatten", &[&p], vec![Attr::Int("axis", 1)], None);
-    let m = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5f32];
-    let wn = g.weight("mix", &[5, 3], &m);
-    let bn = g.weight("bias", &[5], &[0.1, -0.2, 0.3, 0.0, 0.05]);
-    g.node("Gemm", &[&f, &wn, &bn], vec![Attr::Int("transB", 1)], Some("features"));
-    g.output("features", &[Dim::Named("N"), Dim::Fixed(5)]);
-    g.finish("a colour embedding that odm's trainer did not train")
-}
-
-/// `root/{train,test}/<colour>/NNN.png`: 32x32 solid colours with a little per-pixel noise.
-fn colour_data(root: &Path, train: usize, test: usize) {
-    let mut seed = 7u32;
-    let mut noise = move || {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (seed >> 24) as i32 % 21 - 10
-    };
-    for (split, n) in [("train", train), ("test", test)] {
-        for (name, rgb) in COLOURS {
-            let dir = root.join(split).join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..n {
-                let img = image::RgbImage::from_fn(32, 32, |_, _| {
-                    image::Rgb(rgb.map(|c| (c as i32 + noise()).clamp(0, 255) as u8))
-                });
-                img.save(dir.join(format!("{i:03}.png"))).unwrap();
-            }
-        }
-    }
-}
-
-/// Grey and dark textures, `dir/textures/NNN.png`: what is not a sign.
-fn grey_tree(dir: &Path, n: usize) {
-    let dir = dir.join("textures");
-    std::fs::create_dir_all(&dir).unwrap();
-    for i in 0..n {
-        let base = (i * 37 % 200) as u8 + 20;
-        let img = image::RgbImage::from_fn(32, 32, |x, y| {
-            let v = base.saturating_add(((x * 7 + y * 13 + i as u32) % 30) as u8);
-            image::Rgb([v, v, v])
-        });
-        img.save(dir.join(format!("{i:03}.png"))).unwrap();
-    }
-}
 
 fn options(onnx: PathBuf, data: &Path, anomaly: PathBuf, out: PathBuf) -> ByoOptions {
     ByoOptions {
@@ -103,8 +40,8 @@ fn a_network_odm_did_not_train_gets_a_checked_bundle_and_a_report() {
     let onnx = dir.path().join("colour-net.onnx");
     std::fs::write(&onnx, colour_net(None)).unwrap();
     let data = dir.path().join("data");
-    colour_data(&data, 40, 12);
-    grey_tree(&dir.path().join("grey"), 60);
+    colour_data(&data, 40, 12).unwrap();
+    grey_tree(&dir.path().join("grey"), 60).unwrap();
     let out = dir.path().join("bundle");
     let made = bundle_onnx(&options(onnx.clone(), &data, dir.path().join("grey"), out.clone())).unwrap();
 
@@ -141,8 +78,8 @@ fn a_network_odm_did_not_train_gets_a_checked_bundle_and_a_report() {
 fn networks_and_inputs_it_cannot_use_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    colour_data(&data, 12, 0);
-    grey_tree(&dir.path().join("grey"), 20);
+    colour_data(&data, 12, 0).unwrap();
+    grey_tree(&dir.path().join("grey"), 20).unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();
