@@ -345,11 +345,15 @@ impl Bundle {
             }
             let nov = class.novelty_threshold.unwrap_or(self.score.novelty_threshold);
             let ano = class.anomaly_threshold.unwrap_or(self.score.anomaly_threshold);
-            if let Some(t) = class.novelty_threshold {
-                finite(format!("classes[{k}].novelty_threshold"), t)?;
-            }
-            if let Some(t) = class.anomaly_threshold {
-                finite(format!("classes[{k}].anomaly_threshold"), t)?;
+            for (field, t) in
+                [("novelty_threshold", class.novelty_threshold), ("anomaly_threshold", class.anomaly_threshold)]
+            {
+                if let Some(t) = t {
+                    finite(format!("classes[{k}].{field}"), t)?;
+                    if t < 0.0 {
+                        return Err(invalid(&format!("classes[{k}].{field}"), format!("{t} is negative")));
+                    }
+                }
             }
             let own = class.novelty_threshold.is_some() || class.anomaly_threshold.is_some();
             if own && nov.is_finite() && ano.is_finite() && ano < nov {

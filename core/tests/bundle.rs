@@ -164,3 +164,68 @@ fn missing_files_are_named() {
     let e = Bundle::open(&path).unwrap_err();
     assert!(matches!(e, BundleError::ModelIo { .. }) && e.to_string().contains("m.onnx"), "{e}");
 }
+
+/// docs/bundle.schema.json, compiled.
+fn schema() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bundle.schema.json");
+    let v: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn schema_errors(s: &jsonschema::Validator, v: &Value) -> Vec<String> {
+    s.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path)).collect()
+}
+
+#[test]
+fn the_shipped_bundles_and_the_writers_output_follow_the_json_schema() {
+    let s = schema();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for shipped in ["models/signs/signs.odm.json", "models/colors/colors.odm.json"] {
+        let v: Value = serde_json::from_str(&fs::read_to_string(root.join(shipped)).unwrap()).unwrap();
+        assert_eq!(schema_errors(&s, &v), Vec::<String>::new(), "{shipped}");
+    }
+    // What Bundle::save writes (the writer every odm-train command uses), with and without the optional fields.
+    let (dir, path, v) = fixture();
+    write(&path, &v);
+    let mut b = Bundle::open(&path).unwrap();
+    for precision in ["fp32", "int8", "fp16"] {
+        b.model.precision = precision.into();
+        let out = dir.path().join("saved.odm.json");
+        b.save(&out).unwrap();
+        let saved: Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(schema_errors(&s, &saved), Vec::<String>::new(), "{precision}");
+    }
+}
+
+#[test]
+fn the_json_schema_refuses_what_the_reader_refuses_where_a_schema_can_tell() {
+    // The reader's rules that are about one value (not about the ONNX file or two fields together).
+    let s = schema();
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        ("format", Box::new(|v| v["format"] = json!("odm-bundle/2"))),
+        ("name", Box::new(|v| v["name"] = json!(" "))),
+        ("sha256", Box::new(|v| v["model"]["sha256"] = json!("abc"))),
+        ("precision", Box::new(|v| v["model"]["precision"] = json!("int4"))),
+        ("width", Box::new(|v| v["model"]["input"]["width"] = json!(0))),
+        ("std", Box::new(|v| v["model"]["input"]["std"][1] = json!(0.0))),
+        ("context", Box::new(|v| v["model"]["input"]["context"] = json!(2.5))),
+        ("color", Box::new(|v| v["model"]["input"]["color"] = json!("RGBA"))),
+        ("dim", Box::new(|v| v["model"]["output"]["dim"] = json!(0))),
+        ("classes", Box::new(|v| v["classes"] = json!([]))),
+        ("id", Box::new(|v| v["classes"][0]["id"] = json!(-1))),
+        ("class threshold", Box::new(|v| v["classes"][1]["novelty_threshold"] = json!(-0.5))),
+        ("kind", Box::new(|v| v["score"]["kind"] = json!("softmax"))),
+        ("tpr", Box::new(|v| v["score"]["calibration"]["tpr"] = json!(1.5))),
+        ("unknown field", Box::new(|v| v["model"]["input"]["colour"] = json!("RGB"))),
+        ("missing field", Box::new(|v| drop(v["model"].as_object_mut().unwrap().remove("sha256")))),
+    ];
+    let (_dir, path, good) = fixture();
+    assert_eq!(schema_errors(&s, &good), Vec::<String>::new());
+    for (what, break_it) in cases {
+        let mut v = good.clone();
+        break_it(&mut v);
+        assert!(!schema_errors(&s, &v).is_empty(), "the schema accepts a bundle with a bad {what}");
+        write(&path, &v);
+        assert!(Bundle::open(&path).is_err(), "the reader accepts a bundle with a bad {what}");
+    }
+}
