@@ -201,7 +201,8 @@ fn the_shipped_bundles_and_the_writers_output_follow_the_json_schema() {
 fn the_json_schema_refuses_what_the_reader_refuses_where_a_schema_can_tell() {
     // The reader's rules that are about one value (not about the ONNX file or two fields together).
     let s = schema();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("format", Box::new(|v| v["format"] = json!("odm-bundle/2"))),
         ("name", Box::new(|v| v["name"] = json!(" "))),
         ("sha256", Box::new(|v| v["model"]["sha256"] = json!("abc"))),
