@@ -58,6 +58,22 @@ pub struct ScoreResult {
     pub verdict: Verdict,
 }
 
+/// The `confidence` of a result, in [0, 1], from its distance `d` to the nearest centre and the novelty threshold `t`
+/// in force for that class (the calibrated one, or the element's override): `2^-(d/t)^2`. It is 1 at the centre,
+/// exactly 0.5 at the threshold — so `confidence >= 0.5` is the same test as the verdict `known` — 0.06 at twice the
+/// threshold, and falls towards 0 beyond. For users of DeepStream's `result_prob` or DL Streamer's `confidence`;
+/// the distance and the thresholds stay beside it. With `t = 0`, 1 at `d = 0` and 0 elsewhere; 0 for a non-finite
+/// distance.
+pub fn confidence(d: f64, t: f64) -> f64 {
+    if !d.is_finite() || d < 0.0 {
+        return 0.0;
+    }
+    if t <= 0.0 {
+        return if d == 0.0 { 1.0 } else { 0.0 };
+    }
+    0.5f64.powf((d / t) * (d / t))
+}
+
 /// Nearest-centre scorer built once from a bundle; scoring allocates nothing.
 #[derive(Debug, Clone)]
 pub struct Scorer {
@@ -143,6 +159,12 @@ impl Scorer {
         // An override of one threshold may cross the other's bundle value: the anomaly band never goes below
         // the novelty band.
         (n, a.max(n))
+    }
+
+    /// Confidence in [0, 1] that a crop at `distance` from the given class's centre is that class: see
+    /// [`confidence`], with the class's novelty threshold in force.
+    pub fn confidence(&self, class_index: usize, distance: f64) -> f64 {
+        confidence(distance, self.thresholds(class_index).0)
     }
 
     /// Verdict for a distance to the given class.

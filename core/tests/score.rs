@@ -66,3 +66,23 @@ fn overrides_apply_to_every_class_and_are_checked() {
     assert_eq!(s.thresholds(0), (1.0, 3.0));
     assert_eq!("novelty".parse::<Verdict>().unwrap(), Verdict::Novelty);
 }
+
+#[test]
+fn confidence_is_one_half_exactly_at_the_novelty_threshold() {
+    use odm_core::score::confidence;
+    assert_eq!(confidence(0.0, 2.0), 1.0);
+    assert_eq!(confidence(2.0, 2.0), 0.5);
+    assert!((confidence(4.0, 2.0) - 0.0625).abs() < 1e-12);
+    assert!(confidence(1.0, 2.0) > 0.5 && confidence(2.0001, 2.0) < 0.5);
+    assert_eq!((confidence(0.0, 0.0), confidence(0.1, 0.0)), (1.0, 0.0));
+    assert_eq!((confidence(f64::INFINITY, 1.0), confidence(f64::NAN, 1.0)), (0.0, 0.0));
+    // Monotone in the distance, and the same test as the verdict `known` at every distance.
+    let mut last = 1.0;
+    for i in 0..400 {
+        let d = i as f64 * 0.01;
+        let c = confidence(d, 1.7);
+        assert!(c <= last && (0.0..=1.0).contains(&c));
+        assert_eq!(c >= 0.5, d <= 1.7, "{d}");
+        last = c;
+    }
+}

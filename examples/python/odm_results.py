@@ -3,10 +3,10 @@
 """Embedding odm in a Python application (PyGObject): run a pipeline, read odmclassify's results.
 
 With emit-messages=true, odmclassify posts an element message `odm-results` per frame: `results` is an array of
-`odm` structures (roi-id, x, y, w, h, class-id, label, distance, verdict, thresholds, model). The frames go to an
-appsink for the application. (The same structures are the `odm` params of the buffer's ROI metas; reading metas from
-Python needs more GI plumbing than messages do.) Needs python3-gi and python3-gst-1.0 (Debian), installed by
-scripts/bootstrap.sh.
+`odm` structures (roi-id, x, y, w, h, class-id, label, distance, confidence, verdict, thresholds, model). The frames
+go to an appsink for the application. The same structures travel on the buffers in the `OdmResultsMeta` custom meta:
+examples/python/odm_probe.py reads them in a pad probe. Needs python3-gi and gir1.2-gstreamer-1.0 (Debian),
+installed by scripts/bootstrap.sh.
 
 Usage: GST_PLUGIN_PATH=target/release python3 examples/python/odm_results.py [--model FILE] [--frames N] [SOURCE]
 SOURCE is a gst-launch fragment ending in raw video (default: a test pattern, each frame one crop).

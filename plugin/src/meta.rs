@@ -95,11 +95,13 @@ impl RoiResult {
                 .field("class-id", *class_id)
                 .field("label", &**label)
                 .field("distance", *distance)
+                .field("confidence", odm_core::score::confidence(*distance, self.novelty_threshold))
                 .field("verdict", verdict.as_str()),
             Outcome::Skipped { reason } => b
                 .field("class-id", -1i32)
                 .field("label", "")
                 .field("distance", -1.0f64)
+                .field("confidence", 0.0f64)
                 .field("verdict", "skipped")
                 .field("reason", reason.as_str()),
         };

@@ -452,3 +452,63 @@ fn proposals_read_nv12_with_the_caps_matrix() {
         assert_eq!(nv12, rgb, "NV12 with {matrix}");
     }
 }
+
+#[test]
+fn export_lines_carry_every_buffer_field_under_the_same_name() {
+    // One naming rule (docs/results.md): a JSON line has every field of the buffer's `odm` structure, with `_` for
+    // `-`, and the same value; the ROI id is `id` (odmroireplay's format). With vote-window the raw fields too.
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let mut h = gst_check::Harness::new_parse(&format!(
+        "odmclassify model={} vote-window=3 ! odmexport location={}",
+        colors_model(),
+        out.display()
+    ));
+    h.set_src_caps(rgb_caps(64, 48));
+    let frame = rgb_frame(64, 48, &[((0, 0, 20, 20), RED), ((30, 0, 20, 20), [128, 128, 128])]);
+    h.push(buffer_with_rois(frame, &[(1, (0, 0, 20, 20)), (2, (30, 0, 20, 20)), (3, (100, 100, 5, 5))], 0)).unwrap();
+    let buf = h.pull().unwrap();
+    h.push_event(gst::event::Eos::new());
+    drop(h);
+    let meta = gst::meta::CustomMeta::from_buffer(&buf, "OdmResultsMeta").unwrap();
+    let results = meta.structure().get::<gst::Array>("results").unwrap();
+    let line = &lines(&out)[0];
+    let rois = line["rois"].as_array().unwrap();
+    assert_eq!((results.len(), rois.len()), (3, 3));
+    let mut seen = std::collections::BTreeSet::new();
+    for r in results.iter() {
+        let s = r.get::<gst::Structure>().unwrap();
+        let id = s.get::<i32>("roi-id").unwrap();
+        let roi = rois.iter().find(|j| j["id"] == id).unwrap_or_else(|| panic!("no line for roi {id}"));
+        for (name, value) in s.iter() {
+            if name == "roi-id" {
+                continue;
+            }
+            let key = name.replace('-', "_");
+            seen.insert(key.clone());
+            let j = &roi[&key];
+            let same = if let Ok(v) = value.get::<f64>() {
+                // Skipped ROIs write -1 / 0 on buffers and null (or nothing) in JSON.
+                j.as_f64().map_or(v == -1.0 || v == 0.0, |x| (x - v).abs() < 1e-9)
+            } else if let Ok(v) = value.get::<i32>() {
+                j.as_i64().map_or(v == -1, |x| x == v as i64)
+            } else if let Ok(v) = value.get::<u32>() {
+                j.as_u64() == Some(v as u64)
+            } else if let Ok(v) = value.get::<bool>() {
+                j.as_bool().unwrap_or(false) == v
+            } else if let Ok(v) = value.get::<String>() {
+                j.as_str().map_or(v.is_empty(), |x| x == v)
+            } else {
+                panic!("{name}: unexpected type {}", value.type_())
+            };
+            assert!(same, "roi {id}: {name}={value:?} on the buffer, {key}={j} in the line");
+        }
+    }
+    for key in ["confidence", "novelty_threshold", "anomaly_threshold", "raw_label", "raw_class_id", "reason"] {
+        assert!(seen.contains(key), "{key} was not compared");
+    }
+    let red = rois.iter().find(|j| j["id"] == 1).unwrap();
+    assert_eq!((red["label"].as_str(), red["verdict"].as_str()), (Some("red"), Some("known")));
+    assert!(red["confidence"].as_f64().unwrap() > 0.5);
+}

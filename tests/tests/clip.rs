@@ -72,6 +72,21 @@ fn python_example_reads_results() {
 }
 
 #[test]
+fn python_pad_probe_example_reads_the_results_meta() {
+    let reg = tempfile::NamedTempFile::new().unwrap();
+    let model = repo().join("models/colors/colors.onnx");
+    let out = gst_tool("/usr/bin/python3", reg.path())
+        .arg(repo().join("examples/python/odm_probe.py"))
+        .args(["--model", model.to_str().unwrap(), "--frames", "3"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(t.matches("label blue verdict known distance 0.000 confidence 1.000").count(), 3, "{t}");
+    assert!(t.contains("3 ROIs classified in 3 frames"), "{t}");
+}
+
+#[test]
 fn a_clip_that_does_not_decode_stops_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("broken.mp4");

@@ -111,16 +111,25 @@ struct RoiLine<'a> {
     class_id: Option<i32>,
     label: Option<&'a str>,
     distance: Option<f64>,
+    /// In [0, 1], 0.5 at the class's novelty threshold (`odm_core::score::confidence`).
+    confidence: Option<f64>,
     /// known, novelty, anomaly, skipped, or null when no classifier saw this ROI.
     verdict: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<&'a str>,
+    /// The thresholds in force for the class (bundle, per class, or the element's overrides).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    novelty_threshold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anomaly_threshold: Option<f64>,
     /// Reused from an earlier frame (`reclassify-interval`); absent when computed on this frame.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reused: bool,
     /// With `vote-window`: this frame's own label, distance and verdict beside the voted ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_class_id: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_label: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -287,10 +296,19 @@ impl BaseTransformImpl for OdmExport {
                     class_id,
                     label,
                     distance,
+                    confidence: e.result.as_ref().and_then(|r| match &r.outcome {
+                        Outcome::Classified { distance, .. } => {
+                            Some(odm_core::score::confidence(*distance, r.novelty_threshold))
+                        }
+                        Outcome::Skipped { .. } => None,
+                    }),
                     verdict: e.result.as_ref().map(|r| r.verdict_str()),
                     reason,
                     model: e.result.as_ref().map(|r| &*r.model),
+                    novelty_threshold: e.result.as_ref().map(|r| r.novelty_threshold),
+                    anomaly_threshold: e.result.as_ref().map(|r| r.anomaly_threshold),
                     reused: e.result.as_ref().is_some_and(|r| r.reused),
+                    raw_class_id: raw.map(|r| r.class_id),
                     raw_label: raw.map(|r| &*r.label),
                     raw_distance: raw.map(|r| r.distance),
                     raw_verdict: raw.map(|r| r.verdict.as_str()),
