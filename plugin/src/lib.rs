@@ -34,6 +34,8 @@ gst::plugin_define!(
     env!("CARGO_PKG_DESCRIPTION"),
     plugin_init,
     concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    // odm is MIT OR Apache-2.0 (LICENSE-MIT, LICENSE-APACHE). GStreamer refuses to load a plugin whose licence is
+    // not on its fixed list, which has no Apache-2.0 and no dual licences: the plugin states the MIT half.
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),

@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod mine;
 pub mod onnx;
 pub mod plot;
+pub mod progress;
 pub mod results;
 pub mod sheet;
 pub mod synth;

@@ -8,6 +8,28 @@ use clap::{Parser, Subcommand};
 use odm_core::Bundle;
 
 /// Print a line; a closed stdout (`odm-train ... | head`) ends the command quietly instead of panicking.
+/// `--threads` of the commands that embed data (eval, centers, plot, export, bundle).
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Threads {
+    /// Threads for libtorch, image decoding and ONNX Runtime (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl Threads {
+    fn apply(self) -> Result<(), Box<dyn std::error::Error>> {
+        if let Some(n) = self.threads {
+            if n == 0 {
+                return Err("--threads 0: give at least 1".into());
+            }
+            tch::set_num_threads(n as i32);
+            rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+            odm_trainer::train::onnx_embed::set_threads(n);
+        }
+        Ok(())
+    }
+}
+
 /// `--color` of `bundle`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ColorArg {
@@ -216,13 +238,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         per_class: usize,
         /// Most rows per role (in-distribution, seen-ood, novelty, each anomaly set); default: all.
-        #[arg(long, default_value_t = usize::MAX)]
-        rows_per_role: usize,
+        #[arg(long)]
+        rows_per_role: Option<usize>,
     },
     /// Read a dataset, drop classes with too few images, split its classes (explicit lists or seeded fractions that
     /// keep groups of near-identical classes together) and its samples; print the split as JSON.
     Split {
-        /// Dataset root.
+        /// Dataset root, as `train --data` takes it: a class-per-folder dataset is read at ROOT/train (or ROOT itself
+        /// when it has no train/ folder); GTSRB, TT100K and IDX roots as `import` takes them.
         #[arg(long)]
         data: PathBuf,
         #[arg(long, value_enum, default_value = "folder")]
@@ -259,6 +282,8 @@ enum Command {
         /// run's network; the tables go to metrics-onnx-STEM.json and .md.
         #[arg(long)]
         onnx: Option<PathBuf>,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// Convert a dataset (GTSRB, TT100K, IDX, folders) into the train/ + test/ class-per-folder layout `train` reads.
     Import {
@@ -301,6 +326,8 @@ enum Command {
         /// With --mode replace: write the bundle even though classes of the run are not in --data.
         #[arg(long)]
         allow_drop: bool,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// PCA figure of the embedding (the paper's Figure 3) and ROC curves: RUN/pca.png and RUN/roc.png.
     Plot {
@@ -309,6 +336,8 @@ enum Command {
         /// Points per set.
         #[arg(long, default_value_t = 300)]
         per_set: usize,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// Training speed on fixed random batches (compare with trainer/bench/torch_ref.py through trainer/bench/run.sh).
     Bench {
@@ -379,6 +408,8 @@ enum Command {
         name: Option<String>,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// Export a run's network (ONNX, BatchNorm folded, dynamic batch) and its bundle into a folder.
     Export {
@@ -398,6 +429,8 @@ enum Command {
         /// precision fp16.
         #[arg(long)]
         fp16: bool,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// List the classes of the synthetic world with their groups.
     Classes,
@@ -592,9 +625,22 @@ impl TrainArgs {
         set!(data, calib_ood, method, arch, input, embedding, steps, batch, lr, lr_schedule, margin, same_pairs);
         set!(in_out_pairs, pair_mean, ood_fraction, permuted_ood, val_fraction, tpr, context, checkpoint_every);
         set!(seed, device, name, anomaly_share, novelty_share, novelty_margin, ce_weight);
-        if !(in_dist.is_empty() && seen_ood.is_empty() && unseen_ood.is_empty()) {
-            (c.in_dist, c.seen_ood, c.unseen_ood) = (in_dist, seen_ood, unseen_ood);
+        // Field by field: a list flag replaces that list only; a class it names leaves the other lists that come
+        // from the file (so `--seen-ood stop` moves `stop` out of the file's in-distribution list).
+        let given = [in_dist, seen_ood, unseen_ood];
+        let mut lists =
+            [std::mem::take(&mut c.in_dist), std::mem::take(&mut c.seen_ood), std::mem::take(&mut c.unseen_ood)];
+        for (i, flag) in given.iter().enumerate() {
+            if !flag.is_empty() {
+                lists[i] = flag.clone();
+            }
         }
+        for (j, list) in lists.iter_mut().enumerate() {
+            if given[j].is_empty() {
+                list.retain(|class| !given.iter().any(|g| g.contains(class)));
+            }
+        }
+        [c.in_dist, c.seen_ood, c.unseen_ood] = lists;
         for (dirs, to) in [
             (anomaly_dirs, &mut c.anomaly_dirs),
             (seen_anomaly_dirs, &mut c.seen_anomaly_dirs),
@@ -707,7 +753,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ..Default::default()
             };
             let start = std::time::Instant::now();
-            let m = odm_trainer::synth::run(&out, &config, std::io::IsTerminal::is_terminal(&std::io::stderr()))?;
+            let m = odm_trainer::synth::run(&out, &config, true)?;
             let total = m.classes.iter().map(|c| c.train + c.test).sum::<usize>()
                 + m.background.iter().map(|b| b.1).sum::<usize>()
                 + m.noise;
@@ -723,7 +769,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Command::Sheet { data, out, per_class, rows_per_role } => {
-            let rows = odm_trainer::data::sheet_rows(&data, per_class, rows_per_role)?;
+            let rows = odm_trainer::data::sheet_rows(&data, per_class, rows_per_role.unwrap_or(usize::MAX))?;
             odm_trainer::sheet::write(&rows, &out)?;
             out!("wrote {} ({} rows)", out.display(), rows.len());
         }
@@ -760,15 +806,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             };
             let cfg = a.config()?;
             let start = std::time::Instant::now();
-            let bundle = odm_trainer::train::run::train(
-                &cfg,
-                &out,
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                existing,
-            )?;
+            let bundle = odm_trainer::train::run::train(&cfg, &out, true, existing)?;
             out!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
         }
-        Command::Eval { run, noise, anomaly_dirs, onnx } => {
+        Command::Eval { run, noise, anomaly_dirs, onnx, threads } => {
+            threads.apply()?;
             for m in odm_trainer::train::eval::eval_with(&run, noise, &anomaly_dirs, onnx.as_deref())? {
                 out!("{}", m.markdown());
             }
@@ -777,7 +819,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (a, b) = odm_trainer::data::import::import(&data, format, &out, test_fraction, margin, seed)?;
             out!("wrote {a} training and {b} test images to {}", out.display());
         }
-        Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out, mode, allow_drop } => {
+        Command::Centers { run, data, in_dist, seen_ood, anomaly_dirs, out, mode, allow_drop, threads } => {
+            threads.apply()?;
             use odm_trainer::train::bundle::{centers, Enrol};
             let mode = match mode {
                 EnrolMode::Replace => Enrol::Replace { allow_drop },
@@ -799,7 +842,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 e.dropped.len()
             );
         }
-        Command::Plot { run, per_set } => {
+        Command::Plot { run, per_set, threads } => {
+            threads.apply()?;
             for p in odm_trainer::plot::plot_run(&run, per_set)? {
                 out!("wrote {}", p.display());
             }
@@ -810,7 +854,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
             out!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
         }
-        Command::Export { run, out, name, int8, fp16 } => {
+        Command::Export { run, out, name, int8, fp16, threads } => {
+            threads.apply()?;
             use odm_trainer::train::bundle::Precision;
             let precision = match (int8, fp16) {
                 (Some(n), _) => Precision::Int8(n),
@@ -839,7 +884,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             noise,
             name,
             out,
+            threads,
         } => {
+            threads.apply()?;
             use odm_trainer::train::byo::{bundle_onnx, ByoOptions};
             let name = match name {
                 Some(n) => n,

@@ -158,6 +158,10 @@ pub fn plan(
     seed: u64,
     min_per_class: usize,
 ) -> Result<Plan, DataError> {
+    // A class-per-folder dataset root (as `synth` writes it and `train --data` takes it) is read at ROOT/train; a
+    // folder of class folders without a train/ inside is read as it is.
+    let train = root.join("train");
+    let root = if format == super::Format::Folder && train.is_dir() { train.as_path() } else { root };
     let mut d = super::load(root, format)?;
     let dropped = d.drop_small_classes(min_per_class);
     for list in [in_dist, seen_ood, unseen_ood] {

@@ -224,13 +224,12 @@ pub fn run(out: &Path, config: &SynthConfig, progress: bool) -> Result<Manifest,
         jobs.push(Job::Noise { index, path: noise_dir.join(format!("{index:05}.png")) });
     }
 
-    let bar = if progress { indicatif::ProgressBar::new(jobs.len() as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+    let bar = crate::progress::Progress::new(
+        progress,
+        "rendering",
+        jobs.len() as u64,
+        "{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
     );
-    bar.set_message("rendering");
     jobs.par_iter().try_for_each(|job| {
         let (img, path) = match job {
             Job::Sign { part, class, index, path } => {
@@ -248,10 +247,10 @@ pub fn run(out: &Path, config: &SynthConfig, progress: bool) -> Result<Manifest,
                 (render::noise(size, h.max(4), &mut rng), path)
             }
         };
-        bar.inc(1);
+        bar.inc();
         save_png(&img, path)
     })?;
-    bar.finish_and_clear();
+    bar.finish();
 
     let manifest = Manifest {
         generator: GENERATOR.into(),

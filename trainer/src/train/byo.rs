@@ -12,7 +12,6 @@ use odm_core::bundle::{
     SCORE_KIND,
 };
 use odm_core::Scorer;
-use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 
 use super::calibrate::calibrate;
@@ -96,7 +95,7 @@ pub struct NetworkIo {
 pub fn inspect(path: &Path, input: Option<&str>, output: Option<&str>) -> Result<NetworkIo, TrainError> {
     let env = environment()?;
     let bad = |why: String| TrainError::Config(format!("{}: {why}", path.display()));
-    let session = Session::builder(&env)
+    let session = super::onnx_embed::builder(&env)
         .and_then(|mut b| b.commit_from_file(path))
         .map_err(|e| bad(format!("ONNX Runtime cannot load it: {e}")))?;
     let inputs = session.inputs();

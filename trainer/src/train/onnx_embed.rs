@@ -30,6 +30,23 @@ pub fn environment() -> Result<ort::environment::Environment, TrainError> {
     .map_err(TrainError::Config)
 }
 
+/// Intra-op threads of the sessions made from now on (0: ONNX Runtime's default, every core).
+static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Set the intra-op threads of the ONNX Runtime sessions made from now on (`--threads`).
+pub fn set_threads(n: usize) {
+    THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A session builder with the threads set by [`set_threads`].
+pub fn builder(env: &ort::environment::Environment) -> ort::Result<ort::session::builder::SessionBuilder> {
+    let b = Session::builder(env)?;
+    match THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Ok(b),
+        n => b.with_intra_threads(n).map_err(ort::Error::from),
+    }
+}
+
 /// An ONNX embedding network in ONNX Runtime.
 pub struct OnnxEmbedder {
     session: Session,
@@ -44,7 +61,7 @@ impl OnnxEmbedder {
         let bad = |e: &dyn std::fmt::Display| {
             TrainError::Config(format!("{}: ONNX Runtime cannot load it: {e}", path.display()))
         };
-        let session = Session::builder(&env).map_err(|e| bad(&e))?.commit_from_file(path).map_err(|e| bad(&e))?;
+        let session = builder(&env).map_err(|e| bad(&e))?.commit_from_file(path).map_err(|e| bad(&e))?;
         Ok(OnnxEmbedder { session, input: input.to_owned(), output: output.to_owned(), path: path.to_owned() })
     }
 

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
@@ -21,6 +20,7 @@ use super::model::Net;
 use super::rundata::load_run_data;
 use super::sampling::batch;
 use crate::error::TrainError;
+use crate::progress::Progress;
 
 #[derive(Debug, Serialize, Deserialize, Default)]
 struct State {
@@ -133,10 +133,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) 
         in_out: if cfg.method == Method::Odm { cfg.in_out_pairs } else { 0.0 },
         mean: cfg.pair_mean,
     };
-    let bar = if progress { ProgressBar::new(cfg.steps as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}").expect("template").progress_chars("=> "),
-    );
+    let bar = Progress::new(progress, "train", cfg.steps as u64, "{msg} [{bar:30}] {pos}/{len} eta {eta}");
     bar.set_position(start as u64);
     let log_path = out.join("log.jsonl");
     let mut log = String::new();
@@ -176,7 +173,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) 
         let done = step + 1 - start;
         let ips = (done * cfg.batch) as f64 / t0.elapsed().as_secs_f64();
         bar.set_message(format!("loss {:.3} {ips:.0} img/s", ema.unwrap_or(l)));
-        bar.inc(1);
+        bar.inc();
         if step % 50 == 0 || step + 1 == cfg.steps {
             log.push_str(&format!("{{\"step\":{step},\"loss\":{l},\"img_per_s\":{ips:.1}}}\n"));
         }
@@ -186,7 +183,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) 
             std::fs::write(&state_path, format!("{{\"step\":{}}}\n", step + 1)).map_err(TrainError::io(&state_path))?;
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     std::fs::write(&log_path, log).map_err(TrainError::io(&log_path))?;
     let secs = t0.elapsed().as_secs_f64();
     let model = out.join("model.ot");
