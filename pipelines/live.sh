@@ -9,11 +9,11 @@
 #   (RTSP: rtspsrc location=URL latency=200 ! decodebin ! videoconvert ! ...)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-MODEL=${MODEL:-models/signs/signs.onnx}
+MODEL=${MODEL:-$ROOT/models/signs/signs.onnx}
 SOURCE=${SOURCE:-/dev/video0}
-export GST_PLUGIN_PATH="$TARGET/release"
+# shellcheck source=pipelines/odm-env.sh
+. "$ROOT/pipelines/odm-env.sh"
+odm_env build
 mkdir -p out
 case "$SOURCE" in
   rtsp://*) src="rtspsrc location=$SOURCE latency=200 ! decodebin" ;;

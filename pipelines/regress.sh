@@ -8,17 +8,18 @@
 #
 #   gst-launch-1.0 filesrc location=CLIP ! decodebin ! videoconvert ! video/x-raw,format=NV12 !
 #     odmroireplay location=ROIS.jsonl ! odmclassify model=$MODEL ! odmexport location=ACTUAL.jsonl ! fakesink
-# Environment: MODEL (default models/signs/signs.onnx), TOLERANCE, ACTUAL (where to keep the run's results),
-# GST_PLUGIN_PATH and ODM_TRAIN (default: the release build).
+# Environment: MODEL (default models/signs/signs.onnx beside these scripts), TOLERANCE, ACTUAL (where to keep the
+# run's results), GST_PLUGIN_PATH and ODM_TRAIN (default: the checkout's release build, which this does not build, or
+# the installed plugin and odm-train: see pipelines/odm-env.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ $# -eq 3 ] || { echo "usage: $0 CLIP ROIS.jsonl EXPECTED.jsonl" >&2; exit 2; }
 clip=$(realpath "$1"); rois=$(realpath "$2"); expected=$(realpath "$3")
-cd "$ROOT"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-MODEL=${MODEL:-models/signs/signs.onnx}
+MODEL=${MODEL:-$ROOT/models/signs/signs.onnx}
 ACTUAL=${ACTUAL:-$(mktemp --suffix=.jsonl)}
-export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$TARGET/release}"
+# shellcheck source=pipelines/odm-env.sh
+. "$ROOT/pipelines/odm-env.sh"
+odm_env nobuild
 gst-launch-1.0 -q filesrc location="$clip" ! decodebin ! videoconvert ! video/x-raw,format=NV12 ! \
   odmroireplay location="$rois" ! odmclassify model="$MODEL" ! odmexport location="$ACTUAL" ! fakesink
-"${ODM_TRAIN:-$TARGET/release/odm-train}" compare "$expected" "$ACTUAL" --tolerance "${TOLERANCE:-1e-3}"
+"$ODM_TRAIN" compare "$expected" "$ACTUAL" --tolerance "${TOLERANCE:-1e-3}"

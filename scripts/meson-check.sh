@@ -29,3 +29,29 @@ out=$(GST_PLUGIN_PATH="$work/dest$plugins_dir" GST_REGISTRY="$work/registry.bin"
   exit 1
 }
 echo "meson: examples/c/odm_probe read OdmResultsMeta in a pad probe: $(head -1 <<<"$out")"
+
+# odm-train, the pipelines scripts and the shipped model, installed beside the plugin: classify a clip with the
+# installed copy of pipelines/classify-clip.sh (no checkout above it, so nothing is built; odm-env.sh uses the
+# installed plugin and odm-train).
+prefix=$(meson introspect --buildoptions "$work/build" | python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
+bin="$work/dest$prefix/bin/odm-train"
+share="$work/dest$prefix/share/odm"
+[ -x "$bin" ] || { echo "meson install did not put odm-train in $work/dest$prefix/bin" >&2; exit 1; }
+[ -x "$share/pipelines/classify-clip.sh" ] && [ -f "$share/models/signs/signs.odm.json" ] || {
+  echo "meson install did not put the pipelines scripts and the shipped model in $share" >&2
+  exit 1
+}
+gst-launch-1.0 -q videotestsrc num-buffers=15 ! video/x-raw,width=320,height=240,framerate=15/1 ! x264enc ! \
+  mp4mux ! filesink location="$work/clip.mp4"
+out=$(cd "$work" && PATH="$work/dest$prefix/bin:$PATH" GST_PLUGIN_PATH="$work/dest$plugins_dir" \
+  GST_REGISTRY="$work/registry.bin" CARGO_TARGET_DIR=/nonexistent "$share/pipelines/classify-clip.sh" clip.mp4 2>&1) || {
+  echo "$out" >&2
+  echo "the installed pipelines/classify-clip.sh failed" >&2
+  exit 1
+}
+[ -s "$work/out/clip.results.jsonl" ] && [ "$(wc -l <"$work/out/clip.results.jsonl")" = 15 ] || {
+  echo "$out" >&2
+  echo "the installed pipelines/classify-clip.sh wrote no 15-line results file" >&2
+  exit 1
+}
+echo "meson: installed odm-train ($(du -h "$bin" | cut -f1)) and share/odm; the installed classify-clip.sh classified a clip"

@@ -19,7 +19,9 @@ fi
 printf '%-10s %10s %10s %10s\n' runtime 'img/s' 's/step' 'peak MiB'
 for arch in "10 1 32" "16 2 32"; do
   set -- $arch
-  read -r _ ips sps mib < <(target/release/odm-train bench --arch "wrn-$1-$2" --input "$3" --steps "$steps" --threads "$threads")
+  # odm-train bench prints a labelled table; its data row's img/s, s/step and peak MiB columns:
+  read -r ips sps mib < <(target/release/odm-train bench --arch "wrn-$1-$2" --input "$3" --steps "$steps" \
+    --threads "$threads" | awk -F'|' 'NR == 3 { print $9, $10, $11 }')
   printf '%-10s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' odm-tch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
   read -r _ ips sps mib < <("$venv/bin/python" trainer/bench/torch_ref.py "$1" "$2" "$3" 32 64 "$steps" 3 "$threads")
   printf '%-10s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' pytorch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"

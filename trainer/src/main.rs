@@ -852,7 +852,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             tch::set_num_threads(threads);
             let arch = arch.parse().map_err(odm_trainer::TrainError::Config)?;
             let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
-            out!("odm-tch {ips:.1} {sps:.4} {mib:.0}");
+            out!("| runtime | network | input | embedding | batch | threads | steps | img/s | s/step | peak RSS MiB |");
+            out!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            out!(
+                "| odm-tch | {arch} | {input}x{input} | {embedding} | {batch} | {threads} | {steps} | {ips:.1} | {sps:.4} \
+                 | {mib:.0} |"
+            );
         }
         Command::Export { run, out, name, int8, fp16, threads } => {
             threads.apply()?;
