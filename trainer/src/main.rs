@@ -844,9 +844,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Plot { run, per_set, threads } => {
             threads.apply()?;
-            for p in odm_trainer::plot::plot_run(&run, per_set)? {
-                out!("wrote {}", p.display());
-            }
+            let p = odm_trainer::plot::plot_run(&run, per_set)?;
+            out!("wrote {} and {}", p.pca.display(), p.roc.display());
         }
         Command::Bench { arch, input, embedding, batch, steps, threads } => {
             tch::set_num_threads(threads);

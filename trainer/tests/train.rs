@@ -139,9 +139,14 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
 
     // The figures: PCA of the embedding and ROC curves, real PNG files.
     let figures = odm_trainer::plot::plot_run(out.path(), 20).unwrap();
-    for f in figures {
-        let img = image::open(&f).unwrap();
+    for f in [&figures.pca, &figures.roc] {
+        let img = image::open(f).unwrap();
         assert!(img.width() >= 600, "{}", f.display());
+    }
+    // Each ROC legend's AUROC is the report's (same sets, same noise count, same code), not a subsample's.
+    assert_eq!(figures.roc_aurocs.len(), tables[0].sets.len());
+    for (set, auroc) in &figures.roc_aurocs {
+        assert_eq!(format!("{auroc:.2}"), format!("{:.2}", tables[0].sets[set].auroc), "{set}");
     }
 
     // Enrol a class the network never saw as in-distribution, without retraining.
