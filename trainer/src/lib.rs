@@ -16,6 +16,7 @@ pub mod mine;
 pub mod onnx;
 pub mod plot;
 pub mod progress;
+pub mod report;
 pub mod results;
 pub mod sheet;
 pub mod synth;

@@ -135,6 +135,27 @@ enum Command {
         #[arg(long = "match", value_enum, default_value = "ids")]
         how: odm_trainer::results::Match,
     },
+    /// A static HTML page about a run on a clip, for people: verdicts by ground truth, distance histograms per class
+    /// with the thresholds, thumbnails of the ROIs grouped by mistake and worst first. Writes OUT/index.html and
+    /// OUT/thumbs/.
+    Report {
+        /// odmexport's JSON lines.
+        results: PathBuf,
+        /// The clip the results are of (for the thumbnails).
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        /// Ground truth ROIs (as written by `odm-train clip`: kind and label per box).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Join results with the truth by ROI id (replayed boxes) or by box overlap (a live detector's boxes).
+        #[arg(long = "match", value_enum, default_value = "ids")]
+        how: odm_trainer::results::Match,
+        /// Thumbnails per group.
+        #[arg(long, default_value_t = 48)]
+        per_group: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Compare odmexport results with expected ones: labels and verdicts exactly, distances within --tolerance.
     /// Exit code 1 and the differences when they disagree.
     Compare {
@@ -934,6 +955,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Some(m) => out!("\n{}", m.markdown()),
                 None => out!("(no {} folder: no evaluation)", o.data.join("test").display()),
             }
+        }
+        Command::Report { results, clip, truth, how, per_group, out } => {
+            let o = odm_trainer::report::ReportOptions { results, clip, truth, matching: how, per_group, out };
+            let index = odm_trainer::report::write(&o)?;
+            out!("wrote {}", index.display());
         }
         Command::Classes => {
             for d in odm_trainer::synth::designs::catalogue() {

@@ -160,7 +160,7 @@ fn read_ppm(r: &mut impl BufRead, data: &mut Vec<u8>) -> Result<Option<(u32, u32
 }
 
 /// Crop one box of an RGB frame through odm-core's preprocessing into an RGB image of `spec`'s size.
-fn crop(frame: &Frame<'_>, r: &RoiLine, spec: &CropSpec, buf: &mut [f32]) -> Option<image::RgbImage> {
+pub fn crop(frame: &Frame<'_>, r: &RoiLine, spec: &CropSpec, buf: &mut [f32]) -> Option<image::RgbImage> {
     let roi = Roi { x: r.x.round() as i64, y: r.y.round() as i64, w: r.w.round() as i64, h: r.h.round() as i64 };
     crop_to_tensor(frame, roi, spec, buf).ok()?;
     let (w, h) = (spec.width as usize, spec.height as usize);
@@ -174,6 +174,55 @@ fn crop(frame: &Frame<'_>, r: &RoiLine, spec: &CropSpec, buf: &mut [f32]) -> Opt
         }));
     }
     Some(img)
+}
+
+/// Decode `clip` with GStreamer (decodebin, RGB) and call `f` with each frame's index and pixels, in order; returns
+/// the number of frames. A clip that does not decode (or gives no frame) is an error naming it.
+pub fn for_each_frame(
+    clip: &Path,
+    mut f: impl FnMut(u64, &Frame<'_>) -> Result<(), TrainError>,
+) -> Result<u64, TrainError> {
+    let mut child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(["filesrc", &format!("location={}", clip.display()), "!", "decodebin", "!", "videoconvert", "!"])
+        .args(["video/x-raw,format=RGB", "!", "pnmenc", "!", "fdsink", "fd=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TrainError::Asset(format!("cannot start gst-launch-1.0 (run scripts/bootstrap.sh): {e}")))?;
+    let mut stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
+    let mut frame_no = 0u64;
+    let mut data = Vec::new();
+    let mut failed = None;
+    let decode_error = loop {
+        let (w, h) = match read_ppm(&mut stdout, &mut data) {
+            Ok(Some(f)) => f,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        let frame =
+            Frame::new(PixelFormat::Rgb, w, h, &[Plane { data: &data, stride: 3 * w as usize }], YuvMatrix::Bt601)
+                .map_err(|e| TrainError::Config(format!("{}: frame {frame_no}: {e}", clip.display())));
+        if let Err(e) = frame.and_then(|frame| f(frame_no, &frame)) {
+            failed = Some(e);
+            break None;
+        }
+        frame_no += 1;
+    };
+    drop(stdout);
+    if failed.is_some() {
+        // Stopped early by `f`: the rest of the clip is not wanted.
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().map_err(|e| TrainError::Asset(format!("gst-launch-1.0: {e}")))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if !out.status.success() || frame_no == 0 || decode_error.is_some() {
+        let why = decode_error.unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned());
+        return Err(gst_error("the clip does not decode", clip, &why));
+    }
+    Ok(frame_no)
 }
 
 /// Mine a clip; see the module documentation.
@@ -201,15 +250,6 @@ pub fn run(cfg: &MineConfig) -> Result<MineStats, TrainError> {
     let dir = cfg.out.join(&stem);
     std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
 
-    let mut child = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(["filesrc", &format!("location={}", cfg.clip.display()), "!", "decodebin", "!", "videoconvert", "!"])
-        .args(["video/x-raw,format=RGB", "!", "pnmenc", "!", "fdsink", "fd=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| TrainError::Asset(format!("cannot start gst-launch-1.0 (run scripts/bootstrap.sh): {e}")))?;
-    let mut stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
     let spec = CropSpec {
         width: cfg.size,
         height: cfg.size,
@@ -220,40 +260,23 @@ pub fn run(cfg: &MineConfig) -> Result<MineStats, TrainError> {
     let mut stats = MineStats { boxes: boxes.iter().map(|f| f.rois.len()).sum(), overlapping, ..Default::default() };
     let manifest_path = cfg.out.join("mined.jsonl");
     let mut manifest = std::fs::File::create(&manifest_path).map_err(TrainError::io(&manifest_path))?;
-    let mut frame_no = 0u64;
-    let mut data = Vec::new();
-    let decode_error = loop {
-        let (w, h) = match read_ppm(&mut stdout, &mut data) {
-            Ok(Some(f)) => f,
-            Ok(None) => break None,
-            Err(e) => break Some(e),
-        };
-        if let Some(rois) = by_frame.get(&frame_no) {
-            let frame =
-                Frame::new(PixelFormat::Rgb, w, h, &[Plane { data: &data, stride: 3 * w as usize }], YuvMatrix::Bt601)
-                    .map_err(|e| TrainError::Config(format!("{}: frame {frame_no}: {e}", cfg.clip.display())))?;
-            for r in rois {
-                // Boxes outside the frame are what odmclassify skips too.
-                let Some(img) = crop(&frame, r, &spec, &mut buf) else { continue };
-                let file = format!("{stem}/{:05}.png", stats.written);
-                crate::synth::save_png(&img, &cfg.out.join(&file))?;
-                let line = serde_json::json!({
-                    "file": file, "clip": cfg.clip.display().to_string(), "frame": frame_no,
-                    "x": r.x, "y": r.y, "w": r.w, "h": r.h,
-                });
-                writeln!(manifest, "{line}").map_err(TrainError::io(&manifest_path))?;
-                stats.written += 1;
-            }
+    let frames = for_each_frame(&cfg.clip, |frame_no, frame| {
+        let Some(rois) = by_frame.get(&frame_no) else { return Ok(()) };
+        for r in rois {
+            // Boxes outside the frame are what odmclassify skips too.
+            let Some(img) = crop(frame, r, &spec, &mut buf) else { continue };
+            let file = format!("{stem}/{:05}.png", stats.written);
+            crate::synth::save_png(&img, &cfg.out.join(&file))?;
+            let line = serde_json::json!({
+                "file": file, "clip": cfg.clip.display().to_string(), "frame": frame_no,
+                "x": r.x, "y": r.y, "w": r.w, "h": r.h,
+            });
+            writeln!(manifest, "{line}").map_err(TrainError::io(&manifest_path))?;
+            stats.written += 1;
         }
-        frame_no += 1;
-    };
-    drop(stdout);
-    let out = child.wait_with_output().map_err(|e| TrainError::Asset(format!("gst-launch-1.0: {e}")))?;
-    stats.frames = frame_no as usize;
-    if !out.status.success() || frame_no == 0 || decode_error.is_some() {
-        let why = decode_error.unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned());
-        return Err(gst_error("the clip does not decode", &cfg.clip, &why));
-    }
+        Ok(())
+    })?;
+    stats.frames = frames as usize;
     if stats.written == 0 {
         return Err(TrainError::Config(format!(
             "{}: nothing to mine: {} boxes, {} of them on ground-truth signs, none left inside the frames",

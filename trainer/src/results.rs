@@ -27,6 +27,15 @@ pub struct RoiLine {
     pub distance: Option<f64>,
     #[serde(default)]
     pub verdict: Option<String>,
+    #[serde(default)]
+    pub confidence: Option<f64>,
+    /// The thresholds in force for the class (odmexport writes them).
+    #[serde(default)]
+    pub novelty_threshold: Option<f64>,
+    #[serde(default)]
+    pub anomaly_threshold: Option<f64>,
+    #[serde(default)]
+    pub model: Option<String>,
     /// Ground truth (clip files): known, unknown or distractor.
     #[serde(default)]
     pub kind: Option<String>,
