@@ -388,7 +388,7 @@ figure {{ margin: 0; width: 132px; font-size: 11px; }} figure img {{ width: 128p
     for (g, group) in groups.iter().enumerate() {
         let _ = writeln!(
             h,
-            "<h2>{} ({})</h2>\n<p class=\"note\">{}</p>\n<div class=\"thumbs\">",
+            "<h2 id=\"group-{g}\">{} ({})</h2>\n<p class=\"note\">{}</p>\n<div class=\"thumbs\">",
             group.title,
             group.items.len(),
             group.note
