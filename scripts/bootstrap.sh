@@ -20,7 +20,7 @@ ORT_WHEEL=onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl
 ORT_WHEEL_SHA256=5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d
 
 PACKAGES=(
-  build-essential pkg-config git ca-certificates python3 python3-pip meson ninja-build
+  build-essential pkg-config git ca-certificates python3 python3-pip python3-venv meson ninja-build
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-libav python3-gi python3-gst-1.0
@@ -115,3 +115,21 @@ PY
   touch "$TORCH_DIR/.ok-$TORCH_VERSION"
   log "libtorch $TORCH_VERSION in $TORCH_DIR/torch"
 fi
+
+# The fleet runner (fleet/, Python: Ray's API is Python): a virtual environment in .deps/fleet with Ray and pytest,
+# every package pinned by version and sha256 in fleet/requirements.lock (pip --require-hashes), then odm-fleet itself.
+FLEET_DIR="$DEPS/fleet"
+lock_sha=$(sha256sum "$ROOT/fleet/requirements.lock" | cut -d' ' -f1)
+if [ ! -f "$FLEET_DIR/.ok-$lock_sha" ]; then
+  log "installing the fleet runner's environment (Ray, pinned) into $FLEET_DIR"
+  rm -rf "$FLEET_DIR"
+  /usr/bin/python3 -m venv "$FLEET_DIR"
+  "$FLEET_DIR/bin/pip" install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: \
+    -r "$ROOT/fleet/requirements.lock"
+  touch "$FLEET_DIR/.ok-$lock_sha"
+fi
+# odm-fleet from the checkout, as an editable install would: a .pth entry for the source folder and the command.
+site=$("$FLEET_DIR/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$ROOT/fleet" >"$site/odm-fleet.pth"
+printf '#!%s\nimport sys\nfrom odm_fleet.cli import main\nsys.exit(main())\n' "$FLEET_DIR/bin/python" >"$FLEET_DIR/bin/odm-fleet"
+chmod +x "$FLEET_DIR/bin/odm-fleet"

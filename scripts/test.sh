@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # The README's test command (`make test`), and what CI runs (.ci/run): set up, check formatting and lints, run every
 # test of the workspace (unit, GStreamer pipelines, ONNX Runtime sessions, end-to-end through gst-launch), then build
-# and install the plugin through meson into a scratch DESTDIR and inspect it. Ends with one "N passed, N failed" line.
+# and install the plugin through meson into a scratch DESTDIR and inspect it, then the fleet runner's tests (pytest, a
+# local Ray instance, the debug build). Ends with one "N passed, N failed" line.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -36,9 +37,26 @@ step "meson build and install"
 meson_status=0
 scripts/meson-check.sh || meson_status=$?
 
+step "fleet (pytest, Ray)"
+fleet_log=$(mktemp)
+trap 'rm -f "$log" "$fleet_log"' EXIT
+set +e
+GST_PLUGIN_PATH="$CARGO_TARGET_DIR/debug" GST_REGISTRY="$CARGO_TARGET_DIR/debug/fleet-registry.bin" \
+  ODM_TRAIN="$CARGO_TARGET_DIR/debug/odm-train" .deps/fleet/bin/python -m pytest -q -p no:cacheprovider fleet/tests \
+  2>&1 | tee "$fleet_log"
+fleet_status=${PIPESTATUS[0]}
+set -e
+
 passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
 failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
 [ "$meson_status" -eq 0 ] && passed=$((passed + 1)) || failed=$((failed + 1))
+# pytest's last line: "N passed[, M failed][, K errors] in S s"
+pytest_count() { grep -oE "[0-9]+ $1" "$fleet_log" | tail -1 | cut -d' ' -f1; }
+fleet_passed=$(pytest_count passed) fleet_failed=$(pytest_count failed) fleet_errors=$(pytest_count 'errors?')
+passed=$((passed + ${fleet_passed:-0}))
+failed=$((failed + ${fleet_failed:-0} + ${fleet_errors:-0}))
+# pytest that failed without counting a test (could not start) still fails the run.
+[ "$fleet_status" -eq 0 ] || [ $((${fleet_failed:-0} + ${fleet_errors:-0})) -gt 0 ] || failed=$((failed + 1))
 echo
 echo "odm: $passed passed, $failed failed"
-[ "$status" -eq 0 ] && [ "$meson_status" -eq 0 ]
+[ "$status" -eq 0 ] && [ "$meson_status" -eq 0 ] && [ "$fleet_status" -eq 0 ]
