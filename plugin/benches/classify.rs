@@ -212,6 +212,20 @@ fn run_bare(session: &mut Session, bundle: &Bundle, crops: &[f32], n_rois: usize
     ((frames * n_rois) as f64 / secs, allocs, secs * 1e6 / per_run)
 }
 
+/// The reference session: the element's options (graph optimisation level 3, `threads` intra-op threads, spinning off).
+fn bare_session(env: &ort::environment::Environment, model: &std::path::Path, threads: usize) -> Session {
+    Session::builder(env)
+        .unwrap()
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .unwrap()
+        .with_intra_threads(threads)
+        .unwrap()
+        .with_intra_op_spinning(false)
+        .unwrap()
+        .commit_from_file(model)
+        .expect("session")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
@@ -255,16 +269,7 @@ fn main() {
 
     let mut rows = Vec::new();
     for &t in &threads {
-        let mut session = Session::builder(&env)
-            .unwrap()
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .unwrap()
-            .with_intra_threads(t)
-            .unwrap()
-            .with_intra_op_spinning(false)
-            .unwrap()
-            .commit_from_file(&model)
-            .expect("session");
+        let mut session = bare_session(&env, &model, t);
         for n in [1usize, 8, 32] {
             let r = rois(n);
             let data = nv12_frame(&r);
@@ -356,17 +361,7 @@ fn main() {
                 .iter()
                 .map(|m| {
                     let b = Bundle::open(&odm_core::bundle::sibling_bundle_path(m)).expect("a bundle beside the model");
-                    let s = Session::builder(&env)
-                        .unwrap()
-                        .with_optimization_level(GraphOptimizationLevel::Level3)
-                        .unwrap()
-                        .with_intra_threads(t)
-                        .unwrap()
-                        .with_intra_op_spinning(false)
-                        .unwrap()
-                        .commit_from_file(m)
-                        .expect("session");
-                    (s, b)
+                    (bare_session(&env, m, t), b)
                 })
                 .collect();
             let mut cps: Vec<Vec<f64>> = vec![Vec::new(); models.len()];

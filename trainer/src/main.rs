@@ -30,38 +30,6 @@ impl Threads {
     }
 }
 
-/// `--color` of `bundle`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ColorArg {
-    Rgb,
-    Bgr,
-}
-
-/// `WxH` or `N` (square).
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("{s:?} is not WxH or N (pixels, positive)");
-    let (w, h) = match s.split_once(['x', 'X']) {
-        Some((w, h)) => (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?),
-        None => {
-            let n = s.trim().parse().map_err(|_| bad())?;
-            (n, n)
-        }
-    };
-    if w == 0 || h == 0 {
-        return Err(bad());
-    }
-    Ok((w, h))
-}
-
-/// Three comma-separated numbers.
-fn parse_triple(s: &str) -> Result<[f32; 3], String> {
-    let v: Vec<f32> = s
-        .split(',')
-        .map(|p| p.trim().parse::<f32>().map_err(|_| format!("{s:?}: {p:?} is not a number")))
-        .collect::<Result<_, _>>()?;
-    <[f32; 3]>::try_from(v).map_err(|v| format!("{s:?}: three values, one per channel (got {})", v.len()))
-}
-
 macro_rules! out {
     ($($t:tt)*) => {{
         use std::io::Write;
@@ -378,57 +346,8 @@ enum Command {
     /// A bundle for an embedding network odm did not train: centres and calibrated thresholds computed through ONNX
     /// Runtime with odm's scorer, checked as the plugin checks them, and the evaluation report when ROOT/test exists.
     Bundle {
-        /// The network: one float32 image input [N,3,H,W] (channels first), one float32 embedding output [N,D].
-        #[arg(long)]
-        onnx: PathBuf,
-        /// Dataset root: ROOT/train/<class>/ images (and ROOT/test/<class>/ for the report), as `train` reads it.
-        #[arg(long)]
-        data: PathBuf,
-        /// Classes to enrol (default: every class folder not named in --seen-ood or --unseen-ood).
-        #[arg(long = "in", value_delimiter = ',')]
-        in_dist: Vec<String>,
-        /// Known non-classes that calibrate the anomaly threshold's novelty side.
-        #[arg(long, value_delimiter = ',')]
-        seen_ood: Vec<String>,
-        /// Classes kept out of the bundle and of calibration: the report's `novelty` set.
-        #[arg(long, value_delimiter = ',')]
-        unseen_ood: Vec<String>,
-        /// Trees of non-signs (class-per-folder or flat): calibration, and the report's anomaly sets.
-        #[arg(long = "anomaly-dir")]
-        anomaly_dirs: Vec<PathBuf>,
-        /// The input to feed (default: the network's only input).
-        #[arg(long)]
-        input: Option<String>,
-        /// The embedding output (default: the network's first output).
-        #[arg(long)]
-        output: Option<String>,
-        /// WxH (or N for NxN): needed when the network's height and width are dynamic, checked when they are not.
-        #[arg(long, value_parser = parse_size)]
-        input_size: Option<(u32, u32)>,
-        /// Channel order of the input tensor.
-        #[arg(long, value_enum, default_value = "rgb")]
-        color: ColorArg,
-        /// Per-channel mean, in tensor channel order, on the 0..1 scale: (v / 255 - mean) / std.
-        #[arg(long, value_parser = parse_triple, default_value = "0.5,0.5,0.5")]
-        mean: [f32; 3],
-        #[arg(long, value_parser = parse_triple, default_value = "0.25,0.25,0.25")]
-        std: [f32; 3],
-        /// Margin added around detector boxes, as a fraction of their size (whole dataset images are used as they are).
-        #[arg(long, default_value_t = 0.0)]
-        context: f32,
-        /// Share of validation crops of enrolled classes the novelty threshold keeps.
-        #[arg(long, default_value_t = 0.95)]
-        tpr: f64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Gaussian-noise images in the report's `noise` set.
-        #[arg(long, default_value_t = 500)]
-        noise: usize,
-        /// Bundle name (default: the ONNX file's stem).
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        out: PathBuf,
+        #[command(flatten)]
+        options: odm_trainer::train::byo::ByoOptions,
         #[command(flatten)]
         threads: Threads,
     },
@@ -890,57 +809,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let b = odm_trainer::train::bundle::export(&run, &out, name, precision)?;
             out!("wrote {}", b.display());
         }
-        Command::Bundle {
-            onnx,
-            data,
-            in_dist,
-            seen_ood,
-            unseen_ood,
-            anomaly_dirs,
-            input,
-            output,
-            input_size,
-            color,
-            mean,
-            std,
-            context,
-            tpr,
-            seed,
-            noise,
-            name,
-            out,
-            threads,
-        } => {
+        Command::Bundle { options: o, threads } => {
             threads.apply()?;
-            use odm_trainer::train::byo::{bundle_onnx, ByoOptions};
-            let name = match name {
-                Some(n) => n,
-                None => onnx.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
-            };
-            let color = match color {
-                ColorArg::Rgb => odm_core::bundle::ColorOrder::Rgb,
-                ColorArg::Bgr => odm_core::bundle::ColorOrder::Bgr,
-            };
-            let o = ByoOptions {
-                onnx,
-                data,
-                in_dist,
-                seen_ood,
-                unseen_ood,
-                anomaly_dirs,
-                input_name: input,
-                output_name: output,
-                input_size,
-                color,
-                mean,
-                std,
-                context,
-                tpr,
-                seed,
-                noise,
-                name,
-                out,
-            };
+            use odm_trainer::train::byo::bundle_onnx;
             let made = bundle_onnx(&o)?;
             let b = odm_core::Bundle::open(&made.bundle)?;
             out!(

@@ -29,7 +29,7 @@ fn options(onnx: PathBuf, data: &Path, anomaly: PathBuf, out: PathBuf) -> ByoOpt
         tpr: 0.95,
         seed: 1,
         noise: 50,
-        name: "colour-net".into(),
+        name: Some("colour-net".into()),
         out,
     }
 }

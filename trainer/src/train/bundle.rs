@@ -57,19 +57,7 @@ pub fn write_bundle(
             output: OutputSpec { name: "embedding".into(), dim: d },
             precision: "fp32".into(),
         },
-        classes: data
-            .classes
-            .iter()
-            .zip(&centers)
-            .enumerate()
-            .map(|(i, (label, center))| ClassEntry {
-                id: i as i32,
-                label: label.clone(),
-                center: center.clone(),
-                novelty_threshold: None,
-                anomaly_threshold: None,
-            })
-            .collect(),
+        classes: class_entries(&data.classes, centers),
         score: ScoreSpec {
             kind: SCORE_KIND.into(),
             novelty_threshold: 1.0,
@@ -97,6 +85,22 @@ pub fn write_bundle(
     let path = out.join(format!("{}.odm.json", cfg.name));
     bundle.save(&path)?;
     Ok(path)
+}
+
+/// Bundle classes with ids 0.. in order, one per label and centre, with no thresholds of their own yet.
+pub fn class_entries(labels: &[String], centres: Vec<Vec<f32>>) -> Vec<ClassEntry> {
+    labels
+        .iter()
+        .zip(centres)
+        .enumerate()
+        .map(|(i, (label, center))| ClassEntry {
+            id: i as i32,
+            label: label.clone(),
+            center,
+            novelty_threshold: None,
+            anomaly_threshold: None,
+        })
+        .collect()
 }
 
 /// How `centers` treats the classes of the run's bundle.

@@ -8,12 +8,12 @@
 use std::path::{Path, PathBuf};
 
 use odm_core::bundle::{
-    sha256_bytes, Bundle, Calibration, ClassEntry, ColorOrder, InputSpec, ModelSpec, OutputSpec, ScoreSpec, FORMAT,
-    SCORE_KIND,
+    sha256_bytes, Bundle, Calibration, ColorOrder, InputSpec, ModelSpec, OutputSpec, ScoreSpec, FORMAT, SCORE_KIND,
 };
 use odm_core::Scorer;
 use ort::value::{TensorElementType, ValueType};
 
+use super::bundle::class_entries;
 use super::calibrate::calibrate;
 use super::config::{Method, TrainConfig};
 use super::embed::{class_centres, to_vec};
@@ -22,36 +22,95 @@ use super::onnx_embed::{environment, OnnxEmbedder};
 use super::rundata::load_run_data;
 use crate::error::TrainError;
 
-/// What `bundle --onnx` is given.
-#[derive(Debug, Clone)]
+/// What `bundle --onnx` is given (also the command line of `odm-train bundle`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ByoOptions {
-    /// The network: one float32 image input `[N,3,H,W]`, one float32 embedding output `[N,D]` (dynamic axes allowed).
+    /// The network: one float32 image input [N,3,H,W] (channels first), one float32 embedding output [N,D] (dynamic
+    /// axes allowed).
+    #[arg(long)]
     pub onnx: PathBuf,
-    /// The dataset root: `ROOT/train/<class>/` images (and `ROOT/test/<class>/` for the report), as `train` reads it.
+    /// Dataset root: ROOT/train/<class>/ images (and ROOT/test/<class>/ for the report), as `train` reads it.
+    #[arg(long)]
     pub data: PathBuf,
-    /// Classes to enrol (default: every class folder not named in `seen_ood` or `unseen_ood`).
+    /// Classes to enrol (default: every class folder not named in --seen-ood or --unseen-ood).
+    #[arg(long = "in", value_delimiter = ',')]
     pub in_dist: Vec<String>,
-    /// Known non-classes: calibrate the anomaly threshold's novelty side.
+    /// Known non-classes that calibrate the anomaly threshold's novelty side.
+    #[arg(long, value_delimiter = ',')]
     pub seen_ood: Vec<String>,
     /// Classes kept out of the bundle and of calibration: the report's `novelty` set.
+    #[arg(long, value_delimiter = ',')]
     pub unseen_ood: Vec<String>,
-    /// Trees of non-signs: calibrate the anomaly threshold (their calibration part) and, in the report, the rest.
+    /// Trees of non-signs (class-per-folder): calibration (their calibration part), and the report's anomaly sets.
+    #[arg(long = "anomaly-dir")]
     pub anomaly_dirs: Vec<PathBuf>,
-    /// Input and output names (default: the network's only input and its only output, or the first output).
+    /// The input to feed (default: the network's only input).
+    #[arg(long = "input")]
     pub input_name: Option<String>,
+    /// The embedding output (default: the network's first output).
+    #[arg(long = "output")]
     pub output_name: Option<String>,
-    /// Width and height; needed when the network's spatial axes are dynamic, checked when they are not.
+    /// WxH (or N for NxN): needed when the network's height and width are dynamic, checked when they are not.
+    #[arg(long, value_parser = parse_size)]
     pub input_size: Option<(u32, u32)>,
+    /// Channel order of the input tensor: rgb or bgr.
+    #[arg(long, value_parser = parse_color, default_value = "rgb")]
     pub color: ColorOrder,
+    /// Per-channel mean, in tensor channel order, on the 0..1 scale: (v / 255 - mean) / std.
+    #[arg(long, value_parser = parse_triple, default_value = "0.5,0.5,0.5")]
     pub mean: [f32; 3],
+    #[arg(long, value_parser = parse_triple, default_value = "0.25,0.25,0.25")]
     pub std: [f32; 3],
+    /// Margin added around detector boxes, as a fraction of their size (whole dataset images are used as they are).
+    #[arg(long, default_value_t = 0.0)]
     pub context: f32,
+    /// Share of validation crops of enrolled classes the novelty threshold keeps.
+    #[arg(long, default_value_t = 0.95)]
     pub tpr: f64,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Gaussian-noise images in the report's `noise` set.
+    #[arg(long, default_value_t = 500)]
     pub noise: usize,
-    pub name: String,
+    /// Bundle name (default: the ONNX file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `WxH` or `N` (square), both positive.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not WxH or N (pixels, positive)");
+    let (w, h) = match s.split_once(['x', 'X']) {
+        Some((w, h)) => (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?),
+        None => {
+            let n = s.trim().parse().map_err(|_| bad())?;
+            (n, n)
+        }
+    };
+    if w == 0 || h == 0 {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// Three comma-separated numbers.
+pub fn parse_triple(s: &str) -> Result<[f32; 3], String> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f32>().map_err(|_| format!("{s:?}: {p:?} is not a number")))
+        .collect::<Result<_, _>>()?;
+    <[f32; 3]>::try_from(v).map_err(|v| format!("{s:?}: three values, one per channel (got {})", v.len()))
+}
+
+/// `rgb` or `bgr`.
+pub fn parse_color(s: &str) -> Result<ColorOrder, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "rgb" => Ok(ColorOrder::Rgb),
+        "bgr" => Ok(ColorOrder::Bgr),
+        _ => Err(format!("{s:?} is not rgb or bgr")),
+    }
 }
 
 /// What `bundle --onnx` wrote.
@@ -154,6 +213,10 @@ pub fn inspect(path: &Path, input: Option<&str>, output: Option<&str>) -> Result
 /// write `OUT/NAME.onnx` (a copy) and `OUT/NAME.odm.json` (centres, calibrated thresholds), validate the bundle as the
 /// plugin does, and evaluate it on `ROOT/test` when there is one (`OUT/metrics.md`, `metrics.json`).
 pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
+    let name = match &o.name {
+        Some(n) => n.clone(),
+        None => o.onnx.file_stem().map_or_else(|| "model".to_owned(), |s| s.to_string_lossy().into_owned()),
+    };
     let io = inspect(&o.onnx, o.input_name.as_deref(), o.output_name.as_deref())?;
     let (width, height) = match (io.size, o.input_size) {
         (Some(fixed), Some(asked)) if fixed != asked => {
@@ -209,7 +272,7 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
         tpr: o.tpr,
         seed: o.seed,
         context: o.context,
-        name: o.name.clone(),
+        name: name.clone(),
         input_spec: Some(spec.clone()),
         ..TrainConfig::default()
     };
@@ -230,14 +293,14 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
 
     std::fs::create_dir_all(&o.out).map_err(TrainError::io(&o.out))?;
     let bytes = std::fs::read(&o.onnx).map_err(TrainError::io(&o.onnx))?;
-    let onnx_name = format!("{}.onnx", o.name);
+    let onnx_name = format!("{name}.onnx");
     let onnx_path = o.out.join(&onnx_name);
     if onnx_path.canonicalize().ok() != o.onnx.canonicalize().ok() {
         std::fs::write(&onnx_path, &bytes).map_err(TrainError::io(&onnx_path))?;
     }
     let mut bundle = Bundle {
         format: FORMAT.into(),
-        name: o.name.clone(),
+        name: name.clone(),
         model: ModelSpec {
             file: onnx_name,
             sha256: sha256_bytes(&bytes),
@@ -245,19 +308,7 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
             output: OutputSpec { name: io.output.clone(), dim: d },
             precision: "fp32".into(),
         },
-        classes: data
-            .classes
-            .iter()
-            .zip(centres)
-            .enumerate()
-            .map(|(i, (label, center))| ClassEntry {
-                id: i as i32,
-                label: label.clone(),
-                center,
-                novelty_threshold: None,
-                anomaly_threshold: None,
-            })
-            .collect(),
+        classes: class_entries(&data.classes, centres),
         score: ScoreSpec {
             kind: SCORE_KIND.into(),
             novelty_threshold: 1.0,
@@ -280,7 +331,7 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
     for (class, per) in bundle.classes.iter_mut().zip(&t.per_class) {
         (class.novelty_threshold, class.anomaly_threshold) = (per.map(|p| p.0), per.map(|p| p.1));
     }
-    let path = o.out.join(format!("{}.odm.json", o.name));
+    let path = o.out.join(format!("{name}.odm.json"));
     bundle.save(&path)?;
     // The plugin's own checks (schema, finite numbers, centre length, the ONNX file's SHA-256).
     let mut bundle = Bundle::open(&path)?;
