@@ -51,7 +51,7 @@ passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
 failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
 [ "$meson_status" -eq 0 ] && passed=$((passed + 1)) || failed=$((failed + 1))
 # pytest's last line: "N passed[, M failed][, K errors] in S s"
-pytest_count() { grep -oE "[0-9]+ $1" "$fleet_log" | tail -1 | cut -d' ' -f1; }
+pytest_count() { { grep -oE "[0-9]+ $1" "$fleet_log" || true; } | tail -1 | cut -d' ' -f1; }
 fleet_passed=$(pytest_count passed) fleet_failed=$(pytest_count failed) fleet_errors=$(pytest_count 'errors?')
 passed=$((passed + ${fleet_passed:-0}))
 failed=$((failed + ${fleet_failed:-0} + ${fleet_errors:-0}))
