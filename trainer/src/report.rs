@@ -157,6 +157,7 @@ fn histogram(label: &str, items: &[&Item], thresholds: (Option<f64>, Option<f64>
         "distractor" | "no-object" => RGBColor(214, 39, 40),
         _ => RGBColor(31, 119, 180),
     };
+    let ceiling = peak + peak * 3 / 4 + 1;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (520, 300)).into_drawing_area();
@@ -165,7 +166,8 @@ fn histogram(label: &str, items: &[&Item], thresholds: (Option<f64>, Option<f64>
             .margin(8)
             .x_label_area_size(38)
             .y_label_area_size(44)
-            .build_cartesian_2d(0f64..top, 0u32..peak + peak / 8 + 1)
+            // Head room above the tallest bar for the legend, so that it never covers a bar.
+            .build_cartesian_2d(0f64..top, 0u32..ceiling)
             .map_err(|e| bad(&e))?;
         chart
             .configure_mesh()
@@ -189,10 +191,7 @@ fn histogram(label: &str, items: &[&Item], thresholds: (Option<f64>, Option<f64>
         for (t, name, c) in [(thresholds.0, "novelty threshold", BLACK), (thresholds.1, "anomaly threshold", RED)] {
             if let Some(t) = t.filter(|t| t.is_finite()) {
                 chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(t, 0), (t, peak + peak / 8 + 1)],
-                        c.stroke_width(2),
-                    )))
+                    .draw_series(std::iter::once(PathElement::new(vec![(t, 0), (t, ceiling)], c.stroke_width(2))))
                     .map_err(|e| bad(&e))?
                     .label(format!("{name} {t:.2}"))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
