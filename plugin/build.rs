@@ -1,12 +1,4 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 fn main() {
     gst_plugin_version_helper::info();
-    // Where scripts/bootstrap.sh puts the ONNX Runtime library: one of the places the plugin looks (see runtime.rs).
-    let dir = std::env::var("ODM_ORT_DIR").unwrap_or_else(|_| {
-        let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-        let root = std::path::Path::new(&manifest).parent().expect("the plugin crate lives in the workspace");
-        root.join(".deps/onnxruntime").display().to_string()
-    });
-    println!("cargo:rerun-if-env-changed=ODM_ORT_DIR");
-    println!("cargo:rustc-env=ODM_BOOTSTRAP_ORT_LIBRARY={dir}/libonnxruntime.so");
 }

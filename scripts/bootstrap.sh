@@ -5,7 +5,7 @@
 #      PyGObject with GStreamer's overrides for the Python example),
 #      meson and ninja, pkg-config, python3 with pip (to fetch wheels), and Rust's C toolchain.
 #   2. ONNX Runtime: libonnxruntime.so from the PyPI `onnxruntime` wheel, pinned by version and sha256, unpacked into
-#      .deps/onnxruntime/ (git ignores .deps/). The plugin finds it there (see plugin/src/runtime.rs).
+#      .deps/onnxruntime/ (git ignores .deps/). The plugin and odm-train find it there (see runtime/src/lib.rs).
 #   3. libtorch for the trainer (tch 0.26 expects 2.13.0): the PyPI `torch` wheel and the two CUDA runtime wheels
 #      libtorch_cpu.so links against (cudart, cupti), pinned by sha256, unpacked side by side into .deps/torch/ so
 #      torch's own RPATHs find them. .cargo/config.toml points LIBTORCH there. About 540 MB to download, once.

@@ -16,7 +16,8 @@ pub mod overlay;
 pub mod proposals;
 pub mod props;
 pub mod replay;
-pub mod runtime;
+/// The ONNX Runtime library lookup (the `odm-runtime` crate, shared with the trainer).
+pub use odm_runtime as runtime;
 pub mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Embedding with an exported ONNX file in ONNX Runtime instead of tch: how `eval --onnx` scores the network the
-//! plugin runs (an INT8 export, say) on the same test sets. The library is found as the plugin finds it:
-//! `ORT_DYLIB_PATH`, then `$ODM_ORT_DIR/libonnxruntime.so`, then this checkout's `.deps/onnxruntime/` (bootstrap).
+//! plugin runs (an INT8 export, say) on the same test sets. The library is found as the plugin finds it
+//! (`odm_runtime`).
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -12,22 +11,10 @@ use tch::{Kind, Tensor};
 
 use crate::error::TrainError;
 
-/// The process's ORT environment (one per process, as ONNX Runtime allows).
+/// The process's ORT environment, found and loaded as the plugin does it (`odm_runtime`: `ORT_DYLIB_PATH`, the
+/// bootstrap folder, the system loader path; a library named by `ORT_DYLIB_PATH` is the only one tried).
 pub fn environment() -> Result<ort::environment::Environment, TrainError> {
-    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let lib = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| {
-            match std::env::var_os("ODM_ORT_DIR") {
-                Some(d) => PathBuf::from(d).join("libonnxruntime.so"),
-                None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.deps/onnxruntime/libonnxruntime.so")),
-            }
-        });
-        let builder = ort::init_from(&lib)
-            .map_err(|e| format!("cannot load ONNX Runtime from {} ({e}); run scripts/bootstrap.sh", lib.display()))?;
-        builder.with_name("odm-train").with_telemetry(false).build().map_err(|e| e.to_string())
-    })
-    .clone()
-    .map_err(TrainError::Config)
+    odm_runtime::environment(None).map(|(env, _)| env).map_err(|e| TrainError::Config(e.to_string()))
 }
 
 /// Intra-op threads of the sessions made from now on (0: ONNX Runtime's default, every core).

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Finding and loading the ONNX Runtime library, and the process-wide ORT environment.
+//! Finding and loading the ONNX Runtime library, and the process-wide ORT environment: the one lookup of odm, used by
+//! the plugin (`odmclassify`'s `ort-library` property) and by the trainer (`eval --onnx`, `bundle --onnx`, exports'
+//! tests).
 //!
 //! ort is built with `load-dynamic`: the library is opened at run time with `ort::init_from`, never through
 //! ort's implicit `ORT_DYLIB_PATH` loader (which panics when the library is missing). Candidates, in order:
 //!
-//! 1. the element's `ort-library` property;
+//! 1. the element's `ort-library` property (the trainer has none);
 //! 2. the `ORT_DYLIB_PATH` environment variable;
 //! 3. the project's bootstrap folder: `$ODM_ORT_DIR/libonnxruntime.so` when that variable is set, else the
 //!    checkout's `.deps/onnxruntime/libonnxruntime.so` (filled by `scripts/bootstrap.sh`; path fixed at build time);
@@ -20,7 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Where bootstrap puts the library (set by build.rs).
+/// Where bootstrap puts the library (set by build.rs; `ODM_ORT_DIR` at build time moves it).
 pub const BOOTSTRAP_LIBRARY: &str = env!("ODM_BOOTSTRAP_ORT_LIBRARY");
 
 struct Loaded {
