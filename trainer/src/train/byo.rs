@@ -152,6 +152,15 @@ pub struct NetworkIo {
 /// Open `path` in ONNX Runtime and check that it is an embedding network odm can run: one float32 image input
 /// `[N,3,H,W]` and a float32 `[N,D]` output. Errors name the file and what is wrong.
 pub fn inspect(path: &Path, input: Option<&str>, output: Option<&str>) -> Result<NetworkIo, TrainError> {
+    open_checked(path, input, output).map(|(io, _)| io)
+}
+
+/// [`inspect`], keeping the session it opened as the embedder (the file is loaded once).
+fn open_checked(
+    path: &Path,
+    input: Option<&str>,
+    output: Option<&str>,
+) -> Result<(NetworkIo, OnnxEmbedder), TrainError> {
     let env = environment()?;
     let bad = |why: String| TrainError::Config(format!("{}: {why}", path.display()));
     let session = super::onnx_embed::builder(&env)
@@ -206,7 +215,9 @@ pub fn inspect(path: &Path, input: Option<&str>, output: Option<&str>) -> Result
             )))
         }
     };
-    Ok(NetworkIo { input: input.name().to_owned(), size, output: output.name().to_owned(), dim })
+    let io = NetworkIo { input: input.name().to_owned(), size, output: output.name().to_owned(), dim };
+    let net = OnnxEmbedder::from_session(session, &io.input, &io.output, path);
+    Ok((io, net))
 }
 
 /// `odm-train bundle --onnx`: check the network, decode the dataset with its input spec, embed in ONNX Runtime,
@@ -217,7 +228,7 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
         Some(n) => n.clone(),
         None => o.onnx.file_stem().map_or_else(|| "model".to_owned(), |s| s.to_string_lossy().into_owned()),
     };
-    let io = inspect(&o.onnx, o.input_name.as_deref(), o.output_name.as_deref())?;
+    let (io, mut net) = open_checked(&o.onnx, o.input_name.as_deref(), o.output_name.as_deref())?;
     let (width, height) = match (io.size, o.input_size) {
         (Some(fixed), Some(asked)) if fixed != asked => {
             return Err(TrainError::Config(format!(
@@ -277,7 +288,6 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
         ..TrainConfig::default()
     };
     let (data, roles) = load_run_data(&cfg)?;
-    let mut net = OnnxEmbedder::open(&o.onnx, &io.input, &io.output)?;
     let e = net.embed(&data.train_in.x)?;
     let size = e.size();
     let d = size.get(1).copied().unwrap_or(0) as usize;

@@ -43,6 +43,11 @@ pub struct OnnxEmbedder {
 }
 
 impl OnnxEmbedder {
+    /// An embedder over a session already made from `path`.
+    pub fn from_session(session: Session, input: &str, output: &str, path: &Path) -> OnnxEmbedder {
+        OnnxEmbedder { session, input: input.to_owned(), output: output.to_owned(), path: path.to_owned() }
+    }
+
     pub fn open(path: &Path, input: &str, output: &str) -> Result<OnnxEmbedder, TrainError> {
         let env = environment()?;
         let bad = |e: &dyn std::fmt::Display| {
