@@ -56,7 +56,7 @@ def run(job: dict) -> dict:
     # kill would; Ray must start the task again elsewhere.
     if os.environ.get("ODM_FLEET_TEST_KILL_FIRST") == job["name"] and tries == 1:
         os._exit(9)
-    for f in [job["clip"], job["model"], job["bundle"]] + ([job["rois"]] if job["rois"] else []):
+    for f in [job["clip"], job["model"], job["bundle"], job["odm_train"]] + ([job["rois"]] if job["rois"] else []):
         if not Path(f).is_file():
             raise ClipFailed(f"{f}: no such file")
     tmp = out / f".results.{os.getpid()}.tmp"
@@ -66,9 +66,8 @@ def run(job: dict) -> dict:
         why = (p.stderr or p.stdout).strip().splitlines()
         raise ClipFailed(f"{job['clip']}: gst-launch-1.0 failed: {' | '.join(why[-3:]) or f'exit {p.returncode}'}")
     os.replace(tmp, out / "results.jsonl")
-    frames = results.read(out / "results.jsonl")
-    truth = results.read(Path(job["truth"])) if job.get("truth") else None
-    summary = results.summarise(frames, truth, by_boxes=job["rois"] is None)
-    summary["hist"] = results.drift_histogram(frames)
+    truth = Path(job["truth"]) if job.get("truth") else None
+    summary = results.summarise(out / "results.jsonl", truth, job["rois"] is None, job["odm_train"])
+    summary["hist"] = results.drift_histogram(results.read(out / "results.jsonl"))
     write_atomic(out / "done.json", json.dumps({"key": job["key"], "name": job["name"], "summary": summary}) + "\n")
     return summary

@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """Reading odmexport JSON lines (docs/results.md) and what the fleet report needs from them.
 
-The per-clip tables of one file are odm-train's (`odm-train summary`, `compare`, `report`); this module only does
-what a fleet needs on top: counts that add up across clips, and the differences between two runs of the same clips.
+The per-clip counts are odm-train's (`odm-train summary --json`; `compare` and `report` for the rest); this module
+only does what a fleet needs on top: counts that add up across clips, the drift histogram, and the ROIs whose verdict
+or label differ between two runs of the same clip.
 """
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 VERDICTS = ["known", "novelty", "anomaly", "skipped"]
@@ -28,50 +30,16 @@ def read(path: Path) -> list[dict]:
     return frames
 
 
-def iou(a: dict, b: dict) -> float:
-    """Intersection over union of two boxes `{x, y, w, h}`."""
-    ix = max(0.0, min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"]))
-    iy = max(0.0, min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"]))
-    inter = ix * iy
-    union = a["w"] * a["h"] + b["w"] * b["h"] - inter
-    return inter / union if union > 0 else 0.0
-
-
-#: A result box shows a ground-truth box at this IoU or more (odm-train's DETECTION_IOU).
-DETECTION_IOU = 0.5
-
-
-def summarise(frames: list[dict], truth: list[dict] | None, by_boxes: bool = False) -> dict:
-    """Verdict counts, by ground-truth kind when the truth is given: joined by frame and ROI id (replayed boxes), or
-    with `by_boxes` by overlap (a live detector such as odmproposals; a box on no truth box is `no-object`), as
-    `odm-train summary --match ids|boxes` does."""
-    by_id, by_frame = {}, {}
-    for t in truth or []:
-        by_frame[t["frame"]] = t.get("rois", [])
-        for r in t.get("rois", []):
-            by_id[(t["frame"], r["id"])] = r
-    s = {"frames": len(frames), "rois": 0, "verdicts": {}, "by_kind": {}, "known_correct": 0, "known_total": 0}
-    for f in frames:
-        for r in f.get("rois", []):
-            s["rois"] += 1
-            v = r.get("verdict") or "none"
-            s["verdicts"][v] = s["verdicts"].get(v, 0) + 1
-            if truth is None:
-                continue
-            if by_boxes:
-                best = max(by_frame.get(f["frame"], []), key=lambda t: iou(r, t), default=None)
-                t = best if best is not None and iou(r, best) >= DETECTION_IOU else {"kind": "no-object"}
-            else:
-                t = by_id.get((f["frame"], r["id"]))
-                if t is None:
-                    continue
-            kind, label = t.get("kind"), t.get("label")
-            row = s["by_kind"].setdefault(kind or "?", {})
-            row[v] = row.get(v, 0) + 1
-            if kind == "known":
-                s["known_total"] += 1
-                s["known_correct"] += int(v == "known" and r.get("label") == label)
-    return s
+def summarise(results_file: Path, truth: Path | None, by_boxes: bool, odm_train: str) -> dict:
+    """Verdict counts of one clip, by ground-truth kind when the truth is given: `odm-train summary --json` (joined by
+    ROI id for replayed boxes, by overlap for a live detector such as odmproposals)."""
+    args = [odm_train, "summary", str(results_file), "--json", "--match", "boxes" if by_boxes else "ids"]
+    if truth is not None:
+        args += ["--truth", str(truth)]
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"odm-train summary {results_file}: {p.stderr.strip() or p.stdout.strip()}")
+    return json.loads(p.stdout)
 
 
 def drift_histogram(frames: list[dict]) -> list[int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -105,7 +106,9 @@ def _plugin_env() -> dict:
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-def run_clips(clips: list[Clip], bundle: Path, out: Path, threads: int, element: dict, max_retries: int) -> list[Outcome]:
+def run_clips(
+    clips: list[Clip], bundle: Path, out: Path, threads: int, element: dict, max_retries: int, odm_train: str
+) -> list[Outcome]:
     """Every clip through the pipeline with `bundle`, one Ray task each (Ray must be initialised)."""
     import ray
 
@@ -125,7 +128,7 @@ def run_clips(clips: list[Clip], bundle: Path, out: Path, threads: int, element:
         job = {
             "name": c.name, "clip": str(c.clip), "rois": str(c.rois) if c.rois else None,
             "truth": str(c.truth) if c.truth else None, "model": str(model), "bundle": str(bundle),
-            "threads": threads, "element": element, "out": str(folder), "key": key,
+            "threads": threads, "element": element, "out": str(folder), "key": key, "odm_train": odm_train,
         }
         jobs.append(job)
         pending[task.remote(job)] = c.name
@@ -149,16 +152,17 @@ def _tries(folder: Path) -> int:
     return len(t.read_text().splitlines()) if t.exists() else 0
 
 
-def compare(odm_train: str | None, baseline: Path, new: Path) -> int | None:
-    """`odm-train compare` on two results files: the number of differing lines it prints (labels, verdicts,
-    distances beyond 1e-3); None without odm-train."""
-    if not odm_train:
-        return None
+def compare(odm_train: str, baseline: Path, new: Path) -> int:
+    """`odm-train compare` on two results files: how many differences it counts (labels, verdicts, distances beyond
+    1e-3)."""
     p = subprocess.run([odm_train, "compare", str(baseline), str(new)], capture_output=True, text=True)
     if p.returncode == 0:
         return 0
-    # One line per difference on stderr ("odm-train compare: frame F ROI I: ..."), then a count.
-    return sum(1 for line in p.stderr.splitlines() if line.startswith("odm-train compare: frame"))
+    # It lists the first 30 differences, then ends with "odm-train: N differences from FILE".
+    m = re.search(r"odm-train: (\d+) differences", p.stderr)
+    if m is None:
+        raise RuntimeError(f"odm-train compare {baseline} {new}: {p.stderr.strip()}")
+    return int(m.group(1))
 
 
 def fleet(
@@ -174,6 +178,9 @@ def fleet(
     element = element or {}
     out.mkdir(parents=True, exist_ok=True)
     odm_train = odm_train or os.environ.get("ODM_TRAIN") or shutil.which("odm-train")
+    if not odm_train:
+        raise ValueError("odm-train not found: set ODM_TRAIN or put it on PATH")
+    odm_train = str(Path(odm_train).resolve())
     t0 = time.time()
     env = {"env_vars": _plugin_env()}
     if address == "local":
@@ -181,8 +188,8 @@ def fleet(
     else:
         ray.init(address=address, logging_level="ERROR", runtime_env=env)
     try:
-        new = run_clips(clips, bundle, out / "clips", threads, element, max_retries)
-        base = run_clips(clips, baseline, out / "baseline", threads, element, max_retries) if baseline else None
+        new = run_clips(clips, bundle, out / "clips", threads, element, max_retries, odm_train)
+        base = run_clips(clips, baseline, out / "baseline", threads, element, max_retries, odm_train) if baseline else None
     finally:
         ray.shutdown()
     r = report.build(clips, new, base, bundle, baseline, compare_with=lambda b, n: compare(odm_train, b, n))

@@ -102,6 +102,10 @@ enum Command {
         /// Join results with the truth by ROI id (replayed boxes) or by box overlap (a live detector's boxes).
         #[arg(long = "match", value_enum, default_value = "ids")]
         how: odm_trainer::results::Match,
+        /// Print the verdict counts as one JSON object (frames, rois, verdicts, by_kind, known_correct, known_total)
+        /// instead of the tables, for programs (odm-fleet).
+        #[arg(long)]
+        json: bool,
     },
     /// A static HTML page about a run on a clip, for people: verdicts by ground truth, distance histograms per class
     /// with the thresholds, thumbnails of the ROIs grouped by mistake and worst first. Writes OUT/index.html and
@@ -623,10 +627,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Table { files, mean } => {
             out!("{}", odm_trainer::train::eval::table(&files, mean)?);
         }
-        Command::Summary { results, truth, how } => {
+        Command::Summary { results, truth, how, json } => {
             let r = odm_trainer::results::read(&results)?;
             let t = truth.as_deref().map(odm_trainer::results::read).transpose()?;
-            out!("{}", odm_trainer::results::summarise_by(&r, t.as_deref(), how).markdown());
+            let summary = odm_trainer::results::summarise_by(&r, t.as_deref(), how);
+            if json {
+                out!("{}", serde_json::to_string(&summary)?);
+                return Ok(());
+            }
+            out!("{}", summary.markdown());
             out!("{}", odm_trainer::results::stability(&r).markdown());
             if let Some(t) = &t {
                 out!("{}", odm_trainer::results::detection(&r, t).markdown());
