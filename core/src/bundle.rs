@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
+use crate::taxonomy::{self, Category, SignName};
 
 /// The only format this build reads and writes.
 pub const FORMAT: &str = "odm-bundle/1";
@@ -108,6 +109,18 @@ pub struct ClassEntry {
     pub novelty_threshold: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly_threshold: Option<f64>,
+    /// Optional sign category (`regulatory`, `warning`, `information`, `complementary`). A label that is a taxonomy
+    /// name (`warning--curve-left--g1`) gives its category without it; written, it must agree with such a label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+}
+
+impl ClassEntry {
+    /// The class's category: the explicit one, else the first part of a taxonomy label, else `None` (labels such as
+    /// `red` of networks trained elsewhere).
+    pub fn effective_category(&self) -> Option<Category> {
+        self.category.or_else(|| taxonomy::category_of(&self.label))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,7 +179,9 @@ impl Bundle {
 
     /// Parse and validate bundle text; `path` is used in errors only.
     pub fn from_json(text: &str, path: &Path) -> Result<Bundle, BundleError> {
-        // Read the format first so that a bundle of another version gets that error, not a field error.
+        // Read the format first so that a bundle of another version gets that error, not a field error. A class's
+        // category is read as one of the four by serde, whose error would name neither the class nor the field:
+        // check the values here too, so that the refusal says which class.
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
             if let Some(found) = map.get("format").and_then(|f| f.as_str()) {
                 if found != FORMAT {
@@ -176,6 +191,22 @@ impl Bundle {
                         expected: FORMAT,
                     });
                 }
+            }
+            let classes = map.get("classes").and_then(|c| c.as_array()).map_or(&[][..], Vec::as_slice);
+            for (k, class) in classes.iter().enumerate() {
+                let Some(found) = class.get("category") else { continue };
+                if found.is_null() || found.as_str().is_some_and(|c| c.parse::<Category>().is_ok()) {
+                    continue;
+                }
+                let label = class.get("label").and_then(|l| l.as_str()).unwrap_or("?");
+                return Err(BundleError::Invalid {
+                    path: path.to_owned(),
+                    field: format!("classes[{k}].category"),
+                    reason: format!(
+                        "class {label:?} has category {found}, which is not one of regulatory, warning, information, \
+                         complementary"
+                    ),
+                });
             }
         }
         let bundle: Bundle = serde_json::from_str(text).map_err(|e| BundleError::Json {
@@ -342,6 +373,19 @@ impl Bundle {
             }
             for (j, v) in class.center.iter().enumerate() {
                 finite(format!("classes[{k}].center[{j}]"), *v as f64)?;
+            }
+            if let (Some(given), Ok(t)) = (class.category, SignName::parse(&class.label)) {
+                if given != t.category {
+                    return Err(invalid(
+                        &format!("classes[{k}].category"),
+                        format!(
+                            "class {:?} has category {:?} but its label says {:?}",
+                            class.label,
+                            given.as_str(),
+                            t.category.as_str()
+                        ),
+                    ));
+                }
             }
             let nov = class.novelty_threshold.unwrap_or(self.score.novelty_threshold);
             let ano = class.anomaly_threshold.unwrap_or(self.score.anomaly_threshold);

@@ -2,8 +2,9 @@
 //! odm-core: the pieces shared by the GStreamer plugin and the trainer.
 //!
 //! * [`bundle`] — the model bundle (`NAME.odm.json` beside `NAME.onnx`): serde types, loading, validation, saving.
-//! * [`score`] — open-set scoring: nearest class centre, Euclidean distance, verdict.
+//! * [`score`] — open-set scoring: nearest class centre, Euclidean distance, verdict, category.
 //! * [`metrics`] — out-of-distribution metrics of Masana et al. (BMVC 2018), supplementary A.
+//! * [`taxonomy`] — sign names of the Mapillary traffic-sign taxonomy: category, group, variant.
 //! * [`preprocess`] — crop (with context margin), resize and normalise a region of a frame into a CHW tensor,
 //!   the one code path used by both the trainer and the plugin.
 //!
@@ -14,7 +15,9 @@ pub mod error;
 pub mod metrics;
 pub mod preprocess;
 pub mod score;
+pub mod taxonomy;
 
 pub use bundle::Bundle;
 pub use error::{BundleError, MetricsError, PreprocessError, ScoreError};
 pub use score::{ScoreResult, Scorer, Verdict};
+pub use taxonomy::{Category, TaxonomyError};

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use crate::bundle::Bundle;
 use crate::error::ScoreError;
+use crate::taxonomy::Category;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
@@ -56,6 +57,10 @@ pub struct ScoreResult {
     /// Euclidean distance to the nearest centre.
     pub distance: f32,
     pub verdict: Verdict,
+    /// The sign category: for `known`, the class's; for `novelty`, the nearest class's (an unknown sign most likely
+    /// belongs to the category of the known design it is closest to); for `anomaly` (not a sign), none. Also none
+    /// when the class has no category (see [`crate::bundle::ClassEntry::effective_category`]).
+    pub category: Option<Category>,
 }
 
 /// The `confidence` of a result, in [0, 1], from its distance `d` to the nearest centre and the novelty threshold `t`
@@ -82,6 +87,8 @@ pub struct Scorer {
     centers: Vec<f32>,
     ids: Vec<i32>,
     labels: Vec<String>,
+    /// Per-class categories (explicit, or from a taxonomy label), resolved once.
+    categories: Vec<Option<Category>>,
     /// Per-class thresholds from the bundle (class value, or the global one).
     novelty: Vec<f64>,
     anomaly: Vec<f64>,
@@ -103,6 +110,7 @@ impl Scorer {
             centers,
             ids: bundle.classes.iter().map(|c| c.id).collect(),
             labels: bundle.classes.iter().map(|c| c.label.clone()).collect(),
+            categories: bundle.classes.iter().map(|c| c.effective_category()).collect(),
             novelty: bundle
                 .classes
                 .iter()
@@ -132,6 +140,20 @@ impl Scorer {
 
     pub fn class_id(&self, class_index: usize) -> i32 {
         self.ids[class_index]
+    }
+
+    /// The category of a class (explicit in the bundle, or from its taxonomy label), whatever the verdict.
+    pub fn class_category(&self, class_index: usize) -> Option<Category> {
+        self.categories[class_index]
+    }
+
+    /// The category a result with this nearest class and verdict reports: the class's for `known` and `novelty`,
+    /// none for `anomaly`.
+    pub fn category(&self, class_index: usize, verdict: Verdict) -> Option<Category> {
+        match verdict {
+            Verdict::Known | Verdict::Novelty => self.categories[class_index],
+            Verdict::Anomaly => None,
+        }
     }
 
     /// Override the bundle's thresholds for every class (`None` restores the bundle's).
@@ -199,7 +221,14 @@ impl Scorer {
     /// Score one embedding.
     pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
         let (k, d) = self.nearest(embedding)?;
-        Some(ScoreResult { class_index: k, class_id: self.ids[k], distance: d, verdict: self.verdict(k, d as f64) })
+        let verdict = self.verdict(k, d as f64);
+        Some(ScoreResult {
+            class_index: k,
+            class_id: self.ids[k],
+            distance: d,
+            verdict,
+            category: self.category(k, verdict),
+        })
     }
 
     /// Score a row-major `[N, dim]` batch into `out[..N]`. Rows that hold non-finite values give `None`.

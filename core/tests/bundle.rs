@@ -165,6 +165,66 @@ fn missing_files_are_named() {
     assert!(matches!(e, BundleError::ModelIo { .. }) && e.to_string().contains("m.onnx"), "{e}");
 }
 
+#[test]
+fn categories_are_explicit_or_from_taxonomy_labels() {
+    use odm_core::Category;
+    let (_dir, path, mut v) = fixture();
+    v["classes"] = json!([
+        {"id": 0, "label": "warning--curve-left--g1", "center": [0.0, 0.0]},
+        {"id": 1, "label": "regulatory--stop--g2", "category": "regulatory", "center": [3.0, 4.0]},
+        {"id": 2, "label": "red", "category": "information", "center": [1.0, 1.0]},
+        {"id": 3, "label": "blue", "center": [2.0, 2.0]},
+        {"id": 4, "label": "advisory--stop--g1", "center": [5.0, 5.0]}
+    ]);
+    write(&path, &v);
+    let b = Bundle::open(&path).unwrap();
+    let effective: Vec<_> = b.classes.iter().map(|c| c.effective_category()).collect();
+    assert_eq!(
+        effective,
+        [Some(Category::Warning), Some(Category::Regulatory), Some(Category::Information), None, None]
+    );
+    assert_eq!((b.classes[0].category, b.classes[2].category), (None, Some(Category::Information)));
+    // Written as the lower-case name, and only where given.
+    let copy = path.with_file_name("copy.odm.json");
+    b.save(&copy).unwrap();
+    let saved: Value = serde_json::from_str(&fs::read_to_string(&copy).unwrap()).unwrap();
+    assert_eq!(
+        (saved["classes"][1]["category"].as_str(), saved["classes"][0].get("category")),
+        (Some("regulatory"), None)
+    );
+    assert_eq!(Bundle::open(&copy).unwrap(), b);
+}
+
+#[test]
+fn a_category_not_of_the_four_or_against_the_label_is_refused_naming_the_class() {
+    let (_dir, path, good) = fixture();
+    for (bad, why) in [(json!("advisory"), "advisory"), (json!("Warning"), "Warning"), (json!(3), "3")] {
+        let mut v = good.clone();
+        v["classes"][1]["category"] = bad;
+        let e = refused(&path, &v);
+        let msg = e.to_string();
+        assert_eq!(e.field(), Some("classes[1].category"), "{msg}");
+        assert!(
+            msg.contains("class \"b\"") && msg.contains(why),
+            "the error names neither the class nor the value: {msg}"
+        );
+    }
+    // An explicit category must agree with a taxonomy label.
+    let mut v = good.clone();
+    v["classes"][1]["label"] = json!("warning--curve-left--g1");
+    v["classes"][1]["category"] = json!("regulatory");
+    let e = refused(&path, &v);
+    let msg = e.to_string();
+    assert_eq!(e.field(), Some("classes[1].category"), "{msg}");
+    assert!(
+        msg.contains("warning--curve-left--g1") && msg.contains("\"regulatory\"") && msg.contains("\"warning\""),
+        "{msg}"
+    );
+    v["classes"][1]["category"] = json!("warning");
+    write(&path, &v);
+    Bundle::open(&path).unwrap();
+}
+
 /// docs/bundle.schema.json, compiled.
 fn schema() -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bundle.schema.json");
@@ -188,6 +248,7 @@ fn the_shipped_bundles_and_the_writers_output_follow_the_json_schema() {
     let (dir, path, v) = fixture();
     write(&path, &v);
     let mut b = Bundle::open(&path).unwrap();
+    b.classes[1].category = Some(odm_core::Category::Complementary);
     for precision in ["fp32", "int8", "fp16"] {
         b.model.precision = precision.into();
         let out = dir.path().join("saved.odm.json");
@@ -215,6 +276,8 @@ fn the_json_schema_refuses_what_the_reader_refuses_where_a_schema_can_tell() {
         ("classes", Box::new(|v| v["classes"] = json!([]))),
         ("id", Box::new(|v| v["classes"][0]["id"] = json!(-1))),
         ("class threshold", Box::new(|v| v["classes"][1]["novelty_threshold"] = json!(-0.5))),
+        ("category", Box::new(|v| v["classes"][1]["category"] = json!("advisory"))),
+        ("category type", Box::new(|v| v["classes"][0]["category"] = json!(1))),
         ("kind", Box::new(|v| v["score"]["kind"] = json!("softmax"))),
         ("tpr", Box::new(|v| v["score"]["calibration"]["tpr"] = json!(1.5))),
         ("unknown field", Box::new(|v| v["model"]["input"]["colour"] = json!("RGB"))),

@@ -86,3 +86,54 @@ fn confidence_is_one_half_exactly_at_the_novelty_threshold() {
         last = c;
     }
 }
+
+/// Three classes: a taxonomy label (regulatory), an explicit category (warning), and a label with neither.
+fn categorised() -> Bundle {
+    let v = json!({
+        "format": "odm-bundle/1", "name": "t",
+        "model": {"file": "m.onnx", "sha256": "0".repeat(64),
+                  "input": {"name": "input", "width": 8, "height": 8, "color": "RGB",
+                            "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "context": 0.0},
+                  "output": {"name": "embedding", "dim": 2}},
+        "classes": [{"id": 0, "label": "regulatory--stop--g1", "center": [0.0, 0.0]},
+                    {"id": 1, "label": "curve", "category": "warning", "center": [10.0, 0.0]},
+                    {"id": 2, "label": "red", "center": [0.0, 10.0]}],
+        "score": {"kind": "nearest-center-euclidean", "novelty_threshold": 1.0, "anomaly_threshold": 3.0}
+    });
+    Bundle::from_json(&v.to_string(), Path::new("t.odm.json")).unwrap()
+}
+
+#[test]
+fn the_category_is_the_classs_when_known_the_nearest_classs_when_novelty_and_none_when_anomaly() {
+    use odm_core::Category::{Regulatory, Warning};
+    let s = Scorer::new(&categorised());
+    // (embedding, nearest class id, distance, verdict, category), by hand: thresholds 1 and 3 for every class.
+    let cases = [
+        ([0.6, 0.8], 0, 1.0, Verdict::Known, Some(Regulatory)),
+        ([0.0, -2.0], 0, 2.0, Verdict::Novelty, Some(Regulatory)),
+        ([-3.5, 0.0], 0, 3.5, Verdict::Anomaly, None),
+        ([10.0, 0.5], 1, 0.5, Verdict::Known, Some(Warning)),
+        ([12.4, 0.0], 1, 2.4, Verdict::Novelty, Some(Warning)),
+        ([14.0, 0.0], 1, 4.0, Verdict::Anomaly, None),
+        ([0.0, 10.5], 2, 0.5, Verdict::Known, None),
+        ([0.0, 12.0], 2, 2.0, Verdict::Novelty, None),
+    ];
+    for (e, id, d, verdict, category) in cases {
+        let r = s.score(&e).unwrap();
+        assert_eq!((r.class_id, r.verdict, r.category), (id, verdict, category), "{e:?}");
+        assert!((r.distance - d).abs() < 1e-6, "{e:?}: {}", r.distance);
+    }
+    assert_eq!(
+        (s.class_category(0), s.class_category(1), s.class_category(2)),
+        (Some(Regulatory), Some(Warning), None)
+    );
+    assert_eq!(s.category(1, Verdict::Anomaly), None);
+    // The batch path gives the same, and an override that makes a novelty known keeps its category.
+    let mut out = [None; 2];
+    s.score_batch(&[0.0, -2.0, -3.5, 0.0], &mut out).unwrap();
+    assert_eq!(out.map(|r| r.unwrap().category), [Some(Regulatory), None]);
+    let mut s = s;
+    s.set_overrides(Some(5.0), Some(6.0)).unwrap();
+    let r = s.score(&[-3.5, 0.0]).unwrap();
+    assert_eq!((r.verdict, r.category), (Verdict::Known, Some(Regulatory)));
+}

@@ -7,8 +7,9 @@
  * Build: meson (examples/c/meson.build, `odm_probe`), or
  *   cc odm_probe.c -o odm_probe $(pkg-config --cflags --libs gstreamer-1.0)
  * Run:   GST_PLUGIN_PATH=target/release ./odm_probe MODEL.onnx [FRAMES]
- * Prints one line per classified ROI: frame, roi id, label, verdict, distance, confidence; exit code 1 when nothing
- * was classified, 2 on a pipeline error.
+ * Prints one line per classified ROI: frame, roi id, label, verdict, distance, confidence, category ("none" when the
+ * result has none: an anomaly, or a bundle without categories); exit code 1 when nothing was classified, 2 on a
+ * pipeline error.
  */
 #include <gst/gst.h>
 #include <stdio.h>
@@ -35,11 +36,13 @@ on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
       gdouble distance = -1.0, confidence = 0.0;
       const gchar *label = gst_structure_get_string (r, "label");
       const gchar *verdict = gst_structure_get_string (r, "verdict");
+      /* A NULL string when there is no category: gst_structure_get_string returns NULL. */
+      const gchar *category = gst_structure_get_string (r, "category");
       gst_structure_get_int (r, "roi-id", &roi_id);
       gst_structure_get_double (r, "distance", &distance);
       gst_structure_get_double (r, "confidence", &confidence);
-      printf ("frame %u roi %d label %s verdict %s distance %.3f confidence %.3f\n", counts->frame, roi_id,
-          label ? label : "", verdict ? verdict : "", distance, confidence);
+      printf ("frame %u roi %d label %s verdict %s distance %.3f confidence %.3f category %s\n", counts->frame,
+          roi_id, label ? label : "", verdict ? verdict : "", distance, confidence, category ? category : "none");
       if (verdict != NULL && g_strcmp0 (verdict, "skipped") != 0)
         counts->classified++;
     }

@@ -3,13 +3,14 @@
 """Reading odmclassify's results on the buffers in Python (PyGObject): a pad probe reads OdmResultsMeta.
 
 Each buffer leaving odmclassify carries the custom meta `OdmResultsMeta`: its structure holds `results`, an array of
-`odm` structures, one per ROI (roi-id, x, y, w, h, class-id, label, distance, confidence, verdict, thresholds,
-model; docs/results.md). It survives copies, videoconvert and videoscale, so the probe can sit anywhere downstream.
+`odm` structures, one per ROI (roi-id, x, y, w, h, class-id, label, distance, confidence, verdict, category,
+thresholds, model; docs/results.md). It survives copies, videoconvert and videoscale, so the probe can sit anywhere downstream.
 Needs python3-gi and gir1.2-gstreamer-1.0 (Debian), installed by scripts/bootstrap.sh.
 
 Usage: GST_PLUGIN_PATH=target/release python3 examples/python/odm_probe.py --model FILE [--frames N] [SOURCE]
 SOURCE is a gst-launch fragment ending in raw video (default: a test pattern, each frame one crop).
-Prints one line per ROI: frame, roi id, label, verdict, distance, confidence. Exit code 1 when nothing was classified.
+Prints one line per ROI: frame, roi id, label, verdict, distance, confidence, category ("none" for an anomaly or a
+bundle without categories). Exit code 1 when nothing was classified.
 """
 import argparse
 import sys
@@ -38,9 +39,11 @@ def main() -> int:
         if meta is not None:
             for r in meta.get_structure().get_value("results"):
                 verdict = r.get_string("verdict")
+                # A NULL string (no category) reads as None.
+                category = r.get_string("category") or "none"
                 print(f"frame {counts['frames']} roi {r.get_int('roi-id')[1]} label {r.get_string('label')} "
                       f"verdict {verdict} distance {r.get_double('distance')[1]:.3f} "
-                      f"confidence {r.get_double('confidence')[1]:.3f}")
+                      f"confidence {r.get_double('confidence')[1]:.3f} category {category}")
                 counts["classified"] += verdict != "skipped"
         counts["frames"] += 1
         return Gst.PadProbeReturn.OK

@@ -66,7 +66,7 @@ def main() -> int:
         results = s.get_value("results")
         for r in results:
             print(f"frame {frame} label {r.get_string('label')} distance {r.get_double('distance')[1]:.3f} "
-                  f"verdict {r.get_string('verdict')}")
+                  f"verdict {r.get_string('verdict')} category {r.get_string('category') or 'none'}")
             classified += 1
         frame += 1
     pipeline.set_state(Gst.State.NULL)

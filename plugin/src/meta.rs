@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use gst_video::VideoRegionOfInterestMeta;
-use odm_core::Verdict;
+use odm_core::{Category, Verdict};
 
 /// Name of the custom meta that carries results across copies.
 pub const RESULTS_META: &str = "OdmResultsMeta";
@@ -42,6 +42,9 @@ pub enum Outcome {
         label: Arc<str>,
         distance: f64,
         verdict: Verdict,
+        /// The sign category: the class's for `known`, the nearest class's for `novelty`, none for `anomaly` or
+        /// when the bundle gives the class none (`odm_core::Scorer::category`).
+        category: Option<Category>,
     },
     /// Not classified; `reason` says why (too small, outside the frame, invalid model output...).
     Skipped { reason: String },
@@ -54,6 +57,7 @@ pub struct RawResult {
     pub label: Arc<str>,
     pub distance: f64,
     pub verdict: Verdict,
+    pub category: Option<Category>,
 }
 
 /// The result for one ROI, as written on the buffer.
@@ -91,18 +95,21 @@ impl RoiResult {
             .field("w", self.rect.2)
             .field("h", self.rect.3);
         let b = match &self.outcome {
-            Outcome::Classified { class_id, label, distance, verdict } => b
+            Outcome::Classified { class_id, label, distance, verdict, category } => b
                 .field("class-id", *class_id)
                 .field("label", &**label)
                 .field("distance", *distance)
                 .field("confidence", odm_core::score::confidence(*distance, self.novelty_threshold))
-                .field("verdict", verdict.as_str()),
+                .field("verdict", verdict.as_str())
+                // A NULL string when there is none (`anomaly`, or a bundle without categories).
+                .field("category", category.map(Category::as_str)),
             Outcome::Skipped { reason } => b
                 .field("class-id", -1i32)
                 .field("label", "")
                 .field("distance", -1.0f64)
                 .field("confidence", 0.0f64)
                 .field("verdict", "skipped")
+                .field("category", None::<&str>)
                 .field("reason", reason.as_str()),
         };
         let mut b = b
@@ -115,7 +122,8 @@ impl RoiResult {
                 .field("raw-class-id", raw.class_id)
                 .field("raw-label", &*raw.label)
                 .field("raw-distance", raw.distance)
-                .field("raw-verdict", raw.verdict.as_str());
+                .field("raw-verdict", raw.verdict.as_str())
+                .field("raw-category", raw.category.map(Category::as_str));
         }
         b.build()
     }
@@ -134,6 +142,7 @@ impl RoiResult {
                 label: Arc::from(s.get::<&str>("label").ok()?),
                 distance: s.get("distance").ok()?,
                 verdict: verdict.parse().ok()?,
+                category: category(s, "category")?,
             }
         };
         Some(RoiResult {
@@ -151,9 +160,20 @@ impl RoiResult {
                     label: Arc::from(s.get::<&str>("raw-label").ok()?),
                     distance: s.get("raw-distance").ok()?,
                     verdict: s.get::<&str>("raw-verdict").ok()?.parse().ok()?,
+                    category: category(s, "raw-category")?,
                 })
             })(),
         })
+    }
+}
+
+/// A category field of an `odm` structure: `Some(None)` when it is a NULL string or absent (results of older odm
+/// versions), `None` when it is of another type or names no category.
+fn category(s: &gst::StructureRef, field: &str) -> Option<Option<Category>> {
+    match s.get::<Option<&str>>(field) {
+        Ok(Some(name)) => name.parse().ok().map(Some),
+        Ok(None) | Err(gst::structure::GetError::FieldNotFound { .. }) => Some(None),
+        Err(_) => None,
     }
 }
 

@@ -456,13 +456,20 @@ fn proposals_read_nv12_with_the_caps_matrix() {
 #[test]
 fn export_lines_carry_every_buffer_field_under_the_same_name() {
     // One naming rule (docs/results.md): a JSON line has every field of the buffer's `odm` structure, with `_` for
-    // `-`, and the same value; the ROI id is `id` (odmroireplay's format). With vote-window the raw fields too.
+    // `-`, and the same value; the ROI id is `id` (odmroireplay's format). With vote-window the raw fields too. The
+    // colour model with a category on red, so that `category` is compared as a string and as NULL / null.
     init();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
+    let src = models().join("colors");
+    fs::copy(src.join("colors.onnx"), dir.path().join("colors.onnx")).unwrap();
+    let mut bundle: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(src.join("colors.odm.json")).unwrap()).unwrap();
+    bundle["classes"][0]["category"] = "regulatory".into();
+    fs::write(dir.path().join("colors.odm.json"), bundle.to_string()).unwrap();
     let mut h = gst_check::Harness::new_parse(&format!(
         "odmclassify model={} vote-window=3 ! odmexport location={}",
-        colors_model(),
+        dir.path().join("colors.onnx").display(),
         out.display()
     ));
     h.set_src_caps(rgb_caps(64, 48));
@@ -497,18 +504,34 @@ fn export_lines_carry_every_buffer_field_under_the_same_name() {
                 j.as_u64() == Some(v as u64)
             } else if let Ok(v) = value.get::<bool>() {
                 j.as_bool().unwrap_or(false) == v
-            } else if let Ok(v) = value.get::<String>() {
-                j.as_str().map_or(v.is_empty(), |x| x == v)
+            } else if let Ok(v) = value.get::<Option<String>>() {
+                // A NULL string (`category` of an anomaly, a skipped ROI, a class without one) is null in JSON.
+                match v {
+                    Some(v) => j.as_str().map_or(v.is_empty(), |x| x == v),
+                    None => j.is_null(),
+                }
             } else {
                 panic!("{name}: unexpected type {}", value.type_())
             };
             assert!(same, "roi {id}: {name}={value:?} on the buffer, {key}={j} in the line");
         }
     }
-    for key in ["confidence", "novelty_threshold", "anomaly_threshold", "raw_label", "raw_class_id", "reason"] {
+    for key in [
+        "confidence",
+        "novelty_threshold",
+        "anomaly_threshold",
+        "raw_label",
+        "raw_class_id",
+        "reason",
+        "category",
+        "raw_category",
+    ] {
         assert!(seen.contains(key), "{key} was not compared");
     }
     let red = rois.iter().find(|j| j["id"] == 1).unwrap();
     assert_eq!((red["label"].as_str(), red["verdict"].as_str()), (Some("red"), Some("known")));
+    assert_eq!((red["category"].as_str(), red["raw_category"].as_str()), (Some("regulatory"), Some("regulatory")));
+    let grey = rois.iter().find(|j| j["id"] == 2).unwrap();
+    assert_eq!((grey["verdict"].as_str(), &grey["category"]), (Some("anomaly"), &serde_json::Value::Null));
     assert!(red["confidence"].as_f64().unwrap() > 0.5);
 }

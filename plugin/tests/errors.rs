@@ -85,6 +85,21 @@ fn bundle_with_a_bad_field() {
 }
 
 #[test]
+fn bundle_with_a_bad_category() {
+    // Not one of the four: the error names the file, the field, the class and the value.
+    let dir = copy_model(|v| v["classes"][1]["category"] = serde_json::json!("advisory"));
+    let err = launch_with(&dir.path().join("colors.onnx"), "").unwrap_err();
+    assert_mentions(&err, &["colors.odm.json", "classes[1].category", "class \"green\"", "advisory"]);
+    // Against the category of a taxonomy label.
+    let dir = copy_model(|v| {
+        v["classes"][2]["label"] = serde_json::json!("warning--blue--g1");
+        v["classes"][2]["category"] = serde_json::json!("information");
+    });
+    let err = launch_with(&dir.path().join("colors.onnx"), "").unwrap_err();
+    assert_mentions(&err, &["colors.odm.json", "classes[2].category", "warning--blue--g1", "\"information\""]);
+}
+
+#[test]
 fn malformed_bundle() {
     let dir = copy_model(|_| {});
     fs::write(dir.path().join("colors.odm.json"), "{ \"format\": \"odm-bundle/1\", ").unwrap();

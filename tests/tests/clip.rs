@@ -68,6 +68,7 @@ fn python_example_reads_results() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert_eq!(t.matches("label blue").count(), 3, "{t}");
+    assert_eq!(t.matches("verdict known category none").count(), 3, "the colour model has no categories: {t}");
     assert!(t.contains("3 ROIs classified in 3 frames"), "{t}");
 }
 
@@ -82,7 +83,8 @@ fn python_pad_probe_example_reads_the_results_meta() {
         .unwrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert_eq!(t.matches("label blue verdict known distance 0.000 confidence 1.000").count(), 3, "{t}");
+    let line = "label blue verdict known distance 0.000 confidence 1.000 category none";
+    assert_eq!(t.matches(line).count(), 3, "{t}");
     assert!(t.contains("3 ROIs classified in 3 frames"), "{t}");
 }
 

@@ -89,6 +89,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
                 center: embed_color(*rgb).to_vec(),
                 novelty_threshold: None,
                 anomaly_threshold: None,
+                category: None,
             })
             .collect(),
         score: ScoreSpec {

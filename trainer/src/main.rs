@@ -92,7 +92,8 @@ enum Command {
         #[arg(long)]
         mean: bool,
     },
-    /// Summarise odmexport results (JSON lines): verdict counts, and by ground-truth kind when --truth is given.
+    /// Summarise odmexport results (JSON lines): verdict counts, and by ground-truth kind (and by kind and sign
+    /// category, for truth labels of the taxonomy) when --truth is given.
     Summary {
         results: PathBuf,
         /// Ground truth ROIs (as written by `odm-train clip`); also prints detection recall by sign size and
@@ -102,8 +103,9 @@ enum Command {
         /// Join results with the truth by ROI id (replayed boxes) or by box overlap (a live detector's boxes).
         #[arg(long = "match", value_enum, default_value = "ids")]
         how: odm_trainer::results::Match,
-        /// Print the verdict counts as one JSON object (frames, rois, verdicts, by_kind, known_correct, known_total)
-        /// instead of the tables, for programs (odm-fleet).
+        /// Print the verdict counts as one JSON object (frames, rois, verdicts, by_kind, by_category, known_correct,
+        /// known_total, novelty_category_correct, novelty_category_total) instead of the tables, for programs
+        /// (odm-fleet).
         #[arg(long)]
         json: bool,
     },

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use odm_core::bundle::ColorOrder;
 use odm_core::preprocess::{CropSpec, Normalize};
+use odm_core::taxonomy::{self, Category};
 use plotters::prelude::*;
 
 use crate::error::TrainError;
@@ -37,6 +38,19 @@ struct Item {
     roi: RoiLine,
     truth_kind: Option<String>,
     truth_label: Option<String>,
+    /// The sign category of the truth label when it is a taxonomy name.
+    truth_category: Option<Category>,
+}
+
+impl Item {
+    /// An unknown sign whose truth label has a category, called novelty with another category (that of a known
+    /// design of another category). A result without a category (a bundle without categories) is not one.
+    fn novelty_of_another_category(&self) -> bool {
+        let (truth, result) = (self.truth_category, self.roi.category.as_deref());
+        self.truth_kind.as_deref() == Some("unknown")
+            && self.roi.verdict.as_deref() == Some("novelty")
+            && truth.zip(result).is_some_and(|(t, r)| t.as_str() != r)
+    }
 }
 
 /// A group of thumbnails: title, why it matters, and its items in display order.
@@ -70,7 +84,8 @@ fn groups(items: &[Item], with_truth: bool) -> Vec<Group> {
         v
     };
     if with_truth {
-        vec![
+        let categories = items.iter().any(|i| i.truth_category.is_some());
+        let mut groups = vec![
             Group {
                 title: "Known signs called anomaly",
                 note: "signs of a trained class taken for non-signs: farthest first",
@@ -96,19 +111,27 @@ fn groups(items: &[Item], with_truth: bool) -> Vec<Group> {
                 note: "signs of no trained class given a label: most confident first",
                 items: near_first(pick(&|i| kind(i, "unknown") && verdict(i, "known"))),
             },
-            Group {
-                title: "Right answers",
-                note: "known signs with their label, unknown signs as novelty or anomaly, non-signs as anomaly or \
-                       novelty: least sure first",
-                items: far_first(pick(&|i| match i.truth_kind.as_deref() {
-                    Some("known") => verdict(i, "known") && i.roi.label == i.truth_label,
-                    Some("unknown") | Some("distractor") | Some("no-object") => {
-                        verdict(i, "novelty") || verdict(i, "anomaly")
-                    }
-                    _ => false,
-                })),
-            },
-        ]
+        ];
+        if categories {
+            groups.push(Group {
+                title: "Unknown signs called novelty with another category",
+                note: "an unknown sign takes the category of the known design nearest to it, and that one is of \
+                       another category: nearest first",
+                items: near_first(pick(&|i| i.novelty_of_another_category())),
+            });
+        }
+        groups.push(Group {
+            title: "Right answers",
+            note: "known signs with their label, unknown signs as novelty (with their category, where the truth has \
+                   one) or anomaly, non-signs as anomaly or novelty: least sure first",
+            items: far_first(pick(&|i| match i.truth_kind.as_deref() {
+                Some("known") => verdict(i, "known") && i.roi.label == i.truth_label,
+                Some("unknown") => (verdict(i, "novelty") && !i.novelty_of_another_category()) || verdict(i, "anomaly"),
+                Some("distractor") | Some("no-object") => verdict(i, "novelty") || verdict(i, "anomaly"),
+                _ => false,
+            })),
+        });
+        groups
     } else {
         vec![
             Group {
@@ -241,7 +264,8 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
                 (true, None) if o.matching == Match::Boxes => (Some("no-object".to_owned()), None),
                 _ => (None, None),
             };
-            items.push(Item { frame: f.frame, roi: r.clone(), truth_kind, truth_label });
+            let truth_category = truth_label.as_deref().and_then(taxonomy::category_of);
+            items.push(Item { frame: f.frame, roi: r.clone(), truth_kind, truth_label, truth_category });
         }
     }
 
@@ -363,6 +387,44 @@ figure {{ margin: 0; width: 132px; font-size: 11px; }} figure img {{ width: 128p
             100.0 * summary.known_correct as f64 / summary.known_total as f64
         );
     }
+    // By the sign category of the truth, where its labels are taxonomy names.
+    if !summary.by_category.is_empty() {
+        h.push_str(
+            "<h2>Verdicts by sign category</h2>\n<p class=\"note\">Ground-truth signs whose label is a taxonomy \
+             name, by kind and by the category of the sign.</p>\n<table><tr><th>ground truth</th><th>category</th>\
+             <th>ROIs</th>",
+        );
+        for v in verdicts {
+            let _ = write!(h, "<th>{v}</th>");
+        }
+        h.push_str("</tr>\n");
+        for (kind, by) in &summary.by_category {
+            for (category, m) in by {
+                let total: usize = m.values().sum();
+                let _ = write!(
+                    h,
+                    "<tr><td class=\"k\">{}</td><td class=\"k\">{}</td><td>{total}</td>",
+                    esc(kind),
+                    esc(category)
+                );
+                for v in verdicts {
+                    let n = m.get(v).copied().unwrap_or(0);
+                    let _ = write!(h, "<td>{n} ({:.1}%)</td>", 100.0 * n as f64 / total.max(1) as f64);
+                }
+                h.push_str("</tr>\n");
+            }
+        }
+        h.push_str("</table>\n");
+    }
+    if summary.novelty_category_total > 0 {
+        let _ = writeln!(
+            h,
+            "<p>Unknown signs called novelty with the category of their sign: {} of {} ({:.1}%).</p>",
+            summary.novelty_category_correct,
+            summary.novelty_category_total,
+            100.0 * summary.novelty_category_correct as f64 / summary.novelty_category_total as f64
+        );
+    }
 
     // Distances per class.
     h.push_str(
@@ -400,9 +462,10 @@ figure {{ margin: 0; width: 132px; font-size: 11px; }} figure img {{ width: 128p
                 (Some(k), None) => format!("<br>truth {}", esc(k)),
                 _ => String::new(),
             };
+            let category = it.roi.category.as_deref().map_or(String::new(), |c| format!(" ({})", esc(c)));
             let _ = writeln!(
                 h,
-                "<figure class=\"{v}\">{img}<figcaption>frame {} id {}<br><b>{}</b> {}<br>distance {:.2}, confidence {}{truth}</figcaption></figure>",
+                "<figure class=\"{v}\">{img}<figcaption>frame {} id {}<br><b>{}</b> {}{category}<br>distance {:.2}, confidence {}{truth}</figcaption></figure>",
                 it.frame,
                 it.roi.id,
                 esc(it.roi.label.as_deref().unwrap_or("")),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use odm_core::taxonomy::{self, Category};
 use serde::Deserialize;
 
 use crate::error::TrainError;
@@ -27,6 +28,10 @@ pub struct RoiLine {
     pub distance: Option<f64>,
     #[serde(default)]
     pub verdict: Option<String>,
+    /// The result's sign category (regulatory, warning, information, complementary; null for anomaly, and absent in
+    /// files of older odm versions).
+    #[serde(default)]
+    pub category: Option<String>,
     #[serde(default)]
     pub confidence: Option<f64>,
     /// The thresholds in force for the class (odmexport writes them).
@@ -47,6 +52,12 @@ pub type Rect = (f64, f64, f64, f64);
 impl RoiLine {
     pub fn rect(&self) -> Rect {
         (self.x, self.y, self.w, self.h)
+    }
+
+    /// The sign category of the label when it is a taxonomy name (`warning--curve-left--g1`): of a truth box, the
+    /// category of the sign that is there.
+    pub fn label_category(&self) -> Option<Category> {
+        self.label.as_deref().and_then(taxonomy::category_of)
     }
 }
 
@@ -91,7 +102,8 @@ pub fn read(path: &Path) -> Result<Vec<FrameLine>, TrainError> {
         .collect()
 }
 
-/// Verdict counts, overall and by ground-truth kind, and how often known signs got their own label.
+/// Verdict counts, overall, by ground-truth kind and by the truth's sign category, how often known signs got their
+/// own label, and how often unknown signs called novelty got their own category.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Summary {
     pub frames: usize,
@@ -99,9 +111,15 @@ pub struct Summary {
     pub verdicts: BTreeMap<String, usize>,
     /// kind -> verdict -> count (with ground truth).
     pub by_kind: BTreeMap<String, BTreeMap<String, usize>>,
+    /// kind -> category -> verdict -> count, for truth boxes whose label is a taxonomy name (with ground truth).
+    pub by_category: BTreeMap<String, BTreeMap<String, BTreeMap<String, usize>>>,
     /// Known signs classified `known` with the right label, and all known signs.
     pub known_correct: usize,
     pub known_total: usize,
+    /// Unknown signs with a taxonomy label called `novelty` whose result's category is the truth label's, and all
+    /// of them called `novelty`.
+    pub novelty_category_correct: usize,
+    pub novelty_category_total: usize,
 }
 
 /// How a result box is joined with its ground truth.
@@ -156,6 +174,14 @@ pub fn summarise_by(results: &[FrameLine], truth: Option<&[FrameLine]>, how: Mat
                         s.known_correct += 1;
                     }
                 }
+                if let Some(category) = t.label_category() {
+                    let row = s.by_category.entry(kind.clone()).or_default().entry(category.to_string()).or_default();
+                    *row.entry(v.clone()).or_default() += 1;
+                    if kind == "unknown" && v == "novelty" {
+                        s.novelty_category_total += 1;
+                        s.novelty_category_correct += usize::from(r.category.as_deref() == Some(category.as_str()));
+                    }
+                }
             }
         }
     }
@@ -189,6 +215,27 @@ impl Summary {
                 self.known_correct,
                 self.known_total,
                 100.0 * self.known_correct as f64 / self.known_total as f64
+            ));
+        }
+        if !self.by_category.is_empty() {
+            t.push_str("\nBy the sign category of the ground truth (labels of the taxonomy):\n\n");
+            t.push_str("| ground truth | category | ROIs |");
+            for v in verdicts {
+                t.push_str(&format!(" {v} |"));
+            }
+            t.push_str("\n|---|---|---:|---:|---:|---:|---:|\n");
+            for (kind, by) in &self.by_category {
+                for (category, m) in by {
+                    t.push_str(&row(&format!("{kind} | {category}"), m));
+                }
+            }
+        }
+        if self.novelty_category_total > 0 {
+            t.push_str(&format!(
+                "\nunknown signs called novelty with the category of their sign: {} of {} ({:.1}%)\n",
+                self.novelty_category_correct,
+                self.novelty_category_total,
+                100.0 * self.novelty_category_correct as f64 / self.novelty_category_total as f64
             ));
         }
         t
@@ -379,6 +426,71 @@ mod tests {
             })
             .collect();
         FrameLine { frame: n, rois }
+    }
+
+    #[test]
+    fn summary_by_truth_kind_and_category_and_novelties_with_their_category() {
+        let roi = |id: i32, verdict: &str, label: &str, category: Option<&str>| RoiLine {
+            id,
+            verdict: Some(verdict.into()),
+            label: Some(label.into()),
+            category: category.map(Into::into),
+            ..Default::default()
+        };
+        let results = [FrameLine {
+            frame: 0,
+            rois: vec![
+                roi(1, "known", "regulatory--stop--g1", Some("regulatory")),
+                roi(2, "novelty", "regulatory--stop--g1", Some("regulatory")),
+                roi(3, "novelty", "warning--curve-left--g1", Some("warning")),
+                roi(4, "anomaly", "warning--curve-left--g1", None),
+                roi(5, "known", "information--parking--g1", Some("information")),
+                roi(6, "novelty", "red", None),
+            ],
+        }];
+        let truth_roi = |id: i32, kind: &str, label: &str| RoiLine {
+            id,
+            kind: Some(kind.into()),
+            label: Some(label.into()),
+            ..Default::default()
+        };
+        let truth = [FrameLine {
+            frame: 0,
+            rois: vec![
+                truth_roi(1, "known", "regulatory--stop--g1"),
+                // Unknown warning signs: one said novelty with the regulatory category of its nearest class, one
+                // with its own.
+                truth_roi(2, "unknown", "warning--deer--g1"),
+                truth_roi(3, "unknown", "warning--children--g2"),
+                truth_roi(4, "distractor", ""),
+                truth_roi(5, "unknown", "information--hospital--g1"),
+                // A label that is no taxonomy name: counted by kind only.
+                truth_roi(6, "unknown", "bridleway"),
+            ],
+        }];
+        let s = summarise(&results, Some(&truth));
+        let counts = |pairs: &[(&str, usize)]| pairs.iter().map(|&(v, n)| (v.to_owned(), n)).collect();
+        let mut want: BTreeMap<String, BTreeMap<String, BTreeMap<String, usize>>> = BTreeMap::new();
+        want.entry("known".into()).or_default().insert("regulatory".into(), counts(&[("known", 1)]));
+        want.entry("unknown".into()).or_default().insert("warning".into(), counts(&[("novelty", 2)]));
+        want.entry("unknown".into()).or_default().insert("information".into(), counts(&[("known", 1)]));
+        assert_eq!(s.by_category, want);
+        assert_eq!(s.by_kind["unknown"], counts(&[("novelty", 3), ("known", 1)]));
+        assert_eq!((s.novelty_category_correct, s.novelty_category_total), (1, 2));
+        let md = s.markdown();
+        assert!(md.contains("| unknown | warning | 2 | 0 (0.0%) | 2 (100.0%) | 0 (0.0%) | 0 (0.0%) |"), "{md}");
+        assert!(md.contains("| known | regulatory | 1 | 1 (100.0%) |"), "{md}");
+        assert!(md.contains("unknown signs called novelty with the category of their sign: 1 of 2 (50.0%)"), "{md}");
+        // The lines programs read are still there, and the JSON has the new counts beside the old ones.
+        assert!(
+            md.contains("| unknown | 4 |") && md.contains("known signs classified known with the right label: 1 of 1")
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["by_category"]["unknown"]["warning"]["novelty"], 2);
+        assert_eq!((json["novelty_category_correct"].as_u64(), json["known_total"].as_u64()), (Some(1), Some(1)));
+        // Without taxonomy labels in the truth, no category table.
+        let plain = summarise(&results, None);
+        assert!(plain.by_category.is_empty() && !plain.markdown().contains("category"));
     }
 
     #[test]

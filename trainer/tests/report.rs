@@ -88,3 +88,49 @@ fn the_page_groups_mistakes_worst_first_with_thumbnails_and_histograms() {
     let e = write(&o).unwrap_err().to_string();
     assert!(e.contains("results.jsonl") && e.contains("line 1"), "{e}");
 }
+
+#[test]
+fn the_page_shows_verdicts_by_sign_category_and_novelties_of_another_category() {
+    // Taxonomy labels in the truth: a table by kind and category, how many unknown signs called novelty got their
+    // own category, and those that did not as a group of their own (not among the right answers).
+    let dir = tempfile::tempdir().unwrap();
+    let r = |id: i32, label: &str, d: f64, verdict: &str, category: Option<&str>| {
+        let mut v = roi(id, label, d, verdict);
+        v["category"] = category.map_or(serde_json::Value::Null, serde_json::Value::from);
+        v
+    };
+    let results = dir.path().join("results.jsonl");
+    let lines = [serde_json::json!({"frame": 0, "pts": 0, "rois": [
+        r(0, "regulatory--stop--g1", 1.0, "known", Some("regulatory")),
+        r(1, "regulatory--stop--g1", 3.0, "novelty", Some("regulatory")),
+        r(2, "warning--curve-left--g1", 3.5, "novelty", Some("warning")),
+        r(3, "warning--curve-left--g1", 9.0, "anomaly", None)]})];
+    std::fs::write(&results, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();
+    let truth = dir.path().join("truth.jsonl");
+    let t = |id: i32, kind: &str, label: &str| serde_json::json!({"id": id, "x": 10 + 30 * id, "y": 20, "w": 24, "h": 24, "kind": kind, "label": label});
+    let truth_line = serde_json::json!({"frame": 0, "rois": [t(0, "known", "regulatory--stop--g1"),
+        t(1, "unknown", "warning--deer--g1"), t(2, "unknown", "warning--children--g2"), t(3, "distractor", "")]});
+    std::fs::write(&truth, truth_line.to_string() + "\n").unwrap();
+    let o = ReportOptions {
+        results,
+        clip: None,
+        truth: Some(truth),
+        matching: Match::Ids,
+        per_group: 10,
+        out: dir.path().join("report"),
+    };
+    let html = std::fs::read_to_string(write(&o).unwrap()).unwrap();
+    assert!(html.contains("<h2>Verdicts by sign category</h2>"), "{html}");
+    assert!(
+        html.contains(
+            "<td class=\"k\">unknown</td><td class=\"k\">warning</td><td>2</td><td>0 (0.0%)</td><td>2 (100.0%)</td>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("Unknown signs called novelty with the category of their sign: 1 of 2 (50.0%)."), "{html}");
+    let group = html.find("Unknown signs called novelty with another category (1)").expect("the group");
+    let right = html.find("Right answers (3)").expect("known stop, the warning novelty, the distractor");
+    assert!(html[group..right].contains("id 1<br><b>regulatory--stop--g1</b> novelty (regulatory)"), "{html}");
+    assert!(!html[right..].contains("id 1<br>"), "a novelty of another category is not a right answer");
+    assert!(html[right..].contains("<b>warning--curve-left--g1</b> novelty (warning)"), "{html}");
+}

@@ -256,9 +256,10 @@ impl OdmClassify {
             posts.push(self.warning_message(gst::StreamError::Failed, &e.to_string()));
         }
         if work.tracking {
+            let category = |k: usize, v: odm_core::Verdict| scoring.scorer.category(k, v);
             for job in work.jobs.iter_mut().filter(|j| !j.reused) {
                 if let Ok(raw) = job.outcome {
-                    job.outcome = Ok(tracks.record(job.id, raw, live.vote_window));
+                    job.outcome = Ok(tracks.record(job.id, raw, live.vote_window, category));
                     job.raw = (live.vote_window > 1).then_some(raw);
                 }
             }
@@ -275,6 +276,7 @@ impl OdmClassify {
                             label: scoring.labels[r.class_index].clone(),
                             distance: r.distance as f64,
                             verdict: r.verdict,
+                            category: r.category,
                         },
                         r.class_index,
                     ),
@@ -294,6 +296,7 @@ impl OdmClassify {
                         label: scoring.labels[r.class_index].clone(),
                         distance: r.distance as f64,
                         verdict: r.verdict,
+                        category: r.category,
                     }),
                 }
             }));

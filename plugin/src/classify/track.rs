@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use odm_core::score::ScoreResult;
-use odm_core::Verdict;
+use odm_core::{Category, Verdict};
 
 /// One object's recent results.
 #[derive(Debug, Default)]
@@ -47,8 +47,15 @@ impl Tracks {
 
     /// Record a new result for `id` and return what to report: with `window` > 1, the majority verdict of its last
     /// `window` results (ties go to the most recent), and for `known` the majority class among those known; the
-    /// distance is this frame's.
-    pub(super) fn record(&mut self, id: i32, raw: ScoreResult, window: u32) -> ScoreResult {
+    /// distance is this frame's. `category` gives the category of a class index and verdict
+    /// ([`odm_core::Scorer::category`]): a voted result reports the one of its voted class and verdict.
+    pub(super) fn record(
+        &mut self,
+        id: i32,
+        raw: ScoreResult,
+        window: u32,
+        category: impl Fn(usize, Verdict) -> Option<Category>,
+    ) -> ScoreResult {
         let frame = self.frame;
         let t = self.map.entry(id).or_default();
         t.last_seen = frame;
@@ -57,14 +64,18 @@ impl Tracks {
         while t.history.len() > window.max(1) as usize {
             t.history.pop_front();
         }
-        let reported = if window > 1 { vote(&t.history, raw) } else { raw };
+        let reported = if window > 1 { vote(&t.history, raw, category) } else { raw };
         t.reported = Some(reported);
         reported
     }
 }
 
 /// The majority over `history` (newest last); `raw` is this frame's result, whose distance is reported.
-fn vote(history: &VecDeque<ScoreResult>, raw: ScoreResult) -> ScoreResult {
+fn vote(
+    history: &VecDeque<ScoreResult>,
+    raw: ScoreResult,
+    category: impl Fn(usize, Verdict) -> Option<Category>,
+) -> ScoreResult {
     // Count per key; ties are broken by the most recent occurrence.
     fn majority<K: PartialEq + Copy>(items: impl Iterator<Item = K>) -> Option<K> {
         let mut counts: Vec<(K, usize, usize)> = Vec::new();
@@ -86,34 +97,62 @@ fn vote(history: &VecDeque<ScoreResult>, raw: ScoreResult) -> ScoreResult {
     } else {
         (raw.class_index, raw.class_id)
     };
-    ScoreResult { class_index: class.0, class_id: class.1, distance: raw.distance, verdict }
+    let category = category(class.0, verdict);
+    ScoreResult { class_index: class.0, class_id: class.1, distance: raw.distance, verdict, category }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Even classes are regulatory, odd ones warning; anomalies have no category (as `Scorer::category`).
+    fn cat(class: usize, verdict: Verdict) -> Option<Category> {
+        let c = if class.is_multiple_of(2) { Category::Regulatory } else { Category::Warning };
+        (verdict != Verdict::Anomaly).then_some(c)
+    }
+
     fn r(class: usize, verdict: Verdict, distance: f32) -> ScoreResult {
-        ScoreResult { class_index: class, class_id: class as i32, distance, verdict }
+        ScoreResult { class_index: class, class_id: class as i32, distance, verdict, category: cat(class, verdict) }
     }
 
     #[test]
     fn votes_take_the_majority_and_break_ties_by_recency() {
         let mut t = Tracks::default();
         t.next_frame(100);
-        assert_eq!(t.record(7, r(1, Verdict::Known, 1.0), 3).verdict, Verdict::Known);
+        assert_eq!(t.record(7, r(1, Verdict::Known, 1.0), 3, cat).verdict, Verdict::Known);
         t.next_frame(100);
         // One novelty among knowns: still known, with this frame's distance.
-        let v = t.record(7, r(1, Verdict::Novelty, 2.5), 3);
+        let v = t.record(7, r(1, Verdict::Novelty, 2.5), 3, cat);
         assert_eq!((v.verdict, v.class_index, v.distance), (Verdict::Novelty, 1, 2.5), "1-1 tie: the most recent");
         t.next_frame(100);
-        let v = t.record(7, r(2, Verdict::Known, 1.2), 3);
+        let v = t.record(7, r(2, Verdict::Known, 1.2), 3, cat);
         assert_eq!((v.verdict, v.class_index), (Verdict::Known, 2), "2 known of 3; classes 1 and 2 tie: the newest");
+        assert_eq!(v.category, Some(Category::Regulatory));
         t.next_frame(100);
-        let v = t.record(7, r(1, Verdict::Known, 1.1), 3);
+        let v = t.record(7, r(1, Verdict::Known, 1.1), 3, cat);
         assert_eq!((v.verdict, v.class_index), (Verdict::Known, 1), "window of 3: novelty, known 2, known 1");
+        assert_eq!(v.category, Some(Category::Warning), "the voted class's category");
         // Without a window the raw result is reported.
-        assert_eq!(t.record(8, r(3, Verdict::Anomaly, 9.0), 0), r(3, Verdict::Anomaly, 9.0));
+        assert_eq!(t.record(8, r(3, Verdict::Anomaly, 9.0), 0, cat), r(3, Verdict::Anomaly, 9.0));
+    }
+
+    #[test]
+    fn a_voted_result_reports_the_category_of_its_voted_class_and_verdict() {
+        let mut t = Tracks::default();
+        t.next_frame(100);
+        t.record(5, r(1, Verdict::Novelty, 3.0), 3, cat);
+        t.next_frame(100);
+        t.record(5, r(1, Verdict::Novelty, 3.2), 3, cat);
+        t.next_frame(100);
+        // This frame says anomaly (no category), the vote says novelty: the nearest class's category.
+        let v = t.record(5, r(1, Verdict::Anomaly, 9.0), 3, cat);
+        assert_eq!((v.verdict, v.category), (Verdict::Novelty, Some(Category::Warning)));
+        t.next_frame(100);
+        t.record(5, r(1, Verdict::Anomaly, 9.5), 3, cat);
+        t.next_frame(100);
+        // Two anomalies of three: none, though this frame's novelty has one.
+        let v = t.record(5, r(0, Verdict::Novelty, 3.0), 3, cat);
+        assert_eq!((v.verdict, v.category), (Verdict::Anomaly, None));
     }
 
     #[test]
@@ -121,7 +160,7 @@ mod tests {
         let mut t = Tracks::default();
         t.next_frame(100);
         assert_eq!(t.reusable(1, 3), None, "never classified");
-        t.record(1, r(0, Verdict::Known, 0.5), 1);
+        t.record(1, r(0, Verdict::Known, 0.5), 1, cat);
         for _ in 0..2 {
             t.next_frame(100);
             assert_eq!(t.reusable(1, 3), Some(r(0, Verdict::Known, 0.5)));
@@ -135,7 +174,7 @@ mod tests {
     fn objects_unseen_for_long_are_forgotten() {
         let mut t = Tracks::default();
         t.next_frame(10);
-        t.record(1, r(0, Verdict::Known, 0.5), 1);
+        t.record(1, r(0, Verdict::Known, 0.5), 1, cat);
         for _ in 0..200 {
             t.next_frame(10);
         }

@@ -11,6 +11,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use odm_core::Category;
+
 use crate::meta::{self, Outcome};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -115,6 +117,9 @@ struct RoiLine<'a> {
     confidence: Option<f64>,
     /// known, novelty, anomaly, skipped, or null when no classifier saw this ROI.
     verdict: Option<&'a str>,
+    /// regulatory, warning, information or complementary: the class's for known, the nearest class's for novelty;
+    /// null for anomaly, for a class without one, and when the ROI was not classified.
+    category: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,6 +141,9 @@ struct RoiLine<'a> {
     raw_distance: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_verdict: Option<&'a str>,
+    /// With `vote-window`: this frame's own category (null when it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_category: Option<Option<&'static str>>,
 }
 
 /// One frame as exported.
@@ -217,7 +225,7 @@ impl ElementImpl for OdmExport {
                 "odm results export",
                 "Filter/Analyzer/Video",
                 "Writes one JSON line per frame: pts, frame number and every ROI with its box, type, id, class, \
-                 label, distance and verdict",
+                 label, distance, confidence, verdict and category",
                 "odm developers",
             )
         });
@@ -279,12 +287,12 @@ impl BaseTransformImpl for OdmExport {
             .iter()
             .map(|e| {
                 let raw = e.result.as_ref().and_then(|r| r.raw.as_ref());
-                let (class_id, label, distance, reason) = match e.result.as_ref().map(|r| &r.outcome) {
-                    Some(Outcome::Classified { class_id, label, distance, .. }) => {
-                        (Some(*class_id), Some(&**label), Some(*distance), None)
+                let (class_id, label, distance, category, reason) = match e.result.as_ref().map(|r| &r.outcome) {
+                    Some(Outcome::Classified { class_id, label, distance, category, .. }) => {
+                        (Some(*class_id), Some(&**label), Some(*distance), category.map(Category::as_str), None)
                     }
-                    Some(Outcome::Skipped { reason }) => (None, None, None, Some(reason.as_str())),
-                    None => (None, None, None, None),
+                    Some(Outcome::Skipped { reason }) => (None, None, None, None, Some(reason.as_str())),
+                    None => (None, None, None, None, None),
                 };
                 RoiLine {
                     id: e.id,
@@ -303,6 +311,7 @@ impl BaseTransformImpl for OdmExport {
                         Outcome::Skipped { .. } => None,
                     }),
                     verdict: e.result.as_ref().map(|r| r.verdict_str()),
+                    category,
                     reason,
                     model: e.result.as_ref().map(|r| &*r.model),
                     novelty_threshold: e.result.as_ref().map(|r| r.novelty_threshold),
@@ -312,6 +321,7 @@ impl BaseTransformImpl for OdmExport {
                     raw_label: raw.map(|r| &*r.label),
                     raw_distance: raw.map(|r| r.distance),
                     raw_verdict: raw.map(|r| r.verdict.as_str()),
+                    raw_category: raw.map(|r| r.category.map(Category::as_str)),
                 }
             })
             .collect();

@@ -214,11 +214,13 @@ impl OdmOverlay {
             // Written into one reused string: no allocation per ROI once it has grown.
             label.clear();
             let colour = match e.result.as_ref().map(|r| &r.outcome) {
-                Some(Outcome::Classified { label: class, distance, verdict, .. }) => {
+                Some(Outcome::Classified { label: class, distance, verdict, category, .. }) => {
                     use odm_core::Verdict;
-                    // Writing into a String cannot fail.
-                    let _ = match verdict {
-                        Verdict::Known => write!(label, "{class} {distance:.2}"),
+                    // Writing into a String cannot fail. A novelty shows the category of its nearest class when
+                    // the bundle has categories: an unknown warning sign reads "novelty warning".
+                    let _ = match (verdict, category) {
+                        (Verdict::Known, _) => write!(label, "{class} {distance:.2}"),
+                        (Verdict::Novelty, Some(c)) => write!(label, "{verdict} {c} {distance:.1}"),
                         _ => write!(label, "{verdict} {distance:.1}"),
                     };
                     match verdict {

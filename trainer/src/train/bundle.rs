@@ -99,6 +99,7 @@ pub fn class_entries(labels: &[String], centres: Vec<Vec<f32>>) -> Vec<ClassEntr
             center,
             novelty_threshold: None,
             anomaly_threshold: None,
+            category: None,
         })
         .collect()
 }
