@@ -6,7 +6,9 @@
 #      meson and ninja, pkg-config, python3 with pip (to fetch wheels), and Rust's C toolchain.
 #   2. ONNX Runtime: libonnxruntime.so from the PyPI `onnxruntime` wheel, pinned by version and sha256, unpacked into
 #      .deps/onnxruntime/ (git ignores .deps/). The plugin and odm-train find it there (see runtime/src/lib.rs).
-#   3. libtorch for the trainer (tch 0.26 expects 2.13.0): the PyPI `torch` wheel and the two CUDA runtime wheels
+#   3. The sign designs: npm `mapillary_sprite_source` 1.8.0 (MIT), checked against its sha512 integrity, unpacked
+#      into .deps/designs/ (scripts/designs.sh).
+#   4. libtorch for the trainer (tch 0.26 expects 2.13.0): the PyPI `torch` wheel and the two CUDA runtime wheels
 #      libtorch_cpu.so links against (cudart, cupti), pinned by sha256, unpacked side by side into .deps/torch/ so
 #      torch's own RPATHs find them. .cargo/config.toml points LIBTORCH there. About 540 MB to download, once.
 # Needs root for step 1 when a package is missing (as on a fresh machine); step 2 needs only the package registries.
@@ -72,6 +74,9 @@ PY
   touch "$ORT_DIR/.ok-$ORT_VERSION"
   log "ONNX Runtime $ORT_VERSION in $ORT_DIR"
 fi
+
+# The sign designs of the synthetic world (npm mapillary_sprite_source, pinned by version and integrity hash).
+"$ROOT/scripts/designs.sh"
 
 # --- libtorch (trainer) ---------------------------------------------------------------------------------------------
 TORCH_VERSION=2.13.0

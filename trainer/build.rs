@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Embeds the vendored assets (assets/signs/*.svg, assets/scenes/*, assets/fonts/*.ttf) into odm-train, so the
-//! synthetic generator works offline from any folder and gives the same bytes everywhere.
+//! Embeds the vendored assets (assets/scenes/*, assets/fonts/*.ttf) into odm-train, so the synthetic generator works
+//! offline from any folder and gives the same bytes everywhere. The sign designs are not vendored: see
+//! scripts/designs.sh.
 use std::fmt::Write;
 use std::path::Path;
 
@@ -30,7 +31,7 @@ fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let assets = Path::new(&manifest).join("assets");
     let mut code = String::new();
-    for (konst, sub) in [("SIGNS", "signs"), ("SCENES", "scenes"), ("FONTS", "fonts")] {
+    for (konst, sub) in [("SCENES", "scenes"), ("FONTS", "fonts")] {
         let dir = assets.join(sub);
         println!("cargo:rerun-if-changed={}", dir.display());
         writeln!(code, "pub static {konst}: &[(&str, &[u8])] = &[").unwrap();

@@ -57,7 +57,14 @@ fn plugin_answers(dir: &Path, count: usize, model: &Path) -> Vec<(String, String
 #[test]
 fn trainer_and_plugin_agree_on_every_crop() {
     let data = tempfile::tempdir().unwrap();
-    let classes = ["speed-limit-30", "stop", "give-way", "warning-danger", "keep-left", "no-cars"];
+    let classes = [
+        "regulatory--maximum-speed-limit-30--g1",
+        "regulatory--stop--g1",
+        "regulatory--yield--g1",
+        "warning--other-danger--g1",
+        "regulatory--keep-left--g1",
+        "regulatory--no-motor-vehicles--g1",
+    ];
     let sc = SynthConfig {
         seed: 4,
         train_per_class: 24,

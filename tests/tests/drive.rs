@@ -17,9 +17,20 @@ fn names(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn tiny_model_on_a_rendered_drive() {
-    let known = names(&["stop", "give-way", "ahead-only", "keep-left", "speed-limit-50"]);
-    let seen = names(&["warning-danger", "no-left-turn", "minimum-speed", "no-u-turn"]);
-    let unknown = names(&["no-cars", "roundabout-left"]);
+    let known = names(&[
+        "regulatory--stop--g1",
+        "regulatory--yield--g1",
+        "regulatory--go-straight--g1",
+        "regulatory--keep-left--g1",
+        "regulatory--maximum-speed-limit-50--g1",
+    ]);
+    let seen = names(&[
+        "warning--other-danger--g1",
+        "regulatory--no-left-turn--g1",
+        "regulatory--minimum-safe-distance--g1",
+        "regulatory--no-u-turn--g2",
+    ]);
+    let unknown = names(&["regulatory--no-motor-vehicles--g1", "regulatory--roundabout--g1"]);
     let data = tempfile::tempdir().unwrap();
     let sc = SynthConfig {
         seed: 5,

@@ -19,6 +19,11 @@ pub enum TrainError {
     UnknownClass { class: String, known: Vec<String> },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The sign design package is missing, corrupt, or holds a design odm cannot use.
+    #[error("{path}: {reason}")]
+    Designs { path: PathBuf, reason: String },
+    #[error("design {name:?} is not in the sign package at {root}{hint}")]
+    UnknownDesign { name: String, root: PathBuf, hint: String },
     #[error(transparent)]
     Data(#[from] DataError),
 }

@@ -138,31 +138,66 @@ enum Command {
         #[arg(long, default_value_t = 1e-3)]
         tolerance: f64,
     },
-    /// Render the synthetic traffic-sign dataset (class-per-folder trees plus anomalies and a manifest).
+    /// Render the synthetic traffic-sign dataset from the real sign designs (class-per-folder trees, one folder per
+    /// design, plus anomalies and a manifest).
     Synth {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Sign crops per class in train/.
-        #[arg(long, default_value_t = 200)]
+        /// Sign crops per design in train/.
+        #[arg(long, default_value_t = 40)]
         train_per_class: usize,
-        /// Sign crops per class in test/.
-        #[arg(long, default_value_t = 50)]
+        /// Sign crops per design in test/.
+        #[arg(long, default_value_t = 20)]
         test_per_class: usize,
+        /// A training config whose `in_dist` designs get --known-train-per-class and --known-test-per-class crops.
+        #[arg(long)]
+        known_from: Option<PathBuf>,
+        #[arg(long, default_value_t = 200)]
+        known_train_per_class: usize,
+        #[arg(long, default_value_t = 50)]
+        known_test_per_class: usize,
         /// Background patches (anomalies), shared among the scenes.
         #[arg(long, default_value_t = 2000)]
         background: usize,
         /// Gaussian noise images (anomalies).
         #[arg(long, default_value_t = 500)]
         noise: usize,
-        /// Only these classes (comma-separated; default: all).
+        /// Only these designs (comma-separated; default: every design of the package).
         #[arg(long, value_delimiter = ',')]
         classes: Vec<String>,
+        /// A folder of real photographs used as backgrounds of the sign crops beside the embedded scenes.
+        #[arg(long)]
+        photos: Option<PathBuf>,
+        #[command(flatten)]
+        designs: DesignsArg,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+    },
+    /// Write the open-set protocol over the sign designs into a training config: known = a region's catalogue,
+    /// seen and unseen out-of-distribution designs = the other groups split by seed (variants of one sign stay on one
+    /// side). The config's other fields are kept.
+    Protocol {
+        /// The region whose catalogue is known (eu, us, au, br, ca).
+        #[arg(long, default_value = "eu")]
+        region: String,
+        /// Fraction of the other groups that are seen out-of-distribution (the paper's 20 of 50: 0.4).
+        #[arg(long, default_value_t = 0.4)]
+        seen_fraction: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The training config to write the lists into (created when missing).
+        #[arg(long)]
+        config: PathBuf,
+        /// Write the validation protocol instead (for choosing networks and recipes): the seen groups split again,
+        /// this fraction seen and the rest playing the unseen designs; the test's unseen designs set aside.
+        #[arg(long)]
+        validation: Option<f64>,
+        #[command(flatten)]
+        designs: DesignsArg,
     },
     /// Render a tree of out-of-distribution images to mine in training: `signlike` (sign-like unknowns for
     /// --seen-novelty-dir: numerals no class has, random glyphs and pictograms in sign shapes) or `objects`
@@ -378,8 +413,11 @@ enum Command {
         #[command(flatten)]
         threads: Threads,
     },
-    /// List the classes of the synthetic world with their groups.
-    Classes,
+    /// List the sign designs: name, group, category, regions.
+    Classes {
+        #[command(flatten)]
+        designs: DesignsArg,
+    },
     /// Validate a bundle (and the SHA-256 of its model) and print a summary.
     Inspect {
         /// The bundle file (NAME.odm.json).
@@ -388,6 +426,15 @@ enum Command {
 }
 
 /// The class lists of a split; without any, classes are split by fractions (the paper's 50/20/30) keeping groups.
+/// Where the sign designs are.
+#[derive(clap::Args)]
+struct DesignsArg {
+    /// The folder holding package_signs/ and mapping.json of mapillary_sprite_source (default: $ODM_DESIGNS, else
+    /// the checkout's .deps/designs/package written by scripts/designs.sh).
+    #[arg(long = "designs")]
+    designs: Option<PathBuf>,
+}
+
 #[derive(clap::Args)]
 struct ClassLists {
     /// In-distribution classes (comma-separated).
@@ -690,17 +737,40 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let m = odm_trainer::data::patches::run(&photos, &out, per_photo, seed)?;
             out!("wrote {} photos x {per_photo} patches to {}", m.photos.len(), out.display());
         }
-        Command::Synth { out, seed, train_per_class, test_per_class, background, noise, classes, threads } => {
+        Command::Synth {
+            out,
+            seed,
+            train_per_class,
+            test_per_class,
+            known_from,
+            known_train_per_class,
+            known_test_per_class,
+            background,
+            noise,
+            classes,
+            photos,
+            designs,
+            threads,
+        } => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
             }
+            let known = match &known_from {
+                Some(p) => odm_trainer::train::config::TrainConfig::load(p)?.in_dist,
+                None => Vec::new(),
+            };
             let config = odm_trainer::synth::SynthConfig {
                 seed,
                 train_per_class,
                 test_per_class,
+                known,
+                known_train_per_class,
+                known_test_per_class,
                 background,
                 noise,
                 classes,
+                photos_dir: photos,
+                designs: designs.designs,
                 ..Default::default()
             };
             let start = std::time::Instant::now();
@@ -843,10 +913,28 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let index = odm_trainer::report::write(&o)?;
             out!("wrote {}", index.display());
         }
-        Command::Classes => {
-            for d in odm_trainer::synth::designs::catalogue() {
-                out!("{:<28} {}", d.name, d.group);
+        Command::Classes { designs } => {
+            let catalogue = odm_trainer::synth::designs::Catalogue::open(designs.designs.as_deref())?;
+            for d in &catalogue.designs {
+                out!("{:<64} {:<14} {}", d.name, d.category.as_str(), d.regions.join(","));
             }
+        }
+        Command::Protocol { region, seen_fraction, seed, config, validation, designs } => {
+            let catalogue = odm_trainer::synth::designs::Catalogue::open(designs.designs.as_deref())?;
+            let mut p = odm_trainer::synth::protocol::build(&catalogue, &region, seen_fraction, seed)?;
+            if let Some(f) = validation {
+                p = odm_trainer::synth::protocol::validation(&p, f, seed)?;
+            }
+            let w = odm_trainer::synth::protocol::write_into(&p, &config)?;
+            out!(
+                "{}: {} known, {} seen OOD, {} unseen, {} aside ({} designs, region {region}, seed {seed})",
+                config.display(),
+                p.in_dist.len(),
+                p.seen_ood.len(),
+                p.unseen_ood.len(),
+                p.aside.len(),
+                w
+            );
         }
         Command::Inspect { bundle } => {
             let b = Bundle::open(&bundle)?;

@@ -253,7 +253,7 @@ pub fn plot_run(run: &Path, per_set: usize) -> Result<Plotted, TrainError> {
     let dev = tch::Device::Cpu;
     let scorer = odm_core::Scorer::new(&bundle);
 
-    let TestSets { inside, sets } = test_sets(&cfg, &bundle, per_set, Some(per_set), &[])?;
+    let TestSets { inside, sets, .. } = test_sets(&cfg, &bundle, per_set, Some(per_set), &[])?;
     let ein = embed_all(&net, &inside.x, dev);
     let clouds: Vec<Cloud> = sets
         .iter()
@@ -275,7 +275,7 @@ pub fn plot_run(run: &Path, per_set: usize) -> Result<Plotted, TrainError> {
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|m| m["sets"]["noise"]["count"].as_u64())
         .map_or(500, |n| n as usize);
-    let TestSets { inside, sets } = test_sets(&cfg, &bundle, noise, None, &[])?;
+    let TestSets { inside, sets, .. } = test_sets(&cfg, &bundle, noise, None, &[])?;
     let ins: Vec<f64> = distances(&scorer, &embed_all(&net, &inside.x, dev)).iter().map(|p| p.1).collect();
     let rocs: Vec<(String, Vec<f64>)> = sets
         .iter()

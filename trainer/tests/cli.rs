@@ -22,7 +22,14 @@ fn tiny_data(root: &Path) {
         test_per_class: 4,
         background: 20,
         noise: 0,
-        classes: ["speed-limit-30", "stop", "give-way", "keep-left"].map(String::from).to_vec(),
+        classes: [
+            "regulatory--maximum-speed-limit-30--g1",
+            "regulatory--stop--g1",
+            "regulatory--yield--g1",
+            "regulatory--keep-left--g1",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Default::default()
     };
     synth::run(root, &sc, false).unwrap();
@@ -37,8 +44,8 @@ fn list_flags_merge_into_the_config_file_field_by_field() {
     std::fs::write(
         &cfg,
         serde_json::json!({
-            "data": data, "in_dist": ["speed-limit-30", "stop", "give-way"], "seen_ood": [],
-            "unseen_ood": ["keep-left"], "steps": 2, "batch": 16, "arch": "lenet", "input": 28, "embedding": 8,
+            "data": data, "in_dist": ["regulatory--maximum-speed-limit-30--g1", "regulatory--stop--g1", "regulatory--yield--g1"], "seen_ood": [],
+            "unseen_ood": ["regulatory--keep-left--g1"], "steps": 2, "batch": 16, "arch": "lenet", "input": 28, "embedding": 8,
             "val_fraction": 0.25
         })
         .to_string(),
@@ -51,16 +58,19 @@ fn list_flags_merge_into_the_config_file_field_by_field() {
         "--config",
         cfg.to_str().unwrap(),
         "--seen-ood",
-        "give-way",
+        "regulatory--yield--g1",
         "--out",
         run.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
-    assert_eq!(written["in_dist"], serde_json::json!(["speed-limit-30", "stop"]));
-    assert_eq!(written["seen_ood"], serde_json::json!(["give-way"]));
-    assert_eq!(written["unseen_ood"], serde_json::json!(["keep-left"]));
+    assert_eq!(
+        written["in_dist"],
+        serde_json::json!(["regulatory--maximum-speed-limit-30--g1", "regulatory--stop--g1"])
+    );
+    assert_eq!(written["seen_ood"], serde_json::json!(["regulatory--yield--g1"]));
+    assert_eq!(written["unseen_ood"], serde_json::json!(["regulatory--keep-left--g1"]));
     assert_eq!(written["steps"], 2);
     // Not a terminal: progress comes as lines on stderr.
     assert!(text(&o).contains("odm-train: train 2/2 (100%)"), "{}", text(&o));
@@ -77,10 +87,17 @@ fn split_takes_the_dataset_root_like_train() {
     let dir = tempfile::tempdir().unwrap();
     tiny_data(dir.path());
     for data in [dir.path().to_owned(), dir.path().join("train")] {
-        let o =
-            odm_train(&["split", "--data", data.to_str().unwrap(), "--in", "stop,give-way", "--seen-ood", "keep-left"]);
+        let o = odm_train(&[
+            "split",
+            "--data",
+            data.to_str().unwrap(),
+            "--in",
+            "regulatory--stop--g1,regulatory--yield--g1",
+            "--seen-ood",
+            "regulatory--keep-left--g1",
+        ]);
         assert!(o.status.success(), "{}", text(&o));
         let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert!(plan.to_string().contains("keep-left"), "{plan}");
+        assert!(plan.to_string().contains("regulatory--keep-left--g1"), "{plan}");
     }
 }

@@ -24,9 +24,11 @@ fn tiny_world(dir: &Path) {
 fn cfg(dir: &Path) -> TrainConfig {
     TrainConfig {
         data: dir.to_owned(),
-        in_dist: ["speed-limit-30", "stop", "give-way"].map(String::from).to_vec(),
-        seen_ood: vec!["warning-danger".into()],
-        unseen_ood: ["keep-left", "no-cars"].map(String::from).to_vec(),
+        in_dist: ["regulatory--maximum-speed-limit-30--g1", "regulatory--stop--g1", "regulatory--yield--g1"]
+            .map(String::from)
+            .to_vec(),
+        seen_ood: vec!["warning--other-danger--g1".into()],
+        unseen_ood: ["regulatory--keep-left--g1", "regulatory--no-motor-vehicles--g1"].map(String::from).to_vec(),
         anomaly_dirs: vec![dir.join("background")],
         seen_anomaly_dirs: vec![dir.join("objects")],
         seen_novelty_dirs: vec![dir.join("signlike")],

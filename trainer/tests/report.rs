@@ -29,16 +29,16 @@ fn the_page_groups_mistakes_worst_first_with_thumbnails_and_histograms() {
     clip(&video);
     let results = dir.path().join("results.jsonl");
     let lines = [
-        serde_json::json!({"frame": 0, "pts": 0, "rois": [roi(0, "stop", 9.0, "anomaly"), roi(1, "stop", 1.0, "known")]}),
-        serde_json::json!({"frame": 1, "pts": 1, "rois": [roi(0, "stop", 12.0, "anomaly"), roi(2, "give-way", 0.5, "known")]}),
-        serde_json::json!({"frame": 2, "pts": 2, "rois": [roi(3, "give-way", 3.0, "novelty")]}),
+        serde_json::json!({"frame": 0, "pts": 0, "rois": [roi(0, "regulatory--stop--g1", 9.0, "anomaly"), roi(1, "regulatory--stop--g1", 1.0, "known")]}),
+        serde_json::json!({"frame": 1, "pts": 1, "rois": [roi(0, "regulatory--stop--g1", 12.0, "anomaly"), roi(2, "regulatory--yield--g1", 0.5, "known")]}),
+        serde_json::json!({"frame": 2, "pts": 2, "rois": [roi(3, "regulatory--yield--g1", 3.0, "novelty")]}),
     ];
     std::fs::write(&results, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();
     let truth = dir.path().join("truth.jsonl");
     let t = |id: i32, kind: &str, label: &str| serde_json::json!({"id": id, "x": 10 + 30 * id, "y": 20, "w": 24, "h": 24, "kind": kind, "label": label});
     let truth_lines = [
-        serde_json::json!({"frame": 0, "rois": [t(0, "known", "stop"), t(1, "known", "stop")]}),
-        serde_json::json!({"frame": 1, "rois": [t(0, "known", "stop"), t(2, "distractor", "")]}),
+        serde_json::json!({"frame": 0, "rois": [t(0, "known", "regulatory--stop--g1"), t(1, "known", "regulatory--stop--g1")]}),
+        serde_json::json!({"frame": 1, "rois": [t(0, "known", "regulatory--stop--g1"), t(2, "distractor", "")]}),
         serde_json::json!({"frame": 2, "rois": [t(3, "unknown", "bridleway")]}),
     ];
     std::fs::write(&truth, truth_lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();

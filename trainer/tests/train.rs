@@ -21,9 +21,11 @@ fn tiny_data(dir: &Path) {
 fn cfg(dir: &Path, method: Method) -> TrainConfig {
     TrainConfig {
         data: dir.to_owned(),
-        in_dist: ["speed-limit-30", "stop", "give-way"].map(String::from).to_vec(),
-        seen_ood: vec!["warning-danger".into()],
-        unseen_ood: ["keep-left", "no-cars"].map(String::from).to_vec(),
+        in_dist: ["regulatory--maximum-speed-limit-30--g1", "regulatory--stop--g1", "regulatory--yield--g1"]
+            .map(String::from)
+            .to_vec(),
+        seen_ood: vec!["warning--other-danger--g1".into()],
+        unseen_ood: ["regulatory--keep-left--g1", "regulatory--no-motor-vehicles--g1"].map(String::from).to_vec(),
         anomaly_dirs: vec![dir.join("background")],
         method,
         arch: "wrn-10-1".into(),
@@ -49,9 +51,12 @@ fn bad_configurations_are_refused() {
     expect(TrainConfig { margin: 0.0, ..cfg(data.path(), Method::Odm) }, "--margin must be positive");
     expect(TrainConfig { margin: -1.0, ..cfg(data.path(), Method::Odm) }, "--margin must be positive");
     expect(TrainConfig { arch: "wrn-11-1".into(), ..cfg(data.path(), Method::Odm) }, "6n+4");
-    expect(TrainConfig { in_dist: vec!["speed-limit-31".into()], ..cfg(data.path(), Method::Odm) }, "speed-limit-31");
     expect(
-        TrainConfig { seen_ood: vec!["stop".into()], ..cfg(data.path(), Method::Odm) },
+        TrainConfig { in_dist: vec!["regulatory--maximum-speed-limit-31--g1".into()], ..cfg(data.path(), Method::Odm) },
+        "regulatory--maximum-speed-limit-31--g1",
+    );
+    expect(
+        TrainConfig { seen_ood: vec!["regulatory--stop--g1".into()], ..cfg(data.path(), Method::Odm) },
         "named in both --in and --seen-ood",
     );
     expect(TrainConfig { in_dist: vec![], ..cfg(data.path(), Method::Odm) }, "split in is empty");
@@ -103,7 +108,10 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     let data_dir = data.path().to_owned();
     let bundle_path = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap();
     let b = Bundle::open(&bundle_path).unwrap();
-    assert_eq!(b.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["speed-limit-30", "stop", "give-way"]);
+    assert_eq!(
+        b.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
+        ["regulatory--maximum-speed-limit-30--g1", "regulatory--stop--g1", "regulatory--yield--g1"]
+    );
     assert_eq!(b.dim(), 8);
     assert!(b.score.anomaly_threshold >= b.score.novelty_threshold);
     assert!(out.path().join("checkpoint.ot").is_file() && out.path().join("config.json").is_file());
@@ -151,7 +159,7 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
 
     // Enrol a class the network never saw as in-distribution, without retraining.
     let enrol = tempfile::tempdir().unwrap();
-    for class in ["stop", "no-cars"] {
+    for class in ["regulatory--stop--g1", "regulatory--no-motor-vehicles--g1"] {
         let dst = enrol.path().join("train").join(class);
         std::fs::create_dir_all(&dst).unwrap();
         for e in std::fs::read_dir(data_dir.join("train").join(class)).unwrap() {
@@ -163,25 +171,39 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     let enrol_with = |mode| bundle::centers(out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path(), mode);
     // Replacing the classes with a folder that lacks two of the run's is refused, naming them.
     let e = enrol_with(bundle::Enrol::Replace { allow_drop: false }).unwrap_err().to_string();
-    for part in
-        ["has 1 of the run's 3 classes", "would drop 2 (speed-limit-30, give-way)", "--mode add", "--allow-drop"]
-    {
+    for part in [
+        "has 1 of the run's 3 classes",
+        "would drop 2 (regulatory--maximum-speed-limit-30--g1, regulatory--yield--g1)",
+        "--mode add",
+        "--allow-drop",
+    ] {
         assert!(e.contains(part), "{part:?}: {e}");
     }
     let r = enrol_with(bundle::Enrol::Replace { allow_drop: true }).unwrap();
-    assert_eq!(r.dropped, ["speed-limit-30", "give-way"]);
+    assert_eq!(r.dropped, ["regulatory--maximum-speed-limit-30--g1", "regulatory--yield--g1"]);
     let nb = Bundle::open(&r.bundle).unwrap();
-    assert_eq!(nb.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["no-cars", "stop"]);
+    assert_eq!(
+        nb.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
+        ["regulatory--no-motor-vehicles--g1", "regulatory--stop--g1"]
+    );
     assert_eq!(nb.model.sha256, b.model.sha256, "same network, same ONNX bytes");
     // Adding keeps the run's classes (ids, centres, global thresholds), re-enrols stop, appends no-cars.
     let a = enrol_with(bundle::Enrol::Add).unwrap();
     assert_eq!(
         (a.kept.len(), a.added.as_slice(), a.reenrolled.as_slice()),
-        (2, &["no-cars".to_owned()][..], &["stop".to_owned()][..])
+        (2, &["regulatory--no-motor-vehicles--g1".to_owned()][..], &["regulatory--stop--g1".to_owned()][..])
     );
     let ab = Bundle::open(&a.bundle).unwrap();
     let ids: Vec<(i32, &str)> = ab.classes.iter().map(|c| (c.id, c.label.as_str())).collect();
-    assert_eq!(ids, [(0, "speed-limit-30"), (1, "stop"), (2, "give-way"), (3, "no-cars")]);
+    assert_eq!(
+        ids,
+        [
+            (0, "regulatory--maximum-speed-limit-30--g1"),
+            (1, "regulatory--stop--g1"),
+            (2, "regulatory--yield--g1"),
+            (3, "regulatory--no-motor-vehicles--g1")
+        ]
+    );
     assert_eq!(ab.classes[0], b.classes[0], "a kept class is unchanged");
     assert_eq!(ab.classes[1].center, nb.classes[1].center, "stop has its new centre");
     assert_eq!(
@@ -189,7 +211,7 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
         (b.score.novelty_threshold, b.score.anomaly_threshold)
     );
     assert!(ab.classes[3].novelty_threshold.is_some(), "the added class carries thresholds from its own data");
-    assert_eq!(ab.training["enrolled"]["added"][0], "no-cars");
+    assert_eq!(ab.training["enrolled"]["added"][0], "regulatory--no-motor-vehicles--g1");
 
     // Export: the same network and bundle again gives the same ONNX bytes; under another name, a valid bundle.
     let exported = tempfile::tempdir().unwrap();
@@ -270,15 +292,25 @@ fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
         test_per_class: 8,
         background: 60,
         noise: 0,
-        classes: ["speed-limit-30", "stop", "give-way", "keep-left", "warning-danger", "no-cars", "no-buses"]
-            .map(String::from)
-            .to_vec(),
+        classes: [
+            "regulatory--maximum-speed-limit-30--g1",
+            "regulatory--stop--g1",
+            "regulatory--yield--g1",
+            "regulatory--keep-left--g1",
+            "warning--other-danger--g1",
+            "regulatory--no-motor-vehicles--g1",
+            "regulatory--no-buses--g1",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Default::default()
     };
     synth::run(data.path(), &sc, false).unwrap();
     let base = TrainConfig {
-        seen_ood: ["warning-danger", "no-cars", "keep-left"].map(String::from).to_vec(),
-        unseen_ood: vec!["no-buses".into()],
+        seen_ood: ["warning--other-danger--g1", "regulatory--no-motor-vehicles--g1", "regulatory--keep-left--g1"]
+            .map(String::from)
+            .to_vec(),
+        unseen_ood: vec!["regulatory--no-buses--g1".into()],
         val_fraction: 0.5,
         ..cfg(data.path(), Method::Odm)
     };
@@ -318,7 +350,10 @@ fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
         let e = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap_err().to_string();
         assert!(e.contains(part), "error {e:?} lacks {part:?}");
     };
-    expect(TrainConfig { calib_ood: vec!["stop".into()], ..base.clone() }, "\"stop\" is not a seen OOD class");
+    expect(
+        TrainConfig { calib_ood: vec!["regulatory--stop--g1".into()], ..base.clone() },
+        "\"stop\" is not a seen OOD class",
+    );
     expect(TrainConfig { calib_ood: base.seen_ood.clone(), ..base.clone() }, "none is left for ODM");
 }
 

@@ -1,160 +1,148 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The sign catalogue: every class of the synthetic world as one SVG document.
+//! The sign catalogue: the real sign designs of the Mapillary traffic-sign taxonomy.
 //!
-//! Designs come from real public-domain artwork (josm's German/EU sign pictograms) and from parametric families drawn
-//! here in the same style: speed limits 10..130 in the red ring with the DIN-like OSP-DIN font, warning triangles with
-//! josm's pictograms, blue mandatory circles with arrows. Near-twins (60 vs 80, left vs right) are there on purpose:
-//! they are the hard novelty cases of the paper. Each design has a `group`: classes of one group are kept on the same
-//! side of an in/out split, so a split is "reasonable and natural" (paper, section 4.2).
+//! The designs are the SVG files of the npm package `mapillary_sprite_source` 1.8.0 (MIT licence), fetched and
+//! checked by `scripts/designs.sh` into `.deps/designs/package`: `package_signs/category--name--gN.svg` (1,543
+//! designs, 900 signs) and `mapping.json` (each design's regions: `eu`, `us`, `au`, `br`, `ca`). A class of odm is one
+//! design, named exactly as the file (`regulatory--stop--g1`); its group is the name without `--gN` (the graphic
+//! variants of one sign, kept on one side of every split) and its category the first part.
 
-use crate::assets;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
 
-/// One class of the synthetic world.
+use odm_core::taxonomy::{Category, SignName};
+
+use crate::error::TrainError;
+
+/// The package the designs come from, as recorded in manifests.
+pub const PACKAGE: &str = "mapillary_sprite_source@1.8.0";
+/// Environment variable naming the designs folder (the one holding `package_signs/` and `mapping.json`).
+pub const ENV: &str = "ODM_DESIGNS";
+
+/// One design of the catalogue.
 #[derive(Debug, Clone)]
 pub struct Design {
     pub name: String,
-    pub group: &'static str,
-    /// A complete SVG document, square viewBox.
-    pub svg: String,
+    /// The name without its variant: `regulatory--stop`.
+    pub group: String,
+    pub category: Category,
+    /// Regions of `mapping.json` (`eu`, `us`, ...).
+    pub regions: Vec<String>,
+    pub path: PathBuf,
 }
 
-/// josm files used as they are: (file, class name, group).
-const JOSM: &[(&str, &str, &str)] = &[
-    ("stop.svg", "stop", "priority"),
-    ("give_way.svg", "give-way", "priority"),
-    ("dead_end.svg", "dead-end", "information"),
-    ("city_limit.svg", "city-limit", "information"),
-    ("maxspeed_none.svg", "end-of-speed-limits", "speed-limit"),
-    ("minspeed.svg", "minimum-speed", "mandatory"),
-    ("maxheight.svg", "max-height", "dimension-limit"),
-    ("maxlength.svg", "max-length", "dimension-limit"),
-    ("maxweight.svg", "max-weight", "dimension-limit"),
-    ("maxwidth.svg", "max-width", "dimension-limit"),
-    ("bicycle.svg", "no-bicycles", "vehicle-ban"),
-    ("foot.svg", "no-pedestrians", "vehicle-ban"),
-    ("horse.svg", "no-horses", "vehicle-ban"),
-    ("motorcar.svg", "no-cars", "vehicle-ban"),
-    ("motorbike.svg", "no-motorcycles", "vehicle-ban"),
-    ("goods.svg", "no-goods-vehicles", "vehicle-ban"),
-    ("psv.svg", "no-buses", "vehicle-ban"),
-    ("bicycle-designated.svg", "cycle-path", "designated-path"),
-    ("foot-designated.svg", "footpath", "designated-path"),
-    ("horse-designated.svg", "bridleway", "designated-path"),
-    ("roundabout_left.svg", "roundabout-left", "roundabout"),
-    ("roundabout_right.svg", "roundabout-right", "roundabout"),
-    ("mini_roundabout_left.svg", "mini-roundabout-left", "roundabout"),
-    ("mini_roundabout_right.svg", "mini-roundabout-right", "roundabout"),
-    ("turn_no_left_turn.svg", "no-left-turn", "turn-ban"),
-    ("turn_no_right_turn.svg", "no-right-turn", "turn-ban"),
-    ("turn_no_straight_on.svg", "no-straight-on", "turn-ban"),
-    ("turn_no_u_turn.svg", "no-u-turn", "turn-ban"),
-    ("turn_only_left_turn.svg", "turn-left-only", "mandatory-direction"),
-    ("turn_only_right_turn.svg", "turn-right-only", "mandatory-direction"),
-    ("turn_only_straight_on.svg", "straight-on-only", "mandatory-direction"),
-];
-
-/// josm pictograms placed in warning triangles: (file, class name).
-const WARNING_PICTOGRAMS: &[(&str, &str)] = &[
-    ("plain_bicycle.svg", "warning-cyclists"),
-    ("plain_foot.svg", "warning-pedestrians"),
-    ("plain_horse.svg", "warning-horse-riders"),
-    ("plain_motorcar.svg", "warning-cars"),
-    ("plain_motorcycle.svg", "warning-motorcycles"),
-    ("plain_moped.svg", "warning-mopeds"),
-];
-
-/// Speed limits drawn in the red ring.
-pub const SPEED_LIMITS: &[u32] = &[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130];
-
-/// Namespaces josm's Inkscape files use, declared on every generated root so their content can be nested.
-const NAMESPACES: &str = r#"xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:svg="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:cc="http://creativecommons.org/ns#" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd" xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape""#;
-
-pub(crate) const RED: &str = "#c1121c";
-pub(crate) const BLUE: &str = "#1d5aa6";
-pub(crate) const BLACK: &str = "#111111";
-
-fn svg_text(name: &str) -> String {
-    let bytes = assets::get(assets::SIGNS, name).unwrap_or_else(|| panic!("asset {name} is embedded by build.rs"));
-    String::from_utf8_lossy(bytes).into_owned()
+impl Design {
+    /// The SVG document.
+    pub fn svg(&self) -> Result<String, TrainError> {
+        let bytes = fs::read(&self.path).map_err(TrainError::io(&self.path))?;
+        String::from_utf8(bytes).map_err(|_| TrainError::Designs {
+            path: self.path.clone(),
+            reason: "is not UTF-8 text, so not an SVG document".into(),
+        })
+    }
 }
 
-pub(crate) fn doc(body: &str) -> String {
-    format!(r#"<svg {NAMESPACES} width="100" height="100" viewBox="0 0 100 100">{body}</svg>"#)
+/// Every design of the package, sorted by name.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub root: PathBuf,
+    pub designs: Vec<Design>,
 }
 
-fn speed_limit(v: u32) -> String {
-    let size = if v >= 100 { 38 } else { 48 };
-    doc(&format!(
-        r#"<circle cx="50" cy="50" r="48" fill="white" stroke="{RED}" stroke-width="0"/>
-<circle cx="50" cy="50" r="40" fill="white" stroke="{RED}" stroke-width="14"/>
-<text x="50" y="{y}" font-family="OSP-DIN" font-size="{size}" text-anchor="middle" fill="{BLACK}">{v}</text>"#,
-        y = 50.0 + size as f32 * 0.36
-    ))
+#[derive(serde::Deserialize)]
+struct Mapping {
+    #[serde(default)]
+    regions: Vec<String>,
 }
 
-fn warning(pictogram: Option<&str>) -> String {
-    let content = match pictogram {
-        Some(file) => {
-            // Nested as an SVG image: josm's Inkscape files carry namespaces of their own.
-            use base64::Engine;
-            let data = base64::engine::general_purpose::STANDARD.encode(svg_text(file));
-            format!(r#"<image x="31" y="42" width="38" height="38" href="data:image/svg+xml;base64,{data}"/>"#)
+impl Catalogue {
+    /// Where the designs are: `explicit`, else `$ODM_DESIGNS`, else the checkout's `.deps/designs/package` (written by
+    /// `scripts/designs.sh`), else `share/odm/designs` beside an installed `odm-train`.
+    pub fn locate(explicit: Option<&Path>) -> PathBuf {
+        if let Some(p) = explicit {
+            return p.to_owned();
         }
-        None => format!(
-            r#"<text x="50" y="78" font-family="OSP-DIN" font-size="44" text-anchor="middle" fill="{BLACK}">!</text>"#
-        ),
-    };
-    doc(&format!(
-        r#"<path d="M50 6 L95 88 Q97 93 91 93 L9 93 Q3 93 5 88 Z" fill="{RED}"/>
-<path d="M50 22 L82 82 L18 82 Z" fill="white"/>{content}"#
-    ))
-}
-
-/// White arrows on a blue disc; `paths` in a 100x100 box.
-fn mandatory(paths: &str) -> String {
-    doc(&format!(
-        r#"<circle cx="50" cy="50" r="47" fill="{BLUE}" stroke="white" stroke-width="2"/>
-<path d="{paths}" fill="white" stroke="none"/>"#
-    ))
-}
-
-const ARROW_UP: &str = "M44 80 L44 42 L32 42 L50 18 L68 42 L56 42 L56 80 Z";
-
-fn mandatory_designs() -> Vec<(String, String)> {
-    let left = "M56 80 L56 52 Q56 44 48 44 L40 44 L40 32 L20 50 L40 68 L40 56 L44 56 L44 80 Z";
-    let right = "M44 80 L44 52 Q44 44 52 44 L60 44 L60 32 L80 50 L60 68 L60 56 L56 56 L56 80 Z";
-    let keep_left = "M64 78 L40 54 L40 66 L28 66 L28 34 L60 34 L60 46 L48 46 L72 70 Z";
-    let keep_right = "M36 78 L60 54 L60 66 L72 66 L72 34 L40 34 L40 46 L52 46 L28 70 Z";
-    let straight_left =
-        "M54 82 L54 30 L64 30 L50 12 L36 30 L46 30 L46 54 L36 54 L36 46 L20 58 L36 70 L36 62 L46 62 L46 82 Z";
-    let straight_right =
-        "M46 82 L46 30 L36 30 L50 12 L64 30 L54 30 L54 54 L64 54 L64 46 L80 58 L64 70 L64 62 L54 62 L54 82 Z";
-    vec![
-        ("ahead-only".into(), mandatory(ARROW_UP)),
-        ("turn-left-ahead".into(), mandatory(left)),
-        ("turn-right-ahead".into(), mandatory(right)),
-        ("keep-left".into(), mandatory(keep_left)),
-        ("keep-right".into(), mandatory(keep_right)),
-        ("ahead-or-left".into(), mandatory(straight_left)),
-        ("ahead-or-right".into(), mandatory(straight_right)),
-    ]
-}
-
-/// Every class, in a fixed order.
-pub fn catalogue() -> Vec<Design> {
-    let mut v = Vec::new();
-    for &speed in SPEED_LIMITS {
-        v.push(Design { name: format!("speed-limit-{speed}"), group: "speed-limit", svg: speed_limit(speed) });
+        if let Some(p) = std::env::var_os(ENV) {
+            return PathBuf::from(p);
+        }
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/designs/package");
+        if checkout.is_dir() {
+            return checkout;
+        }
+        let installed = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().and_then(Path::parent).map(|p| p.join("share/odm/designs")));
+        installed.filter(|p| p.is_dir()).unwrap_or(checkout)
     }
-    for (file, name, group) in JOSM {
-        v.push(Design { name: (*name).into(), group, svg: svg_text(file) });
+
+    /// [`Catalogue::locate`] then [`Catalogue::load`].
+    pub fn open(explicit: Option<&Path>) -> Result<Catalogue, TrainError> {
+        Catalogue::load(&Catalogue::locate(explicit))
     }
-    v.push(Design { name: "warning-danger".into(), group: "warning", svg: warning(None) });
-    for (file, name) in WARNING_PICTOGRAMS {
-        v.push(Design { name: (*name).into(), group: "warning", svg: warning(Some(file)) });
+
+    /// Read the package: every `package_signs/*.svg` with its regions. A missing folder, a malformed `mapping.json`
+    /// or a file whose name is not a taxonomy name is refused with the path.
+    pub fn load(root: &Path) -> Result<Catalogue, TrainError> {
+        let signs = root.join("package_signs");
+        if !signs.is_dir() {
+            return Err(TrainError::Designs {
+                path: signs,
+                reason: format!(
+                    "no sign designs here: run scripts/designs.sh (it fetches {PACKAGE}), or name the folder holding \
+                     package_signs/ and mapping.json with --designs or ${ENV}"
+                ),
+            });
+        }
+        let mapping_path = root.join("mapping.json");
+        let text = fs::read_to_string(&mapping_path).map_err(TrainError::io(&mapping_path))?;
+        let mapping: BTreeMap<String, Mapping> = serde_json::from_str(&text).map_err(|e| TrainError::Designs {
+            path: mapping_path.clone(),
+            reason: format!("malformed design mapping: {e}"),
+        })?;
+        let mut designs = Vec::new();
+        for entry in fs::read_dir(&signs).map_err(TrainError::io(&signs))? {
+            let entry = entry.map_err(TrainError::io(&signs))?;
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".svg")) else {
+                continue;
+            };
+            let parsed = SignName::parse(name)
+                .map_err(|e| TrainError::Designs { path: path.clone(), reason: format!("not a design name: {e}") })?;
+            let regions = mapping.get(name).map(|m| m.regions.clone()).unwrap_or_default();
+            designs.push(Design {
+                name: name.to_owned(),
+                group: parsed.group.to_owned(),
+                category: parsed.category,
+                regions,
+                path,
+            });
+        }
+        if designs.is_empty() {
+            return Err(TrainError::Designs { path: signs, reason: "holds no .svg design".into() });
+        }
+        designs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Catalogue { root: root.to_owned(), designs })
     }
-    for (name, svg) in mandatory_designs() {
-        v.push(Design { name, group: "mandatory-direction", svg });
+
+    pub fn get(&self, name: &str) -> Option<&Design> {
+        self.designs.binary_search_by(|d| d.name.as_str().cmp(name)).ok().map(|i| &self.designs[i])
     }
-    v
+
+    /// The named designs, in the order given; a name the package lacks is refused (with the variants of its group
+    /// the package has, when there are some).
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Design>, TrainError> {
+        names
+            .iter()
+            .map(|n| {
+                self.get(n).ok_or_else(|| {
+                    let group = n.rsplit_once("--").map_or(n.as_str(), |(g, _)| g);
+                    let near: Vec<&str> =
+                        self.designs.iter().filter(|d| d.group == group).map(|d| d.name.as_str()).collect();
+                    let hint = if near.is_empty() { String::new() } else { format!(" (it has {})", near.join(", ")) };
+                    TrainError::UnknownDesign { name: n.clone(), root: self.root.clone(), hint }
+                })
+            })
+            .collect()
+    }
 }

@@ -22,7 +22,6 @@ use rand_pcg::Pcg64;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::designs::{doc, BLACK, BLUE, RED};
 use super::render::{self, Template};
 use super::{fonts, mix, save_png, scenes, SynthConfig};
 use crate::error::TrainError;
@@ -74,10 +73,21 @@ const GLYPHS: &[&str] = &[
     "%", "#", "+", "=", "@", "$", "AB", "XY", "KM", "PR", "ZZ",
 ];
 
+const RED: &str = "#c1121c";
+const BLUE: &str = "#1d5aa6";
+const BLACK: &str = "#111111";
 const GREEN: &str = "#1f7a3a";
+
+/// Namespaces declared on every generated root, so nested content may use them.
+const NAMESPACES: &str = r#"xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink""#;
+
+/// A square SVG document of 100 x 100 units around `body`.
+fn doc(body: &str) -> String {
+    format!(r#"<svg {NAMESPACES} width="100" height="100" viewBox="0 0 100 100">{body}</svg>"#)
+}
 const WHITE: &str = "#ffffff";
 
-/// A number in 1..=135 that is no speed-limit class (every multiple of ten is one, seen or unseen).
+/// A number in 1..=135 that is not a multiple of ten (the common speed limits of every region are).
 fn odd_numeral<R: Rng>(rng: &mut R) -> u32 {
     loop {
         let v = rng.random_range(1..=135);
@@ -342,11 +352,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numerals_are_never_a_speed_limit_class() {
+    fn numerals_are_never_a_multiple_of_ten() {
         let mut rng = Pcg64::seed_from_u64(3);
         for _ in 0..2000 {
             let v = odd_numeral(&mut rng);
-            assert!(!super::super::designs::SPEED_LIMITS.contains(&v), "{v} is a class");
+            assert!(v % 10 != 0, "{v} is a common speed limit");
             assert!((1..=135).contains(&v));
         }
     }

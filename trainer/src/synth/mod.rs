@@ -3,8 +3,8 @@
 //!
 //! Layout written (class-per-folder trees, as every loader of odm reads them):
 //! ```text
-//! OUT/train/<class>/00000.png ...     signs, per class
-//! OUT/test/<class>/00000.png ...
+//! OUT/train/<design>/00000.png ...    signs, per design of the Mapillary taxonomy (`regulatory--stop--g1`)
+//! OUT/test/<design>/00000.png ...
 //! OUT/background/<scene>/00000.png    anomalies: patches of the same scenes, some with red/blue non-sign objects
 //! OUT/noise/gaussian/00000.png        anomalies: Gaussian noise
 //! OUT/manifest.json                   classes, groups, counts, seed, generator version, configuration
@@ -14,6 +14,7 @@
 
 pub mod designs;
 pub mod mined;
+pub mod protocol;
 pub mod render;
 
 use std::fs;
@@ -31,13 +32,19 @@ use crate::error::TrainError;
 use render::{Rgb, Template};
 
 /// Version of the generator; changes whenever the same seed would give different pixels.
-pub const GENERATOR: &str = "odm-synth/1";
+pub const GENERATOR: &str = "odm-synth/2";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SynthConfig {
     pub seed: u64,
+    /// Crops per design in train/ and test/.
     pub train_per_class: usize,
     pub test_per_class: usize,
+    /// Designs a model will know (a train config's `in_dist`): they get `known_*_per_class` crops instead.
+    #[serde(default)]
+    pub known: Vec<String>,
+    pub known_train_per_class: usize,
+    pub known_test_per_class: usize,
     pub background: usize,
     pub noise: usize,
     /// Sign size range in pixels.
@@ -47,24 +54,50 @@ pub struct SynthConfig {
     pub occlusion: f64,
     /// Probability that a background patch holds a red, blue, yellow or white non-sign object.
     pub distractors: f64,
-    /// Only these classes (empty: all).
+    /// Only these designs (empty: every design of the package).
     #[serde(default)]
     pub classes: Vec<String>,
+    /// Real photographs used as backgrounds beside the embedded scenes (names only, for the record).
+    #[serde(default)]
+    pub photos: Vec<String>,
+    /// The folder of those photographs (not recorded: the names are).
+    #[serde(skip)]
+    pub photos_dir: Option<PathBuf>,
+    /// The sign designs folder (None: [`designs::Catalogue::locate`]'s default; not recorded: the package is).
+    #[serde(skip)]
+    pub designs: Option<PathBuf>,
 }
 
 impl Default for SynthConfig {
     fn default() -> Self {
         SynthConfig {
             seed: 1,
-            train_per_class: 200,
-            test_per_class: 50,
+            train_per_class: 40,
+            test_per_class: 20,
+            known: Vec::new(),
+            known_train_per_class: 200,
+            known_test_per_class: 50,
             background: 2000,
             noise: 500,
-            min_size: 16.0,
+            min_size: 12.0,
             max_size: 96.0,
             occlusion: 0.2,
             distractors: 0.35,
             classes: Vec::new(),
+            photos: Vec::new(),
+            photos_dir: None,
+            designs: None,
+        }
+    }
+}
+
+impl SynthConfig {
+    /// Crops per split (train, test) of a design.
+    pub fn counts(&self, name: &str) -> (usize, usize) {
+        if self.known.iter().any(|k| k == name) {
+            (self.known_train_per_class, self.known_test_per_class)
+        } else {
+            (self.train_per_class, self.test_per_class)
         }
     }
 }
@@ -73,6 +106,7 @@ impl Default for SynthConfig {
 pub struct ClassInfo {
     pub name: String,
     pub group: String,
+    pub category: String,
     pub train: usize,
     pub test: usize,
 }
@@ -80,6 +114,8 @@ pub struct ClassInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub generator: String,
+    /// The design package (`mapillary_sprite_source@1.8.0`).
+    pub designs: String,
     pub config: SynthConfig,
     pub classes: Vec<ClassInfo>,
     /// Background scene name -> number of patches.
@@ -123,25 +159,52 @@ pub fn fonts() -> Arc<resvg::usvg::fontdb::Database> {
     Arc::new(db)
 }
 
-/// Rasterise the chosen designs.
-pub fn templates(config: &SynthConfig) -> Result<Vec<(designs::Design, Template)>, TrainError> {
-    let all = designs::catalogue();
-    for c in &config.classes {
-        if !all.iter().any(|d| &d.name == c) {
-            return Err(TrainError::UnknownClass {
-                class: c.clone(),
-                known: all.iter().map(|d| d.name.clone()).collect(),
-            });
-        }
+/// Real photographs (JPEG/PNG files of `dir`, sorted by name) as background scenes, scaled down to at most 1024 px.
+pub fn photo_scenes(dir: &Path) -> Result<Vec<(String, Rgb)>, TrainError> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(TrainError::io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "jpg" | "jpeg" | "png" | "JPG")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(TrainError::Designs { path: dir.to_owned(), reason: "holds no JPEG or PNG photograph".into() });
     }
-    let chosen: Vec<_> =
-        all.into_iter().filter(|d| config.classes.is_empty() || config.classes.contains(&d.name)).collect();
+    files
+        .par_iter()
+        .map(|p| {
+            let img = image::open(p)
+                .map_err(|e| TrainError::Designs { path: p.clone(), reason: format!("cannot decode photo: {e}") })?;
+            let img = if img.width().max(img.height()) > 1024 {
+                img.resize(1024, 1024, image::imageops::FilterType::Triangle)
+            } else {
+                img
+            };
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("photo").to_owned();
+            Ok((stem, Rgb::from_image(&img.to_rgb8())))
+        })
+        .collect()
+}
+
+/// Rasterise the chosen designs of the catalogue. A design whose SVG cannot be rendered is refused with its file.
+pub fn templates(
+    config: &SynthConfig,
+    catalogue: &designs::Catalogue,
+) -> Result<Vec<(designs::Design, Template)>, TrainError> {
+    let chosen: Vec<designs::Design> = if config.classes.is_empty() {
+        catalogue.designs.clone()
+    } else {
+        catalogue.select(&config.classes)?.into_iter().cloned().collect()
+    };
+    catalogue.select(&config.known)?;
     let db = fonts();
     chosen
         .into_par_iter()
         .map(|d| {
-            let t =
-                Template::rasterise(&d.svg, &db).map_err(|e| TrainError::Asset(format!("design {}: {e}", d.name)))?;
+            let t = Template::rasterise(&d.svg()?, &db).map_err(|e| TrainError::Designs {
+                path: d.path.clone(),
+                reason: format!("cannot render the design: {e}"),
+            })?;
             Ok((d, t))
         })
         .collect()
@@ -186,6 +249,8 @@ enum Job {
 }
 
 /// Render the whole dataset into `out`. Returns the manifest (also written to `out/manifest.json`).
+/// `config.photos_dir` adds real photographs as backgrounds of the sign crops (the background patches of
+/// `OUT/background/` stay the embedded scenes, so that the mined and held-out scene sets keep their meaning).
 pub fn run(out: &Path, config: &SynthConfig, progress: bool) -> Result<Manifest, TrainError> {
     if config.min_size < 4.0 || config.max_size < config.min_size {
         return Err(TrainError::Config(format!(
@@ -193,13 +258,22 @@ pub fn run(out: &Path, config: &SynthConfig, progress: bool) -> Result<Manifest,
             config.min_size, config.max_size
         )));
     }
-    let templates = templates(config)?;
+    let catalogue = designs::Catalogue::open(config.designs.as_deref())?;
+    let templates = templates(config, &catalogue)?;
     let scenes = scenes()?;
+    let mut sign_scenes = scenes.clone();
+    let mut config = config.clone();
+    if let Some(dir) = &config.photos_dir {
+        let p = photo_scenes(dir)?;
+        config.photos = p.iter().map(|(n, _)| n.clone()).collect();
+        sign_scenes.extend(p);
+    }
+    let config = &config;
     let mut jobs = Vec::new();
-    for (part, (split, per_class)) in
-        [("train", config.train_per_class), ("test", config.test_per_class)].into_iter().enumerate()
-    {
+    for (part, split) in ["train", "test"].into_iter().enumerate() {
         for (class, (d, _)) in templates.iter().enumerate() {
+            let counts = config.counts(&d.name);
+            let per_class = if part == 0 { counts.0 } else { counts.1 };
             let dir = out.join(split).join(&d.name);
             fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
             for index in 0..per_class {
@@ -234,7 +308,7 @@ pub fn run(out: &Path, config: &SynthConfig, progress: bool) -> Result<Manifest,
         let (img, path) = match job {
             Job::Sign { part, class, index, path } => {
                 let mut rng = rng_for(config.seed, *part, *class as u64, *index as u64);
-                (render_sign(&templates[*class].1, &scenes, config, &mut rng), path)
+                (render_sign(&templates[*class].1, &sign_scenes, config, &mut rng), path)
             }
             Job::Background { scene, index, path } => {
                 let mut rng = rng_for(config.seed, 2, *scene as u64, *index as u64);
@@ -254,14 +328,19 @@ pub fn run(out: &Path, config: &SynthConfig, progress: bool) -> Result<Manifest,
 
     let manifest = Manifest {
         generator: GENERATOR.into(),
+        designs: designs::PACKAGE.into(),
         config: config.clone(),
         classes: templates
             .iter()
-            .map(|(d, _)| ClassInfo {
-                name: d.name.clone(),
-                group: d.group.into(),
-                train: config.train_per_class,
-                test: config.test_per_class,
+            .map(|(d, _)| {
+                let (train, test) = config.counts(&d.name);
+                ClassInfo {
+                    name: d.name.clone(),
+                    group: d.group.clone(),
+                    category: d.category.as_str().into(),
+                    train,
+                    test,
+                }
             })
             .collect(),
         background,

@@ -101,8 +101,11 @@ impl Template {
         let mut levels = Vec::new();
         for size in TEMPLATE_SIZES {
             let mut pixmap = resvg::tiny_skia::Pixmap::new(size, size).ok_or("empty pixmap")?;
+            // The design keeps its aspect ratio, centred in the square (rectangular plates have transparent bands).
             let s = tree.size();
-            let t = resvg::tiny_skia::Transform::from_scale(size as f32 / s.width(), size as f32 / s.height());
+            let scale = size as f32 / s.width().max(s.height());
+            let (dx, dy) = ((size as f32 - s.width() * scale) / 2.0, (size as f32 - s.height() * scale) / 2.0);
+            let t = resvg::tiny_skia::Transform::from_scale(scale, scale).post_translate(dx, dy);
             resvg::render(&tree, t, &mut pixmap.as_mut());
             let px = pixmap
                 .pixels()
@@ -117,6 +120,9 @@ impl Template {
                 })
                 .collect();
             levels.push(Rgba { w: size as usize, h: size as usize, px });
+        }
+        if levels.iter().all(|l| l.px.iter().all(|p| p[3] <= 0.0)) {
+            return Err("the design renders to nothing (every pixel transparent)".into());
         }
         Ok(Template { levels })
     }

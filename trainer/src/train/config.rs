@@ -46,6 +46,16 @@ impl LrSchedule {
     }
 }
 
+/// The part of a [`crate::synth::protocol::Protocol`] that is not the three class lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolInfo {
+    pub region: String,
+    pub rule: String,
+    pub seed: u64,
+    pub aside: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -54,6 +64,10 @@ pub struct TrainConfig {
     pub in_dist: Vec<String>,
     pub seen_ood: Vec<String>,
     pub unseen_ood: Vec<String>,
+    /// How the three lists were chosen, when `odm-train protocol` wrote them: region, rule, seed, and the designs
+    /// set aside (other variants of known signs, in no role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtocolInfo>,
     /// Seen OOD classes held out of training: the novelty side of the anomaly-threshold calibration. Empty: for
     /// ODM a fifth of the seen OOD classes (at least one) when there are three or more, else none.
     pub calib_ood: Vec<String>,
@@ -124,6 +138,7 @@ impl Default for TrainConfig {
             in_dist: Vec::new(),
             seen_ood: Vec::new(),
             unseen_ood: Vec::new(),
+            protocol: None,
             calib_ood: Vec::new(),
             anomaly_dirs: Vec::new(),
             seen_anomaly_dirs: Vec::new(),

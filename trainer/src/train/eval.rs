@@ -64,6 +64,9 @@ pub struct Metrics {
     /// Verdict counts by truth (metric-learning runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confusion: Option<Confusion>,
+    /// Categories of the unknown signs and the figures per category (taxonomy labels only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<super::categories::CategoryReport>,
 }
 
 /// What a test set holds, for the confusion matrix and the novelty-vs-anomaly AUROC.
@@ -138,6 +141,10 @@ impl Metrics {
             s.push_str("\nVerdicts under the bundle's thresholds (unknown sign: `novelty`; not a sign: every anomaly set):\n\n");
             s.push_str(&c.markdown());
         }
+        if let Some(c) = &self.categories {
+            s.push('\n');
+            s.push_str(&c.markdown());
+        }
         s
     }
 }
@@ -201,6 +208,8 @@ pub fn noise_images(n: usize, spec: &CropSpec, seed: u64, gray: bool) -> Tensor 
 pub struct TestSets {
     pub inside: Tensors,
     pub sets: Vec<(String, SetKind, Tensor)>,
+    /// The design (class folder) of each image of the `novelty` set, in its order.
+    pub novelty_classes: Vec<String>,
 }
 
 /// Build a run's [`TestSets`] from the split stored in its bundle; `cap` keeps about that many images of each
@@ -238,10 +247,14 @@ pub fn test_sets(
     let calib: Vec<String> = serde_json::from_value(bundle.training["calib_ood"].clone()).unwrap_or_default();
     let seen: Vec<String> = roles.seen_ood.iter().filter(|c| !calib.contains(c)).cloned().collect();
     let mut sets: Vec<(String, SetKind, Tensor)> = Vec::new();
+    let mut novelty_classes = Vec::new();
     for (name, kind, names) in
         [("novelty", SetKind::Novelty, &roles.unseen_ood), ("seen-novelty", SetKind::SeenNovelty, &seen)]
     {
         let idx = of(names, cap);
+        if kind == SetKind::Novelty {
+            novelty_classes = idx.iter().map(|&i| test.classes[test.samples[i].class].clone()).collect();
+        }
         if !idx.is_empty() {
             sets.push((name.to_owned(), kind, decode(&test, &idx, &spec, &|_| -1)?.x));
         }
@@ -285,7 +298,7 @@ pub fn test_sets(
             && (x.select(1, 1) - x.select(1, 2)).abs().max().double_value(&[]) == 0.0;
         sets.push(("noise".into(), SetKind::Anomaly, noise_images(noise, &spec, cfg.seed, gray)));
     }
-    Ok(TestSets { inside: in_t, sets })
+    Ok(TestSets { inside: in_t, sets, novelty_classes })
 }
 
 /// Evaluate a run; writes `metrics.json` and `metrics.md` (and `metrics-odin.*` for CE runs); returns the tables.
@@ -334,6 +347,7 @@ pub fn eval_with(
                     sets: BTreeMap::new(),
                     novelty_vs_anomaly: BTreeMap::new(),
                     confusion: None,
+                    categories: None,
                 };
                 for (name, _, x) in sets {
                     let (outs, _) = msp(&net, x, odin);
@@ -398,14 +412,28 @@ pub fn score_sets(
         sets: BTreeMap::new(),
         novelty_vs_anomaly: BTreeMap::new(),
         confusion: None,
+        categories: None,
     };
+    let in_rows: Vec<(i64, usize, f64)> = in_t.y.iter().zip(&din).map(|(&y, &(k, d))| (y, k, d)).collect();
+    let mut unseen_rows: Vec<(String, Vec<f32>, usize, f64)> = Vec::new();
     let mut confusion = Confusion::default();
     Confusion::add(&mut confusion.known, &scorer, &din);
     let mut novelty: Vec<f64> = Vec::new();
     let mut anomalies: Vec<(String, Vec<f64>)> = Vec::new();
     for (name, kind, x) in sets {
-        let d = distances(&scorer, &embed(x)?);
+        let e = embed(x)?;
+        let d = distances(&scorer, &e);
         let outs: Vec<f64> = d.iter().map(|p| p.1).collect();
+        if *kind == SetKind::Novelty && tests.novelty_classes.len() == d.len() {
+            let v = to_vec(&e);
+            unseen_rows = tests
+                .novelty_classes
+                .iter()
+                .zip(v.chunks_exact(scorer.dim()))
+                .zip(&d)
+                .map(|((c, row), &(k, dist))| (c.clone(), row.to_vec(), k, dist))
+                .collect();
+        }
         m.sets.insert(name.clone(), set_row(&ins, &outs, outs.len(), Some(verdict_rates(&scorer, &d)))?);
         match kind {
             SetKind::Novelty => {
@@ -433,6 +461,7 @@ pub fn score_sets(
         }
     }
     m.confusion = Some(confusion);
+    m.categories = super::categories::report(bundle, &scorer, &in_rows, &unseen_rows)?;
     Ok(m)
 }
 
@@ -530,6 +559,7 @@ mod tests {
             sets: [("novelty".to_string(), row)].into(),
             novelty_vs_anomaly: BTreeMap::new(),
             confusion: None,
+            categories: None,
         };
         let path = dir.join(folder).join("metrics.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

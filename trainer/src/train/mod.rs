@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bundle;
 pub mod byo;
 pub mod calibrate;
+pub mod categories;
 pub mod config;
 pub mod embed;
 pub mod eval;

@@ -53,7 +53,8 @@ pub fn ood_slots(cfg: &TrainConfig, data: &RunData, n_ood: usize) -> Vec<(OodSou
 }
 
 /// A batch: K images of each of P in-distribution classes, plus for ODM the OOD slots filled from every source the
-/// run has ([`ood_slots`]). Every OOD image is labelled [`OOD`], mined sign-like unknowns [`OOD_NOVEL`] (the loss
+/// run has ([`ood_slots`]). Every OOD image is labelled [`OOD`], seen OOD classes and mined sign-like unknowns
+/// [`OOD_NOVEL`] when the run has a novelty margin (the loss
 /// forms no pair of two OOD images).
 pub fn batch(rng: &mut Pcg64, data: &RunData, by_class: &[Vec<i64>], cfg: &TrainConfig) -> (Tensor, Vec<i64>) {
     let any_ood = data.train_ood.is_some() || data.train_anomaly.is_some() || data.train_novelty.is_some();
@@ -87,7 +88,9 @@ pub fn batch(rng: &mut Pcg64, data: &RunData, by_class: &[Vec<i64>], cfg: &Train
             continue;
         }
         let (x, label) = match source {
-            OodSource::Classes => (draw(rng, data.train_ood.as_ref().expect("present"), n), OOD),
+            // Seen OOD classes are unknown signs: with a novelty margin they take the novelty ring like the mined
+            // sign-like unknowns, leaving the full margin to what is not a sign.
+            OodSource::Classes => (draw(rng, data.train_ood.as_ref().expect("present"), n), novel_label),
             OodSource::Permuted => (permuted(rng, &data.train_in.x, n), OOD),
             OodSource::Anomalies => (draw(rng, data.train_anomaly.as_ref().expect("present"), n), OOD),
             OodSource::Novelties => (draw(rng, data.train_novelty.as_ref().expect("present"), n), novel_label),

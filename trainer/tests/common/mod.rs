@@ -14,9 +14,16 @@ pub fn six_classes(dir: &Path, seed: u64, train: usize, test: usize) {
         test_per_class: test,
         background: 40,
         noise: 0,
-        classes: ["speed-limit-30", "stop", "give-way", "keep-left", "warning-danger", "no-cars"]
-            .map(String::from)
-            .to_vec(),
+        classes: [
+            "regulatory--maximum-speed-limit-30--g1",
+            "regulatory--stop--g1",
+            "regulatory--yield--g1",
+            "regulatory--keep-left--g1",
+            "warning--other-danger--g1",
+            "regulatory--no-motor-vehicles--g1",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Default::default()
     };
     synth::run(dir, &c, false).unwrap();

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Categories on the test sets: how often an unknown sign is given its own category (regulatory, warning,
+//! information, complementary), by two rules measured side by side — the category of the nearest known class (what
+//! odmclassify attaches) and the nearest category centre (the mean of a category's class centres) — and the paper's
+//! figures per category of the unseen designs.
+
+use std::collections::BTreeMap;
+
+use odm_core::metrics::OodReport;
+use odm_core::taxonomy::{category_of, Category};
+use odm_core::{Bundle, Scorer, Verdict};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// One category of unseen designs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CategoryRow {
+    /// Test images of unseen designs of this category.
+    pub count: usize,
+    /// Unseen designs of this category against every in-distribution test image.
+    pub auroc: f64,
+    pub fpr95: f64,
+    /// Verdicts on them, in percent.
+    pub verdicts: BTreeMap<String, f64>,
+    /// Those called `novelty` whose nearest class has this category, in percent of those called `novelty`.
+    pub category_right: f64,
+}
+
+/// The category figures of a run (metric-learning runs whose labels are taxonomy names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CategoryReport {
+    /// Unseen-design images called `novelty`, and the share of them whose category is right by the nearest class
+    /// (what the element attaches), in percent.
+    pub novelty_count: usize,
+    pub novelty_right_nearest_class: f64,
+    /// The same images by the nearest category centre.
+    pub novelty_right_category_centre: f64,
+    /// Every unseen-design image, whatever its verdict, by either rule.
+    pub unseen_right_nearest_class: f64,
+    pub unseen_right_category_centre: f64,
+    /// Known test images whose predicted class has their category (a misclassification within a category still
+    /// gives the right category).
+    pub known_right: f64,
+    pub per_category: BTreeMap<String, CategoryRow>,
+}
+
+impl CategoryReport {
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "Categories of unknown signs: of the {} unseen-design test images called `novelty`, {:.2}% get their own \
+             category from the nearest known class (what odmclassify attaches) and {:.2}% from the nearest category \
+             centre; over every unseen-design image {:.2}% / {:.2}%. Known test images: {:.2}% in the right \
+             category.\n\n",
+            self.novelty_count,
+            self.novelty_right_nearest_class,
+            self.novelty_right_category_centre,
+            self.unseen_right_nearest_class,
+            self.unseen_right_category_centre,
+            self.known_right
+        );
+        s.push_str(
+            "| unseen designs of | n | FPR95 | AUROC | → known | → novelty | → anomaly | category right (of novelty) |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for (c, r) in &self.per_category {
+            let v = |k: &str| r.verdicts.get(k).copied().unwrap_or(0.0);
+            s.push_str(&format!(
+                "| {c} | {} | {:.2} | {:.2} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |\n",
+                r.count,
+                r.fpr95,
+                r.auroc,
+                v("known"),
+                v("novelty"),
+                v("anomaly"),
+                r.category_right
+            ));
+        }
+        s
+    }
+}
+
+fn pct(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / of as f64
+    }
+}
+
+/// The nearest category centre of an embedding; `centres` holds one (category, mean of its class centres).
+fn nearest_centre(e: &[f32], centres: &[(Category, Vec<f32>)]) -> Option<Category> {
+    centres
+        .iter()
+        .map(|(c, m)| (c, m.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| *c)
+}
+
+/// The report, or None when the bundle's labels or the unseen designs carry no categories.
+///
+/// `ins`: (true class index, nearest class, distance) of the in-distribution test images; `unseen`: (design name,
+/// embedding, nearest class, distance) of the unseen-design test images.
+pub fn report(
+    bundle: &Bundle,
+    scorer: &Scorer,
+    ins: &[(i64, usize, f64)],
+    unseen: &[(String, Vec<f32>, usize, f64)],
+) -> Result<Option<CategoryReport>, TrainError> {
+    let class_cat: Vec<Option<Category>> = bundle.classes.iter().map(|c| category_of(&c.label)).collect();
+    if class_cat.iter().all(Option::is_none) || unseen.is_empty() {
+        return Ok(None);
+    }
+    let d = bundle.dim();
+    let mut centres: Vec<(Category, Vec<f32>)> = Vec::new();
+    for cat in Category::ALL {
+        let members: Vec<&Vec<f32>> =
+            bundle.classes.iter().zip(&class_cat).filter(|(_, c)| **c == Some(cat)).map(|(k, _)| &k.center).collect();
+        if !members.is_empty() {
+            let mean = (0..d).map(|j| members.iter().map(|m| m[j]).sum::<f32>() / members.len() as f32).collect();
+            centres.push((cat, mean));
+        }
+    }
+    let cat_of_class = |k: usize| class_cat.get(k).copied().flatten();
+    let known_right = ins.iter().filter(|(y, k, _)| *y >= 0 && cat_of_class(*y as usize) == cat_of_class(*k)).count();
+    let in_dist: Vec<f64> = ins.iter().map(|p| p.2).collect();
+    let (mut nov, mut nov_nc, mut nov_cc, mut all_nc, mut all_cc, mut counted) = (0, 0, 0, 0, 0, 0);
+    let mut per: BTreeMap<Category, Vec<(f64, Verdict, bool)>> = BTreeMap::new();
+    for (name, e, k, dist) in unseen {
+        let Some(truth) = category_of(name) else { continue };
+        counted += 1;
+        let verdict = if *k == usize::MAX { Verdict::Anomaly } else { scorer.verdict(*k, *dist) };
+        let nc = cat_of_class(*k) == Some(truth);
+        let cc = nearest_centre(e, &centres) == Some(truth);
+        all_nc += usize::from(nc);
+        all_cc += usize::from(cc);
+        if verdict == Verdict::Novelty {
+            nov += 1;
+            nov_nc += usize::from(nc);
+            nov_cc += usize::from(cc);
+        }
+        per.entry(truth).or_default().push((*dist, verdict, nc));
+    }
+    let mut per_category = BTreeMap::new();
+    for (cat, rows) in per {
+        let outs: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let r = OodReport::compute(&in_dist, &outs).map_err(|e| TrainError::Config(format!("metrics: {e}")))?.percent();
+        let mut verdicts = BTreeMap::new();
+        for v in Verdict::ALL {
+            verdicts.insert(v.as_str().to_owned(), pct(rows.iter().filter(|r| r.1 == v).count(), rows.len()));
+        }
+        let novel = rows.iter().filter(|r| r.1 == Verdict::Novelty).count();
+        let right = rows.iter().filter(|r| r.1 == Verdict::Novelty && r.2).count();
+        per_category.insert(
+            cat.as_str().to_owned(),
+            CategoryRow {
+                count: rows.len(),
+                auroc: r.auroc,
+                fpr95: r.fpr95,
+                verdicts,
+                category_right: pct(right, novel),
+            },
+        );
+    }
+    Ok(Some(CategoryReport {
+        novelty_count: nov,
+        novelty_right_nearest_class: pct(nov_nc, nov),
+        novelty_right_category_centre: pct(nov_cc, nov),
+        unseen_right_nearest_class: pct(all_nc, counted),
+        unseen_right_category_centre: pct(all_cc, counted),
+        known_right: pct(known_right, ins.len()),
+        per_category,
+    }))
+}
