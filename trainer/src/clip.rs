@@ -36,8 +36,9 @@ pub struct ClipConfig {
     pub unknown: Vec<String>,
     /// The sign designs folder (None: found as `odm-train synth` finds it).
     pub designs: Option<PathBuf>,
-    /// x264 constant quantizer (lower: better quality, larger file). Encoding uses one thread and a constant
-    /// quantizer so the same clip gives the same bytes on every run (x264's threaded rate control does not).
+    /// x264 constant quantizer (lower: better quality, larger file). Encoding uses one thread, a constant quantizer
+    /// and pinned SIMD routines ([`x264enc`]) so the same clip gives the same bytes on every run and every CPU with
+    /// SSSE3.
     pub quantizer: u32,
 }
 
@@ -160,6 +161,37 @@ const CAM_HEIGHT: f32 = 1.4;
 const SPEED: f32 = 13.0;
 const ROAD_HALF: f32 = 3.6;
 
+/// x264's SIMD routines for [`x264enc`]: `SSSE3` on x86-64 CPUs that have it, `SSE2` on those that do not (with a
+/// warning from [`run`]), x264's own choice elsewhere. x264 picks its routines from the CPU at run time and they do
+/// not all decide alike: without SSSE3 (an old CPU, or a VM's generic kvm64 or qemu64 model) the stream differs, and
+/// with it the decoded frames, odmproposals' boxes and what `mine` keeps. Pinned at SSSE3, every CPU with it runs the
+/// same routines, which give the stream x264 chooses itself on such CPUs (SSE4.2 to AVX-512: the same bytes), so the
+/// drives, stored results and mined sets made so far stay as they are.
+pub fn x264_asm() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("ssse3") {
+            "SSSE3"
+        } else {
+            "SSE2"
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "auto"
+    }
+}
+
+/// The encoder element of [`run`] with its properties, for gst-launch: one thread (x264's threaded rate control is
+/// not reproducible), a constant quantizer, and `asm` as x264's `asm` option ([`x264_asm`] in [`run`]).
+pub fn x264enc(cfg: &ClipConfig, asm: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["x264enc", "speed-preset=faster", "pass=quant", "threads=1"].map(String::from).into();
+    args.push(format!("quantizer={}", cfg.quantizer));
+    args.push(format!("key-int-max={}", cfg.fps));
+    args.push(format!("option-string=asm={asm}"));
+    args
+}
+
 /// Render the clip: `video` (MP4, H.264) and `rois` (JSON lines).
 pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, TrainError> {
     let t0 = std::time::Instant::now();
@@ -242,15 +274,20 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
         z += rng.random_range(6.0..14.0);
     }
 
+    if x264_asm() == "SSE2" {
+        eprintln!(
+            "odm-train: warning: this CPU has no SSSE3: x264 encodes {} otherwise than CPUs with it do (other bytes, \
+             other frames to mine than on other machines)",
+            video.display()
+        );
+    }
     let mut child = Command::new("gst-launch-1.0")
         .args(["-q", "fdsrc", "fd=0", "!", "rawvideoparse", "format=rgb"])
         .arg(format!("width={w}"))
         .arg(format!("height={h}"))
         .arg(format!("framerate={}/1", cfg.fps))
-        .args(["!", "videoconvert", "!", "video/x-raw,format=I420", "!", "x264enc", "speed-preset=faster"])
-        .args(["pass=quant", "threads=1"])
-        .arg(format!("quantizer={}", cfg.quantizer))
-        .arg(format!("key-int-max={}", cfg.fps))
+        .args(["!", "videoconvert", "!", "video/x-raw,format=I420", "!"])
+        .args(x264enc(cfg, x264_asm()))
         .args(["!", "h264parse", "!", "mp4mux", "!", "filesink"])
         .arg(format!("location={}", video.display()))
         .stdin(Stdio::piped())

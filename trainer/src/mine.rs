@@ -2,11 +2,11 @@
 //! `odm-train mine`: hard negatives from footage. A detector's false positives on a team's own drives are exactly
 //! what the model must learn to reject; this turns them into an anomaly tree for `train --seen-anomaly-dir`.
 //!
-//! The clip is decoded by GStreamer (`decodebin`, so any clip it can read), frame by frame as binary PPM through a
-//! pipe. The boxes are a recorded ROI file (JSON lines as `odmroireplay` reads them) or the proposals of
-//! `odmproposals` run on the same clip (GStreamer must find the odm plugin: `GST_PLUGIN_PATH`). Every box that
-//! overlaps no ground-truth *sign* ([`overlaps`]: IoU below `--iou`, and neither box half inside the other; truth
-//! boxes of kind `distractor` are not signs) is cropped with
+//! The clip is decoded by GStreamer (`decodebin`, so any clip it can read; H.264 always by libav: [`gst_decode`]),
+//! frame by frame as binary PPM through a pipe. The boxes are a recorded ROI file (JSON lines as `odmroireplay` reads
+//! them) or the proposals of `odmproposals` run on the same clip (GStreamer must find the odm plugin:
+//! `GST_PLUGIN_PATH`). Every box that overlaps no ground-truth *sign* ([`overlaps`]: IoU below `--iou`, and neither
+//! box half inside the other; truth boxes of kind `distractor` are not signs) is cropped with
 //! odm-core's preprocessing — the plugin's code: the same context margin, the same area sampling — and saved as a PNG.
 //!
 //! Layout: `OUT/<clip stem>/00000.png ...` (a class-per-folder tree) and `OUT/mined.jsonl`, one line per image:
@@ -95,13 +95,29 @@ fn gst_error(what: &str, clip: &Path, stderr: &str) -> TrainError {
     TrainError::Config(format!("{}: {what}: {tail}", clip.display()))
 }
 
+/// `gst-launch-1.0` for a pipeline that decodes a clip with decodebin, with libav's H.264 decoder ranked above every
+/// other (`GST_PLUGIN_FEATURE_RANK`, added after the caller's own). decodebin takes the highest-ranked decoder a
+/// machine has, and they do not give the same frames: openh264dec decodes the B-frames of `odm-train clip`'s drives
+/// otherwise (other boxes from odmproposals), and hardware decoders hand NV12 to videoconvert, whose RGB differs from
+/// the one it makes of avdec_h264's I420 (other crops). libav decodes H.264 exactly, whatever its thread count.
+pub fn gst_decode() -> Command {
+    let mut c = Command::new("gst-launch-1.0");
+    let pin = "avdec_h264:MAX";
+    let ranks = match std::env::var("GST_PLUGIN_FEATURE_RANK") {
+        Ok(r) if !r.trim().is_empty() => format!("{r},{pin}"),
+        _ => pin.to_owned(),
+    };
+    c.env("GST_PLUGIN_FEATURE_RANK", ranks);
+    c
+}
+
 /// Run `odmproposals` over the clip and read its boxes back (through `odmexport`, into a scratch folder inside
 /// `out` that is removed whatever happens).
 fn proposals(clip: &Path, out: &Path) -> Result<Vec<FrameLine>, TrainError> {
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     let tmp = tempfile::Builder::new().prefix(".mine-").tempdir_in(out).map_err(TrainError::io(out))?;
     let results = tmp.path().join("proposals.jsonl");
-    let out = Command::new("gst-launch-1.0")
+    let out = gst_decode()
         .arg("-q")
         .args(["filesrc", &format!("location={}", clip.display()), "!", "decodebin", "!", "videoconvert", "!"])
         .args(["video/x-raw,format=NV12", "!", "odmproposals", "!", "odmexport"])
@@ -176,13 +192,14 @@ pub fn crop(frame: &Frame<'_>, r: &RoiLine, spec: &CropSpec, buf: &mut [f32]) ->
     Some(img)
 }
 
-/// Decode `clip` with GStreamer (decodebin, RGB) and call `f` with each frame's index and pixels, in order; returns
-/// the number of frames. A clip that does not decode (or gives no frame) is an error naming it.
+/// Decode `clip` with GStreamer (decodebin as [`gst_decode`] sets it up, RGB) and call `f` with each frame's index and
+/// pixels, in order; returns the number of frames. A clip that does not decode (or gives no frame) is an error naming
+/// it.
 pub fn for_each_frame(
     clip: &Path,
     mut f: impl FnMut(u64, &Frame<'_>) -> Result<(), TrainError>,
 ) -> Result<u64, TrainError> {
-    let mut child = Command::new("gst-launch-1.0")
+    let mut child = gst_decode()
         .arg("-q")
         .args(["filesrc", &format!("location={}", clip.display()), "!", "decodebin", "!", "videoconvert", "!"])
         .args(["video/x-raw,format=RGB", "!", "pnmenc", "!", "fdsink", "fd=1"])
