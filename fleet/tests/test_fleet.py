@@ -135,10 +135,10 @@ def test_the_command_line_refuses_bad_input_and_reports_failures(clips, tmp_path
 
 def test_results_helpers_add_up_and_join_by_boxes(tmp_path):
     frames = [{"frame": 0, "rois": [
-        {"id": 1, "x": 0, "y": 0, "w": 10, "h": 10, "label": "stop", "verdict": "known", "distance": 1.0, "anomaly_threshold": 2.0},
-        {"id": 2, "x": 50, "y": 50, "w": 10, "h": 10, "label": "stop", "verdict": "anomaly", "distance": 5.0, "anomaly_threshold": 2.0},
+        {"id": 1, "x": 0, "y": 0, "w": 10, "h": 10, "label": "regulatory--stop--g1", "verdict": "known", "distance": 1.0, "anomaly_threshold": 2.0},
+        {"id": 2, "x": 50, "y": 50, "w": 10, "h": 10, "label": "regulatory--stop--g1", "verdict": "anomaly", "distance": 5.0, "anomaly_threshold": 2.0},
     ]}]
-    truth = [{"frame": 0, "rois": [{"id": 9, "x": 1, "y": 0, "w": 10, "h": 10, "kind": "known", "label": "stop"}]}]
+    truth = [{"frame": 0, "rois": [{"id": 9, "x": 1, "y": 0, "w": 10, "h": 10, "kind": "known", "label": "regulatory--stop--g1"}]}]
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(f) + "\n" for f in frames))
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(f) + "\n" for f in truth))
     s = results.summarise(tmp_path / "r.jsonl", tmp_path / "t.jsonl", True, odm_train())

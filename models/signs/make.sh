@@ -46,12 +46,19 @@ for m in "${methods[@]}"; do
     $T train --config models/signs/train.json --method $m --name $name --out $S/run-$m --force --threads "$threads"
   $T eval --run $S/run-$m --anomaly-dir $S/photos-heldout > /dev/null
 done
+# The renderer-independent check: the known and unseen designs drawn by odm-train plain (none of synth's camera
+# model) over the held-out photographs, scored as the test set (metrics-plain).
+[ -d $S/plain/test ] ||
+  $T plain --out $S/plain --config models/signs/train.json --per-design 10 --photos .deps/photos/heldout --seed 3
+$T eval --run $S/run-odm --test-data $S/plain --tag plain --anomaly-dir $S/photos-heldout > /dev/null
 $T plot --run $S/run-odm
 $T export --run $S/run-odm --out models/signs
 cp $S/run-odm/pca.png $S/run-odm/roc.png models/signs/
 mkdir -p models/signs/metrics
 cp $S/run-odm/metrics.json models/signs/metrics/odm.json
 cp $S/run-odm/metrics.md models/signs/metrics/odm.md
+cp $S/run-odm/metrics-plain.json models/signs/metrics/odm-plain.json
+cp $S/run-odm/metrics-plain.md models/signs/metrics/odm-plain.md
 if [ "${BASELINES:-0}" = 1 ]; then
   cp $S/run-ml/metrics.json models/signs/metrics/ml.json
   cp $S/run-ce/metrics.json models/signs/metrics/ce-msp.json

@@ -177,6 +177,25 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Render the known and unseen designs of a training config a second, plainer way (resvg at the final size, a
+    /// sideways squeeze, pasted over held-out photographs or flat colours, blur, exposure, JPEG; none of synth's
+    /// camera model) into OUT/test/<design>/: a renderer-independent check for `eval --test-data OUT`.
+    Plain {
+        #[arg(long)]
+        out: PathBuf,
+        /// The training config whose `in_dist` and `unseen_ood` designs are rendered.
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        per_design: usize,
+        #[arg(long, default_value_t = 3)]
+        seed: u64,
+        /// Photographs to cut backgrounds from (the held-out ones: .deps/photos/heldout).
+        #[arg(long)]
+        photos: Option<PathBuf>,
+        #[command(flatten)]
+        designs: DesignsArg,
+    },
     /// Write the open-set protocol over the sign designs into a training config: known = a region's catalogue,
     /// seen and unseen out-of-distribution designs = the other groups split by seed (variants of one sign stay on one
     /// side). The config's other fields are kept.
@@ -312,6 +331,13 @@ enum Command {
         /// run's network; the tables go to metrics-onnx-STEM.json and .md.
         #[arg(long)]
         onnx: Option<PathBuf>,
+        /// Score the known and unknown signs of ROOT/test instead of the run's own test tree (another rendering of
+        /// the same designs, such as `odm-train plain`'s); the tables go to metrics-TAG.json and .md.
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        /// Name of the --test-data tables.
+        #[arg(long, default_value = "plain")]
+        tag: String,
         #[command(flatten)]
         threads: Threads,
     },
@@ -830,9 +856,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let bundle = odm_trainer::train::run::train(&cfg, &out, true, existing)?;
             out!("wrote {} in {:.1} s", bundle.display(), start.elapsed().as_secs_f64());
         }
-        Command::Eval { run, noise, anomaly_dirs, onnx, threads } => {
+        Command::Eval { run, noise, anomaly_dirs, onnx, test_data, tag, threads } => {
             threads.apply()?;
-            for m in odm_trainer::train::eval::eval_with(&run, noise, &anomaly_dirs, onnx.as_deref())? {
+            let td = test_data.as_deref().map(|root| odm_trainer::train::eval::TestData { root, tag: &tag });
+            for m in odm_trainer::train::eval::eval_full(&run, noise, &anomaly_dirs, onnx.as_deref(), td)? {
                 out!("{}", m.markdown());
             }
         }
@@ -918,6 +945,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             for d in &catalogue.designs {
                 out!("{:<64} {:<14} {}", d.name, d.category.as_str(), d.regions.join(","));
             }
+        }
+        Command::Plain { out, config, per_design, seed, photos, designs } => {
+            let catalogue = odm_trainer::synth::designs::Catalogue::open(designs.designs.as_deref())?;
+            let c = odm_trainer::train::config::TrainConfig::load(&config)?;
+            let plain = odm_trainer::synth::plain::PlainConfig {
+                seed,
+                per_design,
+                designs: c.in_dist.iter().chain(&c.unseen_ood).cloned().collect(),
+                photos,
+            };
+            let n = odm_trainer::synth::plain::run(&out, &plain, &catalogue)?;
+            out!("wrote {n} plain renders of {} designs to {}", plain.designs.len(), out.join("test").display());
         }
         Command::Protocol { region, seen_fraction, seed, config, validation, designs } => {
             let catalogue = odm_trainer::synth::designs::Catalogue::open(designs.designs.as_deref())?;

@@ -384,15 +384,17 @@ pub fn compare(expected: &[FrameLine], actual: &[FrameLine], tolerance: f64) -> 
                 continue;
             };
             let text = |v: &Option<String>| v.as_deref().unwrap_or("none").to_owned();
-            if ar.label != er.label || ar.verdict != er.verdict {
+            if ar.label != er.label || ar.verdict != er.verdict || ar.category != er.category {
                 diffs.push(format!(
-                    "frame {} ROI {}: {} {}, expected {} {}",
+                    "frame {} ROI {}: {} {} ({}), expected {} {} ({})",
                     e.frame,
                     er.id,
                     text(&ar.label),
                     text(&ar.verdict),
+                    text(&ar.category),
                     text(&er.label),
-                    text(&er.verdict)
+                    text(&er.verdict),
+                    text(&er.category)
                 ));
             }
             let num = |v: Option<f64>| v.map_or("none".to_owned(), |d| d.to_string());

@@ -98,3 +98,31 @@ fn protocol_is_written_into_a_config_keeping_its_other_fields() {
     assert!(protocol::write_into(&p, &path).is_err());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "not json");
 }
+
+#[test]
+fn validation_protocol_never_touches_the_test_designs() {
+    let catalogue = Catalogue::open(None).unwrap();
+    let p = protocol::build(&catalogue, "eu", 0.4, 1).unwrap();
+    let v = protocol::validation(&p, 0.6, 1).unwrap();
+    assert_eq!(v.in_dist, p.in_dist);
+    assert!(!v.seen_ood.is_empty() && !v.unseen_ood.is_empty());
+    for d in v.seen_ood.iter().chain(&v.unseen_ood) {
+        assert!(p.seen_ood.contains(d), "{d} is not a seen design of the test protocol");
+    }
+    for d in &p.unseen_ood {
+        assert!(v.aside.contains(d), "test design {d} must be set aside");
+    }
+    let seen_groups: BTreeSet<String> = v.seen_ood.iter().map(|d| group_of(d)).collect();
+    for d in &v.unseen_ood {
+        assert!(!seen_groups.contains(&group_of(d)), "{d}'s group is on both sides");
+    }
+    assert_eq!(v.seen_ood.len() + v.unseen_ood.len(), p.seen_ood.len());
+}
+
+#[test]
+fn known_set_has_plates_so_every_category_can_be_named() {
+    let catalogue = Catalogue::open(None).unwrap();
+    let p = protocol::build(&catalogue, "eu", 0.4, 1).unwrap();
+    let cats: BTreeSet<&str> = p.in_dist.iter().map(|d| catalogue.get(d).unwrap().category.as_str()).collect();
+    assert_eq!(cats.into_iter().collect::<Vec<_>>(), ["complementary", "information", "regulatory", "warning"]);
+}

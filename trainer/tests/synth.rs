@@ -87,10 +87,17 @@ fn layout_manifest_and_loaders_agree() {
 
 #[test]
 fn every_design_renders_something_visible() {
-    let catalogue = designs::Catalogue::open(None).unwrap();
+    let mut catalogue = designs::Catalogue::open(None).unwrap();
     assert_eq!(catalogue.designs.len(), 1543, "mapillary_sprite_source 1.8.0 holds 1,543 designs");
+    // Every design parses as SVG; every tenth is rasterised at the template sizes and looked at (all of them take
+    // minutes in a debug build; `odm-train synth` renders every one in every run).
+    for d in &catalogue.designs {
+        resvg::usvg::Tree::from_str(&d.svg().unwrap(), &resvg::usvg::Options::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", d.name));
+    }
+    catalogue.designs = catalogue.designs.into_iter().step_by(10).collect();
     let templates = synth::templates(&SynthConfig::default(), &catalogue).unwrap();
-    assert_eq!(templates.len(), 1543);
+    assert_eq!(templates.len(), 155);
     let mut flat = Vec::new();
     for (d, t) in &templates {
         let big = t.levels.last().unwrap();
@@ -104,7 +111,7 @@ fn every_design_renders_something_visible() {
         }
     }
     // A few designs are one colour on purpose (blank plates); a renderer that lost the pictograms would flatten many.
-    assert!(flat.len() < 15, "{} designs look flat: {flat:?}", flat.len());
+    assert!(flat.len() < 3, "{} designs look flat: {flat:?}", flat.len());
 }
 
 #[test]
@@ -182,9 +189,9 @@ fn bad_packages_and_designs_are_refused_by_name() {
 fn unknown_class_and_bad_sizes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = small(1);
-    c.classes.push("regulatory--maximum-speed-limit-65--g1".into());
+    c.classes.push("regulatory--maximum-speed-limit-65--g9".into());
     let e = synth::run(dir.path(), &c, false).unwrap_err();
-    assert!(e.to_string().contains("regulatory--maximum-speed-limit-65--g1"), "{e}");
+    assert!(e.to_string().contains("regulatory--maximum-speed-limit-65--g9"), "{e}");
     let c = SynthConfig { min_size: 50.0, max_size: 20.0, ..small(1) };
     assert!(synth::run(dir.path(), &c, false).is_err());
 }

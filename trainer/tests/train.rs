@@ -241,6 +241,38 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     assert!(t[0].sets.contains_key("novelty") && t[0].in_accuracy > 0.0);
     assert!(out.path().join("metrics-onnx-int8.md").is_file());
     assert_eq!(std::fs::read(&bundle_path).unwrap(), before);
+
+    // Categories: the run's labels are taxonomy names, so its tables say how often unknown signs get theirs.
+    let own = eval::eval(out.path(), 10, &[]).unwrap();
+    let cats = own[0].categories.as_ref().expect("taxonomy labels give a category report");
+    // The two unseen designs (keep-left, no-motor-vehicles) are both regulatory, as every known class but none.
+    assert_eq!(cats.per_category.keys().collect::<Vec<_>>(), ["regulatory"]);
+    assert_eq!(cats.per_category["regulatory"].count, 16);
+    assert!((0.0..=100.0).contains(&cats.unseen_right_nearest_class));
+    assert_eq!(cats.unseen_right_nearest_class, 100.0, "every known class is regulatory: the nearest is right");
+    // The renderer-independent check: the known and unseen designs rendered plainly, scored with eval --test-data;
+    // the tables go to their own files and the bundle keeps its own.
+    let catalogue = odm_trainer::synth::designs::Catalogue::open(None).unwrap();
+    let plain_dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> =
+        b.classes.iter().map(|c| c.label.clone()).chain(cfg(data.path(), Method::Odm).unseen_ood).collect();
+    let pc = odm_trainer::synth::plain::PlainConfig { seed: 3, per_design: 4, designs: names.clone(), photos: None };
+    assert_eq!(odm_trainer::synth::plain::run(plain_dir.path(), &pc, &catalogue).unwrap(), 4 * names.len());
+    let again = tempfile::tempdir().unwrap();
+    odm_trainer::synth::plain::run(again.path(), &pc, &catalogue).unwrap();
+    let f = "test/regulatory--stop--g1/00003.png";
+    assert_eq!(std::fs::read(plain_dir.path().join(f)).unwrap(), std::fs::read(again.path().join(f)).unwrap());
+    let before = std::fs::read(&bundle_path).unwrap();
+    let td = eval::TestData { root: plain_dir.path(), tag: "plain" };
+    let p = eval::eval_full(out.path(), 10, &[], None, Some(td)).unwrap();
+    assert_eq!(p[0].in_count, 4 * b.classes.len());
+    assert_eq!(p[0].sets["novelty"].count, 8);
+    assert!(out.path().join("metrics-plain.md").is_file());
+    assert_eq!(std::fs::read(&bundle_path).unwrap(), before);
+    // A test root without test/ is refused by name.
+    let td = eval::TestData { root: Path::new("/nonexistent-plain"), tag: "plain" };
+    let e = eval::eval_full(out.path(), 10, &[], None, Some(td)).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent-plain/test"), "{e}");
 }
 
 /// The weights of a run folder's `model.ot`, by name.
@@ -352,7 +384,7 @@ fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
     };
     expect(
         TrainConfig { calib_ood: vec!["regulatory--stop--g1".into()], ..base.clone() },
-        "\"stop\" is not a seen OOD class",
+        "\"regulatory--stop--g1\" is not a seen OOD class",
     );
     expect(TrainConfig { calib_ood: base.seen_ood.clone(), ..base.clone() }, "none is left for ODM");
 }

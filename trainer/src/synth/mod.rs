@@ -14,6 +14,7 @@
 
 pub mod designs;
 pub mod mined;
+pub mod plain;
 pub mod protocol;
 pub mod render;
 

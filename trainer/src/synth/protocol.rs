@@ -6,9 +6,13 @@
 //! Known is a region's catalogue rather than a random half: a dashcam model is trained for the signs of where it
 //! drives. For `eu` it is every design the taxonomy marks as European and not as American (`eu` in its regions,
 //! `us` not: the Vienna-convention designs, speed limits in a red ring, blue mandatory discs, red-rimmed warning
-//! triangles), plus the few designs every region uses (stop, give way, no entry). The other variants of a known sign
-//! (its US or Brazilian styles, say) are set aside: neither known nor out-of-distribution, so no group sits on two
-//! sides. The remaining groups are drawn by seed into seen and unseen.
+//! triangles), plus the few designs every region uses (stop, give way, no entry). The taxonomy marks nearly every
+//! complementary plate (distances, arrows, "except bicycles") as both European and American, so that rule gives no
+//! plate, while a dashcam in Europe meets plates under its signs: [`PLATES`] complementary groups with designs in the
+//! region are drawn (once, whatever the split's seed) into the known set (their variants in the region). Without them no known class is a
+//! plate, and an unknown plate could never be given its category. The other variants of a known sign (its US or
+//! Brazilian styles, say) are set aside: neither known nor out-of-distribution, so no group sits on two sides. The
+//! remaining groups are drawn by seed into seen and unseen.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +20,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
+
+use odm_core::taxonomy::Category;
 
 use super::designs::Catalogue;
 use crate::error::TrainError;
@@ -38,12 +44,15 @@ pub struct Protocol {
     pub aside: Vec<String>,
 }
 
+/// Complementary groups drawn into the known set.
+pub const PLATES: usize = 16;
+
 /// Minimum sizes the issue asks of a protocol: a region's catalogue of at least 100 designs, hundreds of seen OOD.
 pub const MIN_KNOWN: usize = 100;
 pub const MIN_SEEN: usize = 200;
 
 /// Build the protocol: known = `region`'s own designs (in the region and not in `us`, or not in `eu` for `us`)
-/// plus the designs of every region; the other groups split by seed, `seen_fraction` of them seen.
+/// plus the designs of every region and [`PLATES`] complementary groups; the other groups split by seed, `seen_fraction` of them seen.
 pub fn build(catalogue: &Catalogue, region: &str, seen_fraction: f64, seed: u64) -> Result<Protocol, TrainError> {
     if !REGIONS.contains(&region) {
         return Err(TrainError::Config(format!("region {region:?} is none of {}", REGIONS.join(", "))));
@@ -54,8 +63,27 @@ pub fn build(catalogue: &Catalogue, region: &str, seen_fraction: f64, seed: u64)
     let other = if region == "us" { "eu" } else { "us" };
     let universal = |r: &[String]| REGIONS.iter().all(|x| r.iter().any(|y| y == x));
     let own = |r: &[String]| r.iter().any(|x| x == region) && !r.iter().any(|x| x == other);
-    let in_dist: Vec<String> =
-        catalogue.designs.iter().filter(|d| own(&d.regions) || universal(&d.regions)).map(|d| d.name.clone()).collect();
+    let in_region = |r: &[String]| r.iter().any(|x| x == region);
+    let mut plate_groups: Vec<&str> = catalogue
+        .designs
+        .iter()
+        .filter(|d| d.category == Category::Complementary && in_region(&d.regions))
+        .map(|d| d.group.as_str())
+        .collect();
+    plate_groups.dedup();
+    // A fixed draw: the region's catalogue does not change with the seed of the seen/unseen split.
+    plate_groups.shuffle(&mut Pcg64::seed_from_u64(0x706c_6174_6573));
+    plate_groups.truncate(PLATES);
+    let in_dist: Vec<String> = catalogue
+        .designs
+        .iter()
+        .filter(|d| {
+            own(&d.regions)
+                || universal(&d.regions)
+                || (plate_groups.contains(&d.group.as_str()) && in_region(&d.regions))
+        })
+        .map(|d| d.name.clone())
+        .collect();
     let known_groups: BTreeSet<&str> =
         catalogue.designs.iter().filter(|d| in_dist.contains(&d.name)).map(|d| d.group.as_str()).collect();
     let aside: Vec<String> = catalogue
@@ -79,8 +107,9 @@ pub fn build(catalogue: &Catalogue, region: &str, seen_fraction: f64, seed: u64)
     let p = Protocol {
         region: region.into(),
         rule: format!(
-            "known: designs whose regions include {region} and not {other}, and the designs of every region; aside: \
-             the other variants of known signs; seen and unseen: the remaining groups, {:.0}% seen, drawn by seed {seed}",
+            "known: designs whose regions include {region} and not {other}, the designs of every region, and the \
+             {region} variants of {PLATES} complementary groups drawn once (a fixed draw); aside: the other variants of known \
+             signs; seen and unseen: the remaining groups, {:.0}% seen, drawn by seed {seed}",
             seen_fraction * 100.0
         ),
         seed,

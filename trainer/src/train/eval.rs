@@ -315,7 +315,31 @@ pub fn eval_with(
     extra_anomaly_dirs: &[PathBuf],
     onnx: Option<&Path>,
 ) -> Result<Vec<Metrics>, TrainError> {
-    let (cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    eval_full(run, noise, extra_anomaly_dirs, onnx, None)
+}
+
+/// Another rendering of the test designs to score a run on (`eval --test-data ROOT --tag NAME`): `ROOT/test/`
+/// replaces the run's own test tree for the known and unknown signs; the anomaly sets stay the run's.
+pub struct TestData<'a> {
+    pub root: &'a Path,
+    pub tag: &'a str,
+}
+
+/// [`eval_with`], optionally on [`TestData`]: its tables go to `metrics-TAG.json|md`, the bundle is left as it is.
+pub fn eval_full(
+    run: &Path,
+    noise: usize,
+    extra_anomaly_dirs: &[PathBuf],
+    onnx: Option<&Path>,
+    test_data: Option<TestData>,
+) -> Result<Vec<Metrics>, TrainError> {
+    let (mut cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    if let Some(t) = &test_data {
+        if !t.root.join("test").is_dir() {
+            return Err(TrainError::Data(crate::error::DataError::MissingFolder { path: t.root.join("test") }));
+        }
+        cfg.data = t.root.to_owned();
+    }
     let mut ort_net = match onnx {
         Some(p) if matches!(cfg.method, Method::Odm | Method::Ml) => {
             Some(super::onnx_embed::OnnxEmbedder::open(p, &bundle.model.input.name, &bundle.model.output.name)?)
@@ -358,18 +382,21 @@ pub fn eval_with(
         }
     }
     for (i, m) in tables.iter().enumerate() {
-        let stem = match onnx {
+        let mut stem = match onnx {
             Some(p) => format!("metrics-onnx-{}", p.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()),
             None if i == 0 => "metrics".to_owned(),
             None => format!("metrics-{}", m.method.trim_start_matches("ce-")),
         };
+        if let Some(t) = &test_data {
+            stem = format!("{stem}-{}", t.tag);
+        }
         let json = run.join(format!("{stem}.json"));
         std::fs::write(&json, serde_json::to_string_pretty(m).expect("metrics serialise") + "\n")
             .map_err(TrainError::io(&json))?;
         let md = run.join(format!("{stem}.md"));
         std::fs::write(&md, m.markdown()).map_err(TrainError::io(&md))?;
     }
-    if onnx.is_none() {
+    if onnx.is_none() && test_data.is_none() {
         bundle.metrics = serde_json::to_value(&tables).expect("metrics serialise");
         bundle.save(&bundle_path)?;
     }
