@@ -34,6 +34,8 @@ pub struct ClipConfig {
     /// Classes the model knows, and classes it does not (sign designs of the synthetic world).
     pub known: Vec<String>,
     pub unknown: Vec<String>,
+    /// Share of the roadside objects that are unknown signs (half are known signs, the rest distractors).
+    pub unknown_share: f64,
     /// The sign designs folder (None: found as `odm-train synth` finds it).
     pub designs: Option<PathBuf>,
     /// x264 constant quantizer (lower: better quality, larger file). Encoding uses one thread, a constant quantizer
@@ -77,6 +79,7 @@ impl Default for ClipConfig {
                 "information--parking-area--g1",
                 "complementary--chevron-right--g1",
             ]),
+            unknown_share: 0.22,
             designs: None,
             quantizer: 28,
         }
@@ -84,11 +87,13 @@ impl Default for ClipConfig {
 }
 
 impl ClipConfig {
-    /// The default drive for a bundle: the default known designs the bundle knows (all of its classes when it
-    /// knows none of them); unknown signs are the defaults it does not know.
+    /// The demo drive for a bundle: the default known designs the bundle knows (all of its classes when it knows
+    /// none of them); unknown signs are the defaults it does not know, and they are more frequent than on the default
+    /// drive (35% of the objects against 22%: the demo is there to show them; the drives mined for training keep
+    /// the default).
     pub fn for_bundle(bundle: &odm_core::Bundle) -> ClipConfig {
         let labels: Vec<String> = bundle.classes.iter().map(|c| c.label.clone()).collect();
-        let mut cfg = ClipConfig::default();
+        let mut cfg = ClipConfig { unknown_share: 0.35, ..ClipConfig::default() };
         cfg.known.retain(|c| labels.contains(c));
         if cfg.known.is_empty() {
             cfg.known = labels.clone();
@@ -232,9 +237,10 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
     let mut objects = Vec::new();
     let mut z = 25.0f32;
     while z < travel + 90.0 {
-        let kind = match rng.random_range(0..100) {
+        let unknown_end = 50 + (cfg.unknown_share.clamp(0.0, 0.5) * 100.0).round() as i32;
+        let kind = match rng.random_range(0..100i32) {
             0..50 => Kind::Known,
-            50..72 if !unknown.is_empty() => Kind::Unknown,
+            r if r < unknown_end && !unknown.is_empty() => Kind::Unknown,
             _ => Kind::Distractor,
         };
         let (label, look) = match kind {
