@@ -250,6 +250,8 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     assert_eq!(cats.per_category["regulatory"].count, 16);
     assert!((0.0..=100.0).contains(&cats.unseen_right_nearest_class));
     assert_eq!(cats.unseen_right_nearest_class, 100.0, "every known class is regulatory: the nearest is right");
+    // The seen design (warning--other-danger) takes part in the rule over every design centre.
+    assert!(cats.unseen_right_nearest_design.is_some_and(|p| (0.0..=100.0).contains(&p)));
     // The renderer-independent check: the known and unseen designs rendered plainly, scored with eval --test-data;
     // the tables go to their own files and the bundle keeps its own.
     let catalogue = odm_trainer::synth::designs::Catalogue::open(None).unwrap();

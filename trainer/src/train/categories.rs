@@ -36,9 +36,15 @@ pub struct CategoryReport {
     pub novelty_right_nearest_class: f64,
     /// The same images by the nearest category centre.
     pub novelty_right_category_centre: f64,
+    /// The same images by the nearest design centre among the known classes and the seen out-of-distribution
+    /// designs (centres of their training images; each named, so each has a category). None without seen designs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub novelty_right_nearest_design: Option<f64>,
     /// Every unseen-design image, whatever its verdict, by either rule.
     pub unseen_right_nearest_class: f64,
     pub unseen_right_category_centre: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_right_nearest_design: Option<f64>,
     /// Known test images whose predicted class has their category (a misclassification within a category still
     /// gives the right category).
     pub known_right: f64,
@@ -59,6 +65,12 @@ impl CategoryReport {
             self.unseen_right_category_centre,
             self.known_right
         );
+        if let (Some(n), Some(u)) = (self.novelty_right_nearest_design, self.unseen_right_nearest_design) {
+            s.push_str(&format!(
+                "By the nearest design centre, known or seen out-of-distribution: {n:.2}% of those called `novelty`, \
+                 {u:.2}% of every unseen-design image.\n\n"
+            ));
+        }
         s.push_str(
             "| unseen designs of | n | FPR95 | AUROC | → known | → novelty | → anomaly | category right (of novelty) |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|\n",
@@ -97,15 +109,35 @@ fn nearest_centre(e: &[f32], centres: &[(Category, Vec<f32>)]) -> Option<Categor
         .map(|(c, _)| *c)
 }
 
+/// Centres (mean embeddings) of named designs from `e` (row-major, `dim` wide, one row per name), with their
+/// categories; designs whose names are no taxonomy names are left out.
+pub fn design_centres(names: &[String], e: &[f32], dim: usize) -> Vec<(Category, Vec<f32>)> {
+    let mut sums: BTreeMap<&str, (Vec<f64>, usize)> = BTreeMap::new();
+    for (name, row) in names.iter().zip(e.chunks_exact(dim)) {
+        let (sum, n) = sums.entry(name.as_str()).or_insert_with(|| (vec![0.0; dim], 0));
+        *n += 1;
+        for (a, b) in sum.iter_mut().zip(row) {
+            *a += *b as f64;
+        }
+    }
+    sums.into_iter()
+        .filter_map(|(name, (sum, n))| {
+            category_of(name).map(|c| (c, sum.iter().map(|v| (v / n as f64) as f32).collect()))
+        })
+        .collect()
+}
+
 /// The report, or None when the bundle's labels or the unseen designs carry no categories.
 ///
 /// `ins`: (true class index, nearest class, distance) of the in-distribution test images; `unseen`: (design name,
-/// embedding, nearest class, distance) of the unseen-design test images.
+/// embedding, nearest class, distance) of the unseen-design test images; `seen`: centres of the seen
+/// out-of-distribution designs ([`design_centres`]), empty when there are none.
 pub fn report(
     bundle: &Bundle,
     scorer: &Scorer,
     ins: &[(i64, usize, f64)],
     unseen: &[(String, Vec<f32>, usize, f64)],
+    seen: &[(Category, Vec<f32>)],
 ) -> Result<Option<CategoryReport>, TrainError> {
     let class_cat: Vec<Option<Category>> = bundle.classes.iter().map(|c| category_of(&c.label)).collect();
     if class_cat.iter().all(Option::is_none) || unseen.is_empty() {
@@ -122,6 +154,11 @@ pub fn report(
         }
     }
     let cat_of_class = |k: usize| class_cat.get(k).copied().flatten();
+    // Every design centre with a category: the known classes and the seen designs.
+    let mut designs: Vec<(Category, Vec<f32>)> =
+        bundle.classes.iter().zip(&class_cat).filter_map(|(k, c)| c.map(|c| (c, k.center.clone()))).collect();
+    designs.extend(seen.iter().cloned());
+    let (mut nov_nd, mut all_nd) = (0usize, 0usize);
     let known_right = ins.iter().filter(|(y, k, _)| *y >= 0 && cat_of_class(*y as usize) == cat_of_class(*k)).count();
     let in_dist: Vec<f64> = ins.iter().map(|p| p.2).collect();
     let (mut nov, mut nov_nc, mut nov_cc, mut all_nc, mut all_cc, mut counted) = (0, 0, 0, 0, 0, 0);
@@ -132,12 +169,15 @@ pub fn report(
         let verdict = if *k == usize::MAX { Verdict::Anomaly } else { scorer.verdict(*k, *dist) };
         let nc = cat_of_class(*k) == Some(truth);
         let cc = nearest_centre(e, &centres) == Some(truth);
+        let nd = !seen.is_empty() && nearest_centre(e, &designs) == Some(truth);
         all_nc += usize::from(nc);
         all_cc += usize::from(cc);
+        all_nd += usize::from(nd);
         if verdict == Verdict::Novelty {
             nov += 1;
             nov_nc += usize::from(nc);
             nov_cc += usize::from(cc);
+            nov_nd += usize::from(nd);
         }
         per.entry(truth).or_default().push((*dist, verdict, nc));
     }
@@ -166,8 +206,10 @@ pub fn report(
         novelty_count: nov,
         novelty_right_nearest_class: pct(nov_nc, nov),
         novelty_right_category_centre: pct(nov_cc, nov),
+        novelty_right_nearest_design: (!seen.is_empty()).then(|| pct(nov_nd, nov)),
         unseen_right_nearest_class: pct(all_nc, counted),
         unseen_right_category_centre: pct(all_cc, counted),
+        unseen_right_nearest_design: (!seen.is_empty()).then(|| pct(all_nd, counted)),
         known_right: pct(known_right, ins.len()),
         per_category,
     }))

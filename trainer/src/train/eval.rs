@@ -210,6 +210,9 @@ pub struct TestSets {
     pub sets: Vec<(String, SetKind, Tensor)>,
     /// The design (class folder) of each image of the `novelty` set, in its order.
     pub novelty_classes: Vec<String>,
+    /// Training images of the seen out-of-distribution designs with their names (for the category rule that looks
+    /// at every design centre, known and seen); only when [`test_sets`] is asked for them.
+    pub seen_train: Option<(Vec<String>, Tensor)>,
 }
 
 /// Build a run's [`TestSets`] from the split stored in its bundle; `cap` keeps about that many images of each
@@ -298,7 +301,31 @@ pub fn test_sets(
             && (x.select(1, 1) - x.select(1, 2)).abs().max().double_value(&[]) == 0.0;
         sets.push(("noise".into(), SetKind::Anomaly, noise_images(noise, &spec, cfg.seed, gray)));
     }
-    Ok(TestSets { inside: in_t, sets, novelty_classes })
+    Ok(TestSets { inside: in_t, sets, novelty_classes, seen_train: None })
+}
+
+/// The training images of a run's seen out-of-distribution designs (those ODM trained on, not the calibration
+/// ones), with their design names; None when the run has none or its labels are no taxonomy names.
+fn seen_training_images(cfg: &TrainConfig, bundle: &Bundle) -> Result<Option<(Vec<String>, Tensor)>, TrainError> {
+    let roles: split::ClassSplit = match serde_json::from_value(bundle.training["split"].clone()) {
+        Ok(r) => r,
+        Err(_) => return Ok(None),
+    };
+    let calib: Vec<String> = serde_json::from_value(bundle.training["calib_ood"].clone()).unwrap_or_default();
+    let seen: Vec<&String> =
+        roles.seen_ood.iter().filter(|c| !calib.contains(c) && odm_core::taxonomy::category_of(c).is_some()).collect();
+    let root = cfg.data.join("train");
+    if seen.is_empty() || !root.is_dir() {
+        return Ok(None);
+    }
+    let train = data::load(&root, Format::Folder)?;
+    let idx: Vec<usize> =
+        (0..train.samples.len()).filter(|&i| seen.contains(&&train.classes[train.samples[i].class])).collect();
+    if idx.is_empty() {
+        return Ok(None);
+    }
+    let names = idx.iter().map(|&i| train.classes[train.samples[i].class].clone()).collect();
+    Ok(Some((names, decode(&train, &idx, &cfg.crop_spec(), &|_| -1)?.x)))
 }
 
 /// Evaluate a run; writes `metrics.json` and `metrics.md` (and `metrics-odin.*` for CE runs); returns the tables.
@@ -353,7 +380,8 @@ pub fn eval_full(
             None => Ok(embed_all(&net, x, Device::Cpu)),
         }
     };
-    let tests = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
+    let mut tests = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
+    tests.seen_train = seen_training_images(&cfg, &bundle)?;
     let (in_t, sets) = (&tests.inside, &tests.sets);
     let mut tables = Vec::new();
     match cfg.method {
@@ -488,7 +516,11 @@ pub fn score_sets(
         }
     }
     m.confusion = Some(confusion);
-    m.categories = super::categories::report(bundle, &scorer, &in_rows, &unseen_rows)?;
+    let seen_refs = match &tests.seen_train {
+        Some((names, x)) => super::categories::design_centres(names, &to_vec(&embed(x)?), scorer.dim()),
+        None => Vec::new(),
+    };
+    m.categories = super::categories::report(bundle, &scorer, &in_rows, &unseen_rows, &seen_refs)?;
     Ok(m)
 }
 
