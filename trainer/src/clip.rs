@@ -207,8 +207,11 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
     }
     let catalogue = designs::Catalogue::open(cfg.designs.as_deref())?;
     let find = |name: &String| -> Result<usize, TrainError> {
-        catalogue.select(std::slice::from_ref(name))?;
-        Ok(catalogue.designs.iter().position(|d| &d.name == name).unwrap_or_default())
+        match catalogue.index_of(name) {
+            Some(i) => Ok(i),
+            // The catalogue's error, with the variants of the sign it has.
+            None => catalogue.select(std::slice::from_ref(name)).map(|_| 0),
+        }
     };
     let known: Vec<usize> = cfg.known.iter().map(find).collect::<Result<_, _>>()?;
     let unknown: Vec<usize> = cfg.unknown.iter().map(find).collect::<Result<_, _>>()?;

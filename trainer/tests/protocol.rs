@@ -117,6 +117,7 @@ fn validation_protocol_never_touches_the_test_designs() {
         assert!(!seen_groups.contains(&group_of(d)), "{d}'s group is on both sides");
     }
     assert_eq!(v.seen_ood.len() + v.unseen_ood.len(), p.seen_ood.len());
+    assert!(protocol::validation(&p, 1.5, 1).is_err(), "a fraction above 1 is refused, not a panic");
 }
 
 #[test]

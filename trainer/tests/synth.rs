@@ -169,6 +169,9 @@ fn bad_packages_and_designs_are_refused_by_name() {
     }
     // An SVG that cannot be rendered: refused by file when synth rasterises it, nothing written for it.
     std::fs::write(pkg.join("package_signs/warning--broken--g1.svg"), "<svg><path d=").unwrap();
+    let mapping = r#"{"regulatory--stop--g1": {"regions": ["eu"]}, "warning--curve-left--g1": {"regions": ["eu"]},
+        "warning--broken--g1": {"regions": ["eu"]}}"#;
+    std::fs::write(pkg.join("mapping.json"), mapping).unwrap();
     let catalogue = designs::Catalogue::load(&pkg).unwrap();
     let e = synth::templates(&SynthConfig::default(), &catalogue).err().expect("refused").to_string();
     assert!(e.contains("warning--broken--g1.svg") && e.contains("cannot render"), "{e}");
@@ -183,6 +186,12 @@ fn bad_packages_and_designs_are_refused_by_name() {
     // A design name the package lacks, with the variants it has.
     let e = catalogue.select(&["regulatory--stop--g9".into()]).unwrap_err().to_string();
     assert!(e.contains("regulatory--stop--g9") && e.contains("regulatory--stop--g1"), "{e}");
+    let e = catalogue.select(&["regulatory--stop".into()]).unwrap_err().to_string();
+    assert!(e.contains("(it has regulatory--stop--g1)"), "a name without its variant gets the variants: {e}");
+    // A design mapping.json does not name: the package is incomplete, refused naming mapping.json.
+    std::fs::write(pkg.join("package_signs/warning--extra--g1.svg"), "<svg/>").unwrap();
+    let e = designs::Catalogue::load(&pkg).unwrap_err().to_string();
+    assert!(e.contains("mapping.json") && e.contains("warning--extra--g1"), "{e}");
 }
 
 #[test]

@@ -270,6 +270,9 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
     assert_eq!(p[0].in_count, 4 * b.classes.len());
     assert_eq!(p[0].sets["novelty"].count, 8);
     assert!(out.path().join("metrics-plain.md").is_file());
+    assert!(plain_dir.path().join(odm_trainer::synth::plain::DONE).is_file(), "plain.json is written last");
+    // The seen design's training images come from the run's own data, not from the plain tree (which has none).
+    assert!(p[0].categories.as_ref().is_some_and(|c| c.unseen_right_nearest_design.is_some()));
     assert_eq!(std::fs::read(&bundle_path).unwrap(), before);
     // A test root without test/ is refused by name.
     let td = eval::TestData { root: Path::new("/nonexistent-plain"), tag: "plain" };

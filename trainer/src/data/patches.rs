@@ -28,7 +28,7 @@ pub struct PatchManifest {
 }
 
 /// Photo files under `dir` (recursively), sorted: JPEG, PNG, PNM.
-fn photos_in(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+pub(crate) fn photos_in(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {

@@ -109,7 +109,10 @@ impl Catalogue {
             };
             let parsed = SignName::parse(name)
                 .map_err(|e| TrainError::Designs { path: path.clone(), reason: format!("not a design name: {e}") })?;
-            let regions = mapping.get(name).map(|m| m.regions.clone()).unwrap_or_default();
+            let regions = mapping.get(name).map(|m| m.regions.clone()).ok_or_else(|| TrainError::Designs {
+                path: mapping_path.clone(),
+                reason: format!("has no entry for the design {name}: the package is incomplete"),
+            })?;
             designs.push(Design {
                 name: name.to_owned(),
                 group: parsed.group.to_owned(),
@@ -126,7 +129,12 @@ impl Catalogue {
     }
 
     pub fn get(&self, name: &str) -> Option<&Design> {
-        self.designs.binary_search_by(|d| d.name.as_str().cmp(name)).ok().map(|i| &self.designs[i])
+        self.index_of(name).map(|i| &self.designs[i])
+    }
+
+    /// The position of a design in [`Catalogue::designs`].
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.designs.binary_search_by(|d| d.name.as_str().cmp(name)).ok()
     }
 
     /// The named designs, in the order given; a name the package lacks is refused (with the variants of its group
@@ -136,9 +144,14 @@ impl Catalogue {
             .iter()
             .map(|n| {
                 self.get(n).ok_or_else(|| {
-                    let group = n.rsplit_once("--").map_or(n.as_str(), |(g, _)| g);
-                    let near: Vec<&str> =
-                        self.designs.iter().filter(|d| d.group == group).map(|d| d.name.as_str()).collect();
+                    // The variants of its sign: `n` is a design of another variant, or the sign without `--gN`.
+                    let group = crate::data::split::group_of(n);
+                    let near: Vec<&str> = self
+                        .designs
+                        .iter()
+                        .filter(|d| d.group == group || d.group == *n)
+                        .map(|d| d.name.as_str())
+                        .collect();
                     let hint = if near.is_empty() { String::new() } else { format!(" (it has {})", near.join(", ")) };
                     TrainError::UnknownDesign { name: n.clone(), root: self.root.clone(), hint }
                 })

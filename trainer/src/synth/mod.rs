@@ -160,14 +160,9 @@ pub fn fonts() -> Arc<resvg::usvg::fontdb::Database> {
     Arc::new(db)
 }
 
-/// Real photographs (JPEG/PNG files of `dir`, sorted by name) as background scenes, scaled down to at most 1024 px.
+/// Real photographs (JPEG/PNG/PNM files of `dir` and its subfolders, sorted by path) as background scenes, scaled down to at most 1024 px.
 pub fn photo_scenes(dir: &Path) -> Result<Vec<(String, Rgb)>, TrainError> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(TrainError::io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "jpg" | "jpeg" | "png" | "JPG")))
-        .collect();
-    files.sort();
+    let files = crate::data::patches::photos_in(dir)?;
     if files.is_empty() {
         return Err(TrainError::Designs { path: dir.to_owned(), reason: "holds no JPEG or PNG photograph".into() });
     }

@@ -6,7 +6,11 @@
 //! homography), squeezed sideways for a crude yaw, pasted with the `image` crate over a cut of a photograph the
 //! training never saw (`.deps/photos/heldout`) or a flat colour, then blurred, brightened or darkened, and passed
 //! through a JPEG round trip, all with the `image` crate's own operations. The crops are framed with a fixed margin.
-//! Layout: `OUT/test/<design>/00000.png`, the shape `eval --test-data OUT` reads.
+//! Layout: `OUT/test/<design>/00000.png`, the shape `eval --test-data OUT` reads, and `OUT/plain.json` written last
+//! (what was rendered: a tree without it is incomplete).
+
+/// Written last into the output folder.
+pub const DONE: &str = "plain.json";
 
 use std::path::Path;
 
@@ -37,6 +41,9 @@ fn rasterise(svg: &str, size: u32) -> Result<RgbaImage, String> {
     let (w, h) = ((s.width() * scale).round().max(1.0) as u32, (s.height() * scale).round().max(1.0) as u32);
     let mut pixmap = resvg::tiny_skia::Pixmap::new(w, h).ok_or("empty pixmap")?;
     resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    if pixmap.pixels().iter().all(|p| p.alpha() == 0) {
+        return Err("the design renders to nothing (every pixel transparent)".into());
+    }
     // tiny-skia is premultiplied; the image crate's RGBA is not.
     let mut img = RgbaImage::new(w, h);
     for (dst, p) in img.pixels_mut().zip(pixmap.pixels()) {
@@ -107,5 +114,11 @@ pub fn run(out: &Path, config: &PlainConfig, catalogue: &Catalogue) -> Result<us
         })?;
         save_png(&img, &out.join("test").join(&designs[d].name).join(format!("{i:05}.png")))
     })?;
+    let done = out.join(DONE);
+    let record = serde_json::json!({
+        "seed": config.seed, "per_design": config.per_design, "designs": config.designs,
+        "photos": config.photos.as_ref().map(|p| p.display().to_string()), "images": jobs.len(),
+    });
+    std::fs::write(&done, record.to_string() + "\n").map_err(TrainError::io(&done))?;
     Ok(jobs.len())
 }

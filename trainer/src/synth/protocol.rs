@@ -126,6 +126,9 @@ pub fn build(catalogue: &Catalogue, region: &str, seen_fraction: f64, seed: u64)
 /// seen groups split again by seed, `1 - seen_fraction` of them (rounded up) playing the unseen designs; the real
 /// unseen designs are set aside. Known designs stay as they are.
 pub fn validation(p: &Protocol, seen_fraction: f64, seed: u64) -> Result<Protocol, TrainError> {
+    if !(0.0..=1.0).contains(&seen_fraction) {
+        return Err(TrainError::Config(format!("validation seen fraction {seen_fraction} is not in [0, 1]")));
+    }
     let group = |n: &str| n.rsplit_once("--").map_or(n, |(g, _)| g).to_owned();
     let mut groups: Vec<String> = p.seen_ood.iter().map(|n| group(n)).collect();
     groups.dedup();

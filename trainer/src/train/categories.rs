@@ -139,7 +139,8 @@ pub fn report(
     unseen: &[(String, Vec<f32>, usize, f64)],
     seen: &[(Category, Vec<f32>)],
 ) -> Result<Option<CategoryReport>, TrainError> {
-    let class_cat: Vec<Option<Category>> = bundle.classes.iter().map(|c| category_of(&c.label)).collect();
+    // The categories the scorer (and so odmclassify) gives each class: explicit in the bundle, or from the label.
+    let class_cat: Vec<Option<Category>> = (0..bundle.classes.len()).map(|k| scorer.class_category(k)).collect();
     if class_cat.iter().all(Option::is_none) || unseen.is_empty() {
         return Ok(None);
     }

@@ -361,6 +361,8 @@ pub fn eval_full(
     test_data: Option<TestData>,
 ) -> Result<Vec<Metrics>, TrainError> {
     let (mut cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    // The seen designs' training images stay the run's own, whatever test data is scored.
+    let seen_train = seen_training_images(&cfg, &bundle)?;
     if let Some(t) = &test_data {
         if !t.root.join("test").is_dir() {
             return Err(TrainError::Data(crate::error::DataError::MissingFolder { path: t.root.join("test") }));
@@ -381,7 +383,7 @@ pub fn eval_full(
         }
     };
     let mut tests = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
-    tests.seen_train = seen_training_images(&cfg, &bundle)?;
+    tests.seen_train = seen_train;
     let (in_t, sets) = (&tests.inside, &tests.sets);
     let mut tables = Vec::new();
     match cfg.method {
