@@ -17,5 +17,6 @@ pub mod onnx_embed;
 pub mod run;
 pub mod rundata;
 pub mod sampling;
+pub mod table;
 
 pub use config::{LrSchedule, Method, TrainConfig};
