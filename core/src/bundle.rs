@@ -144,6 +144,70 @@ pub struct Calibration {
     pub tpr: f64,
 }
 
+/// Parse JSON text into `T`, naming the field at fault: a value of the wrong type or a missing or unknown field is
+/// a [`BundleError::Field`] with its path (`model.output.dim`, `classes[2].center[5]`) and the expected kind said in
+/// words; text that is not JSON is a [`BundleError::Json`] with its position. `path` is used in errors only.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, BundleError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let syntax = |e: serde_json::Error| BundleError::Json {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let mut field = e.path().to_string();
+        let inner = e.into_inner();
+        // A missing field is reported at the object that lacks it: name the field itself.
+        if let Some(name) = inner.to_string().strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            field = if field == "." { name.to_owned() } else { format!("{field}.{name}") };
+        }
+        let (line, column) = (inner.line(), inner.column());
+        if inner.classify() == serde_json::error::Category::Data && field != "." {
+            BundleError::Field { path: path.to_owned(), field, line, column, reason: plain_words(&inner) }
+        } else {
+            syntax(inner)
+        }
+    })?;
+    // Trailing text after the object is refused, as serde_json::from_str refuses it.
+    de.end().map_err(syntax)?;
+    Ok(value)
+}
+
+/// serde's message without its position and with the Rust type it expected said in words (`expected usize` ->
+/// `expected a whole number >= 0`), for people who write JSON, not Rust.
+fn plain_words(e: &serde_json::Error) -> String {
+    let mut m = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    if let Some(stripped) = m.strip_suffix(&suffix) {
+        m = stripped.to_owned();
+    }
+    let words = [
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected u16", "expected a whole number >= 0"),
+        ("expected u8", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a sequence", "expected an array"),
+        ("expected a boolean", "expected true or false"),
+    ];
+    for (rust, plain) in words {
+        if let Some(rest) = m.strip_suffix(rust) {
+            return format!("{rest}{plain}");
+        }
+    }
+    // `expected struct InputSpec` / `expected struct ClassEntry`: every struct of the format is a JSON object.
+    if let Some(at) = m.find("expected struct ") {
+        m.truncate(at);
+        m.push_str("expected an object");
+    }
+    m
+}
+
 /// The bundle path beside a model: `dir/NAME.onnx` -> `dir/NAME.odm.json`.
 pub fn sibling_bundle_path(model: &Path) -> PathBuf {
     let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -209,12 +273,7 @@ impl Bundle {
                 });
             }
         }
-        let bundle: Bundle = serde_json::from_str(text).map_err(|e| BundleError::Json {
-            path: path.to_owned(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+        let bundle: Bundle = parse_json(text, path)?;
         bundle.validate(path)?;
         Ok(bundle)
     }

@@ -14,6 +14,9 @@ pub enum BundleError {
     },
     #[error("{path}: malformed bundle JSON at line {line}, column {column}: {message}")]
     Json { path: PathBuf, line: usize, column: usize, message: String },
+    /// A field of the wrong type, missing or unknown: `field` is its path (`model.output.dim`, `classes[2].center`).
+    #[error("{path}: field `{field}`: {reason} (line {line}, column {column})")]
+    Field { path: PathBuf, field: String, line: usize, column: usize, reason: String },
     #[error("{path}: field `format` is {found:?}; this build reads {expected:?}")]
     Format { path: PathBuf, found: String, expected: &'static str },
     #[error("{path}: field `{field}`: {reason}")]
@@ -44,7 +47,9 @@ impl BundleError {
     /// The field at fault, when the error is about one field.
     pub fn field(&self) -> Option<&str> {
         match self {
-            BundleError::Invalid { field, .. } | BundleError::NonFinite { field, .. } => Some(field),
+            BundleError::Invalid { field, .. }
+            | BundleError::NonFinite { field, .. }
+            | BundleError::Field { field, .. } => Some(field),
             BundleError::Format { .. } => Some("format"),
             BundleError::Sha256Mismatch { .. } => Some("model.sha256"),
             BundleError::ModelIo { .. } => Some("model.file"),

@@ -115,7 +115,7 @@ fn refuses_malformed_json_with_position() {
 fn refuses_unknown_and_missing_fields() {
     let (_dir, path, mut v) = fixture();
     v["model"]["input"]["colour"] = json!("RGB");
-    assert!(matches!(refused(&path, &v), BundleError::Json { .. }));
+    assert!(matches!(refused(&path, &v), BundleError::Field { .. }));
     let (_dir, path, mut v) = fixture();
     v["model"].as_object_mut().unwrap().remove("sha256");
     let e = refused(&path, &v);
@@ -292,4 +292,40 @@ fn the_json_schema_refuses_what_the_reader_refuses_where_a_schema_can_tell() {
         write(&path, &v);
         assert!(Bundle::open(&path).is_err(), "the reader accepts a bundle with a bad {what}");
     }
+}
+
+/// A bundle field of the wrong type, or missing, or unknown: the error names the file and the field's path and says
+/// what was expected in words, not in Rust types (`expected usize at line 1 column 336` named neither).
+#[test]
+fn type_errors_name_the_file_and_the_field_path_in_words() {
+    // (the field's path, how to break it, the words the error says, the Rust type it must not say)
+    type Case = (&'static str, fn(&mut Value), &'static str, &'static str);
+    let cases: [Case; 6] = [
+        ("model.output.dim", |v| v["model"]["output"]["dim"] = json!("32"), "expected a whole number >= 0", "usize"),
+        ("model.output.dim", |v| v["model"]["output"]["dim"] = json!(-3), "expected a whole number >= 0", "usize"),
+        ("classes[1].center[0]", |v| v["classes"][1]["center"][0] = json!("x"), "expected a number", "f32"),
+        ("model.input.width", |v| v["model"]["input"]["width"] = json!(1.5), "expected a whole number >= 0", "u32"),
+        ("classes[0].id", |v| v["classes"][0]["id"] = json!(true), "expected a whole number", "i32"),
+        ("model.sha256", |v| drop(v["model"].as_object_mut().unwrap().remove("sha256")), "missing field", "struct"),
+    ];
+    for (field, break_it, words, rust) in cases {
+        let (_dir, path, mut v) = fixture();
+        break_it(&mut v);
+        let e = refused(&path, &v);
+        let msg = e.to_string();
+        assert_eq!(e.field(), Some(field), "{msg}");
+        assert!(msg.contains(&format!("field `{field}`")) && msg.contains(words), "{field}: {msg}");
+        assert!(!msg.contains(&format!("expected {rust}")), "{field}: a Rust type name in {msg}");
+        assert!(msg.contains("line ") && msg.contains("column "), "{field}: no position in {msg}");
+    }
+    // An unknown field is named with its place in the bundle.
+    let (_dir, path, mut v) = fixture();
+    v["model"]["input"]["colour"] = json!("RGB");
+    let e = refused(&path, &v);
+    assert_eq!(e.field(), Some("model.input.colour"), "{e}");
+    // The wrong kind of value for a whole object says "object", not the Rust struct's name.
+    let (_dir, path, mut v) = fixture();
+    v["score"] = json!("high");
+    let msg = refused(&path, &v).to_string();
+    assert!(msg.contains("field `score`") && msg.contains("expected an object") && !msg.contains("ScoreSpec"), "{msg}");
 }
