@@ -580,7 +580,8 @@ struct TrainArgs {
     /// Bundle name [odm-model].
     #[arg(long)]
     name: Option<String>,
-    /// Continue from the run folder's checkpoint (weights, Adam moments and step).
+    /// Continue the run in --out from its checkpoint (weights, Adam moments and step); its config.json gives every
+    /// setting no flag gives (refused when the flags would change its network or its name).
     #[arg(long, conflicts_with = "force")]
     resume: bool,
     /// Replace a run already in --out (its files are removed first; without this or --resume, it is refused).
@@ -599,7 +600,7 @@ impl TrainArgs {
         let TrainArgs {
             config,
             data,
-            out: _,
+            out,
             lists: ClassLists { in_dist, seen_ood, unseen_ood },
             calib_ood,
             anomaly_dirs,
@@ -630,12 +631,15 @@ impl TrainArgs {
             seed,
             device,
             name,
-            resume: _,
+            resume,
             force: _,
             threads: _,
         } = *self;
+        // --resume without --config continues the run's own config (its name, data and network), flags on top.
+        let run_config = out.join("config.json");
         let mut c = match &config {
             Some(p) => odm_trainer::train::TrainConfig::load(p)?,
+            None if resume && run_config.is_file() => odm_trainer::train::TrainConfig::load(&run_config)?,
             None => Default::default(),
         };
         macro_rules! set {

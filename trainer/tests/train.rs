@@ -320,6 +320,59 @@ fn resume_continues_the_same_optimisation() {
     assert!(e.contains("optimizer.ot"), "{e}");
 }
 
+/// The steps of a run folder's `log.jsonl`, in order.
+fn logged_steps(run: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn resume_keeps_the_log_of_the_steps_before_it() {
+    let data = tempfile::tempdir().unwrap();
+    tiny_data(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let c = TrainConfig { steps: 20, checkpoint_every: 10, ..cfg(data.path(), Method::Odm) };
+    run::train(&TrainConfig { steps: 10, ..c.clone() }, out.path(), false, run::Existing::Refuse).unwrap();
+    assert_eq!(logged_steps(out.path()), [0, 9], "the first part logs its first and last step");
+    run::train(&c, out.path(), false, run::Existing::Resume).unwrap();
+    assert_eq!(logged_steps(out.path()), [0, 9, 19], "a resume appends its steps to the earlier ones");
+    // A resume with nothing left to do leaves the log as it was (it used to empty it).
+    run::train(&c, out.path(), false, run::Existing::Resume).unwrap();
+    assert_eq!(logged_steps(out.path()), [0, 9, 19], "a no-op resume keeps the log");
+}
+
+#[test]
+fn resume_is_refused_by_name_when_it_cannot_continue() {
+    let data = tempfile::tempdir().unwrap();
+    tiny_data(data.path());
+    let c = TrainConfig { steps: 10, checkpoint_every: 10, ..cfg(data.path(), Method::Odm) };
+    let refused = |c: &TrainConfig, out: &Path| {
+        run::train(c, out, false, run::Existing::Resume).expect_err("the resume must be refused").to_string()
+    };
+    // An empty folder: nothing to continue (it used to start from step 0 without a word).
+    let empty = tempfile::tempdir().unwrap();
+    let e = refused(&c, empty.path());
+    assert!(e.contains("--resume") && e.contains("holds no run to continue"), "{e}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0, "a refused resume writes nothing");
+
+    let out = tempfile::tempdir().unwrap();
+    run::train(&c, out.path(), false, run::Existing::Refuse).unwrap();
+    // Another network: each differing flag is named with the run's value and this one's.
+    let e = refused(&TrainConfig { arch: "wrn-16-1".into(), embedding: 4, steps: 20, ..c.clone() }, out.path());
+    assert!(e.contains("--arch wrn-10-1 (this run: wrn-16-1)"), "{e}");
+    assert!(e.contains("--embedding 8 (this run: 4)"), "{e}");
+    // Another name would write a second bundle beside the run's.
+    let e = refused(&TrainConfig { name: "other".into(), steps: 20, ..c.clone() }, out.path());
+    assert!(e.contains("--name tiny (this run: other)"), "{e}");
+    assert!(!out.path().join("other.odm.json").exists());
+    // A run that saved no checkpoint cannot be continued.
+    let none = tempfile::tempdir().unwrap();
+    let c0 = TrainConfig { checkpoint_every: 0, steps: 2, ..c.clone() };
+    run::train(&c0, none.path(), false, run::Existing::Refuse).unwrap();
+    let e = refused(&TrainConfig { steps: 4, ..c0 }, none.path());
+    assert!(e.contains("no checkpoint.ot") && e.contains("--checkpoint-every 0"), "{e}");
+}
+
 #[test]
 fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
     let data = tempfile::tempdir().unwrap();

@@ -177,7 +177,8 @@ impl TrainConfig {
     /// A config file: JSON with any of the fields (the rest take their defaults); unknown fields are refused.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+        // Field errors name the field's path and the expected kind in words (`steps`: expected a whole number).
+        odm_core::bundle::parse_json(&text, path).map_err(|e| TrainError::Config(e.to_string()))
     }
 
     pub fn validate(&self) -> Result<Arch, TrainError> {

@@ -77,10 +77,75 @@ fn prepare_out(out: &Path, existing: Existing) -> Result<(), TrainError> {
     std::fs::create_dir_all(out).map_err(TrainError::io(out))
 }
 
+/// `--resume`: the run already in `out` (its `config.json`), refused by name when there is none to continue, when it
+/// saved no checkpoint, or when `cfg` would build another network or write another bundle than it did.
+fn check_resume(cfg: &TrainConfig, out: &Path) -> Result<(), TrainError> {
+    let saved_path = out.join("config.json");
+    if !saved_path.is_file() {
+        return Err(TrainError::Config(format!(
+            "--resume: {} holds no run to continue (no config.json): leave out --resume to start one there",
+            out.display()
+        )));
+    }
+    let saved = TrainConfig::load(&saved_path)?;
+    let mut differ = Vec::new();
+    let mut same = |flag: &str, was: String, now: String| {
+        if was != now {
+            differ.push(format!("{flag} {was} (this run: {now})"));
+        }
+    };
+    // What shapes the weights (a checkpoint of another network cannot be loaded) and what names the files.
+    same("--arch", saved.arch.clone(), cfg.arch.clone());
+    same("--input", saved.input.to_string(), cfg.input.to_string());
+    same("--embedding", saved.embedding.to_string(), cfg.embedding.to_string());
+    same("--method", format!("{:?}", saved.method).to_lowercase(), format!("{:?}", cfg.method).to_lowercase());
+    same("classification head (--ce-weight > 0)", saved.has_classifier().to_string(), cfg.has_classifier().to_string());
+    if saved.has_classifier() {
+        same("--in (classes of the head)", saved.in_dist.len().to_string(), cfg.in_dist.len().to_string());
+    }
+    same("--name", saved.name.clone(), cfg.name.clone());
+    if !differ.is_empty() {
+        return Err(TrainError::Config(format!(
+            "--resume: the run in {} was trained with {}: a resumed run keeps its network and its name (leave these              flags out, or use --force to start another run there)",
+            out.display(),
+            differ.join(", ")
+        )));
+    }
+    if !out.join("checkpoint.ot").is_file() {
+        return Err(TrainError::Config(format!(
+            "--resume: {} holds no checkpoint.ot (the run saved none: --checkpoint-every {}): nothing to continue              from; --force starts it again",
+            out.display(),
+            saved.checkpoint_every
+        )));
+    }
+    Ok(())
+}
+
+/// The lines of an earlier `log.jsonl` for the steps before `start` (a resumed run logs the steps it runs again).
+fn earlier_log(path: &Path, start: usize) -> Result<String, TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(TrainError::io(path)(e)),
+    };
+    let mut kept = String::new();
+    for line in text.lines() {
+        let step = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["step"].as_u64());
+        if step.is_some_and(|s| (s as usize) < start) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    Ok(kept)
+}
+
 /// Train and write the run folder; returns the bundle path.
 pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) -> Result<PathBuf, TrainError> {
     let arch = cfg.validate()?;
     let resume = existing == Existing::Resume;
+    if resume {
+        check_resume(cfg, out)?;
+    }
     let device = cfg.device();
     let (data, roles) = load_run_data(cfg)?;
     if cfg.method == Method::Odm
@@ -115,7 +180,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) 
     let opt_path = out.join("optimizer.ot");
     let mut opt = Adam::new(&vs);
     let mut start = 0;
-    if resume && ckpt.is_file() {
+    if resume {
         let bad = |p: &Path, e: String| TrainError::Config(format!("--resume: {}: {e}", p.display()));
         let text = std::fs::read_to_string(&state_path).map_err(|e| bad(&state_path, e.to_string()))?;
         let st: State = serde_json::from_str(&text).map_err(|e| bad(&state_path, e.to_string()))?;
@@ -136,7 +201,7 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) 
     let bar = Progress::new(progress, "train", cfg.steps as u64, "{msg} [{bar:30}] {pos}/{len} eta {eta}");
     bar.set_position(start as u64);
     let log_path = out.join("log.jsonl");
-    let mut log = String::new();
+    let mut log = if resume { earlier_log(&log_path, start)? } else { String::new() };
     let t0 = std::time::Instant::now();
     let mut ema = None::<f64>;
     for step in start..cfg.steps {
