@@ -16,6 +16,7 @@ pub mod overlay;
 pub mod proposals;
 pub mod props;
 pub mod replay;
+pub mod track;
 /// The ONNX Runtime library lookup (the `odm-runtime` crate, shared with the trainer).
 pub use odm_runtime as runtime;
 pub mod video;
@@ -27,6 +28,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     export::register(plugin)?;
     overlay::register(plugin)?;
     proposals::register(plugin)?;
+    track::register(plugin)?;
     Ok(())
 }
 
