@@ -183,6 +183,21 @@ impl Scorer {
         (n, a.max(n))
     }
 
+    /// Classes whose anomaly threshold in force is raised to their novelty threshold, because an override of one
+    /// crosses the other's bundle value: how many, and the highest novelty threshold among them. `None` when no
+    /// class is affected.
+    pub fn raised_anomaly_bands(&self) -> Option<(usize, f64)> {
+        let mut hit = (0usize, f64::MIN);
+        for k in 0..self.novelty.len() {
+            let n = self.novelty_override.unwrap_or(self.novelty[k]);
+            let a = self.anomaly_override.unwrap_or(self.anomaly[k]);
+            if a < n {
+                hit = (hit.0 + 1, hit.1.max(n));
+            }
+        }
+        (hit.0 > 0).then_some(hit)
+    }
+
     /// Confidence in [0, 1] that a crop at `distance` from the given class's centre is that class: see
     /// [`confidence`], with the class's novelty threshold in force.
     pub fn confidence(&self, class_index: usize, distance: f64) -> f64 {

@@ -13,7 +13,11 @@ pub fn settable(element: &impl IsA<gst::Element>, pspec: &glib::ParamSpec) -> bo
     gst::element_warning!(
         element,
         gst::CoreError::StateChange,
-        ("property {} can only change in NULL or READY; ignored", pspec.name())
+        (
+            "property {} can only change in NULL or READY; ignored (the element is {:?}: the old value stays)",
+            pspec.name(),
+            format!("{:?}", element.current_state()).to_uppercase()
+        )
     );
     false
 }

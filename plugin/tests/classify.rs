@@ -286,12 +286,24 @@ fn thresholds_change_while_playing() {
 fn model_property_is_refused_while_playing() {
     init();
     let el = classifier(&[]);
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
     let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
     h.set_src_caps(rgb_caps(64, 48));
     let before: Option<String> = el.property("model");
     el.set_property("model", "/elsewhere/other.onnx");
     assert_eq!(el.property::<Option<String>>("model"), before, "model kept while PLAYING");
-    // The element says so on the bus and keeps classifying.
+    // The element says so on the bus, naming the property and the state, and keeps classifying.
+    let warnings: Vec<String> = std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("model") && warnings[0].contains("PLAYING"),
+        "one warning naming the property and the state: {warnings:?}"
+    );
     h.push(buffer_with_rois(rgb_frame(64, 48, &[((0, 0, 20, 20), RED)]), &[(1, (0, 0, 20, 20))], 0)).unwrap();
     assert_eq!(classified(&meta::read(&h.pull().unwrap())[0]).0, "red");
 }
@@ -312,25 +324,37 @@ fn emit_messages_posts_results() {
 
 #[test]
 fn repeated_state_changes() {
+    // 100 cycles READY -> PAUSED -> PLAYING -> PAUSED -> READY -> NULL, with frames in flight and the latency timer
+    // (threads started and stopped each time): every state change succeeds, every PLAYING phase classifies (a
+    // sample reaches the appsink with its result), and nothing is posted as a warning or an error.
     init();
     let model = colors_model();
     let pipeline = gst::parse::launch(&format!(
-        "videotestsrc pattern=red ! video/x-raw,width=64,height=48 ! odmclassify mode=frame model={model} ! fakesink"
+        "videotestsrc pattern=red ! video/x-raw,width=64,height=48 ! odmclassify mode=frame model={model} \
+         frames-in-flight=1 max-batch-latency=5 ! appsink name=out sync=false max-buffers=2 drop=true"
     ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
     .unwrap();
-    for state in [
-        gst::State::Ready,
-        gst::State::Paused,
-        gst::State::Playing,
-        gst::State::Paused,
-        gst::State::Ready,
-        gst::State::Null,
-    ]
-    .iter()
-    .cycle()
-    .take(6 * 100)
-    {
-        pipeline.set_state(*state).expect("state change succeeds");
+    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let bus = pipeline.bus().unwrap();
+    let states = [gst::State::Ready, gst::State::Paused, gst::State::Playing, gst::State::Paused, gst::State::Ready];
+    for cycle in 0..100 {
+        for state in states {
+            pipeline.set_state(state).unwrap_or_else(|e| panic!("cycle {cycle}: {state:?}: {e}"));
+            if state == gst::State::Playing {
+                let sample = sink
+                    .try_pull_sample(gst::ClockTime::from_seconds(30))
+                    .unwrap_or_else(|| panic!("cycle {cycle}: no frame came out while PLAYING"));
+                let results = meta::read(sample.buffer().unwrap());
+                assert_eq!(classified(&results[0]).0, "red", "cycle {cycle}");
+            }
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        let bad: Vec<_> =
+            std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning, gst::MessageType::Error]))
+                .map(|m| format!("{m:?}"))
+                .collect();
+        assert!(bad.is_empty(), "cycle {cycle}: {bad:?}");
     }
-    pipeline.set_state(gst::State::Null).unwrap();
 }

@@ -344,29 +344,42 @@ fn two_instances_with_different_models_in_one_pipeline() {
 
 #[test]
 fn flush_and_eos_mid_stream_lose_no_buffer() {
+    // On the synchronous path and with frames in flight: 4 buffers then EOS: all 4 are out, with results, by the time
+    // EOS has passed (the frames in flight are drained before it); a flush then clears the EOS and 6 more buffers
+    // and a second EOS follow: all 6 are out too. 10 in, 10 out, in order, each classified.
     init();
-    let el = classifier(&[]);
-    let (mut h, _bus) = harness_with_bus(&el, rgb_caps(64, 48));
-    let frame = rgb_frame(64, 48, &[((0, 0, 20, 20), YELLOW)]);
-    let rois = [(1, (0, 0, 20, 20))];
-    let mut out = 0;
-    for pts in 0..10u64 {
-        if pts == 4 {
-            assert!(h.push_event(gst::event::FlushStart::new()));
-            assert!(h.push_event(gst::event::FlushStop::new(true)));
-            // After a flushing stop the segment must be sent again.
-            assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+    for in_flight in ["0", "2"] {
+        let el = classifier(&[("frames-in-flight", in_flight)]);
+        let (mut h, bus) = harness_with_bus(&el, rgb_caps(64, 48));
+        let frame = rgb_frame(64, 48, &[((0, 0, 20, 20), YELLOW)]);
+        let rois = [(1, (0, 0, 20, 20))];
+        let mut out = Vec::new();
+        let mut take = |h: &mut gst_check::Harness, want: usize, when: &str| {
+            assert_eq!(h.buffers_in_queue() as usize, want, "frames-in-flight {in_flight}: {when}");
+            while let Some(b) = h.try_pull() {
+                assert_eq!(verdict(&meta::read(&b)[0]), Ok(("yellow", Verdict::Known)));
+                out.push(b.pts().unwrap().nseconds());
+            }
+        };
+        for pts in 0..4u64 {
+            h.push(buffer_with_rois(frame.clone(), &rois, pts)).unwrap();
         }
-        h.push(buffer_with_rois(frame.clone(), &rois, pts)).unwrap();
-        let b = h.pull().unwrap();
-        assert_eq!(b.pts(), Some(gst::ClockTime::from_nseconds(pts)));
-        assert_eq!(verdict(&meta::read(&b)[0]), Ok(("yellow", Verdict::Known)));
-        out += 1;
+        assert!(h.push_event(gst::event::Eos::new()));
+        take(&mut h, 4, "at the first EOS");
+        assert!(h.push_event(gst::event::FlushStart::new()));
+        assert!(h.push_event(gst::event::FlushStop::new(true)));
+        // After a flushing stop the segment must be sent again.
+        assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+        for pts in 4..10u64 {
+            h.push(buffer_with_rois(frame.clone(), &rois, pts)).unwrap();
+        }
+        assert!(h.push_event(gst::event::Eos::new()));
+        take(&mut h, 6, "at the second EOS");
+        assert_eq!(out, (0..10).collect::<Vec<u64>>(), "frames-in-flight {in_flight}");
+        let stats: gst::Structure = el.property("stats");
+        assert_eq!(stats.get::<u64>("frames").unwrap(), 10);
+        assert!(warnings(&bus).is_empty());
     }
-    assert!(h.push_event(gst::event::Eos::new()));
-    assert_eq!(out, 10);
-    let stats: gst::Structure = el.property("stats");
-    assert_eq!(stats.get::<u64>("frames").unwrap(), 10);
 }
 
 #[test]

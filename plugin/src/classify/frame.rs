@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
+use super::scoring::Scoring;
 use crate::engine::pool::Instance;
 use crate::engine::EngineError;
 
@@ -49,6 +50,8 @@ pub(super) struct Job {
     pub(super) reused: bool,
     /// This frame's own result when `outcome` is a vote (`vote-window`).
     pub(super) raw: Option<ScoreResult>,
+    /// Followed by id: the id came once in the frame (duplicated ids share no memory).
+    pub(super) tracked: bool,
 }
 
 impl Job {
@@ -66,7 +69,7 @@ impl Job {
 }
 
 /// A frame's work. Reused from frame to frame, so steady-state frames allocate none of it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct FrameWork {
     pub(super) jobs: Vec<Job>,
     /// For each crop (row of `input`), the index of its job.
@@ -78,10 +81,14 @@ pub(super) struct FrameWork {
     /// Time of each inference run, and the first failure.
     pub(super) runs: Vec<Duration>,
     pub(super) error: Option<EngineError>,
+    /// Crops whose embedding was not finite (NaN or infinite network output).
+    pub(super) invalid: usize,
     /// The frame's crops went into a run together with another element's (a shared `model-instance-id`).
     pub(super) shared_run: bool,
     /// Whether jobs are followed by id (`reclassify-interval`, `vote-window`).
     pub(super) tracking: bool,
+    /// The bundle the frame was cropped for: it scores the frame, even if another was reloaded meanwhile.
+    pub(super) scoring: Option<Arc<Scoring>>,
     pub(super) started: Option<Instant>,
 }
 
@@ -93,8 +100,10 @@ impl FrameWork {
         self.embeddings.clear();
         self.runs.clear();
         self.error = None;
+        self.invalid = 0;
         self.shared_run = false;
         self.tracking = false;
+        self.scoring = None;
         self.started = Some(Instant::now());
     }
 
@@ -141,6 +150,7 @@ impl FrameWork {
         for (row, &j) in self.rows.iter().enumerate() {
             let e = self.embeddings.get(row * dim..(row + 1) * dim);
             self.jobs[j].outcome = e.and_then(|e| scorer.score(e)).ok_or(Skip::Invalid);
+            self.invalid += self.jobs[j].outcome.is_err() as usize;
         }
     }
 }

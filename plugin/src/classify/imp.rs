@@ -82,18 +82,26 @@ impl OdmClassify {
 
     /// Give ROI metas distinct ids where they collide (ROI metas are created with id 0 unless the producer sets
     /// one), so results can be joined back by id after copies. New ids are ones no meta has (never an overflow, even
-    /// next to i32::MAX). `ids` is scratch.
-    fn ensure_unique_ids(buffer: &mut gst::BufferRef, ids: &mut Vec<i32>) {
+    /// next to i32::MAX). `ids` is scratch; `duplicated` gets the ids that came more than once and the fresh ids
+    /// given in their place: which box is which among them is not known, so none of them is followed by id.
+    fn ensure_unique_ids(buffer: &mut gst::BufferRef, ids: &mut Vec<i32>, duplicated: &mut Vec<i32>) {
         ids.clear();
+        duplicated.clear();
         ids.extend(buffer.iter_meta::<VideoRegionOfInterestMeta>().map(|m| m.id()));
         ids.sort_unstable();
-        if ids.windows(2).all(|w| w[0] != w[1]) {
+        for w in ids.windows(2) {
+            if w[0] == w[1] && duplicated.last() != Some(&w[0]) {
+                duplicated.push(w[0]);
+            }
+        }
+        if duplicated.is_empty() {
             return;
         }
         // Ids no meta has, enough for every duplicate; then `ids` holds the ids seen so far.
         let total = ids.len();
         ids.dedup();
         let mut fresh: Vec<i32> = meta::fresh_ids(ids).take(total - ids.len()).collect();
+        duplicated.extend_from_slice(&fresh);
         fresh.reverse();
         ids.clear();
         for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {
@@ -106,32 +114,53 @@ impl OdmClassify {
         }
     }
 
-    /// One frame on the streaming thread: crop, embed, score, write the results.
+    /// One frame on the streaming thread: crop under the state lock, embed with no element lock held (so that no
+    /// property setter or getter waits for an inference run), then score and write the results under the lock again.
     fn classify(
         &self,
-        state: &mut State,
         mode: Mode,
         batch: usize,
         live: &Live,
         buffer: &mut gst::BufferRef,
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
-        let mut work = std::mem::take(&mut state.work);
-        let mut r = self.prepare(state, &mut work, mode, live, buffer, posts);
-        if r.is_ok() {
-            match state.shared.as_mut() {
-                // A shared instance's thread batches this frame with the other streams' waiting ones.
-                Some(w) => match w.round_trip(work) {
-                    Some(back) => work = back,
-                    None => {
-                        posts.push(self.error_message(gst::LibraryError::Failed, "the inference thread stopped"));
-                        return Err(gst::FlowError::Error);
+        let cropped = match self.lock_state().as_mut() {
+            Some(state) => {
+                let mut work = std::mem::take(&mut state.work);
+                match self.prepare(state, &mut work, mode, live, buffer, posts) {
+                    Ok(()) => Ok((work, state.engine.clone(), state.shared.take())),
+                    Err(e) => {
+                        state.work = work;
+                        Err(e)
                     }
-                },
-                None => work.embed(&state.engine, batch),
+                }
             }
-            r = self.finish(state, &mut work, live, buffer, posts);
+            None => {
+                posts.push(self.error_message(gst::CoreError::Negotiation, "a buffer came before the element started"));
+                Err(gst::FlowError::NotNegotiated)
+            }
+        };
+        let (mut work, engine, mut shared) = cropped?;
+        let embedded = match shared.as_mut() {
+            // A shared instance's thread batches this frame with the other streams' waiting ones.
+            Some(w) => w.round_trip(std::mem::take(&mut work)).map(|back| work = back).is_some(),
+            None => {
+                work.embed(&engine, batch);
+                true
+            }
+        };
+        drop(engine);
+        let mut guard = self.lock_state();
+        // Stopped meanwhile: the buffer goes with the stream.
+        let Some(state) = guard.as_mut() else { return Err(gst::FlowError::Flushing) };
+        if state.shared.is_none() {
+            state.shared = shared;
         }
+        if !embedded {
+            posts.push(self.error_message(gst::LibraryError::Failed, "the inference thread stopped"));
+            return Err(gst::FlowError::Error);
+        }
+        let r = self.finish(state, &mut work, live, buffer, posts);
         state.work = work;
         r
     }
@@ -148,11 +177,14 @@ impl OdmClassify {
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
         work.clear();
-        let State { network, scoring, info, ids, new_ids, crop_scratch, tracks, .. } = state;
+        let State { network, scoring, info, ids, new_ids, duplicated, crop_scratch, tracks, .. } = state;
+        work.scoring = Some(scoring.clone());
         // Objects are followed by ROI id in roi mode (a frame ROI gets a new id each frame).
         let tracking = mode == Mode::Roi && (live.reclassify_interval > 1 || live.vote_window > 1);
         work.tracking = tracking;
         if tracking {
+            // Memory of another bundle is forgotten (a reload may change the classes a result's index names).
+            tracks.set_generation(scoring.generation);
             tracks.next_frame(2 * (live.reclassify_interval as u64 + live.vote_window as u64) + 30);
         }
         let Some(info) = info.as_ref() else {
@@ -167,21 +199,22 @@ impl OdmClassify {
             let mut m = VideoRegionOfInterestMeta::add(buffer, meta::FRAME_ROI_TYPE, (0, 0, width, height));
             m.set_id(next);
         }
-        Self::ensure_unique_ids(buffer, ids);
+        Self::ensure_unique_ids(buffer, ids, duplicated);
 
         let wanted = |t: &str| match mode {
             Mode::Frame => t == meta::FRAME_ROI_TYPE,
             Mode::Roi => live.roi_type.is_empty() || *live.roi_type == *t,
         };
-        work.jobs.extend(
-            buffer.iter_meta::<VideoRegionOfInterestMeta>().filter(|m| wanted(m.roi_type())).map(|m| Job {
+        work.jobs.extend(buffer.iter_meta::<VideoRegionOfInterestMeta>().filter(|m| wanted(m.roi_type())).map(|m| {
+            Job {
                 id: m.id(),
                 rect: m.rect(),
                 outcome: Err(Skip::Pending),
                 reused: false,
                 raw: None,
-            }),
-        );
+                tracked: tracking && !duplicated.contains(&m.id()),
+            }
+        }));
         if work.jobs.is_empty() {
             return Ok(());
         }
@@ -225,8 +258,9 @@ impl OdmClassify {
                 work.jobs[j].outcome = Err(Skip::Large(vis_w, vis_h, live.max_size));
                 continue;
             }
-            if tracking && live.reclassify_interval > 1 {
-                if let Some(r) = tracks.reusable(work.jobs[j].id, live.reclassify_interval) {
+            if work.jobs[j].tracked && live.reclassify_interval > 1 {
+                let (id, rect) = (work.jobs[j].id, work.jobs[j].rect);
+                if let Some(r) = tracks.reusable(id, rect, live.reclassify_interval, live.memory_iou) {
                     (work.jobs[j].outcome, work.jobs[j].reused) = (Ok(r), true);
                     continue;
                 }
@@ -250,16 +284,32 @@ impl OdmClassify {
         buffer: &mut gst::BufferRef,
         posts: &mut Vec<gst::Message>,
     ) -> Result<(), gst::FlowError> {
-        let State { network, scoring, drift, tracks, results, .. } = state;
+        // Scored by the bundle the frame was cropped for (a frame in flight may outlive a reload).
+        let scoring = work.scoring.take().unwrap_or_else(|| state.scoring.clone());
+        let State { network, drift, tracks, results, invalid_warned, .. } = state;
         work.score(&scoring.scorer, network.dim);
         if let Some(e) = &work.error {
             posts.push(self.warning_message(gst::StreamError::Failed, &e.to_string()));
         }
-        if work.tracking {
+        if work.invalid > 0 && *invalid_warned != Some(scoring.generation) {
+            *invalid_warned = Some(scoring.generation);
+            let text = format!(
+                "the network {} gave a non-finite embedding (NaN or infinite) for {} of {} crops: they are skipped \
+                 as \"invalid model output\" (said once per bundle); check the network, and the input \
+                 normalisation of bundle {} (mean, std)",
+                network.path.display(),
+                work.invalid,
+                work.rows.len(),
+                scoring.path.display()
+            );
+            posts.push(self.warning_message(gst::StreamError::Decode, &text));
+        }
+        // Memory is written only under the bundle it belongs to.
+        if work.tracking && tracks.generation() == scoring.generation {
             let category = |k: usize, v: odm_core::Verdict| scoring.scorer.category(k, v);
-            for job in work.jobs.iter_mut().filter(|j| !j.reused) {
+            for job in work.jobs.iter_mut().filter(|j| !j.reused && j.tracked) {
                 if let Ok(raw) = job.outcome {
-                    job.outcome = Ok(tracks.record(job.id, raw, live.vote_window, category));
+                    job.outcome = Ok(tracks.record(job.id, job.rect, raw, live.vote_window, live.memory_iou, category));
                     job.raw = (live.vote_window > 1).then_some(raw);
                 }
             }
@@ -268,12 +318,18 @@ impl OdmClassify {
         if !jobs.is_empty() {
             let scorer = &scoring.scorer;
             results.clear();
+            let label = |k: usize| scoring.labels.get(k).cloned();
             results.extend(jobs.iter().map(|job| {
                 let (outcome, k) = match &job.outcome {
+                    // A class index always names a class of `scoring` (memory is kept per bundle generation); an
+                    // index outside it is refused, never written with another class's label.
+                    Ok(r) if label(r.class_index).is_none() => {
+                        (Outcome::Skipped { reason: "internal: a result of another bundle".into() }, 0)
+                    }
                     Ok(r) => (
                         Outcome::Classified {
                             class_id: r.class_id,
-                            label: scoring.labels[r.class_index].clone(),
+                            label: label(r.class_index).unwrap_or_default(),
                             distance: r.distance as f64,
                             verdict: r.verdict,
                             category: r.category,
@@ -293,7 +349,7 @@ impl OdmClassify {
                     reused: job.reused,
                     raw: job.raw.map(|r| RawResult {
                         class_id: r.class_id,
-                        label: scoring.labels[r.class_index].clone(),
+                        label: label(r.class_index).unwrap_or_default(),
                         distance: r.distance as f64,
                         verdict: r.verdict,
                         category: r.category,
@@ -328,6 +384,7 @@ impl OdmClassify {
             }
             st.frames += 1;
             st.shared_runs += work.shared_run as u64;
+            st.tracked = tracks.len() as u64;
             st.rois += jobs.len() as u64;
             for job in jobs.iter() {
                 st.verdicts[job.verdict_slot()] += 1;
@@ -449,6 +506,8 @@ impl OdmClassify {
             let mut guard = self.lock_state();
             match (prepared, guard.as_mut()) {
                 (Ok((mut scoring, classes)), Some(state)) if Arc::ptr_eq(&state.network, &network) => {
+                    // A new generation: per-object memory of the old bundle is forgotten before its next frame.
+                    scoring.generation = state.scoring.generation + 1;
                     // The thresholds in force now (one may have been set while the file was read).
                     match scoring
                         .scorer
@@ -461,7 +520,7 @@ impl OdmClassify {
                                 scoring.name,
                                 state.scoring.path.display()
                             );
-                            state.scoring = scoring;
+                            state.scoring = Arc::new(scoring);
                             s.bundle = new;
                             gst::info!(CAT, imp = self, "{text}");
                             Some(
@@ -501,28 +560,51 @@ impl OdmClassify {
         self.post_all(message.into_iter().collect());
     }
 
-    /// `novelty-threshold` or `anomaly-threshold`: applied to the scorer between two frames, or refused with a warning
-    /// and the old values kept.
+    /// `novelty-threshold` or `anomaly-threshold`: applied to the scorer between two frames (frames already cropped
+    /// keep the thresholds they were cropped under), or refused with a warning and the old values kept. Overrides
+    /// that cross a class's other threshold are kept, and said on the bus.
     fn set_threshold(&self, name: &str, v: f64) {
-        let refused = {
+        let (refused, raised) = {
             let mut s = self.lock_settings();
             let (n, a) =
                 if name == "novelty-threshold" { (v, s.live.anomaly_threshold) } else { (s.live.novelty_threshold, v) };
-            let refused = match self.lock_state().as_mut() {
-                Some(state) => state.scoring.scorer.set_overrides(threshold(n), threshold(a)).err(),
-                None => None,
+            let (refused, raised) = match self.lock_state().as_mut() {
+                Some(state) => {
+                    let scoring = Arc::make_mut(&mut state.scoring);
+                    match scoring.scorer.set_overrides(threshold(n), threshold(a)) {
+                        Ok(()) => (None, scoring.scorer.raised_anomaly_bands()),
+                        Err(e) => (Some(e), None),
+                    }
+                }
+                None => (None, None),
             };
             if refused.is_none() {
                 s.live.novelty_threshold = n;
                 s.live.anomaly_threshold = a;
             }
-            refused
+            (refused, raised)
         };
+        let mut posts = Vec::new();
         if let Some(e) = refused {
-            let m = self.warning_message(gst::LibraryError::Settings, &format!("{name} = {v} refused: {e}"));
-            self.post_all(vec![m]);
+            posts.push(self.warning_message(gst::LibraryError::Settings, &format!("{name} = {v} refused: {e}")));
         }
+        if let Some((classes, highest)) = raised {
+            posts.push(self.warning_message(
+                gst::LibraryError::Settings,
+                &raised_text(&format!("{name} = {v}"), classes, highest),
+            ));
+        }
+        self.post_all(posts);
     }
+}
+
+/// The warning for threshold overrides that cross: what the user set is kept, and what it means.
+pub(super) fn raised_text(what: &str, classes: usize, highest: f64) -> String {
+    format!(
+        "{what}: for {classes} classes the anomaly threshold in force is below the novelty threshold (up to \
+         {highest}), so their anomaly band starts at their novelty threshold and none of their crops is called a \
+         novelty; each result's anomaly-threshold field gives the one in force"
+    )
 }
 
 impl ObjectImpl for OdmClassify {
@@ -613,6 +695,13 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        // Per-object memory belongs to the stream as it was: a flush, a new segment (seek) or a new stream ends it.
+        if let gst::EventView::FlushStop(_) | gst::EventView::Segment(_) | gst::EventView::StreamStart(_) = event.view()
+        {
+            if let Some(state) = self.lock_state().as_mut() {
+                state.tracks.clear();
+            }
+        }
         if self.lock_worker().is_some() {
             match event.view() {
                 // Buffers in flight belong to the flushed stream: dropped.
@@ -641,10 +730,16 @@ impl BaseTransformImpl for OdmClassify {
                 // Up to `frames-in-flight` frames wait for their results: that many frame durations of latency.
                 let fps = self.lock_state().as_ref().and_then(|s| s.info.as_ref().map(|i| i.fps()));
                 if let Some(fps) = fps.filter(|f| f.numer() > 0 && f.denom() > 0) {
+                    // Checked: caps may carry any fraction (1/2147483647 fps is a frame of 68 years).
                     let frame = gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64);
-                    let add = frame.map(|f| f * in_flight).unwrap_or(gst::ClockTime::ZERO);
+                    let add = frame
+                        .and_then(|f| f.nseconds().checked_mul(in_flight))
+                        .map_or(gst::ClockTime::MAX, gst::ClockTime::from_nseconds);
                     let (live, min, max) = q.result();
-                    q.set(live, min + add, max.map(|m| m + add));
+                    let min = min.nseconds().saturating_add(add.nseconds()).min(gst::ClockTime::MAX.nseconds());
+                    let max =
+                        max.map(|m| m.nseconds().saturating_add(add.nseconds()).min(gst::ClockTime::MAX.nseconds()));
+                    q.set(live, gst::ClockTime::from_nseconds(min), max.map(gst::ClockTime::from_nseconds));
                 }
             }
         }
@@ -726,6 +821,8 @@ impl BaseTransformImpl for OdmClassify {
         gst::debug!(CAT, imp = self, "caps {}x{} {}", info.width(), info.height(), info.format().to_str());
         match self.lock_state().as_mut() {
             Some(state) => {
+                // Boxes of other caps are not the same objects' boxes: per-object memory ends.
+                state.tracks.clear();
                 state.info = Some(info);
                 Ok(())
             }
@@ -743,13 +840,7 @@ impl BaseTransformImpl for OdmClassify {
         // Messages are posted once the state lock is released: a sync bus handler runs in this thread, and may set
         // properties that take the locks (a threshold on `odm-drift`, a bundle on a warning).
         let mut posts = Vec::new();
-        let result = match self.lock_state().as_mut() {
-            Some(state) => self.classify(state, mode, batch, &live, buf, &mut posts),
-            None => {
-                posts.push(self.error_message(gst::CoreError::Negotiation, "a buffer came before the element started"));
-                Err(gst::FlowError::NotNegotiated)
-            }
-        };
+        let result = self.classify(mode, batch, &live, buf, &mut posts);
         self.post_all(posts);
         result.map(|()| gst::FlowSuccess::Ok)
     }

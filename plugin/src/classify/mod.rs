@@ -6,6 +6,7 @@ use gst::prelude::*;
 
 mod frame;
 mod imp;
+mod scoring;
 mod settings;
 mod state;
 mod stats;

@@ -52,6 +52,8 @@ pub(super) struct Live {
     pub(super) reclassify_interval: u32,
     /// Report the majority of a tracked ROI's last this many results (0 or 1: off).
     pub(super) vote_window: u32,
+    /// Least IoU between an id's box and its last one for its memory to be used.
+    pub(super) memory_iou: f64,
 }
 
 impl Default for Settings {
@@ -81,10 +83,15 @@ impl Default for Settings {
                 stats_interval: 0,
                 reclassify_interval: 0,
                 vote_window: 0,
+                memory_iou: DEFAULT_MEMORY_IOU,
             },
         }
     }
 }
+
+/// Default `memory-iou`: boxes of one sign in consecutive frames of a moving camera overlap far more; boxes of two
+/// signs that swapped ids overlap far less.
+pub(super) const DEFAULT_MEMORY_IOU: f64 = 0.3;
 
 /// A threshold property's value as an override: `None` for -1 (the bundle's own).
 pub(super) fn threshold(v: f64) -> Option<f64> {
@@ -251,9 +258,11 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecUInt::builder("reclassify-interval")
             .nick("Reclassify interval")
             .blurb(
-                "Classify a tracked ROI (same ROI id: a tracker's object id) at most every this many frames, \
-                 reusing its last result in between (marked reused=true); 0 or 1: every frame",
+                "Classify a tracked ROI (same ROI id: a tracker's object id, e.g. odmtrack's) at most every this \
+                 many frames, reusing its last result in between (marked reused=true) while its box overlaps its \
+                 last one (memory-iou); 0 or 1: every frame",
             )
+            .maximum(super::track::MAX_INTERVAL)
             .default_value(0)
             .mutable_playing()
             .build(),
@@ -262,9 +271,22 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .blurb(
                 "Report a tracked ROI's verdict and label as the majority of its last this many results \
                  (ties: the most recent), with this frame's own result beside it as raw-label, raw-verdict, \
-                 raw-distance; 0 or 1: off",
+                 raw-distance; an id whose box jumps (IoU below memory-iou) starts a new history; 0 or 1: off",
             )
+            .maximum(super::track::MAX_WINDOW)
             .default_value(0)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecDouble::builder("memory-iou")
+            .nick("Memory IoU")
+            .blurb(
+                "reclassify-interval and vote-window use an ROI id's remembered results only while its box \
+                 overlaps the id's last box by at least this intersection over union; below it the id is taken \
+                 for another object and starts afresh (ids that are per-frame ranks or reused by a detector)",
+            )
+            .minimum(0.0)
+            .maximum(1.0)
+            .default_value(DEFAULT_MEMORY_IOU)
             .mutable_playing()
             .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
@@ -272,7 +294,8 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .blurb(
                 "Since the last start: frames, rois, known/novelty/anomaly/skipped counts, inference runs, \
                  mean and p99 latency of inference runs and of whole frames (microseconds, p99 over the last \
-                 1024), execution provider in use",
+                 1024), execution provider in use, results reused, shared runs, objects remembered by id \
+                 (tracked-objects)",
             )
             .read_only()
             .build(),
@@ -310,6 +333,7 @@ impl Settings {
             "stats-interval" => self.live.stats_interval = value.get().expect("type checked upstream"),
             "reclassify-interval" => self.live.reclassify_interval = value.get().expect("type checked upstream"),
             "vote-window" => self.live.vote_window = value.get().expect("type checked upstream"),
+            "memory-iou" => self.live.memory_iou = value.get().expect("type checked upstream"),
             _ => unreachable!("unknown property {name}"),
         }
     }
@@ -341,6 +365,7 @@ impl Settings {
             "stats-interval" => self.live.stats_interval.to_value(),
             "reclassify-interval" => self.live.reclassify_interval.to_value(),
             "vote-window" => self.live.vote_window.to_value(),
+            "memory-iou" => self.live.memory_iou.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use odm_core::bundle::{sha256_bytes, sibling_bundle_path, Bundle};
-use odm_core::preprocess::{CropScratch, CropSpec};
-use odm_core::Scorer;
+use odm_core::preprocess::CropScratch;
 
 use super::frame::FrameWork;
 use super::imp::CAT;
+use super::scoring::Scoring;
 use super::settings::{threshold, Live, Settings};
 use super::stats::Drift;
 use super::track::Tracks;
@@ -19,18 +19,6 @@ use crate::engine::pool::{self, Instance, InstanceKey, PoolError};
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::meta::RoiResult;
 use crate::runtime;
-
-/// What the loaded bundle contributes to scoring; swapped whole by a hot reload.
-pub(super) struct Scoring {
-    pub(super) scorer: Scorer,
-    pub(super) crop: CropSpec,
-    /// Bundle name and class labels, shared by every result (no allocation per result).
-    pub(super) name: Arc<str>,
-    pub(super) labels: Vec<Arc<str>>,
-    pub(super) path: PathBuf,
-    /// The bundle's own anomaly threshold (the drift histogram spans twice the one in force).
-    pub(super) anomaly_threshold: f64,
-}
 
 /// The network the running session was made from, read once at start: what a hot-reloaded bundle must match.
 pub(super) struct Network {
@@ -51,19 +39,23 @@ pub(super) struct State {
     /// The session, this element's own or shared under `model-instance-id`.
     pub(super) engine: Arc<Instance>,
     pub(super) network: Arc<Network>,
-    pub(super) scoring: Scoring,
+    pub(super) scoring: Arc<Scoring>,
     pub(super) info: Option<gst_video::VideoInfo>,
     /// The frame's work (synchronous path), reused across frames so steady-state frames allocate none of it; ROI
     /// ids (scratch).
     pub(super) work: FrameWork,
     pub(super) ids: Vec<i32>,
     pub(super) new_ids: Vec<i32>,
+    /// Ids that came more than once in the frame (scratch): never followed.
+    pub(super) duplicated: Vec<i32>,
     pub(super) crop_scratch: CropScratch,
     /// The results of the frame being finished (scratch).
     pub(super) results: Vec<RoiResult>,
     pub(super) drift: Drift,
     /// Per tracked ROI id: recent results, for `reclassify-interval` and `vote-window`.
     pub(super) tracks: Tracks,
+    /// The bundle generation under which non-finite network outputs were last said on the bus (once per generation).
+    pub(super) invalid_warned: Option<u64>,
     /// On a shared `model-instance-id`, the line to the instance's inference thread, so that frames of every stream
     /// on it are batched together (synchronous path).
     pub(super) shared: Option<Worker>,
@@ -84,24 +76,6 @@ pub(super) fn read_bundle(path: &Path) -> Result<Bundle, (gst::ResourceError, St
         };
         (kind, format!("bundle refused: {e}"))
     })
-}
-
-impl Scoring {
-    /// What a checked bundle contributes to scoring, with the threshold overrides in force.
-    pub(super) fn new(bundle: &Bundle, path: &Path, live: &Live) -> Result<Scoring, String> {
-        let mut scorer = Scorer::new(bundle);
-        scorer
-            .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Scoring {
-            scorer,
-            crop: CropSpec::from_input(&bundle.model.input),
-            name: Arc::from(bundle.name.as_str()),
-            labels: bundle.classes.iter().map(|c| Arc::from(c.label.as_str())).collect(),
-            path: path.to_owned(),
-            anomaly_threshold: bundle.score.anomaly_threshold,
-        })
-    }
 }
 
 impl State {
@@ -184,6 +158,27 @@ impl State {
             posts.push(warning(obj, gst::ResourceError::Settings, &why));
         }
         let batch = settings.batch_size as usize;
+        if let Some(fixed) = engine.lock().fixed_batch().filter(|&f| f != batch.max(1)) {
+            // Said once here, not on every frame: runs are made of exactly the network's batch.
+            let text = format!(
+                "the network {} has a fixed batch size of {fixed}: batch-size {batch} runs in batches of {fixed} \
+                 (the last one padded)",
+                model.display()
+            );
+            gst::info!(CAT, obj = obj, "{text}");
+            posts.push(gst::message::Info::builder(gst::LibraryError::Settings, &text).src(obj).build());
+        }
+        if threshold(settings.live.novelty_threshold).is_some() || threshold(settings.live.anomaly_threshold).is_some()
+        {
+            if let Some((classes, highest)) = scoring.scorer.raised_anomaly_bands() {
+                let what = format!(
+                    "novelty-threshold = {}, anomaly-threshold = {} (-1: the bundle's)",
+                    settings.live.novelty_threshold, settings.live.anomaly_threshold
+                );
+                let text = super::imp::raised_text(&what, classes, highest);
+                posts.push(warning(obj, gst::LibraryError::Settings, &text));
+            }
+        }
         let network = {
             let e = engine.lock();
             let (input, height, width, output, dim) = e.io();
@@ -227,13 +222,15 @@ impl State {
             network,
             ids: Vec::with_capacity(64),
             new_ids: Vec::with_capacity(1),
+            duplicated: Vec::new(),
             crop_scratch: CropScratch::default(),
             results: Vec::with_capacity(64),
             drift: Drift::default(),
             tracks: Tracks::default(),
             engine,
-            scoring,
+            scoring: Arc::new(scoring),
             info: None,
+            invalid_warned: None,
         })
     }
 }

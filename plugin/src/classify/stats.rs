@@ -68,6 +68,8 @@ pub(super) struct Stats {
     pub(super) reused: u64,
     /// Frames whose crops shared an inference run with another element's (a shared `model-instance-id`).
     pub(super) shared_runs: u64,
+    /// Objects remembered by id now (`reclassify-interval`, `vote-window`).
+    pub(super) tracked: u64,
     /// The session in use, to count the elements sharing it.
     pub(super) instance: Option<std::sync::Weak<crate::engine::pool::Instance>>,
 }
@@ -99,6 +101,7 @@ impl Stats {
         }
         b.field("reused", self.reused)
             .field("shared-runs", self.shared_runs)
+            .field("tracked-objects", self.tracked)
             .field("inference-runs", self.inference.count)
             .field("inference-mean-us", self.inference.mean())
             .field("inference-p99-us", self.inference.p99())

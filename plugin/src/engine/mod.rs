@@ -125,6 +125,8 @@ pub struct Engine {
     output: String,
     channels_hw: (usize, usize, usize),
     dim: usize,
+    /// The batch size fixed in the network's input (`None`: dynamic).
+    fixed_batch: Option<usize>,
 }
 
 fn tensor_shape(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
@@ -180,10 +182,14 @@ impl Engine {
             .iter()
             .find(|o| o.name() == spec.input.name)
             .ok_or_else(|| mismatch(format!("it has no input named \"{}\"", spec.input.name)))?;
-        match tensor_shape(input.dtype()) {
+        let fixed_batch = match tensor_shape(input.dtype()) {
             // Height and width fixed in the file, or dynamic (a network exported with dynamic axes runs at the bundle's).
+            // A batch axis fixed in the file is run in batches of exactly that size.
             Some((TensorElementType::Float32, s))
-                if s.len() == 4 && s[1] == 3 && (s[2] == h || s[2] < 0) && (s[3] == w || s[3] < 0) => {}
+                if s.len() == 4 && s[1] == 3 && (s[2] == h || s[2] < 0) && (s[3] == w || s[3] < 0) =>
+            {
+                usize::try_from(s[0]).ok().filter(|&b| b > 0)
+            }
             other => {
                 return Err(mismatch(format!(
                     "input \"{}\" is {}; the bundle says float32 [N,3,{h},{w}]",
@@ -191,7 +197,7 @@ impl Engine {
                     describe(&other)
                 )))
             }
-        }
+        };
         if session.inputs().len() != 1 {
             return Err(mismatch(format!("the model has {} inputs; odm feeds exactly one", session.inputs().len())));
         }
@@ -217,6 +223,7 @@ impl Engine {
             output: spec.output.name.clone(),
             channels_hw: (3, h as usize, w as usize),
             dim: spec.output.dim,
+            fixed_batch,
             session,
         };
         Ok((engine, fell_back))
@@ -242,8 +249,39 @@ impl Engine {
         self.dim
     }
 
-    /// Embed `batch` samples laid out contiguously in `input`; appends `batch * dim` floats to `out`.
+    /// The batch size fixed in the network's input, if it has one (runs are made of exactly that many samples).
+    pub fn fixed_batch(&self) -> Option<usize> {
+        self.fixed_batch
+    }
+
+    /// Embed `batch` samples laid out contiguously in `input`; appends `batch * dim` floats to `out`. A network with
+    /// a fixed batch size runs in batches of that size, the last one padded with zeros (whose outputs are dropped).
     pub fn embed(&mut self, input: &[f32], batch: usize, out: &mut Vec<f32>) -> Result<(), EngineError> {
+        let Some(fixed) = self.fixed_batch.filter(|&f| f != batch) else { return self.run(input, batch, out) };
+        let (sample, dim) = (self.sample_len(), self.dim);
+        if input.len() < batch * sample {
+            return Err(EngineError::Run(format!("{} floats for a batch of {batch}", input.len())));
+        }
+        let mut padded = Vec::new();
+        for start in (0..batch).step_by(fixed) {
+            let k = fixed.min(batch - start);
+            let chunk = &input[start * sample..(start + k) * sample];
+            if k == fixed {
+                self.run(chunk, fixed, out)?;
+            } else {
+                padded.clear();
+                padded.extend_from_slice(chunk);
+                padded.resize(fixed * sample, 0.0);
+                let before = out.len();
+                self.run(&padded, fixed, out)?;
+                out.truncate(before + k * dim);
+            }
+        }
+        Ok(())
+    }
+
+    /// One inference run over exactly `batch` samples.
+    fn run(&mut self, input: &[f32], batch: usize, out: &mut Vec<f32>) -> Result<(), EngineError> {
         let (c, h, w) = self.channels_hw;
         let x = ndarray::ArrayView4::from_shape((batch, c, h, w), &input[..batch * c * h * w])
             .map_err(|e| EngineError::Run(e.to_string()))?;

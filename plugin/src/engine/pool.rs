@@ -60,7 +60,11 @@ pub enum PoolError {
     Engine(#[from] EngineError),
 }
 
-static POOL: Mutex<Option<HashMap<String, Weak<Instance>>>> = Mutex::new(None);
+/// Per `model-instance-id`, a slot for its instance. The pool's lock is held only to find or add a slot; a slot's own
+/// lock is held while its session is made, so two elements starting together under one id make one session, and
+/// elements under other ids (or none) never wait for it.
+type Slot = Arc<Mutex<Weak<Instance>>>;
+static POOL: Mutex<Option<HashMap<String, Slot>>> = Mutex::new(None);
 
 /// The instance shared under `id`, or a new one from `make` (registered under `id` unless it is empty). The second
 /// value is `make`'s fallback note (only when this call made the session).
@@ -83,11 +87,16 @@ pub fn instance(
     if id.is_empty() {
         return Ok(wrap(make()?));
     }
-    // Held while a session is made, so two elements starting together under one id make one session.
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = guard.get_or_insert_with(HashMap::new);
-    pool.retain(|_, w| w.strong_count() > 0);
-    if let Some(running) = pool.get(id).and_then(Weak::upgrade) {
+    let slot: Slot = {
+        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = guard.get_or_insert_with(HashMap::new);
+        // Slots whose instance is gone and that no caller holds go (a caller holds its clone from here until its
+        // session is made, so a slot being filled is never replaced by a second one).
+        pool.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map_or(true, |w| w.strong_count() > 0));
+        pool.entry(id.to_owned()).or_default().clone()
+    };
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(running) = slot.upgrade() {
         if running.key != key {
             return Err(PoolError::Mismatch {
                 id: id.to_owned(),
@@ -98,6 +107,6 @@ pub fn instance(
         return Ok((running, None));
     }
     let (inst, note) = wrap(make()?);
-    pool.insert(id.to_owned(), Arc::downgrade(&inst));
+    *slot = Arc::downgrade(&inst);
     Ok((inst, note))
 }

@@ -103,17 +103,27 @@ fn launch(pipeline: gst::Element) -> Launched {
     let bus = pipeline.bus().expect("pipelines have a bus");
     let start_failed = pipeline.set_state(gst::State::Playing).is_err();
     let (mut warnings, mut error, mut messages) = (Vec::new(), None, Vec::new());
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+    // Ends at EOS or the first error; a pipeline that does neither within the timeout is a failure, not a success.
+    let timeout = gst::ClockTime::from_seconds(60);
+    let mut ended = false;
+    for msg in bus.iter_timed(timeout) {
         match msg.view() {
-            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Eos(..) => {
+                ended = true;
+                break;
+            }
             gst::MessageView::Warning(w) => warnings.push(format!("{} {}", w.error(), w.debug().unwrap_or_default())),
             gst::MessageView::Error(e) => {
                 error = Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default()));
+                ended = true;
                 break;
             }
             gst::MessageView::Element(e) => messages.extend(e.structure().map(|s| s.to_owned())),
             _ => {}
         }
+    }
+    if !ended && !start_failed {
+        error = Some(format!("the pipeline posted neither EOS nor an error within {timeout}"));
     }
     let elements = pipeline
         .downcast_ref::<gst::Bin>()

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! What a loaded bundle contributes to scoring: the scorer with the threshold overrides in force, the crop
+//! specification, the labels. Swapped whole by a hot reload, and shared with the frames cropped under it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use odm_core::bundle::Bundle;
+use odm_core::preprocess::CropSpec;
+use odm_core::Scorer;
+
+use super::settings::{threshold, Live};
+
+/// What the loaded bundle contributes to scoring; swapped whole by a hot reload. Shared with the frames cropped under
+/// it, so a frame in flight is scored by the bundle it was cropped for, whatever was reloaded meanwhile.
+#[derive(Clone)]
+pub(super) struct Scoring {
+    pub(super) scorer: Scorer,
+    pub(super) crop: CropSpec,
+    /// Bundle name and class labels, shared by every result (no allocation per result).
+    pub(super) name: Arc<str>,
+    pub(super) labels: Vec<Arc<str>>,
+    pub(super) path: PathBuf,
+    /// The bundle's own anomaly threshold (the drift histogram spans twice the one in force).
+    pub(super) anomaly_threshold: f64,
+    /// Which load of a bundle this is in the stream (0 at start, one more per reload): per-object memory is kept
+    /// per generation.
+    pub(super) generation: u64,
+}
+
+impl Scoring {
+    /// What a checked bundle contributes to scoring, with the threshold overrides in force.
+    pub(super) fn new(bundle: &Bundle, path: &Path, live: &Live) -> Result<Scoring, String> {
+        let mut scorer = Scorer::new(bundle);
+        scorer
+            .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Scoring {
+            scorer,
+            crop: CropSpec::from_input(&bundle.model.input),
+            name: Arc::from(bundle.name.as_str()),
+            labels: bundle.classes.iter().map(|c| Arc::from(c.label.as_str())).collect(),
+            path: path.to_owned(),
+            anomaly_threshold: bundle.score.anomaly_threshold,
+            generation: 0,
+        })
+    }
+}
