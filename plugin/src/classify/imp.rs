@@ -413,6 +413,23 @@ impl OdmClassify {
         self.worker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The oldest frame in flight, once embedded: waiting for it (`block`) or only if it is ready. The wait holds no
+    /// lock of the element (a flush-start, a stop or the latency timer's check never wait for an inference run
+    /// behind it). Every caller holds the sink pad's stream lock (the streaming thread, events on it, the latency
+    /// timer, which takes it first), so no other caller pops between the wait and the pop.
+    fn next_ready(&self, block: bool) -> Option<(gst::Buffer, FrameWork)> {
+        let rx = {
+            let mut guard = self.lock_worker();
+            let w = guard.as_mut()?;
+            if !block {
+                return w.try_next();
+            }
+            w.receiver()?
+        };
+        let work = rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()?;
+        self.lock_worker().as_mut()?.pop_with(work)
+    }
+
     /// The second half of a frame that was in flight: results on its buffer, its work back to the spares.
     fn complete(&self, mut buf: gst::Buffer, mut work: FrameWork) -> Result<gst::Buffer, gst::FlowError> {
         let live = self.lock_settings().live.clone();
@@ -453,7 +470,7 @@ impl OdmClassify {
                 let _stream = sink.stream_lock();
                 // Checked again under the stream lock: the streaming thread may have pushed it meanwhile.
                 while overdue(imp) {
-                    let next = imp.lock_worker().as_mut().and_then(|w| w.next(true));
+                    let next = imp.next_ready(true);
                     let Some((buf, work)) = next else { break };
                     match imp.complete(buf, work) {
                         Ok(buf) => {
@@ -476,7 +493,7 @@ impl OdmClassify {
     /// Push every frame in flight downstream, in order (before a serialized event passes them).
     fn drain(&self) {
         loop {
-            let next = self.lock_worker().as_mut().and_then(|w| w.next(true));
+            let next = self.next_ready(true);
             let Some((buf, work)) = next else { break };
             match self.complete(buf, work) {
                 Ok(buf) => {
@@ -706,11 +723,14 @@ impl BaseTransformImpl for OdmClassify {
             match event.view() {
                 // Buffers in flight belong to the flushed stream: dropped.
                 gst::EventView::FlushStop(_) => {
-                    if let Some(w) = self.lock_worker().as_mut() {
-                        while let Some((_, work)) = w.next(true) {
+                    while let Some((_, work)) = self.next_ready(true) {
+                        if let Some(w) = self.lock_worker().as_mut() {
                             w.spare.push(work);
                         }
+                    }
+                    if let Some(w) = self.lock_worker().as_mut() {
                         w.queue.clear();
+                        w.arrived.clear();
                     }
                 }
                 gst::EventView::FlushStart(_) => {}
@@ -803,10 +823,8 @@ impl BaseTransformImpl for OdmClassify {
             return self.parent_generate_output();
         }
         // Wait only when more than `frames-in-flight` frames are waiting; else hand on the oldest if it is ready.
-        let ready = self.lock_worker().as_mut().and_then(|w| {
-            let block = w.queue.len() > in_flight;
-            w.next(block)
-        });
+        let block = self.lock_worker().as_ref().is_some_and(|w| w.queue.len() > in_flight);
+        let ready = self.next_ready(block);
         match ready {
             Some((buf, work)) => self.complete(buf, work).map(GenerateOutputSuccess::Buffer),
             None => Ok(GenerateOutputSuccess::NoOutput),

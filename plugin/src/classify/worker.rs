@@ -105,7 +105,9 @@ pub(super) struct Worker {
     batcher: Arc<Batcher>,
     line: u64,
     reply: mpsc::Sender<FrameWork>,
-    rx: mpsc::Receiver<FrameWork>,
+    /// Frames back from the batcher, in the order they went. Behind its own lock, so that waiting for one never holds
+    /// the element's lock on the worker.
+    rx: Arc<Mutex<mpsc::Receiver<FrameWork>>>,
     /// Buffers waiting for their frame's embeddings, oldest first (`frames-in-flight`), and when each came.
     pub(super) queue: VecDeque<gst::Buffer>,
     pub(super) arrived: VecDeque<Instant>,
@@ -118,6 +120,7 @@ impl Worker {
         let batcher = Batcher::of(&instance, batch)?;
         let (reply, rx) = mpsc::channel();
         let line = LINES.fetch_add(1, Ordering::Relaxed);
+        let rx = Arc::new(Mutex::new(rx));
         Ok(Worker { batcher, line, reply, rx, queue: VecDeque::new(), arrived: VecDeque::new(), spare: Vec::new() })
     }
 
@@ -137,16 +140,26 @@ impl Worker {
         if !self.batcher.send(Request { work, reply: self.reply.clone(), line: self.line }) {
             return None;
         }
-        self.rx.recv().ok()
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()
     }
 
-    /// The oldest frame, once embedded: waiting for it (`block`) or only if it is ready. `None` when nothing is in
-    /// flight, it is not ready, or the worker is gone.
-    pub(super) fn next(&mut self, block: bool) -> Option<(gst::Buffer, FrameWork)> {
+    /// The oldest frame if it is embedded already. `None` when nothing is in flight or it is not ready.
+    pub(super) fn try_next(&mut self) -> Option<(gst::Buffer, FrameWork)> {
         if self.queue.is_empty() {
             return None;
         }
-        let work = if block { self.rx.recv().ok()? } else { self.rx.try_recv().ok()? };
+        let work = self.rx.lock().unwrap_or_else(|e| e.into_inner()).try_recv().ok()?;
+        self.pop_with(work)
+    }
+
+    /// Where the oldest frame comes back, to wait on with no lock on the worker held; `None` when nothing is in
+    /// flight. Then [`Worker::pop_with`] pairs what came back with its buffer.
+    pub(super) fn receiver(&self) -> Option<Arc<Mutex<mpsc::Receiver<FrameWork>>>> {
+        (!self.queue.is_empty()).then(|| self.rx.clone())
+    }
+
+    /// The oldest buffer, with its frame's work that came back.
+    pub(super) fn pop_with(&mut self, work: FrameWork) -> Option<(gst::Buffer, FrameWork)> {
         self.arrived.pop_front();
         self.queue.pop_front().map(|b| (b, work))
     }
