@@ -40,15 +40,27 @@ struct Output {
     failed: bool,
 }
 
+/// The process's file size limit (`ulimit -f`, RLIMIT_FSIZE) in bytes, None when there is none. It is read before
+/// every write because a write that crosses it writes only part of a line and the next write is killed by SIGXFSZ
+/// (the process dies, the file keeps a torn line); odmexport stops short of it instead. Read each time: it is one
+/// system call per 64 KiB, and another thread of the application may change it.
+fn file_size_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Fsize).current
+}
+
 impl Output {
     /// Write the gathered lines. On an error the file is truncated to its last whole line (where the file can be
-    /// truncated: not on a device such as /dev/full) and the sentence to post is returned.
+    /// truncated: not on a device such as /dev/full) and the sentence to post is returned. Lines that would take the
+    /// file past the file size limit are not written: the whole lines that fit are, then the error names the limit.
     fn write_pending(&mut self) -> Result<(), String> {
         if self.failed {
             return Err(format!("{}: an earlier write failed; nothing more is written", self.path.display()));
         }
         if self.pending.is_empty() {
             return Ok(());
+        }
+        if let Some(limit) = file_size_limit().filter(|&l| self.written.saturating_add(self.pending.len() as u64) > l) {
+            return Err(self.refuse_past_limit(limit));
         }
         match self.file.write_all(&self.pending) {
             Ok(()) => {
@@ -72,6 +84,33 @@ impl Output {
         }
     }
 
+    /// The pending lines would cross the file size limit: write the whole lines that fit below it, drop the rest and
+    /// say so.
+    fn refuse_past_limit(&mut self, limit: u64) -> String {
+        self.failed = true;
+        let room = usize::try_from(limit.saturating_sub(self.written)).unwrap_or(usize::MAX).min(self.pending.len());
+        let fit = self.pending[..room].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let written = if fit == 0 {
+            Ok(())
+        } else {
+            self.file.write_all(&self.pending[..fit]).map(|()| self.written += fit as u64)
+        };
+        let lost = self.pending[fit..].iter().filter(|&&b| b == b'\n').count();
+        self.pending = Vec::new();
+        let cut = match written {
+            Ok(()) => "the file ends at its last whole line".to_owned(),
+            Err(e) => match self.file.set_len(self.written) {
+                Ok(()) => format!("writing the lines that fit failed ({e}); the file ends at its last whole line"),
+                Err(_) => format!("writing the lines that fit failed ({e})"),
+            },
+        };
+        format!(
+            "cannot write {}: the file size limit (ulimit -f) of {limit} bytes would be crossed; {lost} lines were \
+             not written, {cut}, and the rest of the stream is not written",
+            self.path.display()
+        )
+    }
+
     /// Write what is gathered, then (with `sync`) ask the system to put it on the disk.
     fn finish(&mut self, sync: bool) -> Result<(), String> {
         self.write_pending()?;
@@ -84,7 +123,10 @@ impl Output {
 
 struct State {
     out: Output,
+    /// Buffers seen so far: the next line's `frame`.
     frame: u64,
+    /// The current time segment, to turn a buffer's PTS into its position in the stream (`stream_time`).
+    segment: gst::FormattedSegment<gst::ClockTime>,
 }
 
 #[derive(Default)]
@@ -149,8 +191,12 @@ struct RoiLine<'a> {
 /// One frame as exported.
 #[derive(serde::Serialize)]
 struct FrameLine<'a> {
+    /// The buffer's number in the order this element received it: a count, which runs on across a seek.
     frame: u64,
     pts: Option<u64>,
+    /// The buffer's position in the stream (its PTS as stream time, what a seek aims at): odmroireplay matches an
+    /// export by it, so that replaying an export is exact, also when the export was made across a seek.
+    stream_time: Option<u64>,
     rois: Vec<RoiLine<'a>>,
 }
 
@@ -258,7 +304,7 @@ impl BaseTransformImpl for OdmExport {
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("cannot write {}: {e}", path.display())))?;
         gst::info!(CAT, imp = self, "writing {}", path.display());
         let out = Output { file, path, pending: Vec::with_capacity(WRITE_CHUNK), written: 0, failed: false };
-        *self.lock_state() = Some(State { out, frame: 0 });
+        *self.lock_state() = Some(State { out, frame: 0, segment: gst::FormattedSegment::new() });
         Ok(())
     }
 
@@ -271,8 +317,16 @@ impl BaseTransformImpl for OdmExport {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            self.finish();
+        match event.view() {
+            gst::EventView::Eos(_) => self.finish(),
+            gst::EventView::Segment(e) => {
+                if let (Some(st), Ok(seg)) =
+                    (self.lock_state().as_mut(), e.segment().clone().downcast::<gst::ClockTime>())
+                {
+                    st.segment = seg;
+                }
+            }
+            _ => {}
         }
         self.parent_sink_event(event)
     }
@@ -329,7 +383,12 @@ impl BaseTransformImpl for OdmExport {
             // The error was posted when the write failed; the rest of the stream is dropped.
             return Err(gst::FlowError::Error);
         }
-        let line = FrameLine { frame: st.frame, pts: buf.pts().map(|t| t.nseconds()), rois };
+        let line = FrameLine {
+            frame: st.frame,
+            pts: buf.pts().map(|t| t.nseconds()),
+            stream_time: buf.pts().and_then(|t| st.segment.to_stream_time(t)).map(|t| t.nseconds()),
+            rois,
+        };
         st.frame += 1;
         let whole = st.out.pending.len();
         if let Err(e) = serde_json::to_writer(&mut st.out.pending, &line) {

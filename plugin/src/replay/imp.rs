@@ -10,6 +10,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 
+use super::parse::{self, LineRecord, RoiRecord};
 use super::Match;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -32,28 +33,8 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { location: None, matching: Match::Frame, tolerance: DEFAULT_TOLERANCE, strict: true }
+        Settings { location: None, matching: Match::Auto, tolerance: DEFAULT_TOLERANCE, strict: true }
     }
-}
-
-/// One recorded ROI as written in the file (extra fields, such as a classifier's results, are ignored).
-#[derive(Debug, Clone, serde::Deserialize)]
-struct RoiRecord {
-    x: f64,
-    y: f64,
-    w: f64,
-    h: f64,
-    #[serde(rename = "type")]
-    roi_type: Option<String>,
-    id: Option<i32>,
-    label: Option<String>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct LineRecord {
-    frame: Option<u64>,
-    pts: Option<u64>,
-    rois: Vec<RoiRecord>,
 }
 
 /// The ROIs of one recorded frame.
@@ -67,6 +48,8 @@ struct Entry {
 struct State {
     entries: Vec<Entry>,
     path: PathBuf,
+    /// The match in force (`auto` resolved at start).
+    matching: Match,
     /// The index of the next buffer (match=frame).
     frame: u64,
     info: Option<gst_video::VideoInfo>,
@@ -93,54 +76,92 @@ impl ObjectSubclass for OdmRoiReplay {
     type ParentType = gst_base::BaseTransform;
 }
 
-/// Parse one line; the error says what is wrong with it.
-fn parse_line(text: &str, matching: Match) -> Result<(u64, Vec<RoiRecord>), String> {
-    let rec: LineRecord = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let key = match matching {
-        Match::Frame => rec.frame.ok_or("no \"frame\" (match=frame)")?,
-        Match::Pts => rec.pts.ok_or("no \"pts\" (match=pts)")?,
-    };
-    for (i, r) in rec.rois.iter().enumerate() {
-        if ![r.x, r.y, r.w, r.h].iter().all(|v| v.is_finite()) || r.w < 0.0 || r.h < 0.0 {
-            return Err(format!("ROI {i}: x, y, w, h must be finite with w, h >= 0"));
-        }
+/// The name of the field a match reads, and the sentence for a line without it.
+fn key_of(matching: Match, rec: &LineRecord) -> Option<u64> {
+    match matching {
+        Match::Frame => rec.frame,
+        Match::Pts => rec.pts,
+        Match::StreamTime | Match::Auto => rec.stream_time,
     }
-    Ok((key, rec.rois))
+}
+
+fn key_name(matching: Match) -> &'static str {
+    match matching {
+        Match::Frame => "frame",
+        Match::Pts => "pts",
+        Match::StreamTime | Match::Auto => "stream_time",
+    }
+}
+
+/// What `load` read: the entries sorted by key, the match in force (`auto` resolved) and the lines skipped.
+struct Loaded {
+    entries: Vec<Entry>,
+    matching: Match,
+    skipped: Vec<String>,
 }
 
 /// Read and check the whole file. Strict: the first bad line is the error. Otherwise bad lines are skipped and
-/// returned as warnings.
-fn load(path: &Path, matching: Match, strict: bool) -> Result<(Vec<Entry>, Vec<String>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut entries: Vec<Entry> = Vec::new();
+/// returned as warnings, each naming its line. The file is read as bytes and each line checked on its own, so a
+/// byte that is not UTF-8 is a bad line like any other.
+fn load(path: &Path, asked: Match, strict: bool) -> Result<Loaded, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut records = Vec::new();
     let mut skipped = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match parse_line(line, matching) {
-            Ok((key, rois)) => entries.push(Entry { key, line: i + 1, rois, used: false }),
+        match parse::line(line) {
+            Ok(rec) => records.push((i + 1, rec)),
             Err(e) if strict => return Err(format!("{}:{}: {e}", path.display(), i + 1)),
             Err(e) => skipped.push(format!("{}:{}: {e}", path.display(), i + 1)),
         }
     }
+    let matching = match asked {
+        Match::Auto if !records.is_empty() && records.iter().all(|(_, r)| r.stream_time.is_some()) => Match::StreamTime,
+        Match::Auto => Match::Frame,
+        m => m,
+    };
+    let name = key_name(matching);
+    let why = if asked == Match::Auto {
+        "match=auto reads \"frame\" when a line has no \"stream_time\"".to_owned()
+    } else {
+        format!("match={name}").replace('_', "-")
+    };
+    let mut entries: Vec<Entry> = Vec::new();
+    for (line, rec) in records {
+        match key_of(matching, &rec) {
+            Some(key) => entries.push(Entry { key, line, rois: rec.rois, used: false }),
+            None => {
+                let msg = format!("{}:{line}: no \"{name}\" ({why})", path.display());
+                if strict {
+                    return Err(msg);
+                }
+                skipped.push(msg);
+            }
+        }
+    }
     entries.sort_by_key(|e| e.key);
     if let Some(w) = entries.windows(2).find(|w| w[0].key == w[1].key) {
-        let msg = format!(
-            "{}:{}: {} {} already given on line {}",
-            path.display(),
-            w[1].line,
-            if matching == Match::Frame { "frame" } else { "pts" },
-            w[1].key,
-            w[0].line
-        );
+        let msg = format!("{}:{}: {name} {} already given on line {}", path.display(), w[1].line, w[1].key, w[0].line);
         if strict {
             return Err(msg);
         }
         skipped.push(msg);
         entries.dedup_by_key(|e| e.key);
     }
-    Ok((entries, skipped))
+    Ok(Loaded { entries, matching, skipped })
+}
+
+/// The entry whose key is nearest to `t`, within `tolerance`.
+fn nearest(entries: &[Entry], t: u64, tolerance: u64) -> Option<usize> {
+    let i = entries.partition_point(|e| e.key < t);
+    [i.checked_sub(1), Some(i)]
+        .into_iter()
+        .flatten()
+        .filter(|&j| j < entries.len() && entries[j].key.abs_diff(t) <= tolerance)
+        .min_by_key(|&j| entries[j].key.abs_diff(t))
 }
 
 impl OdmRoiReplay {
@@ -189,14 +210,20 @@ impl ObjectImpl for OdmRoiReplay {
                     )
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("match", Match::Frame)
+                glib::ParamSpecEnum::builder_with_default("match", Match::Auto)
                     .nick("Match")
-                    .blurb("Match lines to buffers by frame index or by PTS")
+                    .blurb(
+                        "Match lines to buffers by frame index, by PTS, or by stream position (odmexport's \
+                         `stream_time`); auto: by stream position when every line has one, else by frame index",
+                    )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("tolerance")
                     .nick("Tolerance")
-                    .blurb("Largest |line pts - buffer PTS| that still matches, in nanoseconds (match=pts)")
+                    .blurb(
+                        "Largest difference between a line's time and the buffer's that still matches, in \
+                         nanoseconds (match=pts and match=stream-time)",
+                    )
                     .default_value(DEFAULT_TOLERANCE)
                     .mutable_ready()
                     .build(),
@@ -276,7 +303,7 @@ impl BaseTransformImpl for OdmRoiReplay {
                 ("no location set: set the `location` property")
             ));
         };
-        let (entries, skipped) = load(&path, s.matching, s.strict).map_err(|e| {
+        let Loaded { entries, matching, skipped } = load(&path, s.matching, s.strict).map_err(|e| {
             let kind = if path.is_file() { gst::ResourceError::Read } else { gst::ResourceError::NotFound };
             gst::error_msg!(kind, ("{e}"))
         })?;
@@ -287,10 +314,19 @@ impl BaseTransformImpl for OdmRoiReplay {
                 ("{} bad lines skipped (strict=false); first: {first}", skipped.len())
             );
         }
-        gst::info!(CAT, imp = self, "{} recorded frames from {}", entries.len(), path.display());
+        if entries.is_empty() {
+            let why = if skipped.is_empty() { "it holds no line" } else { "every line was skipped" };
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ("{}: no recorded frames ({why}): no ROI will be added", path.display())
+            );
+        }
+        gst::info!(CAT, imp = self, "{} recorded frames from {}, match={matching:?}", entries.len(), path.display());
         *self.lock_state() = Some(State {
             entries,
             path,
+            matching,
             frame: 0,
             info: None,
             segment: gst::FormattedSegment::new(),
@@ -335,14 +371,12 @@ impl BaseTransformImpl for OdmRoiReplay {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (matching, tolerance) = {
-            let s = self.lock_settings();
-            (s.matching, s.tolerance)
-        };
+        let tolerance = self.lock_settings().tolerance;
         let mut guard = self.lock_state();
         let Some(st) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
+        let matching = st.matching;
         let stream_time = buf.pts().and_then(|pts| st.segment.to_stream_time(pts));
         if st.origin.is_none() {
             st.origin = stream_time.or(Some(gst::ClockTime::ZERO));
@@ -376,15 +410,8 @@ impl BaseTransformImpl for OdmRoiReplay {
         st.frame += 1;
         let found = match matching {
             Match::Frame => st.entries.binary_search_by_key(&index, |e| e.key).ok(),
-            Match::Pts => buf.pts().and_then(|pts| {
-                let t = pts.nseconds();
-                let i = st.entries.partition_point(|e| e.key < t);
-                [i.checked_sub(1), Some(i)]
-                    .into_iter()
-                    .flatten()
-                    .filter(|&j| j < st.entries.len() && st.entries[j].key.abs_diff(t) <= tolerance)
-                    .min_by_key(|&j| st.entries[j].key.abs_diff(t))
-            }),
+            Match::Pts => buf.pts().and_then(|pts| nearest(&st.entries, pts.nseconds(), tolerance)),
+            Match::StreamTime | Match::Auto => stream_time.and_then(|t| nearest(&st.entries, t.nseconds(), tolerance)),
         };
         let Some(i) = found else {
             return Ok(gst::FlowSuccess::Ok);
