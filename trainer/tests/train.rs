@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use odm_core::metrics::rate_at_or_below;
 use odm_core::{Bundle, Scorer};
@@ -99,34 +99,60 @@ fn a_run_folder_that_holds_a_run_is_refused_unless_resumed_or_replaced() {
     assert_eq!(bundles, ["second.odm.json"], "the first run's bundle is gone");
 }
 
-#[test]
-fn short_odm_run_writes_a_valid_calibrated_bundle() {
+/// A fresh tiny ODM run of [`cfg`]: its data, its folder and its bundle.
+struct Run {
+    data: tempfile::TempDir,
+    out: tempfile::TempDir,
+    bundle: PathBuf,
+}
+
+fn odm_run() -> Run {
     let data = tempfile::tempdir().unwrap();
     tiny_data(data.path());
     let out = tempfile::tempdir().unwrap();
-    let c = cfg(data.path(), Method::Odm);
-    let data_dir = data.path().to_owned();
-    let bundle_path = run::train(&c, out.path(), false, run::Existing::Refuse).unwrap();
-    let b = Bundle::open(&bundle_path).unwrap();
-    assert_eq!(
-        b.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
-        ["regulatory--maximum-speed-limit-30--g1", "regulatory--stop--g1", "regulatory--yield--g1"]
-    );
-    assert_eq!(b.dim(), 8);
-    assert!(b.score.anomaly_threshold >= b.score.novelty_threshold);
-    assert!(out.path().join("checkpoint.ot").is_file() && out.path().join("config.json").is_file());
+    let bundle = run::train(&cfg(data.path(), Method::Odm), out.path(), false, run::Existing::Refuse)
+        .expect("the tiny ODM run trains");
+    Run { data, out, bundle }
+}
 
-    // Centres are the mean training embeddings; the novelty threshold keeps >= 95% of validation crops.
-    let (cfg2, _vs, net, bundle, _) = bundle::load_net(out.path()).unwrap();
+const KNOWN: [&str; 3] = ["regulatory--maximum-speed-limit-30--g1", "regulatory--stop--g1", "regulatory--yield--g1"];
+
+#[test]
+fn short_odm_run_writes_a_bundle_odm_core_accepts() {
+    let r = odm_run();
+    let b = Bundle::open(&r.bundle).expect("odm-core accepts the run's bundle and its ONNX file's SHA-256");
+    let labels: Vec<&str> = b.classes.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels, KNOWN, "the bundle's classes are --in, in order");
+    assert_eq!(b.dim(), 8, "model.output.dim is --embedding");
+    assert!(
+        b.score.anomaly_threshold >= b.score.novelty_threshold,
+        "anomaly threshold {} below novelty threshold {}",
+        b.score.anomaly_threshold,
+        b.score.novelty_threshold
+    );
+    for f in ["checkpoint.ot", "optimizer.ot", "state.json", "config.json", "model.ot", "log.jsonl", "tiny.onnx"] {
+        assert!(r.out.path().join(f).is_file(), "the run folder lacks {f}");
+    }
+}
+
+#[test]
+fn centres_are_mean_training_embeddings_and_the_novelty_threshold_keeps_the_target_share() {
+    let r = odm_run();
+    let (cfg2, _vs, net, bundle, _) = bundle::load_net(r.out.path()).unwrap();
     let (rd, _) = rundata::load_run_data(&cfg2).unwrap();
-    let e = embed::embed_all(&net, &rd.train_in.x, tch::Device::Cpu);
-    let v = embed::to_vec(&e);
+    let v = embed::to_vec(&embed::embed_all(&net, &rd.train_in.x, tch::Device::Cpu));
     for (k, class) in bundle.classes.iter().enumerate() {
         let rows: Vec<&[f32]> =
             v.chunks_exact(8).zip(&rd.train_in.y).filter(|(_, &y)| y == k as i64).map(|(r, _)| r).collect();
+        assert!(!rows.is_empty(), "class {k} has no training crop");
         for j in 0..8 {
             let mean = rows.iter().map(|r| r[j] as f64).sum::<f64>() / rows.len() as f64;
-            assert!((mean - class.center[j] as f64).abs() < 1e-3, "class {k} dim {j}");
+            assert!(
+                (mean - class.center[j] as f64).abs() < 1e-3,
+                "class {k} ({}) dim {j}: centre {} but mean training embedding {mean}",
+                class.label,
+                class.center[j]
+            );
         }
     }
     let scorer = Scorer::new(&bundle);
@@ -134,42 +160,56 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
         .iter()
         .map(|p| p.1)
         .collect();
-    assert!(rate_at_or_below(&val, bundle.score.novelty_threshold) >= 0.95);
+    let kept = rate_at_or_below(&val, bundle.score.novelty_threshold);
+    assert!(kept >= 0.95, "the novelty threshold keeps {kept} of {} validation crops, not >= 0.95", val.len());
+}
 
-    let tables = eval::eval(out.path(), 20, &[]).unwrap();
+#[test]
+fn eval_writes_every_test_set_and_its_table_into_the_bundle_and_the_figures_agree() {
+    let r = odm_run();
+    let tables = eval::eval(r.out.path(), 20, &[]).unwrap();
     assert_eq!(tables[0].method, "odm");
     for set in ["novelty", "seen-novelty", "background (unseen)", "noise"] {
-        assert!(tables[0].sets.contains_key(set), "{set} missing");
+        assert!(tables[0].sets.contains_key(set), "set {set:?} missing from {:?}", tables[0].sets.keys());
     }
-    assert!(out.path().join("metrics.json").is_file());
-    // Evaluation wrote its table into the bundle, which still validates against its model.
-    assert!(Bundle::open(&bundle_path).unwrap().metrics.is_array());
+    assert!(r.out.path().join("metrics.json").is_file(), "eval wrote no metrics.json");
+    let b = Bundle::open(&r.bundle).expect("the bundle eval rewrote still validates against its model");
+    assert!(b.metrics.is_array(), "eval did not write its table into the bundle: {}", b.metrics);
 
     // The figures: PCA of the embedding and ROC curves, real PNG files.
-    let figures = odm_trainer::plot::plot_run(out.path(), 20).unwrap();
+    let figures = odm_trainer::plot::plot_run(r.out.path(), 20).unwrap();
     for f in [&figures.pca, &figures.roc] {
-        let img = image::open(f).unwrap();
-        assert!(img.width() >= 600, "{}", f.display());
+        let img = image::open(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(img.width() >= 600, "{} is {} px wide", f.display(), img.width());
     }
     // Each ROC legend's AUROC is the report's (same sets, same noise count, same code), not a subsample's.
-    assert_eq!(figures.roc_aurocs.len(), tables[0].sets.len());
+    assert_eq!(figures.roc_aurocs.len(), tables[0].sets.len(), "one ROC curve per test set");
     for (set, auroc) in &figures.roc_aurocs {
-        assert_eq!(format!("{auroc:.2}"), format!("{:.2}", tables[0].sets[set].auroc), "{set}");
+        assert_eq!(format!("{auroc:.2}"), format!("{:.2}", tables[0].sets[set].auroc), "AUROC of {set}");
     }
+}
 
-    // Enrol a class the network never saw as in-distribution, without retraining.
+/// A dataset of the run's stop images and of no-motor-vehicles, a class the run never had in distribution.
+fn enrol_data(run: &Run) -> tempfile::TempDir {
     let enrol = tempfile::tempdir().unwrap();
     for class in ["regulatory--stop--g1", "regulatory--no-motor-vehicles--g1"] {
         let dst = enrol.path().join("train").join(class);
         std::fs::create_dir_all(&dst).unwrap();
-        for e in std::fs::read_dir(data_dir.join("train").join(class)).unwrap() {
+        for e in std::fs::read_dir(run.data.path().join("train").join(class)).unwrap() {
             let p = e.unwrap().path();
             std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
         }
     }
+    enrol
+}
+
+#[test]
+fn centers_replace_refuses_to_drop_the_runs_classes_unless_allowed() {
+    let r = odm_run();
+    let b = Bundle::open(&r.bundle).unwrap();
+    let enrol = enrol_data(&r);
     let new_dir = tempfile::tempdir().unwrap();
-    let enrol_with = |mode| bundle::centers(out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path(), mode);
-    // Replacing the classes with a folder that lacks two of the run's is refused, naming them.
+    let enrol_with = |mode| bundle::centers(r.out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path(), mode);
     let e = enrol_with(bundle::Enrol::Replace { allow_drop: false }).unwrap_err().to_string();
     for part in [
         "has 1 of the run's 3 classes",
@@ -177,106 +217,161 @@ fn short_odm_run_writes_a_valid_calibrated_bundle() {
         "--mode add",
         "--allow-drop",
     ] {
-        assert!(e.contains(part), "{part:?}: {e}");
+        assert!(e.contains(part), "{part:?} missing from: {e}");
     }
-    let r = enrol_with(bundle::Enrol::Replace { allow_drop: true }).unwrap();
-    assert_eq!(r.dropped, ["regulatory--maximum-speed-limit-30--g1", "regulatory--yield--g1"]);
-    let nb = Bundle::open(&r.bundle).unwrap();
-    assert_eq!(
-        nb.classes.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
-        ["regulatory--no-motor-vehicles--g1", "regulatory--stop--g1"]
-    );
+    let d = enrol_with(bundle::Enrol::Replace { allow_drop: true }).unwrap();
+    assert_eq!(d.dropped, ["regulatory--maximum-speed-limit-30--g1", "regulatory--yield--g1"]);
+    let nb = Bundle::open(&d.bundle).unwrap();
+    let labels: Vec<&str> = nb.classes.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels, ["regulatory--no-motor-vehicles--g1", "regulatory--stop--g1"], "the classes of --data");
     assert_eq!(nb.model.sha256, b.model.sha256, "same network, same ONNX bytes");
-    // Adding keeps the run's classes (ids, centres, global thresholds), re-enrols stop, appends no-cars.
-    let a = enrol_with(bundle::Enrol::Add).unwrap();
-    assert_eq!(
-        (a.kept.len(), a.added.as_slice(), a.reenrolled.as_slice()),
-        (2, &["regulatory--no-motor-vehicles--g1".to_owned()][..], &["regulatory--stop--g1".to_owned()][..])
-    );
+}
+
+#[test]
+fn centers_add_keeps_the_runs_classes_and_appends_the_new_ones() {
+    let r = odm_run();
+    let b = Bundle::open(&r.bundle).unwrap();
+    let enrol = enrol_data(&r);
+    let replaced = tempfile::tempdir().unwrap();
+    let nb = Bundle::open(
+        &bundle::centers(
+            r.out.path(),
+            enrol.path(),
+            vec![],
+            vec![],
+            vec![],
+            replaced.path(),
+            bundle::Enrol::Replace { allow_drop: true },
+        )
+        .unwrap()
+        .bundle,
+    )
+    .unwrap();
+    let added = tempfile::tempdir().unwrap();
+    let a =
+        bundle::centers(r.out.path(), enrol.path(), vec![], vec![], vec![], added.path(), bundle::Enrol::Add).unwrap();
+    assert_eq!(a.kept.len(), 2, "kept: {:?}", a.kept);
+    assert_eq!(a.added, ["regulatory--no-motor-vehicles--g1"]);
+    assert_eq!(a.reenrolled, ["regulatory--stop--g1"]);
     let ab = Bundle::open(&a.bundle).unwrap();
     let ids: Vec<(i32, &str)> = ab.classes.iter().map(|c| (c.id, c.label.as_str())).collect();
-    assert_eq!(
-        ids,
-        [
-            (0, "regulatory--maximum-speed-limit-30--g1"),
-            (1, "regulatory--stop--g1"),
-            (2, "regulatory--yield--g1"),
-            (3, "regulatory--no-motor-vehicles--g1")
-        ]
-    );
+    assert_eq!(ids, [(0, KNOWN[0]), (1, KNOWN[1]), (2, KNOWN[2]), (3, "regulatory--no-motor-vehicles--g1")]);
     assert_eq!(ab.classes[0], b.classes[0], "a kept class is unchanged");
     assert_eq!(ab.classes[1].center, nb.classes[1].center, "stop has its new centre");
     assert_eq!(
         (ab.score.novelty_threshold, ab.score.anomaly_threshold),
-        (b.score.novelty_threshold, b.score.anomaly_threshold)
+        (b.score.novelty_threshold, b.score.anomaly_threshold),
+        "the global thresholds stay the run's"
     );
     assert!(ab.classes[3].novelty_threshold.is_some(), "the added class carries thresholds from its own data");
     assert_eq!(ab.training["enrolled"]["added"][0], "regulatory--no-motor-vehicles--g1");
+}
 
-    // Export: the same network and bundle again gives the same ONNX bytes; under another name, a valid bundle.
+#[test]
+fn export_is_deterministic_renames_and_writes_int8_and_fp16_bundles() {
+    let r = odm_run();
+    let b = Bundle::open(&r.bundle).unwrap();
     let exported = tempfile::tempdir().unwrap();
-    let same = Bundle::open(&bundle::export(out.path(), exported.path(), None, Precision::Fp32).unwrap()).unwrap();
-    assert_eq!(same.model.sha256, b.model.sha256);
-    let eb =
-        Bundle::open(&bundle::export(out.path(), exported.path(), Some("renamed".into()), Precision::Fp32).unwrap())
-            .unwrap();
+    let export = |name: Option<&str>, p| {
+        let path = bundle::export(r.out.path(), exported.path(), name.map(String::from), p).unwrap();
+        Bundle::open(&path).unwrap_or_else(|e| panic!("the {name:?} export does not validate: {e}"))
+    };
+    let same = export(None, Precision::Fp32);
+    assert_eq!(same.model.sha256, b.model.sha256, "the same weights give the same ONNX bytes");
+    let eb = export(Some("renamed"), Precision::Fp32);
     assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
-    assert_eq!(eb.classes, b.classes);
-    // An int8 export of the same run: a valid bundle that says so, the run's centres, another model file.
-    let q =
-        Bundle::open(&bundle::export(out.path(), exported.path(), Some("int8".into()), Precision::Int8(64)).unwrap())
-            .unwrap();
+    assert_eq!(eb.classes, b.classes, "an export keeps the run's classes and centres");
+    let q = export(Some("int8"), Precision::Int8(64));
     assert_eq!((q.model.precision.as_str(), q.classes.len()), ("int8", b.classes.len()));
-    assert_ne!(q.model.sha256, b.model.sha256);
-    // An fp16 export: likewise, and half the weight bytes.
-    let h = Bundle::open(&bundle::export(out.path(), exported.path(), Some("fp16".into()), Precision::Fp16).unwrap())
-        .unwrap();
+    assert_ne!(q.model.sha256, b.model.sha256, "the int8 model is another file");
+    let h = export(Some("fp16"), Precision::Fp16);
     assert_eq!((h.model.precision.as_str(), h.classes.len()), ("fp16", b.classes.len()));
     let size = |f: &str| std::fs::metadata(exported.path().join(f)).unwrap().len();
     assert!(size("fp16.onnx") < size("renamed.onnx") * 6 / 10, "{} vs {}", size("fp16.onnx"), size("renamed.onnx"));
-    // Scored in ONNX Runtime on the run's test sets (eval --onnx): the tables, in their own files; the run's bundle
-    // keeps its float network's tables.
-    let before = std::fs::read(&bundle_path).unwrap();
-    let t = eval::eval_with(out.path(), 10, &[], Some(&exported.path().join("int8.onnx"))).unwrap();
-    assert!(t[0].sets.contains_key("novelty") && t[0].in_accuracy > 0.0);
-    assert!(out.path().join("metrics-onnx-int8.md").is_file());
-    assert_eq!(std::fs::read(&bundle_path).unwrap(), before);
+}
 
-    // Categories: the run's labels are taxonomy names, so its tables say how often unknown signs get theirs.
-    let own = eval::eval(out.path(), 10, &[]).unwrap();
+#[test]
+fn eval_onnx_scores_an_export_of_the_run_in_its_own_files() {
+    let r = odm_run();
+    let exported = tempfile::tempdir().unwrap();
+    bundle::export(r.out.path(), exported.path(), Some("int8".into()), Precision::Int8(64)).unwrap();
+    let before = std::fs::read(&r.bundle).unwrap();
+    let t = eval::eval_with(r.out.path(), 10, &[], Some(&exported.path().join("int8.onnx"))).unwrap();
+    assert!(t[0].sets.contains_key("novelty"), "no novelty set: {:?}", t[0].sets.keys());
+    assert!(t[0].in_accuracy > 0.0, "in-distribution accuracy {}", t[0].in_accuracy);
+    assert!(r.out.path().join("metrics-onnx-int8.md").is_file(), "no metrics-onnx-int8.md");
+    assert_eq!(std::fs::read(&r.bundle).unwrap(), before, "the run's bundle keeps its float network's tables");
+    // The run's own ONNX file (or a copy) is the run's too.
+    let copy = exported.path().join("copy.onnx");
+    std::fs::copy(r.out.path().join("tiny.onnx"), &copy).unwrap();
+    eval::eval_with(r.out.path(), 10, &[], Some(&copy)).expect("a copy of the run's own ONNX file is the run's");
+}
+
+#[test]
+fn eval_onnx_refuses_another_runs_network() {
+    let r = odm_run();
+    // Another run of the same shape (another seed): it would score without an error, under this run's name.
+    let other = tempfile::tempdir().unwrap();
+    let c = TrainConfig { seed: 9, steps: 2, ..cfg(r.data.path(), Method::Odm) };
+    run::train(&c, other.path(), false, run::Existing::Refuse).unwrap();
+    let theirs = other.path().join("tiny.onnx");
+    let e = eval::eval_with(r.out.path(), 10, &[], Some(&theirs)).expect_err("another run's network is refused");
+    let e = e.to_string();
+    assert!(e.contains("eval --onnx") && e.contains(&theirs.display().to_string()), "{e}");
+    assert!(e.contains("not this run's network"), "{e}");
+    assert!(!r.out.path().join("metrics-onnx-tiny.md").exists(), "a refused eval wrote its table");
+    // Alone, without the bundle beside it, the other run's file is refused too.
+    let alone = tempfile::tempdir().unwrap();
+    std::fs::copy(&theirs, alone.path().join("net.onnx")).unwrap();
+    let e = eval::eval_with(r.out.path(), 10, &[], Some(&alone.path().join("net.onnx"))).unwrap_err().to_string();
+    assert!(e.contains("no net.odm.json beside it"), "{e}");
+}
+
+#[test]
+fn eval_reports_how_often_unseen_designs_get_their_category() {
+    let r = odm_run();
+    let own = eval::eval(r.out.path(), 10, &[]).unwrap();
     let cats = own[0].categories.as_ref().expect("taxonomy labels give a category report");
-    // The two unseen designs (keep-left, no-motor-vehicles) are both regulatory, as every known class but none.
+    // The two unseen designs (keep-left, no-motor-vehicles) are both regulatory, as every known class.
     assert_eq!(cats.per_category.keys().collect::<Vec<_>>(), ["regulatory"]);
-    assert_eq!(cats.per_category["regulatory"].count, 16);
-    assert!((0.0..=100.0).contains(&cats.unseen_right_nearest_class));
+    assert_eq!(cats.per_category["regulatory"].count, 16, "2 unseen designs x 8 test crops");
     assert_eq!(cats.unseen_right_nearest_class, 100.0, "every known class is regulatory: the nearest is right");
     // The seen design (warning--other-danger) takes part in the rule over every design centre.
-    assert!(cats.unseen_right_nearest_design.is_some_and(|p| (0.0..=100.0).contains(&p)));
-    // The renderer-independent check: the known and unseen designs rendered plainly, scored with eval --test-data;
-    // the tables go to their own files and the bundle keeps its own.
+    let d = cats.unseen_right_nearest_design;
+    assert!(d.is_some_and(|p| (0.0..=100.0).contains(&p)), "unseen_right_nearest_design {d:?}");
+}
+
+#[test]
+fn plain_renders_are_deterministic_and_scored_by_eval_test_data() {
+    let r = odm_run();
+    let b = Bundle::open(&r.bundle).unwrap();
     let catalogue = odm_trainer::synth::designs::Catalogue::open(None).unwrap();
     let plain_dir = tempfile::tempdir().unwrap();
     let names: Vec<String> =
-        b.classes.iter().map(|c| c.label.clone()).chain(cfg(data.path(), Method::Odm).unseen_ood).collect();
+        b.classes.iter().map(|c| c.label.clone()).chain(cfg(r.data.path(), Method::Odm).unseen_ood).collect();
     let pc = odm_trainer::synth::plain::PlainConfig { seed: 3, per_design: 4, designs: names.clone(), photos: None };
     assert_eq!(odm_trainer::synth::plain::run(plain_dir.path(), &pc, &catalogue).unwrap(), 4 * names.len());
     let again = tempfile::tempdir().unwrap();
     odm_trainer::synth::plain::run(again.path(), &pc, &catalogue).unwrap();
     let f = "test/regulatory--stop--g1/00003.png";
-    assert_eq!(std::fs::read(plain_dir.path().join(f)).unwrap(), std::fs::read(again.path().join(f)).unwrap());
-    let before = std::fs::read(&bundle_path).unwrap();
-    let td = eval::TestData { root: plain_dir.path(), tag: "plain" };
-    let p = eval::eval_full(out.path(), 10, &[], None, Some(td)).unwrap();
-    assert_eq!(p[0].in_count, 4 * b.classes.len());
-    assert_eq!(p[0].sets["novelty"].count, 8);
-    assert!(out.path().join("metrics-plain.md").is_file());
+    assert_eq!(
+        std::fs::read(plain_dir.path().join(f)).unwrap(),
+        std::fs::read(again.path().join(f)).unwrap(),
+        "{f} differs between two renders of the same seed"
+    );
     assert!(plain_dir.path().join(odm_trainer::synth::plain::DONE).is_file(), "plain.json is written last");
+    let before = std::fs::read(&r.bundle).unwrap();
+    let td = eval::TestData { root: plain_dir.path(), tag: "plain" };
+    let p = eval::eval_full(r.out.path(), 10, &[], None, Some(td)).unwrap();
+    assert_eq!(p[0].in_count, 4 * b.classes.len(), "known crops scored");
+    assert_eq!(p[0].sets["novelty"].count, 8, "unseen crops scored");
+    assert!(r.out.path().join("metrics-plain.md").is_file(), "no metrics-plain.md");
     // The seen design's training images come from the run's own data, not from the plain tree (which has none).
     assert!(p[0].categories.as_ref().is_some_and(|c| c.unseen_right_nearest_design.is_some()));
-    assert_eq!(std::fs::read(&bundle_path).unwrap(), before);
+    assert_eq!(std::fs::read(&r.bundle).unwrap(), before, "eval --test-data left the run's bundle alone");
     // A test root without test/ is refused by name.
     let td = eval::TestData { root: Path::new("/nonexistent-plain"), tag: "plain" };
-    let e = eval::eval_full(out.path(), 10, &[], None, Some(td)).unwrap_err().to_string();
+    let e = eval::eval_full(r.out.path(), 10, &[], None, Some(td)).unwrap_err().to_string();
     assert!(e.contains("/nonexistent-plain/test"), "{e}");
 }
 
@@ -469,7 +564,53 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
     run::train(&cfg(data.path(), Method::Ce), out.path(), false, run::Existing::Refuse).unwrap();
     let tables = eval::eval(out.path(), 10, &[]).unwrap();
     assert_eq!(tables.iter().map(|t| t.method.as_str()).collect::<Vec<_>>(), ["ce-msp", "ce-odin"]);
-    assert!(out.path().join("metrics-odin.json").is_file());
+
+    // The MSP table's values, recomputed here from the network's softmax on the same test sets: accuracy of the
+    // arg-max, and each set's AUROC with 1 - max probability as the out-of-distribution score.
+    let (c, _vs, net, bundle, _) = bundle::load_net(out.path()).unwrap();
+    let tests = eval::test_sets(&c, &bundle, 10, None, &[]).unwrap();
+    let softmax = |x: &tch::Tensor| -> (Vec<f64>, Vec<i64>) {
+        let p = tch::no_grad(|| net.logits(&net.embed_t(x, false)).unwrap().softmax(-1, tch::Kind::Float));
+        let (top, arg) = p.max_dim(-1, false);
+        let top: Vec<f32> = Vec::try_from(&top).unwrap();
+        (top.iter().map(|&v| 1.0 - v as f64).collect(), Vec::try_from(&arg).unwrap())
+    };
+    let (ins, pred) = softmax(&tests.inside.x);
+    let right = pred.iter().zip(&tests.inside.y).filter(|(p, y)| p == y).count();
+    let msp = &tables[0];
+    assert_eq!(msp.in_count, 3 * 8, "in-distribution test crops: 3 classes x 8");
+    let acc = 100.0 * right as f64 / pred.len() as f64;
+    assert!((msp.in_accuracy - acc).abs() < 1e-9, "MSP accuracy {} but the arg-max is right {acc}%", msp.in_accuracy);
+    let mut names: Vec<&String> = tests.sets.iter().map(|s| &s.0).collect();
+    names.sort();
+    assert_eq!(msp.sets.keys().collect::<Vec<_>>(), names, "one row per test set");
+    for (name, _, x) in &tests.sets {
+        let (outs, _) = softmax(x);
+        let want = odm_core::metrics::OodReport::compute(&ins, &outs).unwrap().percent();
+        let row = &msp.sets[name];
+        assert_eq!(row.count, outs.len(), "{name}: count");
+        assert!((row.auroc - want.auroc).abs() < 1e-6, "{name}: MSP AUROC {} but recomputed {}", row.auroc, want.auroc);
+        assert!((row.fpr95 - want.fpr95).abs() < 1e-6, "{name}: MSP FPR95 {} but recomputed {}", row.fpr95, want.fpr95);
+    }
+
+    // ODIN scores the same crops (same counts), with values in range, and is filed in metrics-odin.json.
+    let odin = &tables[1];
+    assert_eq!(odin.in_count, msp.in_count);
+    for (name, row) in &odin.sets {
+        assert_eq!(row.count, msp.sets[name].count, "{name}: ODIN and MSP score the same crops");
+        assert!((0.0..=100.0).contains(&row.auroc) && (0.0..=100.0).contains(&row.fpr95), "{name}: {row:?}");
+    }
+    assert!((0.0..=100.0).contains(&odin.in_accuracy), "ODIN accuracy {}", odin.in_accuracy);
+    // The files hold these tables (to the printed precision: serde_json may round the last digit).
+    for (file, table) in [("metrics.json", msp), ("metrics-odin.json", odin)] {
+        let filed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join(file)).unwrap()).unwrap();
+        assert_eq!(filed["method"], table.method.as_str(), "{file}");
+        for (name, row) in &table.sets {
+            let v = filed["sets"][name]["auroc"].as_f64().unwrap_or(f64::NAN);
+            assert!((v - row.auroc).abs() < 1e-9, "{file}: {name} AUROC {v} but the table says {}", row.auroc);
+        }
+    }
 }
 
 #[test]

@@ -371,6 +371,7 @@ pub fn eval_full(
     }
     let mut ort_net = match onnx {
         Some(p) if matches!(cfg.method, Method::Odm | Method::Ml) => {
+            check_onnx_is_the_runs(&bundle, &bundle_path, p)?;
             Some(super::onnx_embed::OnnxEmbedder::open(p, &bundle.model.input.name, &bundle.model.output.name)?)
         }
         Some(_) => return Err(TrainError::Config("eval --onnx scores metric-learning runs (odm, ml), not ce".into())),
@@ -431,6 +432,46 @@ pub fn eval_full(
         bundle.save(&bundle_path)?;
     }
     Ok(tables)
+}
+
+/// `eval --onnx FILE`: refuse a network that is not the run's, whose tables would be filed under the run without a
+/// word. FILE is the run's when its SHA-256 is the run's bundle's (`NAME.onnx` or a copy), or when the bundle beside
+/// it (`export` writes `STEM.odm.json`: the run's classes and centres, the file's SHA-256) holds the run's classes
+/// and centres: an `export --int8`/`--fp16` of this run. Anything else (another run's network, an export whose bundle
+/// was lost) is refused, saying how to tell.
+pub fn check_onnx_is_the_runs(run_bundle: &Bundle, run_bundle_path: &Path, onnx: &Path) -> Result<(), TrainError> {
+    let sha = odm_core::bundle::sha256_file(onnx).map_err(TrainError::io(onnx))?;
+    if sha == run_bundle.model.sha256 {
+        return Ok(());
+    }
+    let beside = odm_core::bundle::sibling_bundle_path(onnx);
+    let why = if !beside.is_file() {
+        format!("its SHA-256 is not the run's ({}) and no {} beside it says which run it is", run_bundle.model.file, {
+            beside.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        })
+    } else {
+        match Bundle::load(&beside) {
+            Err(e) => format!("the bundle beside it cannot be read: {e}"),
+            Ok(b) if b.model.sha256 != sha => {
+                format!(
+                    "the bundle beside it, {}, was made for another network (its model.sha256 differs)",
+                    beside.display()
+                )
+            }
+            Ok(b) if b.classes != run_bundle.classes => format!(
+                "the bundle beside it, {}, holds other classes or centres than the run's {}: it is another run's \
+                 network",
+                beside.display(),
+                run_bundle_path.display()
+            ),
+            Ok(_) => return Ok(()),
+        }
+    };
+    Err(TrainError::Config(format!(
+        "eval --onnx {}: not this run's network: {why}; give the run's own export (odm-train export --run RUN) or \
+         evaluate the run the file belongs to",
+        onnx.display()
+    )))
 }
 
 /// One row of the paper's table: in-distribution distances `ins` against one set's `outs`.
