@@ -255,6 +255,135 @@ proptest! {
     }
 }
 
+/// One step of a stream with per-object memory on: a frame, a reload of one of the bundles, a flush (a seek), new
+/// frame size.
+#[derive(Debug, Clone)]
+enum Step {
+    Frame(Vec<(i32, (u32, u32, u32, u32))>),
+    Reload(usize),
+    Flush,
+    Caps(u32, u32),
+}
+
+fn any_step() -> impl Strategy<Value = Step> {
+    let small_id = prop_oneof![4 => 0i32..6, 1 => any_id()];
+    prop_oneof![
+        6 => prop::collection::vec((small_id, any_rect()), 0..8).prop_map(Step::Frame),
+        1 => (0usize..3).prop_map(Step::Reload),
+        1 => Just(Step::Flush),
+        1 => (8u32..72, 8u32..72).prop_map(|(w, h)| Step::Caps(w, h)),
+    ]
+}
+
+/// Three bundles for the colour network: as committed, only its first two classes, and every label renamed. The
+/// labels each may give.
+fn memory_bundles(dir: &std::path::Path) -> Vec<(String, Vec<String>)> {
+    fs::copy(models().join("colors/colors.onnx"), dir.join("colors.onnx")).unwrap();
+    let text = fs::read_to_string(models().join("colors/colors.odm.json")).unwrap();
+    let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+        ("full", |_| {}),
+        ("two", |v| v["classes"].as_array_mut().unwrap().truncate(2)),
+        ("renamed", |v| {
+            for c in v["classes"].as_array_mut().unwrap() {
+                c["label"] = format!("x-{}", c["label"].as_str().unwrap()).into();
+            }
+        }),
+    ];
+    edits
+        .iter()
+        .map(|(name, edit)| {
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["name"] = (*name).into();
+            edit(&mut v);
+            let labels = v["classes"].as_array().unwrap().iter().map(|c| c["label"].as_str().unwrap().to_owned());
+            let path = dir.join(format!("{name}.odm.json"));
+            fs::write(&path, v.to_string()).unwrap();
+            (path.display().to_string(), labels.collect())
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn reloads_flushes_and_caps_changes_with_memory_on_never_panic_nor_mislabel(
+        steps in prop::collection::vec(any_step(), 1..24),
+        vote in 0u32..7,
+        interval in 0u32..6,
+        in_flight in prop_oneof![3 => Just(0u32), 1 => 1u32..3],
+        seed in any::<u64>(),
+    ) {
+        init();
+        let dir = tempfile::tempdir().unwrap();
+        let bundles = memory_bundles(dir.path());
+        let el = gst::ElementFactory::make("odmclassify")
+            .property("model", dir.path().join("colors.onnx").to_str().unwrap())
+            .property("bundle", &bundles[0].0)
+            .property("vote-window", vote)
+            .property("reclassify-interval", interval)
+            .property("frames-in-flight", in_flight)
+            .build()
+            .unwrap();
+        let bus = gst::Bus::new();
+        el.set_bus(Some(&bus));
+        let mut hn = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+        let (mut w, mut h) = (48u32, 32u32);
+        hn.set_src_caps(caps(VideoFormat::Rgb, w, h));
+        // Per frame pushed (its pts): its ROI count and the bundle in force when it was cropped; frames pushed since
+        // the last flush must all come out (a flush may drop frames in flight, as it drops the stream).
+        let mut pushed = std::collections::BTreeMap::new();
+        let (mut live, mut since_flush) = (0usize, Vec::new());
+        for (i, step) in steps.iter().enumerate() {
+            match step {
+                Step::Frame(rois) => {
+                    let pts = i as u64;
+                    let flow = hn.push(buffer_with_rois(frame_bytes(VideoFormat::Rgb, w, h, seed ^ pts), rois, pts));
+                    prop_assert_eq!(flow, Ok(gst::FlowSuccess::Ok), "step {}", i);
+                    pushed.insert(pts, (rois.len(), live));
+                    since_flush.push(pts);
+                }
+                Step::Reload(k) => {
+                    el.set_property("bundle", &bundles[*k].0);
+                    let now: Option<String> = el.property("bundle");
+                    prop_assert_eq!(now.as_deref(), Some(bundles[*k].0.as_str()), "step {}: the reload went live", i);
+                    live = *k;
+                }
+                Step::Flush => {
+                    prop_assert!(hn.push_event(gst::event::FlushStart::new()));
+                    prop_assert!(hn.push_event(gst::event::FlushStop::new(true)));
+                    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+                    prop_assert!(hn.push_event(gst::event::Segment::new(&segment)));
+                    since_flush.clear();
+                }
+                Step::Caps(nw, nh) => {
+                    (w, h) = (*nw, *nh);
+                    hn.set_src_caps(caps(VideoFormat::Rgb, w, h));
+                }
+            }
+        }
+        prop_assert!(hn.push_event(gst::event::Eos::new()));
+        let mut out = Vec::new();
+        while let Some(b) = hn.try_pull() {
+            let pts = b.pts().unwrap().nseconds();
+            let (n, bundle) = pushed[&pts];
+            check_results(&b, n)?;
+            for r in meta::read(&b) {
+                if let Outcome::Classified { label, .. } = &r.outcome {
+                    prop_assert!(bundles[bundle].1.iter().any(|l| **l == **label),
+                        "frame {}: {} is not a label of {}", pts, label, bundles[bundle].0);
+                }
+            }
+            out.push(pts);
+        }
+        for pts in since_flush {
+            prop_assert!(out.contains(&pts), "frame {} pushed after the last flush did not come out", pts);
+        }
+        prop_assert_eq!(panicked(&bus), None);
+        bus.set_flushing(true);
+    }
+}
+
 /// A recorded line: well-formed with odd numbers, or broken JSON, or JSON of the wrong shape.
 fn replay_line() -> impl Strategy<Value = String> {
     let num = prop_oneof![-1e12f64..1e12, Just(f64::MAX), Just(-0.0), Just(1e300), (0u32..64).prop_map(f64::from),];
