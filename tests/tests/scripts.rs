@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The scripts as a user runs them, from their own folders, with paths holding spaces, with bad input: they check it
+//! before touching any output, leave earlier results as they were when a run fails, and leave no temporary file.
+//! And odmexport under gst-launch with a file size limit (`ulimit -f`): an error naming the file, whole lines only.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use odm_e2e::*;
+
+fn odm_train() -> PathBuf {
+    let t = target_dir().join("odm-train");
+    assert!(t.exists(), "{} missing: cargo build --workspace first", t.display());
+    t
+}
+
+fn model() -> PathBuf {
+    repo().join("models/signs/signs.onnx")
+}
+
+/// A 10-frame clip (160x120, 10 fps, H.264 in MP4) and a ROI file with one box on every frame, under `dir`.
+fn footage(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    fs::create_dir_all(dir).unwrap();
+    let clip = dir.join(format!("{name}.mp4"));
+    let out = gst_tool("gst-launch-1.0", &dir.join("make.registry.bin"))
+        .args(["-q", "videotestsrc", "num-buffers=10", "!", "video/x-raw,width=160,height=120,framerate=10/1"])
+        .args(["!", "x264enc", "!", "mp4mux", "!", "filesink", &format!("location={}", clip.display())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rois = dir.join(format!("{name}.rois.jsonl"));
+    let lines: String = (0..10)
+        .map(|f| format!("{{\"frame\": {f}, \"rois\": [{{\"x\": 20, \"y\": 20, \"w\": 40, \"h\": 40, \"id\": 1}}]}}\n"))
+        .collect();
+    fs::write(&rois, lines).unwrap();
+    (clip, rois)
+}
+
+/// A script of the checkout run from `cwd` with the built plugin and odm-train (nothing built).
+fn script(name: &str, cwd: &Path, registry: &Path) -> Command {
+    let mut c = gst_tool(repo().join(name), registry);
+    c.current_dir(cwd).env("ODM_TRAIN", odm_train()).env("MODEL", model());
+    c
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// Files a run left in a temporary folder. ONNX Runtime keeps a `.ses` file of its own there: not the script's.
+fn left_in(tmp: &Path) -> Vec<String> {
+    files_in(tmp).into_iter().filter(|f| f != ".ses").collect()
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+#[test]
+fn classify_clip_takes_paths_with_spaces_and_a_failed_run_keeps_the_earlier_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let foot = dir.path().join("my footage");
+    let (clip, rois) = footage(&foot, "drive 1");
+    let out_dir = dir.path().join("out put");
+    let registry = dir.path().join("registry.bin");
+    let classify = |args: &[&str]| {
+        script("pipelines/classify-clip.sh", &foot, &registry).env("OUT", &out_dir).args(args).output().unwrap()
+    };
+    let results = out_dir.join("drive 1.results.jsonl");
+    let video = out_dir.join("drive 1.annotated.mp4");
+
+    // Run from the footage folder, relative names with spaces.
+    let out = classify(&["drive 1.mp4", "drive 1.rois.jsonl"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lines = fs::read_to_string(&results).unwrap();
+    assert_eq!(lines.lines().count(), 10, "{lines}");
+    assert!(lines.lines().all(|l| l.contains("\"verdict\"")), "every frame's box classified: {lines}");
+    let before = (fs::read(&results).unwrap(), fs::read(&video).unwrap());
+    assert!(!before.1.is_empty());
+    let kept = || {
+        assert_eq!(fs::read(&results).unwrap(), before.0, "the earlier results are kept");
+        assert_eq!(fs::read(&video).unwrap(), before.1, "the earlier video is kept");
+        assert_eq!(files_in(&out_dir), ["drive 1.annotated.mp4", "drive 1.results.jsonl"], "no file left behind");
+    };
+
+    // A missing ROI file, clip or model: refused before anything is written (it used to truncate both outputs).
+    let out = classify(&["drive 1.mp4", "missing.jsonl"]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("missing.jsonl: no such file"), "{}", text(&out));
+    kept();
+    let out = classify(&["nothing here.mp4"]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nothing here.mp4: no such file"), "{}", text(&out));
+    kept();
+    let out = script("pipelines/classify-clip.sh", &foot, &registry)
+        .env("OUT", &out_dir)
+        .env("MODEL", foot.join("none.onnx"))
+        .args([&clip, &rois])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("none.onnx: no such file"), "{}", text(&out));
+    kept();
+
+    // A run that fails in the pipeline (a bad ROI line): the error is said, nothing is left, no 0-byte file.
+    let bad = foot.join("bad rois.jsonl");
+    fs::write(&bad, "{\"frame\": 0, \"rois\": [{\"x\": \"a\", \"y\": 1, \"w\": 4, \"h\": 4}]}\n").unwrap();
+    let out = classify(&["drive 1.mp4", "bad rois.jsonl"]);
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("bad rois.jsonl:1: rois[0].x: expected a number"), "{}", text(&out));
+    assert!(text(&out).contains("earlier results"), "{}", text(&out));
+    kept();
+
+    // Without ROIs: odmproposals (and odmtrack where the plugin has it) on the same clip, replacing the results.
+    let out = classify(&["drive 1.mp4"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&results).unwrap().lines().count(), 10);
+    assert_eq!(files_in(&out_dir), ["drive 1.annotated.mp4", "drive 1.results.jsonl"]);
+}
+
+#[test]
+fn classify_clip_builds_from_a_folder_outside_the_checkout() {
+    // cargo reads .cargo/config.toml (LIBTORCH for torch-sys) from the folder it runs in: run from elsewhere, the
+    // script's build used to fail with "Cannot find a libtorch install". ODM_TRAIN unset: the script builds (the
+    // debug build, which the tests have made already, so the build has nothing to do when the config is read).
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _) = footage(dir.path(), "drive");
+    let registry = dir.path().join("registry.bin");
+    let out = gst_tool(repo().join("pipelines/classify-clip.sh"), &registry)
+        .current_dir(dir.path())
+        .env_remove("ODM_TRAIN")
+        .env("ODM_PROFILE", "debug")
+        .env("MODEL", model())
+        .env("OUT", dir.path().join("out"))
+        .args(["drive.mp4", "drive.rois.jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(dir.path().join("out/drive.results.jsonl")).unwrap().lines().count(), 10);
+}
+
+#[test]
+fn regress_checks_its_inputs_first_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clip, rois) = footage(&dir.path().join("clip"), "drive");
+    let expected = dir.path().join("expected.jsonl");
+    let out = classify_clip(&clip, &rois, &model(), "NV12", &expected);
+    assert!(out.status.success(), "{}", text(&out));
+    let scratch = dir.path().join("tmp");
+    fs::create_dir(&scratch).unwrap();
+    let registry = dir.path().join("registry.bin");
+    let regress = |expected: &Path| {
+        script("pipelines/regress.sh", dir.path(), &registry)
+            .env("TMPDIR", &scratch)
+            .args([&clip, &rois, &expected.to_owned()])
+            .output()
+            .unwrap()
+    };
+    let out = regress(&expected);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(left_in(&scratch).is_empty(), "temporary files left: {:?}", left_in(&scratch));
+
+    let changed = dir.path().join("changed.jsonl");
+    fs::write(&changed, fs::read_to_string(&expected).unwrap().replace("\"id\":1,", "\"id\":7,")).unwrap();
+    let out = regress(&changed);
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(left_in(&scratch).is_empty(), "temporary files left: {:?}", left_in(&scratch));
+
+    // Missing inputs are named before the pipeline runs.
+    let out = regress(&dir.path().join("no expected.jsonl"));
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no expected.jsonl: no such file"), "{}", text(&out));
+    let out = script("pipelines/regress.sh", dir.path(), &registry).args([&clip, &rois]).output().unwrap();
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("usage"), "{}", text(&out));
+    assert!(left_in(&scratch).is_empty());
+}
+
+#[test]
+fn peer_says_which_system_package_is_missing() {
+    // A Python without numpy and gi: a virtual environment that does not see the system's packages.
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("bare");
+    let made = Command::new("/usr/bin/python3").args(["-m", "venv", "--without-pip"]).arg(&venv).output().unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let out = Command::new(repo().join("scripts/peer.sh")).env("PYTHON", venv.join("bin/python3")).output().unwrap();
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("cannot import numpy, gi") && t.contains("apt-get install python3-numpy python3-gi"), "{t}");
+}
+
+#[test]
+fn export_under_a_file_size_limit_is_an_error_naming_the_file_and_leaves_whole_lines() {
+    // A write that crosses RLIMIT_FSIZE writes part of a line, and the next one is killed by SIGXFSZ: gst-launch
+    // died (exit 153) leaving a torn last line. The registry is made beforehand and not updated under the limit, and
+    // ORC runs its C code, because both write files of their own (the registry, ORC's code file) larger than the
+    // limit: what is tested is odmexport's file alone.
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.bin");
+    let made = gst_tool("gst-inspect-1.0", &registry).arg("odmexport").output().unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    // 9 KiB: 150 lines (about 9.9 KB) are written at EOS, 3000 lines first in 64 KiB chunks while playing.
+    for buffers in [150, 3000] {
+        let file = dir.path().join(format!("results {buffers}.jsonl"));
+        let launch = format!(
+            "ulimit -f 9; exec gst-launch-1.0 -q videotestsrc num-buffers={buffers} ! video/x-raw,width=16,height=16 ! \
+             odmexport location=\"{}\" ! fakesink",
+            file.display()
+        );
+        let out = gst_tool("bash", &registry)
+            .args(["-c", &launch])
+            .env("GST_REGISTRY_UPDATE", "no")
+            .env("ORC_CODE", "backup")
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert_eq!(code(&out), Some(1), "{buffers} buffers: an error, not a signal: {t}");
+        assert!(t.contains(&format!("cannot write {}: the file size limit", file.display())), "{t}");
+        let bytes = fs::read(&file).unwrap();
+        assert!(!bytes.is_empty() && bytes.len() <= 9 * 1024, "{} bytes", bytes.len());
+        assert_eq!(bytes.last(), Some(&b'\n'), "the file ends at a whole line");
+        let lines: Vec<serde_json::Value> = std::str::from_utf8(&bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect();
+        assert!(lines.len() < buffers, "{buffers} buffers, {} lines", lines.len());
+        assert!(lines.iter().enumerate().all(|(i, l)| l["frame"] == i), "every line in order, none torn");
+        assert!(t.contains(&format!("{} lines were not written", buffers - lines.len())) || buffers > 150, "{t}");
+    }
+}
