@@ -3,11 +3,11 @@
 //! [`super::sort::Tracker`]. Pixels are never read, so any raw video (any format, any memory) passes.
 //!
 //! What each ROI meta becomes:
-//! - its `id` is the track id (≥ 0) once the track has been matched in `min-hits` consecutive frames; before that, a
+//! - its `id` is the track id (≥ 0) once the track has been matched in `min-hits` frames; before that, a
 //!   provisional id (< 0) unique to the would-be track, and a box with no area gets a provisional id of its own. No
 //!   ROI is ever dropped, and no id, track or provisional, is given twice in a stream.
 //! - an `odm-track` param: `detector-id` (the id the ROI had when it reached the first odmtrack: a second tracker
-//!   keeps it), `tracked` (the `id` is a published track id) and `hits` (consecutive frames matched). Like every ROI
+//!   keeps it), `tracked` (the `id` is a published track id) and `hits` (frames the track has been matched in). Like every ROI
 //!   param on GStreamer 1.22.0 it is lost when the buffer is copied; the `id` itself survives.
 //!
 //! Tracks are forgotten on FLUSH_STOP, on every SEGMENT event (seeks) and when the frame size changes; the id
@@ -94,8 +94,8 @@ impl ObjectImpl for OdmTrack {
                 glib::ParamSpecUInt::builder("max-age")
                     .nick("Maximum age")
                     .blurb(
-                        "Frames a published track is kept without a box (occlusion, missed detections) before it is \
-                         forgotten; takes effect on the next frame",
+                        "Frames a track is kept without a box (occlusion, missed detections) before it is forgotten; \
+                         takes effect on the next frame",
                     )
                     .minimum(0)
                     .maximum(MAX_AGE_LIMIT)
@@ -105,8 +105,8 @@ impl ObjectImpl for OdmTrack {
                 glib::ParamSpecUInt::builder("min-hits")
                     .nick("Minimum hits")
                     .blurb(
-                        "Consecutive frames a track must be matched in before its id is published; until then its \
-                         ROIs carry a provisional negative id and tracked=false; takes effect on the next frame",
+                        "Frames a track must be matched in before its id is published; until then its ROIs carry a \
+                         provisional negative id and tracked=false; takes effect on the next frame",
                     )
                     .minimum(1)
                     .maximum(MIN_HITS_LIMIT)

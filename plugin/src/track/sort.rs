@@ -13,7 +13,7 @@
 //!   ROI type: O(P log P) for P overlapping pairs. It differs from the Hungarian optimum only where boxes of several
 //!   tracks overlap each other heavily, which signs along a road rarely do.
 //!
-//! Ids: a track's id (≥ 0) is published once it has been matched in `min-hits` consecutive frames. Before that its
+//! Ids: a track's id (≥ 0) is published once it has been matched in `min-hits` frames. Before that its
 //! boxes carry a provisional id (< 0), unique to that would-be track; a box that cannot be tracked (zero width or
 //! height) gets a provisional id of its own. Both counters only go forward: an id is never given twice until its
 //! counter has gone through all 2³¹ values of its sign, after which it wraps, skipping ids still in use.
@@ -34,9 +34,9 @@ const MIN_SIDE: f64 = 0.5;
 pub struct Params {
     /// A box continues a track when the IoU of the box and the track's predicted box is at least this (and above 0).
     pub iou_threshold: f64,
-    /// Frames a published track is kept without a matching box before it is forgotten.
+    /// Frames a track (published or not) is kept without a matching box before it is forgotten.
     pub max_age: u32,
-    /// Consecutive matched frames before a track's id is published (1: at once).
+    /// Frames a track must be matched in (not necessarily in a row) before its id is published (1: at once).
     pub min_hits: u32,
 }
 
@@ -61,7 +61,7 @@ pub struct Label {
     pub id: i32,
     /// The id is a published track id.
     pub tracked: bool,
-    /// Consecutive frames the track has been matched in, this one included (0 for a box that cannot be tracked).
+    /// Frames the track has been matched in, this one included (0 for a box that cannot be tracked).
     pub hits: u32,
 }
 
@@ -95,9 +95,8 @@ struct Track {
     kind: u32,
     pos: Shape,
     vel: [f64; 4],
-    /// Measurements so far, and consecutive frames matched (they differ once a track has missed a frame).
+    /// Frames matched so far.
     measured: u32,
-    streak: u32,
     /// Frames since the last measurement.
     since: u32,
     /// The published id, once confirmed.
@@ -114,9 +113,6 @@ impl Track {
         self.pos.0[2] = self.pos.0[2].max(MIN_SIDE);
         self.pos.0[3] = self.pos.0[3].max(MIN_SIDE);
         self.since = self.since.saturating_add(1);
-        if self.since > 1 {
-            self.streak = 0;
-        }
     }
 
     fn update(&mut self, z: Shape) {
@@ -133,12 +129,11 @@ impl Track {
             }
         }
         self.measured = self.measured.saturating_add(1);
-        self.streak = self.streak.saturating_add(1);
         self.since = 0;
     }
 
     fn label(&self) -> Label {
-        Label { id: self.id.unwrap_or(self.provisional), tracked: self.id.is_some(), hits: self.streak }
+        Label { id: self.id.unwrap_or(self.provisional), tracked: self.id.is_some(), hits: self.measured }
     }
 }
 
@@ -254,7 +249,7 @@ impl Tracker {
             let label = match self.det_track[di] {
                 Some(ti) => {
                     self.tracks[ti].update(Shape::of(d.rect));
-                    if self.tracks[ti].id.is_none() && self.tracks[ti].streak >= min_hits {
+                    if self.tracks[ti].id.is_none() && self.tracks[ti].measured >= min_hits {
                         let id = self.new_id();
                         self.tracks[ti].id = Some(id);
                     }
@@ -268,7 +263,6 @@ impl Tracker {
                         pos: Shape::of(d.rect),
                         vel: [0.0; 4],
                         measured: 1,
-                        streak: 1,
                         since: 0,
                         id,
                         provisional,
@@ -282,8 +276,9 @@ impl Tracker {
             out.push(label);
         }
 
-        // A track not yet published is dropped on its first miss; a published one after `max-age` missed frames.
-        self.tracks.retain(|t| if t.id.is_some() { t.since <= p.max_age } else { t.since == 0 });
+        // Published or not, a track is forgotten after `max-age` missed frames (SORT's rule; a small far sign that the
+        // detector finds every other frame keeps its provisional id until it is published).
+        self.tracks.retain(|t| t.since <= p.max_age);
         if self.tracks.len() > MAX_TRACKS {
             self.tracks.sort_by_key(|t| t.since);
             self.tracks.truncate(MAX_TRACKS);
@@ -372,13 +367,22 @@ mod tests {
     }
 
     #[test]
-    fn a_tentative_track_is_dropped_on_its_first_miss() {
-        let p = Params { min_hits: 3, ..Params::default() };
+    fn a_track_not_yet_published_lives_max_age_frames_too_and_counts_every_hit() {
+        let p = Params { min_hits: 3, max_age: 2, ..Params::default() };
         let mut t = Tracker::new();
         let a = run(&mut t, &p, &[det(0, 0, 20, 20)])[0];
         run(&mut t, &p, &[]);
         let b = run(&mut t, &p, &[det(0, 0, 20, 20)])[0];
-        assert!(!b.tracked && b.hits == 1 && b.id != a.id, "{a:?} then {b:?}");
+        assert_eq!((b.id, b.tracked, b.hits), (a.id, false, 2), "a miss keeps the provisional id");
+        let c = run(&mut t, &p, &[det(0, 0, 20, 20)])[0];
+        assert_eq!((c.id, c.tracked, c.hits), (0, true, 3), "the third hit publishes it");
+        // A new box, unseen for 3 frames (> max-age) before it comes back: a provisional id of its own again.
+        let d = run(&mut t, &p, &[det(200, 0, 20, 20)])[0];
+        for _ in 0..3 {
+            run(&mut t, &p, &[]);
+        }
+        let e = run(&mut t, &p, &[det(200, 0, 20, 20)])[0];
+        assert!(!e.tracked && e.hits == 1 && e.id < d.id, "{d:?} then {e:?}");
     }
 
     #[test]
@@ -389,7 +393,7 @@ mod tests {
         let a = run(&mut t, &p, &[det(0, 0, 20, 20)])[0];
         run(&mut t, &p, &[]);
         let b = run(&mut t, &p, &[det(0, 0, 20, 20)])[0];
-        assert_eq!((b.id, b.tracked, b.hits), (a.id, true, 1), "the streak restarts, the id stays");
+        assert_eq!((b.id, b.tracked, b.hits), (a.id, true, 3));
     }
 
     #[test]
