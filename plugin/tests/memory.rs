@@ -42,12 +42,7 @@ fn messages(bus: &gst::Bus, kind: gst::MessageType) -> Vec<String> {
 }
 
 /// The results of one buffer pushed through `h`, by box (the ROI metas' order on the buffer).
-fn push(
-    h: &mut gst_check::Harness,
-    patches: &[(Rect, [u8; 3])],
-    rois: &[(i32, Rect)],
-    pts: u64,
-) -> Vec<RoiResult> {
+fn push(h: &mut gst_check::Harness, patches: &[(Rect, [u8; 3])], rois: &[(i32, Rect)], pts: u64) -> Vec<RoiResult> {
     h.push(buffer_with_rois(rgb_frame(96, 48, patches), rois, pts)).expect("the buffer is taken");
     let out = h.pull().expect("every buffer comes out");
     let results = meta::read(&out);
@@ -178,9 +173,9 @@ fn noisy_frame(w: u32, h: u32, seed: u64) -> Vec<u8> {
 #[test]
 fn a_reload_to_fewer_classes_with_memory_in_use_neither_panics_nor_mislabels() {
     // The issue's panic: vote-window=5 reclassify-interval=3 on the sign model, then at frame 60 a bundle with only
-    // the first 5 classes. Remembered results named class indices the new bundle does not have ("index out of
-    // bounds: the len is 5 but the index is 6"). Memory of the old bundle must be forgotten, and every result after
-    // the reload must name one of the 5 classes and the new bundle.
+    // the first 5 classes, on a frame where remembered results are due for reuse. They named class indices the new
+    // bundle does not have ("index out of bounds: the len is 5 but the index is 6"). Memory of the old bundle must be
+    // forgotten, and every result after the reload must name one of the 5 classes and the new bundle.
     init();
     let dir = tempfile::tempdir().unwrap();
     let full = model_copy(dir.path(), "signs", "full", |_| {});
@@ -203,7 +198,8 @@ fn a_reload_to_fewer_classes_with_memory_in_use_neither_panics_nor_mislabels() {
     let rois: Vec<(i32, Rect)> = (0..8).map(|i| (i, ((i as u32 % 4) * 40, (i as u32 / 4) * 48, 40, 40))).collect();
     let mut outside_five_before = 0;
     for f in 0..90u64 {
-        if f == 60 {
+        // Frame 61: objects were classified on frame 60 and their results are due for reuse.
+        if f == 61 {
             el.set_property("bundle", five.display().to_string());
             let infos = messages(&bus, gst::MessageType::Info);
             assert!(infos.iter().any(|m| m.contains("is live")), "the reload went live: {infos:?}");
@@ -213,7 +209,7 @@ fn a_reload_to_fewer_classes_with_memory_in_use_neither_panics_nor_mislabels() {
         assert_eq!(results.len(), rois.len());
         for r in &results {
             let Outcome::Classified { label, .. } = &r.outcome else { panic!("frame {f}: {:?}", r.outcome) };
-            if f < 60 {
+            if f < 61 {
                 outside_five_before += !five_labels.iter().any(|l| **l == **label) as usize;
             } else {
                 assert!(five_labels.iter().any(|l| **l == **label), "frame {f}: {label} is not in the new bundle");
@@ -247,7 +243,7 @@ fn frames_in_flight_are_scored_by_the_bundle_they_were_cropped_for() {
         .property("frames-in-flight", 3u32)
         .build()
         .unwrap();
-    let (mut h, bus) = harness(&el, rgb_caps(96, 48));
+    let (mut h, bus) = harness(&el, rgb_caps(160, 96));
     let sink = el.static_pad("sink").unwrap();
     let (el2, new2) = (el.clone(), new.display().to_string());
     sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
@@ -256,13 +252,20 @@ fn frames_in_flight_are_scored_by_the_bundle_they_were_cropped_for() {
         }
         gst::PadProbeReturn::Ok
     });
-    for f in 0..12u64 {
-        h.push(buffer_with_rois(rgb_frame(96, 48, &[(LEFT, RED)]), &[(1, LEFT)], f)).unwrap();
+    // 300 ROIs a frame, so that each frame's inference outlasts the step to the next push (the old bundle's frames are
+    // still in flight when the reload lands; the results must not depend on it either way). Buffers made beforehand.
+    let rois: Vec<(i32, Rect)> = (0..300).map(|i| (i, ((i as u32 % 20) * 8, (i as u32 / 20) * 6, 12, 12))).collect();
+    let buffers: Vec<gst::Buffer> =
+        (0..12u64).map(|f| buffer_with_rois(rgb_frame(160, 96, &[(LEFT, RED)]), &rois, f)).collect();
+    for b in buffers {
+        h.push(b).unwrap();
     }
     assert!(h.push_event(gst::event::Eos::new()));
     let mut names = Vec::new();
     while let Some(buf) = h.try_pull() {
         let r = meta::read(&buf);
+        let models: std::collections::BTreeSet<String> = r.iter().map(|r| r.model.to_string()).collect();
+        assert_eq!(models.len(), 1, "one bundle per frame");
         names.push((buf.pts().unwrap().nseconds(), r[0].model.to_string()));
     }
     let want: Vec<(u64, String)> = (0..12).map(|f| (f, if f < 6 { "old" } else { "new" }.to_owned())).collect();
