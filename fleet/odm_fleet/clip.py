@@ -3,7 +3,8 @@
 
 The pipeline is pipelines/classify-clip.sh's without the video output:
 
-    filesrc ! decodebin ! videoconvert ! video/x-raw,format=NV12 ! (odmroireplay location=ROIS | odmproposals)
+    filesrc ! decodebin ! videoconvert ! video/x-raw,format=NV12
+      ! (odmroireplay location=ROIS | odmproposals [! odmtrack, where the plugin has it])
       ! odmclassify model=MODEL bundle=BUNDLE threads=N ! odmexport location=OUT/.results.PID.tmp ! fakesink
 
 Results go to a temporary name and are renamed to results.jsonl when complete; done.json, written the same way last,
@@ -32,9 +33,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 def pipeline(job: dict, out: Path) -> list[str]:
     """The gst-launch-1.0 arguments for a job."""
-    detector = (
-        ["odmproposals"] if job["rois"] is None else ["odmroireplay", f"location={job['rois']}"]
-    )
+    if job["rois"] is not None:
+        detector = ["odmroireplay", f"location={job['rois']}"]
+    else:
+        # Proposals are numbered per frame; odmtrack gives them ids that follow each sign (as classify-clip.sh does).
+        detector = ["odmproposals"] + (["!", "odmtrack"] if job.get("tracker") else [])
     classify = ["odmclassify", f"model={job['model']}", f"bundle={job['bundle']}", f"threads={job['threads']}"]
     classify += [f"{k}={v}" for k, v in sorted(job.get("element", {}).items())]
     return (
@@ -51,11 +54,6 @@ def run(job: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "tries", "a") as f:
         f.write(f"{os.getpid()}\n")
-    tries = len((out / "tries").read_text().splitlines())
-    # Test hook (fleet/tests): the first attempt at this clip kills its own worker process, as a crash or an OOM
-    # kill would; Ray must start the task again elsewhere.
-    if os.environ.get("ODM_FLEET_TEST_KILL_FIRST") == job["name"] and tries == 1:
-        os._exit(9)
     for f in [job["clip"], job["model"], job["bundle"], job["odm_train"]] + ([job["rois"]] if job["rois"] else []):
         if not Path(f).is_file():
             raise ClipFailed(f"{f}: no such file")

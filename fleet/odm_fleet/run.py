@@ -102,8 +102,13 @@ class Outcome:
 
 def _plugin_env() -> dict:
     """The environment the tasks need to find the plugin (passed to Ray's workers)."""
-    keep = ["GST_PLUGIN_PATH", "GST_REGISTRY", "ORT_DYLIB_PATH", "ODM_ORT_DIR", "ODM_FLEET_TEST_KILL_FIRST", "PATH"]
+    keep = ["GST_PLUGIN_PATH", "GST_REGISTRY", "ORT_DYLIB_PATH", "ODM_ORT_DIR", "PATH"]
     return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def has_element(name: str) -> bool:
+    """Whether GStreamer (with this process's GST_PLUGIN_PATH, which the workers get too) has the element."""
+    return subprocess.run(["gst-inspect-1.0", name], capture_output=True).returncode == 0
 
 
 def run_clips(
@@ -113,7 +118,9 @@ def run_clips(
     import ray
 
     model, bundle_id = bundle_files(bundle)
-    settings = {"threads": threads, "element": element, "pipeline": 1}
+    # Pipeline 2: odmtrack after odmproposals where the plugin has it (decided here, once, so that the key says it).
+    tracker = has_element("odmtrack")
+    settings = {"threads": threads, "element": element, "pipeline": 2, "tracker": tracker}
     jobs, outcomes, pending = [], {}, {}
     task = ray.remote(clip_work.run).options(num_cpus=threads, max_retries=max_retries, retry_exceptions=False)
     for c in clips:
@@ -129,6 +136,7 @@ def run_clips(
             "name": c.name, "clip": str(c.clip), "rois": str(c.rois) if c.rois else None,
             "truth": str(c.truth) if c.truth else None, "model": str(model), "bundle": str(bundle),
             "threads": threads, "element": element, "out": str(folder), "key": key, "odm_train": odm_train,
+            "tracker": tracker,
         }
         jobs.append(job)
         pending[task.remote(job)] = c.name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -64,7 +65,25 @@ def classify_clip(clips: Path, i: int, proposals: bool, out: Path) -> Path:
     return out / "drive.results.jsonl"
 
 
-def test_fleet_runs_every_clip_retries_a_dead_worker_restarts_and_compares(clips, tmp_path, monkeypatch):
+def killing_odm_train(d: Path, name: str) -> str:
+    """odm-train, except the first time a Ray worker asks it for the summary of clip NAME's results: then it kills
+    that worker (its parent process) with SIGKILL, as a crash or the OOM killer would, in the middle of the clip's
+    task. Ray must run the task again; the second time it passes through. Nothing in odm_fleet knows about it."""
+    marker = d / f"killed-{name}"
+    wrapper = d / "odm-train-killing"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        f'  *"/{name}-"*"/results.jsonl"*)\n'
+        f"    if mkdir {shlex.quote(str(marker))} 2>/dev/null; then kill -9 $PPID; exit 1; fi ;;\n"
+        "esac\n"
+        f'exec {shlex.quote(odm_train())} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_fleet_runs_every_clip_retries_a_dead_worker_restarts_and_compares(clips, tmp_path):
     odm_train()
     out = tmp_path / "fleet"
 
@@ -83,9 +102,10 @@ def test_fleet_runs_every_clip_retries_a_dead_worker_restarts_and_compares(clips
         c.pop("anomaly_threshold", None)
     (base_dir / "signs.odm.json").write_text(json.dumps(b))
     shutil.copy(ROOT / "models/signs/signs.onnx", base_dir / "signs.onnx")
-    monkeypatch.setenv("ODM_FLEET_TEST_KILL_FIRST", "clip3")
     entries = [entry(1), entry(2), entry(3), entry(4, proposals=True), {"clip": "broken.mp4", "rois": "proposals", "name": "broken"}]
-    rep = fleet(manifest(clips, "all.jsonl", entries), BUNDLE, out, baseline=base_dir / "signs.odm.json", workers=2)
+    rep = fleet(manifest(clips, "all.jsonl", entries), BUNDLE, out, baseline=base_dir / "signs.odm.json", workers=2,
+                odm_train=killing_odm_train(tmp_path, "clip3"))
+    assert (tmp_path / "killed-clip3").is_dir(), "the worker running clip3 was killed"
     status = {c["name"]: (c["status"], c["tries"]) for c in rep["clips"]}
     # Only the missing clips ran; the killed worker's clip was tried again and finished; the broken clip is listed
     # with its error and did not stop the others.
