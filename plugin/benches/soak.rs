@@ -3,8 +3,11 @@
 //! memory, open file descriptors and threads are sampled along the way and printed as a table, with the growth from
 //! the first sample after warm-up to the last (`cargo bench -p gst-plugin-odm --bench soak`).
 //!
-//! The pipeline: four branches of `videotestsrc pattern=smpte ! 320x240 NV12 ! odmproposals ! odmclassify (colour
-//! model) ! odmoverlay ! fakesink`, so each frame carries several ROIs through every element that reads metas.
+//! The pipeline: four branches of `videotestsrc pattern=smpte ! 320x240 NV12 ! odmproposals ! odmtrack !
+//! odmclassify (colour model, vote-window=5 reclassify-interval=3) ! odmoverlay ! fakesink`, so each frame carries
+//! several tracked ROIs through every element that reads metas, with per-object memory in use. During the long
+//! stream each odmclassify reloads its bundle every 100 of its frames (two copies of the colour bundle in turn, from
+//! its streaming thread, as an application's bus handler would), so reloads are soaked too.
 //!
 //! Usage: `cargo bench -p gst-plugin-odm --bench soak -- [--frames N] [--cycles N]` (defaults 100,000 frames over
 //! the four instances, and 1,000 cycles).
@@ -29,8 +32,9 @@ fn pipeline(model: &str, frames_per_instance: u64, counter: &Arc<AtomicU64>) -> 
     let branch = |i: u64| {
         format!(
             "videotestsrc pattern=smpte num-buffers={frames_per_instance} ! \
-             video/x-raw,format=NV12,width=320,height=240,framerate=30/1 ! odmproposals max-size=320 ! \
-             odmclassify name=c{i} model={model} ! odmoverlay ! fakesink name=s{i} sync=false"
+             video/x-raw,format=NV12,width=320,height=240,framerate=30/1 ! odmproposals max-size=320 ! odmtrack ! \
+             odmclassify name=c{i} model={model} vote-window=5 reclassify-interval=3 ! odmoverlay ! \
+             fakesink name=s{i} sync=false"
         )
     };
     let line = (0..INSTANCES).map(branch).collect::<Vec<_>>().join("  ");
@@ -44,6 +48,23 @@ fn pipeline(model: &str, frames_per_instance: u64, counter: &Arc<AtomicU64>) -> 
         });
     }
     p
+}
+
+/// Reload a bundle on every odmclassify of `p` every `every` of its frames, from its sink pad (the two `bundles` in
+/// turn); counts the reloads that went live in `live` (an `Info` on the bus each).
+fn reload_every(p: &gst::Pipeline, every: u64, bundles: [String; 2]) {
+    for i in 0..INSTANCES {
+        let c = p.by_name(&format!("c{i}")).unwrap();
+        let seen = AtomicU64::new(0);
+        let (el, bundles) = (c.clone(), bundles.clone());
+        c.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_multiple_of(every) {
+                el.set_property("bundle", &bundles[(n / every) as usize % 2]);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
 }
 
 fn row(phase: &str, at: String, s: (f64, usize, usize), secs: f64) {
@@ -80,13 +101,26 @@ fn main() {
     // A long stream: sampled every tenth of the frames.
     let counter = Arc::new(AtomicU64::new(0));
     let p = pipeline(&model, frames / INSTANCES, &counter);
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = ["a", "b"].map(|name| {
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/colors/colors.odm.json");
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+        v["name"] = format!("colors-{name}").into();
+        let path = dir.path().join(format!("{name}.odm.json"));
+        std::fs::write(&path, v.to_string()).unwrap();
+        path.display().to_string()
+    });
+    reload_every(&p, 100, bundles);
+    let mut reloads = 0u64;
     let bus = p.bus().unwrap();
     p.set_state(gst::State::Playing).unwrap();
     let mut stream = Vec::new();
     let mut next = frames / 10;
     loop {
-        let msg = bus
-            .timed_pop_filtered(gst::ClockTime::from_mseconds(50), &[gst::MessageType::Eos, gst::MessageType::Error]);
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(50),
+            &[gst::MessageType::Eos, gst::MessageType::Error, gst::MessageType::Warning, gst::MessageType::Info],
+        );
         let done = counter.load(Ordering::Relaxed);
         while done >= next && next <= frames {
             let s = sample();
@@ -97,12 +131,21 @@ fn main() {
         match msg.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(..)) => break,
             Some(gst::MessageView::Error(e)) => panic!("soak stream failed: {} ({:?})", e.error(), e.debug()),
+            Some(gst::MessageView::Warning(w)) => panic!("soak stream warned: {} ({:?})", w.error(), w.debug()),
+            Some(gst::MessageView::Info(i)) if i.error().to_string().contains("is live") => reloads += 1,
             _ => {}
         }
     }
     p.set_state(gst::State::Null).unwrap();
     let done = counter.load(Ordering::Relaxed);
     assert_eq!(done, frames / INSTANCES * INSTANCES, "every frame reached its sink");
+    // Messages still queued when EOS came.
+    while let Some(m) = bus.pop_filtered(&[gst::MessageType::Info]) {
+        if let gst::MessageView::Info(i) = m.view() {
+            reloads += i.error().to_string().contains("is live") as u64;
+        }
+    }
+    println!("\nbundle reloads that went live during the stream: {reloads} (one per 100 frames per instance)\n");
     drop(p);
 
     // PLAYING <-> NULL: each cycle starts the four sessions, waits for a frame through each, and stops.
