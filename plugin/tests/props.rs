@@ -280,7 +280,8 @@ fn any_step() -> impl Strategy<Value = Step> {
 fn memory_bundles(dir: &std::path::Path) -> Vec<(String, Vec<String>)> {
     fs::copy(models().join("colors/colors.onnx"), dir.join("colors.onnx")).unwrap();
     let text = fs::read_to_string(models().join("colors/colors.odm.json")).unwrap();
-    let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 3] = [
         ("full", |_| {}),
         ("two", |v| v["classes"].as_array_mut().unwrap().truncate(2)),
         ("renamed", |v| {
