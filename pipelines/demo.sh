@@ -4,7 +4,7 @@
 # region with the shipped model, and write what happened.
 #
 #   gst-launch-1.0 filesrc location=out/demo/drive.mp4 ! decodebin ! videoconvert ! video/x-raw,format=NV12 !
-#     odmroireplay location=out/demo/drive.rois.jsonl !          # the regions (DETECTOR=proposals: odmproposals)
+#     odmroireplay location=out/demo/drive.rois.jsonl !          # regions (DETECTOR=proposals: odmproposals ! odmtrack)
 #     odmclassify model=models/signs/signs.onnx !                # class, distance, verdict per region
 #     odmexport location=out/demo/results.jsonl !                # one JSON line per frame
 #     odmoverlay ! videoconvert ! x264enc ! mp4mux ! filesink location=out/demo/annotated.mp4
@@ -31,7 +31,7 @@ if [ ! -f "$OUT/drive.mp4" ] || [ ! -f "$OUT/drive.rois.jsonl" ]; then
 fi
 case "$DETECTOR" in
   replay) det="odmroireplay location=$OUT/drive.rois.jsonl" ;;
-  proposals) det="odmproposals" ;;
+  proposals) det="odmproposals ! odmtrack" ;;
   *) echo "DETECTOR must be replay or proposals" >&2; exit 2 ;;
 esac
 line="filesrc location=$OUT/drive.mp4 ! decodebin ! videoconvert ! video/x-raw,format=NV12 ! $det ! \

@@ -7,8 +7,8 @@
 //!   provisional id (< 0) unique to the would-be track, and a box with no area gets a provisional id of its own. No
 //!   ROI is ever dropped, and no id, track or provisional, is given twice in a stream.
 //! - an `odm-track` param: `detector-id` (the id the ROI had when it reached the first odmtrack: a second tracker
-//!   keeps it), `tracked` (the `id` is a published track id) and `hits` (frames the track has been matched in). Like every ROI
-//!   param on GStreamer 1.22.0 it is lost when the buffer is copied; the `id` itself survives.
+//!   keeps it), `tracked` (the `id` is a published track id) and `hits` (frames the track has been matched in). Like
+//!   every ROI param on GStreamer 1.22.0 it is lost when the buffer is copied; the `id` and its sign survive.
 //!
 //! Tracks are forgotten on FLUSH_STOP, on every SEGMENT event (seeks) and when the frame size changes; the id
 //! counters go on, so ids from before a flush are not given again. READY→PAUSED starts a new stream: ids from 0.
