@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use odm_core::Bundle;
 
-/// Print a line; a closed stdout (`odm-train ... | head`) ends the command quietly instead of panicking.
 /// `--threads` of the commands that embed data (eval, centers, plot, export, bundle).
 #[derive(Debug, Clone, Copy, clap::Args)]
 struct Threads {
@@ -30,6 +29,7 @@ impl Threads {
     }
 }
 
+/// Print a line; a closed stdout (`odm-train ... | head`) ends the command quietly instead of panicking.
 macro_rules! out {
     ($($t:tt)*) => {{
         use std::io::Write;
@@ -135,7 +135,8 @@ enum Command {
     Compare {
         expected: PathBuf,
         actual: PathBuf,
-        #[arg(long, default_value_t = 1e-3)]
+        /// Largest distance difference that still agrees (0 or more).
+        #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
         tolerance: f64,
     },
     /// Render the synthetic traffic-sign dataset from the real sign designs (class-per-folder trees, one folder per
@@ -452,7 +453,6 @@ enum Command {
     },
 }
 
-/// The class lists of a split; without any, classes are split by fractions (the paper's 50/20/30) keeping groups.
 /// Where the sign designs are.
 #[derive(clap::Args)]
 struct DesignsArg {
@@ -462,6 +462,7 @@ struct DesignsArg {
     designs: Option<PathBuf>,
 }
 
+/// The class lists of a split; without any, classes are split by fractions (the paper's 50/20/30) keeping groups.
 #[derive(clap::Args)]
 struct ClassLists {
     /// In-distribution classes (comma-separated).
@@ -638,6 +639,20 @@ impl TrainArgs {
         } = *self;
         // --resume without --config continues the run's own config (its name, data and network), flags on top.
         let run_config = out.join("config.json");
+        // Flags that only act in ODM's mining, refused beside another --method rather than ignored.
+        let mining: Vec<&str> = [
+            ("--seen-anomaly-dir", !seen_anomaly_dirs.is_empty()),
+            ("--seen-novelty-dir", !seen_novelty_dirs.is_empty()),
+            ("--anomaly-share", anomaly_share.is_some()),
+            ("--novelty-share", novelty_share.is_some()),
+            ("--novelty-margin", novelty_margin.is_some()),
+            ("--ood-fraction", ood_fraction.is_some()),
+            ("--permuted-ood", permuted_ood.is_some()),
+            ("--in-out-pairs", in_out_pairs.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect();
         let mut c = match &config {
             Some(p) => odm_trainer::train::TrainConfig::load(p)?,
             None if resume && run_config.is_file() => odm_trainer::train::TrainConfig::load(&run_config)?,
@@ -674,6 +689,14 @@ impl TrainArgs {
                 *to = dirs;
             }
         }
+        if c.method != odm_trainer::train::Method::Odm && !mining.is_empty() {
+            let m = format!("{:?}", c.method).to_lowercase();
+            return Err(format!(
+                "--method {m} mines no out-of-distribution data: {} act only with --method odm",
+                mining.join(", ")
+            )
+            .into());
+        }
         if c.data.as_os_str().is_empty() {
             return Err("no dataset: give --data ROOT (or \"data\" in --config)".into());
         }
@@ -708,8 +731,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             out!("{}", odm_trainer::train::eval::table(&files, mean)?);
         }
         Command::Summary { results, truth, how, json } => {
-            let r = odm_trainer::results::read(&results)?;
-            let t = truth.as_deref().map(odm_trainer::results::read).transpose()?;
+            use odm_trainer::results as res;
+            let r = res::read_some(&results)?;
+            let t = truth.as_deref().map(res::read_some).transpose()?;
+            for (v, n) in res::odd_verdicts(&r) {
+                warn(&format!("{}: {n} ROIs have verdict {v:?}, which odmclassify never writes", results.display()));
+            }
+            if let Some(why) = t.as_deref().and_then(|t| res::truth_mismatch(&r, t, how)) {
+                warn(&format!("--truth {}: {why}", truth.as_deref().unwrap_or(&results).display()));
+            }
             let summary = odm_trainer::results::summarise_by(&r, t.as_deref(), how);
             if json {
                 out!("{}", serde_json::to_string(&summary)?);
@@ -722,14 +752,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Compare { expected, actual, tolerance } => {
-            let e = odm_trainer::results::read(&expected)?;
-            let a = odm_trainer::results::read(&actual)?;
+            let tolerance = odm_trainer::results::check_tolerance(tolerance)?;
+            let e = odm_trainer::results::read_some(&expected)?;
+            let a = odm_trainer::results::read_some(&actual)?;
             let diffs = odm_trainer::results::compare(&e, &a, tolerance);
             if diffs.is_empty() {
                 out!("{} frames agree with {} (distances within {tolerance})", e.len(), expected.display());
             } else {
                 for d in diffs.iter().take(30) {
-                    eprintln!("odm-train compare: {d}");
+                    warn_as("compare", d);
                 }
                 return Err(format!("{} differences from {}", diffs.len(), expected.display()).into());
             }
@@ -877,6 +908,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             use odm_trainer::train::bundle::{centers, Enrol};
             let mode = match mode {
                 EnrolMode::Replace => Enrol::Replace { allow_drop },
+                EnrolMode::Add if allow_drop => {
+                    return Err("--allow-drop is for --mode replace: --mode add drops no class".into())
+                }
                 EnrolMode::Add => Enrol::Add,
             };
             let e = centers(&run, &data, in_dist, seen_ood, anomaly_dirs, &out, mode)?;
@@ -982,6 +1016,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Inspect { bundle } => {
             let b = Bundle::open(&bundle)?;
+            // The network as ONNX Runtime sees it must be the one the bundle describes (input, output, dimension).
+            odm_trainer::train::byo::check_network(&b, &bundle)?;
             let i = &b.model.input;
             out!("bundle      {} ({})", b.name, bundle.display());
             out!("model       {} sha256 {}", b.model_path(&bundle).display(), b.model.sha256);
@@ -1009,11 +1045,24 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// A line on stderr that a closed stderr (`2>&1 | head`) cannot turn into a panic (eprintln! would: exit 101).
+fn warn_as(what: &str, line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "odm-train {what}: {line}");
+}
+
+/// `odm-train: warning: ...` on stderr, closed or not.
+fn warn(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "odm-train: warning: {line}");
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("odm-train: {e}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "odm-train: {e}");
             ExitCode::FAILURE
         }
     }

@@ -244,6 +244,16 @@ pub fn for_each_frame(
 
 /// Mine a clip; see the module documentation.
 pub fn run(cfg: &MineConfig) -> Result<MineStats, TrainError> {
+    if let (Boxes::File(rois), None) = (&cfg.boxes, &cfg.truth) {
+        // A ROI file holds the signs too (a clip's truth, a detector's recorded boxes): without the truth to leave
+        // them out, every known sign would be mined as a negative.
+        return Err(TrainError::Config(format!(
+            "--rois {} needs --truth: without the ground truth every box is mined as a negative, the signs too \
+             (give the clip's truth, such as the drive.rois.jsonl of `odm-train clip`; the same file works when the \
+             ROIs are the truth)",
+            rois.display()
+        )));
+    }
     if !cfg.clip.is_file() {
         return Err(TrainError::Config(format!("--clip {}: no such file", cfg.clip.display())));
     }

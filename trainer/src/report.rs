@@ -235,8 +235,11 @@ fn histogram(label: &str, items: &[&Item], thresholds: (Option<f64>, Option<f64>
 
 /// Write the report; returns the path of `index.html`.
 pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
-    let frames = results::read(&o.results)?;
-    let truth = o.truth.as_deref().map(results::read).transpose()?;
+    if let Some(clip) = o.clip.as_deref().filter(|c| !c.is_file()) {
+        return Err(TrainError::Config(format!("--clip {}: missing (no such file)", clip.display())));
+    }
+    let frames = results::read_some(&o.results)?;
+    let truth = o.truth.as_deref().map(results::read_some).transpose()?;
     let summary = results::summarise_by(&frames, truth.as_deref(), o.matching);
 
     // Each ROI with its truth (by id, or by box overlap).
@@ -276,6 +279,7 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
 
     // Thumbnails of the ROIs shown, cut from the clip's frames.
     let thumbs = o.out.join("thumbs");
+    let thumbs_existed = thumbs.is_dir();
     std::fs::create_dir_all(&thumbs).map_err(TrainError::io(&thumbs))?;
     let mut wanted: BTreeMap<u64, Vec<(usize, usize)>> = BTreeMap::new();
     for (g, group) in groups.iter().enumerate() {
@@ -284,6 +288,7 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
         }
     }
     let mut thumb_of: BTreeMap<(usize, usize), String> = BTreeMap::new();
+    let mut clip_note = None::<String>;
     if let Some(clip) = &o.clip {
         let spec = CropSpec {
             width: 64,
@@ -292,7 +297,7 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
             norm: Normalize { color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] },
         };
         let mut buf = vec![0f32; spec.len()];
-        crate::mine::for_each_frame(clip, |frame_no, frame| {
+        let decoded = crate::mine::for_each_frame(clip, |frame_no, frame| {
             for &(g, k) in wanted.get(&frame_no).map(Vec::as_slice).unwrap_or(&[]) {
                 let it = &groups[g].items[k];
                 if let Some(img) = crate::mine::crop(frame, &it.roi, &spec, &mut buf) {
@@ -302,7 +307,28 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
                 }
             }
             Ok(())
-        })?;
+        });
+        let decoded = match decoded {
+            Ok(n) => n,
+            Err(e) => {
+                // A clip that does not decode leaves no empty thumbs/ behind.
+                if !thumbs_existed {
+                    let _ = std::fs::remove_dir_all(&thumbs);
+                }
+                return Err(e);
+            }
+        };
+        let beyond = frames.iter().filter(|f| f.frame >= decoded).map(|f| f.rois.len()).sum::<usize>();
+        if beyond > 0 {
+            let last = frames.iter().map(|f| f.frame).max().unwrap_or(0);
+            let note = format!(
+                "the clip {} has {decoded} frames but the results go on to frame {last}: {beyond} ROIs have no \
+                 thumbnail (is it the clip the results are of?)",
+                clip.display()
+            );
+            eprintln!("odm-train: warning: {note}");
+            clip_note = Some(note);
+        }
     }
 
     // The page.
@@ -341,6 +367,9 @@ figure {{ margin: 0; width: 132px; font-size: 11px; }} figure img {{ width: 128p
         frames = summary.frames,
         rois = summary.rois,
     );
+    if let Some(note) = &clip_note {
+        let _ = writeln!(h, "<p class=\"note\">Warning: {}.</p>", esc(note));
+    }
 
     // Verdicts, by ground truth.
     let verdicts = ["known", "novelty", "anomaly", "skipped"];

@@ -128,8 +128,8 @@ pub enum Match {
     /// By ROI id: the boxes were replayed from the truth file (`odmroireplay`).
     #[default]
     Ids,
-    /// By box: the truth box of the same frame with the highest IoU, at least [`DETECTION_IOU`]; a box on no truth
-    /// box is of kind `no-object` (a detector's false positive on background). For a live detector (`odmproposals`).
+    /// By box: the truth box of the same frame with the highest IoU, at least 0.5; a box on no truth box is of kind
+    /// `no-object` (a detector's false positive on background). For a live detector (`odmproposals`).
     Boxes,
 }
 
@@ -362,6 +362,84 @@ impl Detection {
             100.0 * self.boxes_on_signs as f64 / self.boxes.max(1) as f64
         ));
         t
+    }
+}
+
+/// Verdicts odmclassify writes (a ROI without a result has none).
+pub const VERDICTS: [&str; 4] = ["known", "novelty", "anomaly", "skipped"];
+
+/// `compare`'s tolerance: a finite distance of 0 or more (a negative one fails every ROI, NaN passes every one).
+pub fn check_tolerance(tolerance: f64) -> Result<f64, TrainError> {
+    if tolerance.is_finite() && tolerance >= 0.0 {
+        Ok(tolerance)
+    } else {
+        Err(TrainError::Config(format!("--tolerance {tolerance}: give a distance of 0 or more")))
+    }
+}
+
+/// [`read`], refusing a file that holds no frame: an empty results file is a run that wrote nothing, never a
+/// result to compare with or summarise.
+pub fn read_some(path: &Path) -> Result<Vec<FrameLine>, TrainError> {
+    let frames = read(path)?;
+    if frames.is_empty() {
+        return Err(TrainError::Config(format!(
+            "{}: holds no frame (an empty results file: the run that wrote it wrote nothing)",
+            path.display()
+        )));
+    }
+    Ok(frames)
+}
+
+/// Verdicts in `results` that odmclassify never writes, with their counts (a typo, a file of another tool): the
+/// summary counts them apart, and says so.
+pub fn odd_verdicts(results: &[FrameLine]) -> BTreeMap<String, usize> {
+    let mut odd = BTreeMap::new();
+    for r in results.iter().flat_map(|f| &f.rois) {
+        if let Some(v) = r.verdict.as_deref().filter(|v| !VERDICTS.contains(v)) {
+            *odd.entry(v.to_owned()).or_default() += 1;
+        }
+    }
+    odd
+}
+
+/// Whether `truth` is the ground truth of the clip the results are of: a warning when fewer than half of the
+/// result boxes lie on a truth box of their frame (by id and box for replayed ROIs, by IoU for a detector's), or
+/// when the two cover different frame ranges. Truth of another clip gives tables that mean nothing.
+pub fn truth_mismatch(results: &[FrameLine], truth: &[FrameLine], how: Match) -> Option<String> {
+    let by_frame: BTreeMap<u64, &FrameLine> = truth.iter().map(|f| (f.frame, f)).collect();
+    let (mut on_truth, mut total) = (0usize, 0usize);
+    for f in results {
+        for r in &f.rois {
+            total += 1;
+            let hit = by_frame.get(&f.frame).is_some_and(|tf| {
+                tf.rois.iter().any(|t| {
+                    let close = iou(r.rect(), t.rect()) >= DETECTION_IOU;
+                    match how {
+                        // Replayed boxes keep their id and their box; a result file without boxes matches by id.
+                        Match::Ids => t.id == r.id && (close || r.rect() == (0.0, 0.0, 0.0, 0.0)),
+                        Match::Boxes => close,
+                    }
+                })
+            });
+            on_truth += usize::from(hit);
+        }
+    }
+    let last = |frames: &[FrameLine]| frames.iter().map(|f| f.frame).max().unwrap_or(0);
+    let (rl, tl) = (last(results), last(truth));
+    // Results may stop early (a run cut short); results beyond the truth's last frame are of a longer clip.
+    if total > 0 && on_truth * 2 < total {
+        let by = match how {
+            Match::Ids => "same id and box",
+            Match::Boxes => "IoU >= 0.5",
+        };
+        Some(format!(
+            "only {on_truth} of {total} result boxes lie on a truth box of their frame ({by}): is the truth of \
+             another clip? (results end at frame {rl}, truth at frame {tl})"
+        ))
+    } else if rl > tl {
+        Some(format!("the results go on to frame {rl} but the truth ends at frame {tl}: is the truth of another clip?"))
+    } else {
+        None
     }
 }
 

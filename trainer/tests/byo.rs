@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use odm_core::bundle::ColorOrder;
 use odm_core::Bundle;
 use odm_trainer::fixture::{colour_dataset as colour_data, foreign_onnx as colour_net, grey_tree};
-use odm_trainer::onnx::{Dim, GraphBuilder};
+use odm_trainer::onnx::{Attr, Dim, GraphBuilder};
 use odm_trainer::train::byo::{bundle_onnx, inspect, ByoOptions};
 
 fn options(onnx: PathBuf, data: &Path, anomaly: PathBuf, out: PathBuf) -> ByoOptions {
@@ -131,4 +131,58 @@ fn networks_and_inputs_it_cannot_use_are_refused_by_name() {
     // A std of zero.
     let e = err(ByoOptions { std: [0.2, 0.0, 0.2], ..opts(dynamic) });
     assert!(e.contains("every std must be positive"), "{e}");
+}
+
+/// The colour network's shape with a chosen batch axis and mixing weights (NaN, zeros: networks that cannot embed).
+fn mixing_net(batch: Option<i64>, mix: [f32; 15]) -> Vec<u8> {
+    let axis = || batch.map_or(Dim::Named("N"), Dim::Fixed);
+    let mut g = GraphBuilder::new("mixing");
+    let x = g.input("pixels", &[axis(), Dim::Fixed(3), Dim::Named("H"), Dim::Named("W")]);
+    let p = g.node("GlobalAveragePool", &[&x], vec![], None);
+    let f = g.node("Flatten", &[&p], vec![Attr::Int("axis", 1)], None);
+    let wn = g.weight("mix", &[5, 3], &mix);
+    let bn = g.weight("bias", &[5], &[0.1, -0.2, 0.3, 0.0, 0.05]);
+    g.node("Gemm", &[&f, &wn, &bn], vec![Attr::Int("transB", 1)], Some("features"));
+    g.output("features", &[axis(), Dim::Fixed(5)]);
+    g.finish("a mixing network for refusals")
+}
+
+#[test]
+fn networks_that_cannot_embed_are_refused_up_front_and_leave_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    colour_data(&data, 12, 4).unwrap();
+    grey_tree(&dir.path().join("grey"), 20).unwrap();
+    let good = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5f32];
+    let cases = [
+        // A fixed batch of 1: ONNX Runtime's own text at the first batch of two, before.
+        ("batch1", mixing_net(Some(1), good), vec!["input \"pixels\" is float32 [1,3,?,?]", "fixed batch of 1"]),
+        ("nan", mixing_net(None, [f32::NAN; 15]), vec!["output \"features\" gives NaN"]),
+        ("constant", mixing_net(None, [0.0; 15]), vec!["gives the same embedding for all", "constant"]),
+    ];
+    for (name, bytes, parts) in cases {
+        let onnx = dir.path().join(format!("{name}.onnx"));
+        std::fs::write(&onnx, bytes).unwrap();
+        let out = dir.path().join(format!("out-{name}"));
+        let e = bundle_onnx(&options(onnx, &data, dir.path().join("grey"), out.clone()))
+            .expect_err("the network must be refused")
+            .to_string();
+        assert!(e.contains(&format!("{name}.onnx")), "{name}: the error does not name the file: {e}");
+        for p in parts {
+            assert!(e.contains(p), "{name}: {p:?} missing from: {e}");
+        }
+        assert!(!out.exists(), "{name}: the refusal left {}", out.display());
+    }
+    // A --context the bundle cannot hold is refused before any work (no dataset is even read).
+    let onnx = dir.path().join("good.onnx");
+    std::fs::write(&onnx, mixing_net(None, good)).unwrap();
+    let out = dir.path().join("out-context");
+    let o = ByoOptions {
+        context: 5.0,
+        data: dir.path().join("no-such-data"),
+        ..options(onnx, &data, dir.path().join("grey"), out.clone())
+    };
+    let e = bundle_onnx(&o).unwrap_err().to_string();
+    assert!(e.contains("--context 5") && e.contains("[0, 2]"), "{e}");
+    assert!(!out.exists(), "the refusal left {}", out.display());
 }

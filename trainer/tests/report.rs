@@ -134,3 +134,45 @@ fn the_page_shows_verdicts_by_sign_category_and_novelties_of_another_category() 
     assert!(!html[right..].contains("id 1<br>"), "a novelty of another category is not a right answer");
     assert!(html[right..].contains("<b>warning--curve-left--g1</b> novelty (warning)"), "{html}");
 }
+
+#[test]
+fn a_missing_short_or_broken_clip_is_said_and_leaves_no_empty_thumbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    let lines: String = (0..10)
+        .map(|f| {
+            serde_json::json!({"frame": f, "rois": [roi(0, "regulatory--stop--g1", 1.0, "known")]}).to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&results, lines).unwrap();
+    let options = |clip: &Path, out: &Path| ReportOptions {
+        results: results.clone(),
+        clip: Some(clip.to_owned()),
+        truth: None,
+        matching: Match::Ids,
+        per_group: 20,
+        out: out.to_owned(),
+    };
+    // A clip that is not there: said so, and nothing written.
+    let out = dir.path().join("missing");
+    let e = write(&options(&dir.path().join("nope.mp4"), &out)).unwrap_err().to_string();
+    assert!(e.contains("nope.mp4") && e.contains("missing"), "{e}");
+    assert!(!out.exists(), "a refused report left {}", out.display());
+    // A clip that does not decode: its error, and no empty thumbs/ left behind.
+    let broken = dir.path().join("broken.mp4");
+    std::fs::write(&broken, "not a video").unwrap();
+    let out = dir.path().join("broken");
+    let e = write(&options(&broken, &out)).unwrap_err().to_string();
+    assert!(e.contains("broken.mp4"), "{e}");
+    assert!(!out.join("thumbs").exists(), "a failed report left an empty thumbs/");
+    // A clip of 4 frames for results of 10: the page says that 6 ROIs have no thumbnail, and why.
+    let video = dir.path().join("short.mp4");
+    clip(&video);
+    let out = dir.path().join("short");
+    let html = std::fs::read_to_string(write(&options(&video, &out)).unwrap()).unwrap();
+    assert!(
+        html.contains("has 4 frames but the results go on to frame 9: 6 ROIs have no thumbnail"),
+        "the page does not say the clip is short: {html}"
+    );
+    assert_eq!(std::fs::read_dir(out.join("thumbs")).unwrap().count(), 4, "a thumbnail per decoded frame");
+}

@@ -146,7 +146,16 @@ pub fn centers(
     out: &Path,
     mode: Enrol,
 ) -> Result<Enrolled, TrainError> {
-    let (cfg, _vs, net, old, _) = load_net(run)?;
+    let (cfg, _vs, net, old, old_path) = load_net(run)?;
+    let same_folder = |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+    if same_folder(out, run) {
+        return Err(TrainError::Config(format!(
+            "--out {} is the run's own folder: centers would overwrite {}, the bundle the run's eval and export read; \
+             choose another --out",
+            out.display(),
+            old_path.display()
+        )));
+    }
     let mut in_dist = in_dist;
     if in_dist.is_empty() {
         let d = data::load(&data_root.join("train"), Format::Folder)?;

@@ -185,6 +185,17 @@ fn open_checked(
         ValueType::Tensor { ty: TensorElementType::Float32, shape, .. }
             if shape.len() == 4 && (shape[1] == 3 || shape[1] < 0) =>
         {
+            if shape[0] > 0 {
+                // ONNX Runtime would refuse every batch but this one, in its own words, at the first frame.
+                return Err(bad(format!(
+                    "input \"{}\" is {}: a fixed batch of {}; odm batches crops, so the first axis must be dynamic \
+                     (export with a dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes={{\"{}\": {{0: \"N\"}}}}))",
+                    input.name(),
+                    describe(input.dtype()),
+                    shape[0],
+                    input.name()
+                )));
+            }
             (shape[2] > 0 && shape[3] > 0).then(|| (shape[3] as u32, shape[2] as u32))
         }
         other => {
@@ -220,6 +231,57 @@ fn open_checked(
     Ok((io, net))
 }
 
+/// Refuse an embedding that cannot tell crops apart: a value that is not finite (NaN, infinite) or the same vector
+/// for every training crop (a constant network). Its bundle would validate and then call everything one class.
+fn useful_embedding(onnx: &Path, output: &str, values: &[f32], d: usize) -> Result<(), TrainError> {
+    let bad = |why: String| TrainError::Config(format!("{}: output \"{output}\" {why}", onnx.display()));
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!(
+            "gives {} (crop {}, dimension {}): the network does not compute a usable embedding on these crops \
+             (check --mean, --std, --color and the file)",
+            values[i],
+            i / d.max(1),
+            i % d.max(1)
+        )));
+    }
+    let first = &values[..d.min(values.len())];
+    let spread = values
+        .chunks_exact(d.max(1))
+        .map(|row| row.iter().zip(first).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max));
+    if spread.fold(0.0f32, f32::max) <= 1e-6 * first.iter().map(|v| v.abs()).fold(1.0f32, f32::max) {
+        return Err(bad(format!(
+            "gives the same embedding for all {} training crops: a constant network cannot tell classes apart",
+            values.len() / d.max(1)
+        )));
+    }
+    Ok(())
+}
+
+/// `odm-train inspect`: the network a bundle names, opened in ONNX Runtime, must have the bundle's input and output
+/// names, its input size when fixed, and its embedding dimension when fixed (a bundle whose centres have another
+/// length than the network's output would pass the bundle's own checks and fail at the first frame).
+pub fn check_network(bundle: &Bundle, bundle_path: &Path) -> Result<NetworkIo, TrainError> {
+    let onnx = bundle.model_path(bundle_path);
+    let io = inspect(&onnx, Some(&bundle.model.input.name), Some(&bundle.model.output.name))
+        .map_err(|e| TrainError::Config(format!("{}: {e}", bundle_path.display())))?;
+    let bad =
+        |field: &str, why: String| TrainError::Config(format!("{}: field `{field}`: {why}", bundle_path.display()));
+    if let Some(d) = io.dim.filter(|&d| d != bundle.dim()) {
+        return Err(bad(
+            "model.output.dim",
+            format!("is {} but the network's output \"{}\" is [N,{d}] ({})", bundle.dim(), io.output, onnx.display()),
+        ));
+    }
+    let i = &bundle.model.input;
+    if let Some((w, h)) = io.size.filter(|&s| s != (i.width, i.height)) {
+        return Err(bad(
+            "model.input.width",
+            format!("the bundle says {}x{} but the network's input is {w}x{h} ({})", i.width, i.height, onnx.display()),
+        ));
+    }
+    Ok(io)
+}
+
 /// `odm-train bundle --onnx`: check the network, decode the dataset with its input spec, embed in ONNX Runtime,
 /// write `OUT/NAME.onnx` (a copy) and `OUT/NAME.odm.json` (centres, calibrated thresholds), validate the bundle as the
 /// plugin does, and evaluate it on `ROOT/test` when there is one (`OUT/metrics.md`, `metrics.json`).
@@ -253,6 +315,16 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
     };
     if width == 0 || height == 0 {
         return Err(TrainError::Config(format!("--input-size {width}x{height}: both must be positive")));
+    }
+    // The bundle's own rules, checked before any work (they used to be checked on save, after it all).
+    if !(0.0..=2.0).contains(&o.context) {
+        return Err(TrainError::Config(format!(
+            "--context {}: the margin around a box is a fraction of its size in [0, 2]",
+            o.context
+        )));
+    }
+    if !(o.tpr > 0.0 && o.tpr <= 1.0) {
+        return Err(TrainError::Config(format!("--tpr {}: a share of crops in (0, 1]", o.tpr)));
     }
     if o.std.iter().any(|s| !s.is_finite() || *s <= 0.0) || o.mean.iter().any(|m| !m.is_finite()) {
         return Err(TrainError::Config(format!(
@@ -299,15 +371,14 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
             data.train_in.y.len()
         )));
     }
-    let centres = class_centres(&to_vec(&e), &data.train_in.y, data.classes.len(), d);
+    let values = to_vec(&e);
+    useful_embedding(&o.onnx, &io.output, &values, d)?;
+    let centres = class_centres(&values, &data.train_in.y, data.classes.len(), d);
 
-    std::fs::create_dir_all(&o.out).map_err(TrainError::io(&o.out))?;
+    // Everything is computed and checked in memory first: a refusal leaves no file behind.
     let bytes = std::fs::read(&o.onnx).map_err(TrainError::io(&o.onnx))?;
     let onnx_name = format!("{name}.onnx");
     let onnx_path = o.out.join(&onnx_name);
-    if onnx_path.canonicalize().ok() != o.onnx.canonicalize().ok() {
-        std::fs::write(&onnx_path, &bytes).map_err(TrainError::io(&onnx_path))?;
-    }
     let mut bundle = Bundle {
         format: FORMAT.into(),
         name: name.clone(),
@@ -342,25 +413,48 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
         (class.novelty_threshold, class.anomaly_threshold) = (per.map(|p| p.0), per.map(|p| p.1));
     }
     let path = o.out.join(format!("{name}.odm.json"));
-    bundle.save(&path)?;
-    // The plugin's own checks (schema, finite numbers, centre length, the ONNX file's SHA-256).
-    let mut bundle = Bundle::open(&path)?;
-
+    bundle.validate(&path)?;
     let metrics = if o.data.join("test").is_dir() {
         let tests = test_sets(&cfg, &bundle, o.noise, None, &[])?;
         let m = score_sets("onnx", &bundle, &tests, &mut |x| net.embed(x))?;
-        for (file, text) in [
-            ("metrics.json", serde_json::to_string_pretty(&m).expect("metrics serialise") + "\n"),
-            ("metrics.md", m.markdown()),
-        ] {
-            let p = o.out.join(file);
-            std::fs::write(&p, text).map_err(TrainError::io(&p))?;
-        }
         bundle.metrics = serde_json::to_value([&m]).expect("metrics serialise");
-        bundle.save(&path)?;
         Some(m)
     } else {
         None
     };
+
+    let existed = o.out.is_dir();
+    let mut written = Vec::new();
+    let result = (|| -> Result<(), TrainError> {
+        std::fs::create_dir_all(&o.out).map_err(TrainError::io(&o.out))?;
+        if onnx_path.canonicalize().ok() != o.onnx.canonicalize().ok() {
+            written.push(onnx_path.clone());
+            std::fs::write(&onnx_path, &bytes).map_err(TrainError::io(&onnx_path))?;
+        }
+        if let Some(m) = &metrics {
+            for (file, text) in [
+                ("metrics.json", serde_json::to_string_pretty(m).expect("metrics serialise") + "\n"),
+                ("metrics.md", m.markdown()),
+            ] {
+                let p = o.out.join(file);
+                written.push(p.clone());
+                std::fs::write(&p, text).map_err(TrainError::io(&p))?;
+            }
+        }
+        written.push(path.clone());
+        bundle.save(&path)?;
+        // The plugin's own checks (schema, finite numbers, centre length, the ONNX file's SHA-256).
+        Bundle::open(&path)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for p in &written {
+            let _ = std::fs::remove_file(p);
+        }
+        if !existed {
+            let _ = std::fs::remove_dir(&o.out);
+        }
+        return Err(e);
+    }
     Ok(Made { bundle: path, metrics })
 }
