@@ -75,9 +75,12 @@ fn mining_refuses_bad_inputs_by_name() {
     // A clip that does not decode.
     let bad = dir.path().join("broken.mp4");
     std::fs::write(&bad, b"this is not a video").unwrap();
-    fails(&["--clip", s(&bad), "--rois", s(&c.rois), "--out", s(&out)], &["broken.mp4", "does not decode"]);
+    let (rois, truth) = (s(&c.rois), s(&c.rois));
+    fails(&["--clip", s(&bad), "--rois", rois, "--truth", truth, "--out", s(&out)], &["broken.mp4", "does not decode"]);
     // A missing clip.
-    fails(&["--clip", "/nonexistent/clip.mp4", "--rois", s(&c.rois), "--out", s(&out)], &["no such file"]);
+    fails(&["--clip", "/nonexistent/clip.mp4", "--rois", rois, "--truth", truth, "--out", s(&out)], &["no such file"]);
+    // Recorded boxes without the truth would mine the signs too.
+    fails(&["--clip", s(&c.video), "--rois", rois, "--out", s(&out)], &["needs --truth"]);
     // A truth file with a bad line names the file and the line.
     let bad_truth = dir.path().join("truth.jsonl");
     std::fs::write(&bad_truth, "{\"frame\": 0, \"rois\": []}\nnot json\n").unwrap();
