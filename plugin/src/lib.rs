@@ -2,13 +2,15 @@
 //! gst-plugin-odm: open-set traffic-sign classification for GStreamer.
 //!
 //! Elements: `odmclassify` (the classifier), `odmroireplay` (recorded ROIs in), `odmexport` (JSON lines out), `odmoverlay`
-//! (boxes and labels drawn into the frames), `odmproposals` (a fast colour/shape sign-proposal detector). Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
+//! (boxes and labels drawn into the frames), `odmproposals` (a fast colour/shape sign-proposal detector), `odmdetect`
+//! (any ONNX detector), `odmtrack` (stable ids). Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
 //! `OdmResultsMeta` custom meta (see [`meta`]).
 #![allow(clippy::non_send_fields_in_send_ty)]
 
 use gst::glib;
 
 pub mod classify;
+pub mod detect;
 pub mod engine;
 pub mod export;
 pub mod meta;
@@ -24,6 +26,7 @@ pub mod video;
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     classify::register(plugin)?;
+    detect::register(plugin)?;
     replay::register(plugin)?;
     export::register(plugin)?;
     overlay::register(plugin)?;

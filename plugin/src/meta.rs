@@ -231,6 +231,9 @@ pub struct RoiEntry {
     pub roi_type: String,
     pub id: i32,
     pub result: Option<RoiResult>,
+    /// The detector's score, when odmdetect made the ROI and its `odm-detection` param survived (GStreamer 1.22.0
+    /// drops ROI params on a copy of the buffer).
+    pub score: Option<f64>,
 }
 
 /// Every ROI of a buffer with its result: from the ROI param when present, else from the custom meta by id.
@@ -243,6 +246,7 @@ pub fn results_by_roi(buffer: &gst::BufferRef) -> Vec<RoiEntry> {
             roi_type: m.roi_type().to_owned(),
             id: m.id(),
             result: roi_param(&m).or_else(|| custom.iter().find(|r| r.roi_id == m.id()).cloned()),
+            score: m.param("odm-detection").and_then(|p| p.get::<f64>("score").ok()),
         })
         .collect()
 }

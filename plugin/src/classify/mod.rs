@@ -27,29 +27,8 @@ pub enum Mode {
     Frame,
 }
 
-/// Where ONNX Runtime runs the network.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstOdmExecutionProvider")]
-pub enum ExecutionProvider {
-    #[default]
-    #[enum_value(name = "CPU", nick = "cpu")]
-    Cpu,
-    #[enum_value(name = "CUDA (NVIDIA GPU)", nick = "cuda")]
-    Cuda,
-    #[enum_value(name = "TensorRT, with CUDA for the nodes TensorRT does not take", nick = "tensorrt")]
-    Tensorrt,
-}
-
-impl From<ExecutionProvider> for crate::engine::Provider {
-    fn from(p: ExecutionProvider) -> Self {
-        match p {
-            ExecutionProvider::Cpu => crate::engine::Provider::Cpu,
-            ExecutionProvider::Cuda => crate::engine::Provider::Cuda,
-            ExecutionProvider::Tensorrt => crate::engine::Provider::TensorRt,
-        }
-    }
-}
+/// Where ONNX Runtime runs the network (shared with odmdetect).
+pub use crate::engine::ExecutionProvider;
 
 glib::wrapper! {
     pub struct OdmClassify(ObjectSubclass<imp::OdmClassify>) @extends gst_base::BaseTransform, gst::Element, gst::Object;

@@ -3,14 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use ort::ep::{self, ExecutionProvider as _};
-use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use gst::glib;
 use odm_core::Bundle;
 
+pub mod detector;
 pub mod pool;
+pub mod session;
 
 /// Why a session could not be made or run.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,30 @@ impl std::fmt::Display for Provider {
     }
 }
 
+/// Where ONNX Runtime runs the network: the `execution-provider` property of odmclassify and odmdetect.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstOdmExecutionProvider")]
+pub enum ExecutionProvider {
+    #[default]
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu,
+    #[enum_value(name = "CUDA (NVIDIA GPU)", nick = "cuda")]
+    Cuda,
+    #[enum_value(name = "TensorRT, with CUDA for the nodes TensorRT does not take", nick = "tensorrt")]
+    Tensorrt,
+}
+
+impl From<ExecutionProvider> for Provider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Cpu => Provider::Cpu,
+            ExecutionProvider::Cuda => Provider::Cuda,
+            ExecutionProvider::Tensorrt => Provider::TensorRt,
+        }
+    }
+}
+
 /// Session options the element exposes.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -75,47 +100,6 @@ impl Default for EngineOptions {
             trt_fp16: false,
         }
     }
-}
-
-/// A session builder with odm's CPU settings: full graph optimisation, `threads` intra-op threads, no spinning.
-fn builder(env: &ort::environment::Environment, threads: usize) -> Result<SessionBuilder, String> {
-    let b = Session::builder(env).map_err(|e| e.to_string())?;
-    b.with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| e.to_string())?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| e.to_string())?
-        .with_intra_op_spinning(false)
-        .map_err(|e| e.to_string())
-}
-
-/// A session on a GPU provider, or why there is none: the provider missing from the loaded library, its registration
-/// failing (no driver, no device, missing CUDA libraries), or the session failing to start on it.
-fn gpu_session(env: &ort::environment::Environment, bytes: &[u8], opts: &EngineOptions) -> Result<Session, String> {
-    let cuda_here = ep::CUDA::is_available().map_err(|e| e.to_string())?;
-    let missing = |name: &str| {
-        format!(
-            "the loaded ONNX Runtime library has no {name} (the PyPI `onnxruntime` wheel is CPU-only; point \
-             ort-library at the library of `onnxruntime-gpu`)"
-        )
-    };
-    let mut eps = Vec::new();
-    if opts.provider == Provider::TensorRt {
-        if !ep::TensorRT::is_available().map_err(|e| e.to_string())? {
-            return Err(missing("TensorrtExecutionProvider"));
-        }
-        let mut trt = ep::TensorRT::default().with_device_id(opts.device_id).with_fp16(opts.trt_fp16);
-        if let Some(dir) = &opts.trt_cache {
-            trt = trt.with_engine_cache(true).with_engine_cache_path(dir.display());
-        }
-        eps.push(trt.build().error_on_failure());
-    }
-    if !cuda_here {
-        return Err(missing("CUDAExecutionProvider"));
-    }
-    eps.push(ep::CUDA::default().with_device_id(opts.device_id).build().error_on_failure());
-    let b = builder(env, opts.intra_threads)?.with_execution_providers(eps).map_err(|e| e.to_string())?;
-    let mut b = b;
-    b.commit_from_memory(bytes).map_err(|e| e.to_string())
 }
 
 pub struct Engine {
@@ -158,21 +142,7 @@ impl Engine {
         bundle: &Bundle,
         opts: EngineOptions,
     ) -> Result<(Engine, Option<String>), EngineError> {
-        let load = |e: &dyn std::fmt::Display| EngineError::Load { path: model.to_owned(), message: e.to_string() };
-        let cpu =
-            || builder(env, opts.intra_threads).map_err(|e| load(&e))?.commit_from_memory(bytes).map_err(|e| load(&e));
-        let (session, provider, fell_back) = match opts.provider {
-            Provider::Cpu => (cpu()?, Provider::Cpu, None),
-            gpu => match gpu_session(env, bytes, &opts) {
-                Ok(s) => (s, gpu, None),
-                Err(reason) if opts.fallback => (
-                    cpu()?,
-                    Provider::Cpu,
-                    Some(format!("execution provider {gpu} cannot start ({reason}): running on the CPU")),
-                ),
-                Err(reason) => return Err(EngineError::Provider { path: model.to_owned(), provider: gpu, reason }),
-            },
-        };
+        let (session, provider, fell_back) = session::open(env, model, bytes, &opts)?;
 
         let mismatch = |reason: String| EngineError::Mismatch { path: model.to_owned(), reason };
         let spec = &bundle.model;

@@ -60,53 +60,92 @@ pub enum PoolError {
     Engine(#[from] EngineError),
 }
 
-/// Per `model-instance-id`, a slot for its instance. The pool's lock is held only to find or add a slot; a slot's own
-/// lock is held while its session is made, so two elements starting together under one id make one session, and
-/// elements under other ids (or none) never wait for it.
-type Slot = Arc<Mutex<Weak<Instance>>>;
-static POOL: Mutex<Option<HashMap<String, Slot>>> = Mutex::new(None);
+/// Anything shared by `model-instance-id`: it says what it was made for.
+pub trait Shared {
+    fn key(&self) -> &InstanceKey;
+}
 
-/// The instance shared under `id`, or a new one from `make` (registered under `id` unless it is empty). The second
-/// value is `make`'s fallback note (only when this call made the session).
+impl Shared for Instance {
+    fn key(&self) -> &InstanceKey {
+        &self.key
+    }
+}
+
+/// Instances of one kind shared by `model-instance-id`. The pool's lock is held only to find or add a slot; a slot's
+/// own lock is held while its session is made, so two elements starting together under one id make one session, and
+/// elements under other ids (or none) never wait for it.
+pub struct Pool<T> {
+    slots: Mutex<Option<HashMap<String, Slot<T>>>>,
+}
+
+type Slot<T> = Arc<Mutex<Weak<T>>>;
+
+impl<T: Shared> Default for Pool<T> {
+    fn default() -> Self {
+        Pool::new()
+    }
+}
+
+impl<T: Shared> Pool<T> {
+    pub const fn new() -> Pool<T> {
+        Pool { slots: Mutex::new(None) }
+    }
+
+    /// The instance shared under `id`, or a new one from `make` (registered under `id` unless it is empty). The
+    /// second value is `make`'s note (only when this call made the session).
+    pub fn get(
+        &self,
+        id: &str,
+        key: &InstanceKey,
+        make: impl FnOnce() -> Result<(T, Option<String>), PoolError>,
+    ) -> Result<(Arc<T>, Option<String>), PoolError> {
+        if id.is_empty() {
+            let (t, note) = make()?;
+            return Ok((Arc::new(t), note));
+        }
+        let slot: Slot<T> = {
+            let mut guard = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let pool = guard.get_or_insert_with(HashMap::new);
+            // Slots whose instance is gone and that no caller holds go (a caller holds its clone from here until its
+            // session is made, so a slot being filled is never replaced by a second one).
+            pool.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map_or(true, |w| w.strong_count() > 0));
+            pool.entry(id.to_owned()).or_default().clone()
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = slot.upgrade() {
+            if running.key() != key {
+                return Err(PoolError::Mismatch {
+                    id: id.to_owned(),
+                    running: Box::new(running.key().clone()),
+                    asked: Box::new(key.clone()),
+                });
+            }
+            return Ok((running, None));
+        }
+        let (t, note) = make()?;
+        let t = Arc::new(t);
+        *slot = Arc::downgrade(&t);
+        Ok((t, note))
+    }
+}
+
+static POOL: Pool<Instance> = Pool::new();
+
+/// The embedding instance shared under `id`, or a new one from `make` (registered under `id` unless it is empty).
+/// The second value is `make`'s fallback note (only when this call made the session).
 pub fn instance(
     id: &str,
     key: InstanceKey,
     make: impl FnOnce() -> Result<(Engine, Option<String>), EngineError>,
 ) -> Result<(Arc<Instance>, Option<String>), PoolError> {
-    let wrap = |(engine, note): (Engine, Option<String>)| {
-        (
-            Arc::new(Instance {
-                engine: Mutex::new(engine),
-                key: key.clone(),
-                id: id.to_owned(),
-                batcher: Mutex::new(Weak::new()),
-            }),
-            note,
-        )
-    };
-    if id.is_empty() {
-        return Ok(wrap(make()?));
-    }
-    let slot: Slot = {
-        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = guard.get_or_insert_with(HashMap::new);
-        // Slots whose instance is gone and that no caller holds go (a caller holds its clone from here until its
-        // session is made, so a slot being filled is never replaced by a second one).
-        pool.retain(|_, s| Arc::strong_count(s) > 1 || s.try_lock().map_or(true, |w| w.strong_count() > 0));
-        pool.entry(id.to_owned()).or_default().clone()
-    };
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(running) = slot.upgrade() {
-        if running.key != key {
-            return Err(PoolError::Mismatch {
-                id: id.to_owned(),
-                running: Box::new(running.key.clone()),
-                asked: Box::new(key),
-            });
-        }
-        return Ok((running, None));
-    }
-    let (inst, note) = wrap(make()?);
-    *slot = Arc::downgrade(&inst);
-    Ok((inst, note))
+    POOL.get(id, &key, || {
+        let (engine, note) = make()?;
+        let instance = Instance {
+            engine: Mutex::new(engine),
+            key: key.clone(),
+            id: id.to_owned(),
+            batcher: Mutex::new(Weak::new()),
+        };
+        Ok((instance, note))
+    })
 }

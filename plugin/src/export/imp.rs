@@ -152,6 +152,9 @@ struct RoiLine<'a> {
     y: u32,
     w: u32,
     h: u32,
+    /// The detector's score (odmdetect); absent for ROIs from elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
     class_id: Option<i32>,
     label: Option<&'a str>,
     distance: Option<f64>,
@@ -355,6 +358,7 @@ impl BaseTransformImpl for OdmExport {
                     y: e.rect.1,
                     w: e.rect.2,
                     h: e.rect.3,
+                    score: e.score,
                     class_id,
                     label,
                     distance,

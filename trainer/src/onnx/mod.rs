@@ -136,7 +136,16 @@ impl GraphBuilder {
 
     /// Serialise as an ONNX model (deterministic bytes for the same graph).
     pub fn finish(self, doc: &str) -> Vec<u8> {
+        self.finish_with(doc, &[])
+    }
+
+    /// [`GraphBuilder::finish`] with metadata key-value pairs (read back by ONNX Runtime's model metadata).
+    pub fn finish_with(self, doc: &str, metadata: &[(&str, &str)]) -> Vec<u8> {
         ModelProto {
+            metadata_props: metadata
+                .iter()
+                .map(|(k, v)| proto::StringStringEntryProto { key: (*k).to_owned(), value: (*v).to_owned() })
+                .collect(),
             ir_version: IR_VERSION,
             opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
             producer_name: "odm-train".into(),
