@@ -251,8 +251,11 @@ mod tests {
 
     #[test]
     fn bad_layouts_are_refused_with_their_shapes() {
-        let e = layout(Decoder::Auto, &[&[1, 4, 8400]]).unwrap_err();
+        // Four rows and no class: yolov8 says so (auto would read 4 candidates of YOLOv5 with 8,395 classes).
+        let e = layout(Decoder::Yolov8, &[&[1, 4, 8400]]).unwrap_err();
         assert!(e.contains("zero classes") && e.contains("[1, 4, 8400]"), "{e}");
+        let e = layout(Decoder::Auto, &[&[1, 4, 5]]).unwrap_err();
+        assert!(e.contains("zero classes"), "{e}");
         let e = layout(Decoder::Yolov5, &[&[1, 100, 5]]).unwrap_err();
         assert!(e.contains("zero classes"), "{e}");
         let e = layout(Decoder::Auto, &[&[1, 84]]).unwrap_err();
