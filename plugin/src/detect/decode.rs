@@ -73,10 +73,19 @@ pub fn layout(asked: Decoder, shapes: &[&[i64]]) -> Result<Layout, String> {
     };
     let n = |d: i64| usize::try_from(d).unwrap_or(0);
     let decoder = match asked {
-        // The candidates are the long axis; when that reading leaves no class, the other one is tried.
+        // The candidates are the long axis; when that reading leaves no class (or more classes than candidates),
+        // the other reading is taken if it is a plausible one.
         Decoder::Auto => match shapes {
-            [s] if s.len() == 3 && (s[1] < s[2] && s[1] > 4 || s[2] <= 5) => Decoder::Yolov8,
-            [s] if s.len() == 3 => Decoder::Yolov5,
+            [s] if s.len() == 3 => {
+                let v8 = s[1] > 4 && s[2] >= s[1] - 4;
+                let v5 = s[2] > 5 && s[1] >= s[2] - 5;
+                match (s[1] < s[2], v8, v5) {
+                    (true, true, _) | (false, true, false) => Decoder::Yolov8,
+                    (false, _, true) | (true, false, true) => Decoder::Yolov5,
+                    (true, false, false) => Decoder::Yolov8,
+                    (false, false, false) => Decoder::Yolov5,
+                }
+            }
             [_, _] => Decoder::BoxesScores,
             _ => {
                 return Err(format!(
@@ -251,8 +260,8 @@ mod tests {
 
     #[test]
     fn bad_layouts_are_refused_with_their_shapes() {
-        // Four rows and no class: yolov8 says so (auto would read 4 candidates of YOLOv5 with 8,395 classes).
-        let e = layout(Decoder::Yolov8, &[&[1, 4, 8400]]).unwrap_err();
+        // Four rows and no class (not 4 YOLOv5 candidates of 8,395 classes).
+        let e = layout(Decoder::Auto, &[&[1, 4, 8400]]).unwrap_err();
         assert!(e.contains("zero classes") && e.contains("[1, 4, 8400]"), "{e}");
         let e = layout(Decoder::Auto, &[&[1, 4, 5]]).unwrap_err();
         assert!(e.contains("zero classes"), "{e}");
