@@ -346,3 +346,24 @@ fn a_network_whose_output_is_not_finite_is_said_on_the_bus_once() {
     assert_eq!(said.len(), 1, "{w:?}");
     assert!(said[0].contains("tiny.odm.json"), "names the bundle: {}", said[0]);
 }
+
+#[test]
+fn the_latency_of_frames_in_flight_on_absurd_frame_rates_saturates() {
+    // 1 frame per 68 years, 64 frames in flight: 64 frame durations do not fit a clock time. The latency query
+    // answers (saturated) rather than overflow.
+    init();
+    let el = classifier(&[("frames-in-flight", "64")]);
+    let (mut h, _bus) = harness(&el, rgb_caps(96, 48));
+    let caps = gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Rgb)
+        .width(96)
+        .height(48)
+        .framerate(gst::Fraction::new(1, i32::MAX))
+        .build();
+    h.set_src_caps(caps);
+    h.push(buffer_with_rois(rgb_frame(96, 48, &[(LEFT, RED)]), &[(1, LEFT)], 0)).unwrap();
+    let mut q = gst::query::Latency::new();
+    assert!(el.static_pad("src").unwrap().query(&mut q), "the latency query is answered");
+    let (_, min, _) = q.result();
+    assert!(min >= gst::ClockTime::from_seconds(3600), "64 frame durations of 68 years: {min}");
+}
