@@ -31,6 +31,11 @@ pub struct Bundle {
     pub name: String,
     pub model: ModelSpec,
     pub classes: Vec<ClassEntry>,
+    /// Centres of designs that are not classes (the seen out-of-distribution designs of training), each with its
+    /// category: the category of an unknown sign (`novelty`) is that of the nearest centre among the classes and
+    /// these. Optional; without them a novelty gets the category of its nearest class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category_refs: Vec<CategoryRef>,
     pub score: ScoreSpec,
     /// Training configuration and provenance (free form; written by `odm-train`).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
@@ -113,6 +118,16 @@ pub struct ClassEntry {
     /// name (`warning--curve-left--g1`) gives its category without it; written, it must agree with such a label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
+}
+
+/// A design centre that is not a class, with its category ([`Bundle::category_refs`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryRef {
+    /// The design's name (informative).
+    pub label: String,
+    pub category: Category,
+    pub center: Vec<f32>,
 }
 
 impl ClassEntry {
@@ -464,6 +479,18 @@ impl Bundle {
                     &format!("classes[{k}].anomaly_threshold"),
                     format!("anomaly threshold {ano} is below the novelty threshold {nov}"),
                 ));
+            }
+        }
+
+        for (k, r) in self.category_refs.iter().enumerate() {
+            if r.center.len() != m.output.dim {
+                return Err(invalid(
+                    &format!("category_refs[{k}].center"),
+                    format!("has {} values but model.output.dim is {}", r.center.len(), m.output.dim),
+                ));
+            }
+            for (j, v) in r.center.iter().enumerate() {
+                finite(format!("category_refs[{k}].center[{j}]"), *v as f64)?;
             }
         }
 

@@ -92,6 +92,9 @@ pub struct Scorer {
     /// Per-class thresholds from the bundle (class value, or the global one).
     novelty: Vec<f64>,
     anomaly: Vec<f64>,
+    /// Design centres that are not classes, row-major, with their categories ([`Bundle::category_refs`]).
+    ref_centers: Vec<f32>,
+    ref_categories: Vec<Category>,
     /// Element-property overrides; when set they apply to every class.
     novelty_override: Option<f64>,
     anomaly_override: Option<f64>,
@@ -121,9 +124,24 @@ impl Scorer {
                 .iter()
                 .map(|c| c.anomaly_threshold.unwrap_or(bundle.score.anomaly_threshold))
                 .collect(),
+            ref_centers: bundle.category_refs.iter().flat_map(|r| r.center.iter().copied()).collect(),
+            ref_categories: bundle.category_refs.iter().map(|r| r.category).collect(),
             novelty_override: None,
             anomaly_override: None,
         }
+    }
+
+    /// The category of an unknown sign at `embedding`: that of the nearest design centre among the classes (with a
+    /// category) and the bundle's category references; the nearest class's when the bundle has no references.
+    pub fn novelty_category(&self, embedding: &[f32], nearest_class: usize) -> Option<Category> {
+        if self.ref_categories.is_empty() {
+            return self.categories[nearest_class];
+        }
+        let d2 = |c: &[f32]| -> f32 { c.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum() };
+        let classes =
+            self.centers.chunks_exact(self.dim).zip(&self.categories).filter_map(|(c, k)| Some((d2(c), (*k)?)));
+        let refs = self.ref_centers.chunks_exact(self.dim).zip(&self.ref_categories).map(|(c, k)| (d2(c), *k));
+        classes.chain(refs).min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, k)| k)
     }
 
     pub fn dim(&self) -> usize {
@@ -147,8 +165,9 @@ impl Scorer {
         self.categories[class_index]
     }
 
-    /// The category a result with this nearest class and verdict reports: the class's for `known` and `novelty`,
-    /// none for `anomaly`.
+    /// The category a result with this nearest class and verdict reports when its embedding is not at hand (a vote
+    /// over earlier results): the class's for `known` and `novelty`, none for `anomaly`. [`Scorer::score`] gives a
+    /// novelty the category of the nearest design ([`Scorer::novelty_category`]).
     pub fn category(&self, class_index: usize, verdict: Verdict) -> Option<Category> {
         match verdict {
             Verdict::Known | Verdict::Novelty => self.categories[class_index],
@@ -237,13 +256,11 @@ impl Scorer {
     pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
         let (k, d) = self.nearest(embedding)?;
         let verdict = self.verdict(k, d as f64);
-        Some(ScoreResult {
-            class_index: k,
-            class_id: self.ids[k],
-            distance: d,
-            verdict,
-            category: self.category(k, verdict),
-        })
+        let category = match verdict {
+            Verdict::Novelty => self.novelty_category(embedding, k),
+            v => self.category(k, v),
+        };
+        Some(ScoreResult { class_index: k, class_id: self.ids[k], distance: d, verdict, category })
     }
 
     /// Score a row-major `[N, dim]` batch into `out[..N]`. Rows that hold non-finite values give `None`.

@@ -137,3 +137,34 @@ fn the_category_is_the_classs_when_known_the_nearest_classs_when_novelty_and_non
     let r = s.score(&[-3.5, 0.0]).unwrap();
     assert_eq!((r.verdict, r.category), (Verdict::Known, Some(Regulatory)));
 }
+
+#[test]
+fn a_novelty_takes_the_category_of_the_nearest_design_among_classes_and_references() {
+    use odm_core::bundle::CategoryRef;
+    use odm_core::Category;
+    // Classes: regulatory at (0, 0), warning at (10, 0), "red" (no category) at (0, 10); novelty band (1, 3].
+    let mut b = categorised();
+    let near_ref = [1.5f32, 1.5];
+    let r = Scorer::new(&b).score(&near_ref).unwrap();
+    assert_eq!((r.verdict, r.category), (Verdict::Novelty, Some(Category::Regulatory)), "no references: nearest class");
+    // A reference (a seen design, information) at (2, 2).
+    b.category_refs = vec![CategoryRef {
+        label: "information--c--g1".into(),
+        category: Category::Information,
+        center: vec![2.0, 2.0],
+    }];
+    b.validate(Path::new("t.odm.json")).unwrap();
+    let s = Scorer::new(&b);
+    let r = s.score(&near_ref).unwrap();
+    assert_eq!((r.verdict, r.category, r.class_index), (Verdict::Novelty, Some(Category::Information), 0));
+    // Near the class without a category: the nearest design that has one.
+    let r = s.score(&[0.5, 8.5]).unwrap();
+    assert_eq!((r.verdict, r.class_index, r.category), (Verdict::Novelty, 2, Some(Category::Information)));
+    // Known and anomaly verdicts are untouched by references.
+    assert_eq!(s.score(&[0.5, 0.0]).unwrap().category, Some(Category::Regulatory));
+    assert_eq!(s.score(&[100.0, 100.0]).unwrap().category, None);
+    // A reference of the wrong dimension is refused by field.
+    b.category_refs[0].center = vec![1.0];
+    let e = b.validate(Path::new("t.odm.json")).unwrap_err().to_string();
+    assert!(e.contains("category_refs[0].center"), "{e}");
+}

@@ -63,6 +63,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
     fs::write(&onnx, onnx_bytes()).map_err(TrainError::io(&onnx))?;
     let sha256 = sha256_file(&onnx).map_err(TrainError::io(&onnx))?;
     let bundle = Bundle {
+        category_refs: Vec::new(),
         format: FORMAT.into(),
         name: NAME.into(),
         model: ModelSpec {

@@ -278,6 +278,18 @@ fn export_is_deterministic_renames_and_writes_int8_and_fp16_bundles() {
     };
     let same = export(None, Precision::Fp32);
     assert_eq!(same.model.sha256, b.model.sha256, "the same weights give the same ONNX bytes");
+    // The seen out-of-distribution designs trained on (not those held out for calibration) become category
+    // references, one each, with the category of their names, and the dimension of the classes.
+    let seen: Vec<String> = serde_json::from_value(b.training["split"]["seen_ood"].clone()).unwrap();
+    let calib: Vec<String> = serde_json::from_value(b.training["calib_ood"].clone()).unwrap_or_default();
+    let want: Vec<&String> = seen.iter().filter(|c| !calib.contains(c)).collect();
+    let got: Vec<&String> = same.category_refs.iter().map(|r| &r.label).collect();
+    assert!(!want.is_empty(), "the tiny run trains on a seen design: {seen:?}, calibration {calib:?}");
+    assert_eq!(got, want, "category references");
+    for r in &same.category_refs {
+        assert_eq!(Some(r.category), odm_core::taxonomy::category_of(&r.label));
+        assert_eq!(r.center.len(), b.dim());
+    }
     let eb = export(Some("renamed"), Precision::Fp32);
     assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
     assert_eq!(eb.classes, b.classes, "an export keeps the run's classes and centres");

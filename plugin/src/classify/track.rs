@@ -180,7 +180,13 @@ fn vote(
     } else {
         (raw.class_index, raw.class_id)
     };
-    let category = category(class.0, verdict);
+    // A voted novelty that this frame also calls a novelty keeps this frame's category (the scorer's nearest design to
+    // this crop); otherwise the voted class's.
+    let category = if verdict == Verdict::Novelty && raw.verdict == Verdict::Novelty {
+        raw.category
+    } else {
+        category(class.0, verdict)
+    };
     ScoreResult { class_index: class.0, class_id: class.1, distance: raw.distance, verdict, category }
 }
 

@@ -58,6 +58,7 @@ pub fn write_bundle(
             precision: "fp32".into(),
         },
         classes: class_entries(&data.classes, centers),
+        category_refs: Vec::new(),
         score: ScoreSpec {
             kind: SCORE_KIND.into(),
             novelty_threshold: 1.0,
@@ -249,7 +250,8 @@ pub enum Precision {
 /// bundle) into `out`, under `name` (default: the run's). The ONNX bytes are deterministic for the same weights.
 /// With [`Precision::Int8`] = N, the network is written as an INT8 QDQ model whose activation ranges are calibrated
 /// on N of the run's training crops; with [`Precision::Fp16`], with float16 weights; the bundle says which
-/// (`model.precision`; centres and thresholds stay the float network's).
+/// (`model.precision`; centres and thresholds stay the float network's). The bundle gains the seen
+/// out-of-distribution designs' centres as category references when the run has them.
 pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision) -> Result<PathBuf, TrainError> {
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
     let name = name.unwrap_or(cfg.name.clone());
@@ -280,6 +282,14 @@ pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision
         }
     };
     std::fs::write(&onnx_path, bytes).map_err(TrainError::io(&onnx_path))?;
+    // The seen out-of-distribution designs' centres, so that odmclassify gives an unknown sign the category of the
+    // nearest design it knows of, not only of the nearest class (tables: `eval`'s category figures).
+    if bundle.category_refs.is_empty() {
+        if let Some((names, x)) = super::eval::seen_training_images(&cfg, &bundle)? {
+            let e = to_vec(&embed_all(&net, &x, Device::Cpu));
+            bundle.category_refs = super::categories::design_refs(&names, &e, bundle.dim());
+        }
+    }
     bundle.name = name.clone();
     bundle.model.file = onnx_name;
     bundle.model.sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;

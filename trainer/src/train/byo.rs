@@ -390,6 +390,7 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
             precision: "fp32".into(),
         },
         classes: class_entries(&data.classes, centres),
+        category_refs: Vec::new(),
         score: ScoreSpec {
             kind: SCORE_KIND.into(),
             novelty_threshold: 1.0,

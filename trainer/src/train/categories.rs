@@ -55,7 +55,7 @@ impl CategoryReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
             "Categories of unknown signs: of the {} unseen-design test images called `novelty`, {:.2}% get their own \
-             category from the nearest known class (what odmclassify attaches) and {:.2}% from the nearest category \
+             category from the nearest known class (what odmclassify attaches for a bundle without category references) and {:.2}% from the nearest category \
              centre; over every unseen-design image {:.2}% / {:.2}%. Known test images: {:.2}% in the right \
              category.\n\n",
             self.novelty_count,
@@ -67,7 +67,7 @@ impl CategoryReport {
         );
         if let (Some(n), Some(u)) = (self.novelty_right_nearest_design, self.unseen_right_nearest_design) {
             s.push_str(&format!(
-                "By the nearest design centre, known or seen out-of-distribution: {n:.2}% of those called `novelty`, \
+                "By the nearest design centre, known or seen out-of-distribution (what odmclassify attaches for a bundle with category references, as `odm-train export` writes them): {n:.2}% of those called `novelty`, \
                  {u:.2}% of every unseen-design image.\n\n"
             ));
         }
@@ -112,6 +112,11 @@ fn nearest_centre(e: &[f32], centres: &[(Category, Vec<f32>)]) -> Option<Categor
 /// Centres (mean embeddings) of named designs from `e` (row-major, `dim` wide, one row per name), with their
 /// categories; designs whose names are no taxonomy names are left out.
 pub fn design_centres(names: &[String], e: &[f32], dim: usize) -> Vec<(Category, Vec<f32>)> {
+    design_refs(names, e, dim).into_iter().map(|r| (r.category, r.center)).collect()
+}
+
+/// [`design_centres`] as a bundle's category references (named), in name order.
+pub fn design_refs(names: &[String], e: &[f32], dim: usize) -> Vec<odm_core::bundle::CategoryRef> {
     let mut sums: BTreeMap<&str, (Vec<f64>, usize)> = BTreeMap::new();
     for (name, row) in names.iter().zip(e.chunks_exact(dim)) {
         let (sum, n) = sums.entry(name.as_str()).or_insert_with(|| (vec![0.0; dim], 0));
@@ -122,7 +127,11 @@ pub fn design_centres(names: &[String], e: &[f32], dim: usize) -> Vec<(Category,
     }
     sums.into_iter()
         .filter_map(|(name, (sum, n))| {
-            category_of(name).map(|c| (c, sum.iter().map(|v| (v / n as f64) as f32).collect()))
+            category_of(name).map(|category| odm_core::bundle::CategoryRef {
+                label: name.to_owned(),
+                category,
+                center: sum.iter().map(|v| (v / n as f64) as f32).collect(),
+            })
         })
         .collect()
 }

@@ -306,7 +306,10 @@ pub fn test_sets(
 
 /// The training images of a run's seen out-of-distribution designs (those ODM trained on, not the calibration
 /// ones), with their design names; None when the run has none or its labels are no taxonomy names.
-fn seen_training_images(cfg: &TrainConfig, bundle: &Bundle) -> Result<Option<(Vec<String>, Tensor)>, TrainError> {
+pub(crate) fn seen_training_images(
+    cfg: &TrainConfig,
+    bundle: &Bundle,
+) -> Result<Option<(Vec<String>, Tensor)>, TrainError> {
     let roles: split::ClassSplit = match serde_json::from_value(bundle.training["split"].clone()) {
         Ok(r) => r,
         Err(_) => return Ok(None),
