@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use gst::prelude::*;
 use gst_video::VideoRegionOfInterestMeta;
 use odm_core::{Category, Verdict};
 
@@ -76,6 +77,9 @@ pub struct RoiResult {
     pub reused: bool,
     /// With `vote-window`, this frame's own result; `outcome` is then the majority over the object's last results.
     pub raw: Option<RawResult>,
+    /// With odmclassify `attach-embedding=true`: the crop's embedding, computed on this frame (none on a reused or
+    /// skipped result).
+    pub embedding: Option<Vec<f32>>,
 }
 
 impl RoiResult {
@@ -125,6 +129,9 @@ impl RoiResult {
                 .field("raw-verdict", raw.verdict.as_str())
                 .field("raw-category", raw.category.map(Category::as_str));
         }
+        if let Some(e) = &self.embedding {
+            b = b.field("embedding", gst::Array::new(e.iter().map(|&v| v.to_send_value())));
+        }
         b.build()
     }
 
@@ -163,6 +170,7 @@ impl RoiResult {
                     category: category(s, "raw-category")?,
                 })
             })(),
+            embedding: embedding(s),
         })
     }
 }
@@ -175,6 +183,12 @@ fn category(s: &gst::StructureRef, field: &str) -> Option<Option<Category>> {
         Ok(None) | Err(gst::structure::GetError::FieldNotFound { .. }) => Some(None),
         Err(_) => None,
     }
+}
+
+/// The `embedding` field of an `odm` structure: an array of floats, `None` when absent or of another type.
+fn embedding(s: &gst::StructureRef) -> Option<Vec<f32>> {
+    let array = s.get::<gst::ArrayRef>("embedding").ok()?;
+    array.iter().map(|v| v.get::<f32>().ok()).collect()
 }
 
 /// Write `results` into the buffer's `OdmResultsMeta` (created if absent). Entries for ROI ids already present are

@@ -138,6 +138,18 @@ impl FrameWork {
         }
     }
 
+    /// The embedding of job `job` computed on this frame (`attach-embedding`): none when the job had no crop, when
+    /// inference failed or when the network's output was not finite (the result is then skipped as invalid).
+    pub(super) fn embedding_of(&self, job: usize, dim: usize) -> Option<Vec<f32>> {
+        if self.error.is_some() || self.jobs.get(job)?.outcome.is_err() {
+            return None;
+        }
+        // Rows are pushed in job order (prepare walks the jobs in order), so they are sorted.
+        let row = self.rows.binary_search(&job).ok()?;
+        let e = self.embeddings.get(row * dim..(row + 1) * dim)?;
+        e.iter().all(|v| v.is_finite()).then(|| e.to_vec())
+    }
+
     /// Score the embeddings into the jobs' outcomes (or mark them failed when inference failed).
     pub(super) fn score(&mut self, scorer: &Scorer, dim: usize) {
         if let Some(e) = &self.error {

@@ -73,9 +73,13 @@ impl OdmClassify {
     }
 
     /// Post messages gathered under a lock; call with no lock held (a sync bus handler runs in this thread and may
-    /// set properties).
+    /// set properties). `odm-drift` also goes downstream as an event (only `finish` makes it: on the streaming thread
+    /// or under the stream lock).
     fn post_all(&self, posts: Vec<gst::Message>) {
         for m in posts {
+            if let Some(drift) = super::stats::drift_event(&m) {
+                let _ = self.obj().src_pad().push_event(drift);
+            }
             let _ = self.obj().post_message(m);
         }
     }
@@ -319,7 +323,7 @@ impl OdmClassify {
             let scorer = &scoring.scorer;
             results.clear();
             let label = |k: usize| scoring.labels.get(k).cloned();
-            results.extend(jobs.iter().map(|job| {
+            results.extend(jobs.iter().enumerate().map(|(j, job)| {
                 let (outcome, k) = match &job.outcome {
                     // A class index always names a class of `scoring` (memory is kept per bundle generation); an
                     // index outside it is refused, never written with another class's label.
@@ -354,6 +358,9 @@ impl OdmClassify {
                         verdict: r.verdict,
                         category: r.category,
                     }),
+                    embedding: (live.attach_embedding && !job.reused)
+                        .then(|| work.embedding_of(j, network.dim))
+                        .flatten(),
                 }
             }));
             for mut m in buffer.iter_meta_mut::<VideoRegionOfInterestMeta>() {

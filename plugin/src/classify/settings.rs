@@ -48,6 +48,8 @@ pub(super) struct Live {
     pub(super) anomaly_threshold: f64,
     pub(super) emit_messages: bool,
     pub(super) stats_interval: u32,
+    /// Add each crop's embedding to its result (`embedding`).
+    pub(super) attach_embedding: bool,
     /// Reuse a tracked ROI's result for this many frames (0 or 1: classify every frame).
     pub(super) reclassify_interval: u32,
     /// Report the majority of a tracked ROI's last this many results (0 or 1: off).
@@ -81,6 +83,7 @@ impl Default for Settings {
                 anomaly_threshold: THRESHOLD_FROM_BUNDLE,
                 emit_messages: false,
                 stats_interval: 0,
+                attach_embedding: false,
                 reclassify_interval: 0,
                 vote_window: 0,
                 memory_iou: DEFAULT_MEMORY_IOU,
@@ -255,6 +258,16 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .default_value(0)
             .mutable_playing()
             .build(),
+        glib::ParamSpecBoolean::builder("attach-embedding")
+            .nick("Attach embedding")
+            .blurb(
+                "Add each crop's embedding (the network's output, a float array) to its result as `embedding`: \
+                 in the odm structures of the ROI param and OdmResultsMeta, hence in odmexport's and odmpublish's \
+                 JSON; computed on this frame only (a reused or skipped result has none)",
+            )
+            .default_value(false)
+            .mutable_playing()
+            .build(),
         glib::ParamSpecUInt::builder("reclassify-interval")
             .nick("Reclassify interval")
             .blurb(
@@ -331,6 +344,7 @@ impl Settings {
             "max-size" => self.live.max_size = value.get().expect("type checked upstream"),
             "emit-messages" => self.live.emit_messages = value.get().expect("type checked upstream"),
             "stats-interval" => self.live.stats_interval = value.get().expect("type checked upstream"),
+            "attach-embedding" => self.live.attach_embedding = value.get().expect("type checked upstream"),
             "reclassify-interval" => self.live.reclassify_interval = value.get().expect("type checked upstream"),
             "vote-window" => self.live.vote_window = value.get().expect("type checked upstream"),
             "memory-iou" => self.live.memory_iou = value.get().expect("type checked upstream"),
@@ -363,6 +377,7 @@ impl Settings {
             "anomaly-threshold" => self.live.anomaly_threshold.to_value(),
             "emit-messages" => self.live.emit_messages.to_value(),
             "stats-interval" => self.live.stats_interval.to_value(),
+            "attach-embedding" => self.live.attach_embedding.to_value(),
             "reclassify-interval" => self.live.reclassify_interval.to_value(),
             "vote-window" => self.live.vote_window.to_value(),
             "memory-iou" => self.live.memory_iou.to_value(),

@@ -141,3 +141,10 @@ impl Drift {
             .build()
     }
 }
+
+/// The `odm-drift` statistics also travel downstream, in the stream, as a serialized custom event holding the same
+/// structure: odmpublish (`drift-topic`) reads them there, whatever bus or bin the application has.
+pub(super) fn drift_event(m: &gst::Message) -> Option<gst::Event> {
+    let s = m.structure().filter(|s| s.name() == "odm-drift" && m.type_() == gst::MessageType::Element)?;
+    Some(gst::event::CustomDownstream::new(s.to_owned()))
+}

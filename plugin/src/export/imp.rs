@@ -11,9 +11,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use odm_core::Category;
-
-use crate::meta::{self, Outcome};
+use super::line::FrameLine;
+use crate::meta;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("odmexport", gst::DebugColorFlags::empty(), Some("odm results to JSON lines"))
@@ -140,67 +139,6 @@ impl ObjectSubclass for OdmExport {
     const NAME: &'static str = "GstOdmExport";
     type Type = super::OdmExport;
     type ParentType = gst_base::BaseTransform;
-}
-
-/// One ROI of a frame as exported.
-#[derive(serde::Serialize)]
-struct RoiLine<'a> {
-    id: i32,
-    #[serde(rename = "type")]
-    roi_type: &'a str,
-    x: u32,
-    y: u32,
-    w: u32,
-    h: u32,
-    /// The detector's score (odmdetect); absent for ROIs from elsewhere.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    score: Option<f64>,
-    class_id: Option<i32>,
-    label: Option<&'a str>,
-    distance: Option<f64>,
-    /// In [0, 1], 0.5 at the class's novelty threshold (`odm_core::score::confidence`).
-    confidence: Option<f64>,
-    /// known, novelty, anomaly, skipped, or null when no classifier saw this ROI.
-    verdict: Option<&'a str>,
-    /// regulatory, warning, information or complementary: the class's for known, the nearest class's for novelty;
-    /// null for anomaly, for a class without one, and when the ROI was not classified.
-    category: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<&'a str>,
-    /// The thresholds in force for the class (bundle, per class, or the element's overrides).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    novelty_threshold: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anomaly_threshold: Option<f64>,
-    /// Reused from an earlier frame (`reclassify-interval`); absent when computed on this frame.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    reused: bool,
-    /// With `vote-window`: this frame's own label, distance and verdict beside the voted ones.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_class_id: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_label: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_distance: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_verdict: Option<&'a str>,
-    /// With `vote-window`: this frame's own category (null when it has none).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_category: Option<Option<&'static str>>,
-}
-
-/// One frame as exported.
-#[derive(serde::Serialize)]
-struct FrameLine<'a> {
-    /// The buffer's number in the order this element received it: a count, which runs on across a seek.
-    frame: u64,
-    pts: Option<u64>,
-    /// The buffer's position in the stream (its PTS as stream time, what a seek aims at): odmroireplay matches an
-    /// export by it, so that replaying an export is exact, also when the export was made across a seek.
-    stream_time: Option<u64>,
-    rois: Vec<RoiLine<'a>>,
 }
 
 impl OdmExport {
@@ -340,59 +278,11 @@ impl BaseTransformImpl for OdmExport {
         let Some(st) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        let rois = entries
-            .iter()
-            .map(|e| {
-                let raw = e.result.as_ref().and_then(|r| r.raw.as_ref());
-                let (class_id, label, distance, category, reason) = match e.result.as_ref().map(|r| &r.outcome) {
-                    Some(Outcome::Classified { class_id, label, distance, category, .. }) => {
-                        (Some(*class_id), Some(&**label), Some(*distance), category.map(Category::as_str), None)
-                    }
-                    Some(Outcome::Skipped { reason }) => (None, None, None, None, Some(reason.as_str())),
-                    None => (None, None, None, None, None),
-                };
-                RoiLine {
-                    id: e.id,
-                    roi_type: &e.roi_type,
-                    x: e.rect.0,
-                    y: e.rect.1,
-                    w: e.rect.2,
-                    h: e.rect.3,
-                    score: e.score,
-                    class_id,
-                    label,
-                    distance,
-                    confidence: e.result.as_ref().and_then(|r| match &r.outcome {
-                        Outcome::Classified { distance, .. } => {
-                            Some(odm_core::score::confidence(*distance, r.novelty_threshold))
-                        }
-                        Outcome::Skipped { .. } => None,
-                    }),
-                    verdict: e.result.as_ref().map(|r| r.verdict_str()),
-                    category,
-                    reason,
-                    model: e.result.as_ref().map(|r| &*r.model),
-                    novelty_threshold: e.result.as_ref().map(|r| r.novelty_threshold),
-                    anomaly_threshold: e.result.as_ref().map(|r| r.anomaly_threshold),
-                    reused: e.result.as_ref().is_some_and(|r| r.reused),
-                    raw_class_id: raw.map(|r| r.class_id),
-                    raw_label: raw.map(|r| &*r.label),
-                    raw_distance: raw.map(|r| r.distance),
-                    raw_verdict: raw.map(|r| r.verdict.as_str()),
-                    raw_category: raw.map(|r| r.category.map(Category::as_str)),
-                }
-            })
-            .collect();
         if st.out.failed {
             // The error was posted when the write failed; the rest of the stream is dropped.
             return Err(gst::FlowError::Error);
         }
-        let line = FrameLine {
-            frame: st.frame,
-            pts: buf.pts().map(|t| t.nseconds()),
-            stream_time: buf.pts().and_then(|t| st.segment.to_stream_time(t)).map(|t| t.nseconds()),
-            rois,
-        };
+        let line = FrameLine::new(buf, &entries, st.frame, &st.segment);
         st.frame += 1;
         let whole = st.out.pending.len();
         if let Err(e) = serde_json::to_writer(&mut st.out.pending, &line) {

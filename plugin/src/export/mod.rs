@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+pub mod line;
 
 glib::wrapper! {
     pub struct OdmExport(ObjectSubclass<imp::OdmExport>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
