@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! gst-plugin-odm: open-set traffic-sign classification for GStreamer.
 //!
-//! Elements: `odmclassify` (the classifier), `odmroireplay` (recorded ROIs in), `odmexport` (JSON lines out), `odmoverlay`
-//! (boxes and labels drawn into the frames), `odmproposals` (a fast colour/shape sign-proposal detector), `odmdetect`
-//! (any ONNX detector), `odmtrack` (stable ids). Results travel as `odm` params on `GstVideoRegionOfInterestMeta` and in the
-//! `OdmResultsMeta` custom meta (see [`meta`]).
+//! Elements: `odmclassify` (the classifier), `odmroireplay` (recorded ROIs in), `odmexport` (JSON lines out),
+//! `odmpublish` (results to an MQTT broker), `odmoverlay` (boxes and labels drawn into the frames), `odmproposals` (a
+//! fast colour/shape sign-proposal detector), `odmdetect` (any ONNX detector), `odmtrack` (stable ids). Results travel
+//! as `odm` params on `GstVideoRegionOfInterestMeta` and in the `OdmResultsMeta` custom meta (see [`meta`]).
 #![allow(clippy::non_send_fields_in_send_ty)]
 
 use gst::glib;
@@ -17,6 +17,7 @@ pub mod meta;
 pub mod overlay;
 pub mod proposals;
 pub mod props;
+pub mod publish;
 pub mod replay;
 pub mod track;
 /// The ONNX Runtime library lookup (the `odm-runtime` crate, shared with the trainer).
@@ -32,6 +33,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     overlay::register(plugin)?;
     proposals::register(plugin)?;
     track::register(plugin)?;
+    publish::register(plugin)?;
     Ok(())
 }
 
