@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Embeds the vendored assets (assets/scenes/*, assets/fonts/*.ttf) into odm-train, so the synthetic generator works
+//! Embeds the vendored scenes (assets/scenes/*; the font is odm-core's, `odm_core::font`) into odm-train, so the synthetic generator works
 //! offline from any folder and gives the same bytes everywhere. The sign designs are not vendored: see
 //! scripts/designs.sh.
 use std::fmt::Write;
@@ -29,10 +29,9 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let assets = Path::new(&manifest).join("assets");
+    let manifest = Path::new(&manifest);
     let mut code = String::new();
-    for (konst, sub) in [("SCENES", "scenes"), ("FONTS", "fonts")] {
-        let dir = assets.join(sub);
+    for (konst, dir) in [("SCENES", manifest.join("assets/scenes"))] {
         println!("cargo:rerun-if-changed={}", dir.display());
         writeln!(code, "pub static {konst}: &[(&str, &[u8])] = &[").unwrap();
         for name in list(&dir) {

@@ -557,3 +557,48 @@ fn export_lines_carry_every_buffer_field_under_the_same_name() {
     assert_eq!((grey["verdict"].as_str(), &grey["category"]), (Some("anomaly"), &serde_json::Value::Null));
     assert!(red["confidence"].as_f64().unwrap() > 0.5);
 }
+
+#[test]
+fn overlay_draws_yuv_in_the_caps_colour_matrix_and_range() {
+    // The same box on NV12 caps that say BT.709, BT.601 and full-range BT.709: the line's Y, U, V are the verdict
+    // colour in that matrix and range (videoconvert reads them back as the colour).
+    init();
+    let (w, h) = (64u32, 48u32);
+    // Expected YUV of an RGB colour: (kr, kb) and limited (16 + 219 y) or full (255 y) range.
+    let yuv = |c: [u8; 3], kr: f64, kb: f64, full: bool| -> [i32; 3] {
+        let (r, g, b) = (c[0] as f64 / 255.0, c[1] as f64 / 255.0, c[2] as f64 / 255.0);
+        let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+        let (u, v) = ((b - y) / (2.0 * (1.0 - kb)), (r - y) / (2.0 * (1.0 - kr)));
+        let (ys, yo, cs) = if full { (255.0, 0.0, 255.0) } else { (219.0, 16.0, 224.0) };
+        [(yo + ys * y).round() as i32, (128.0 + cs * u).round() as i32, (128.0 + cs * v).round() as i32]
+    };
+    let mut seen = Vec::new();
+    for (colorimetry, kr, kb, full) in
+        [("bt709", 0.2126, 0.0722, false), ("bt601", 0.299, 0.114, false), ("1:3:5:1", 0.2126, 0.0722, true)]
+    {
+        let mut hn =
+            gst_check::Harness::new_parse(&format!("odmclassify model={} ! odmoverlay thickness=2", colors_model()));
+        hn.set_src_caps_str(&format!(
+            "video/x-raw,format=NV12,width={w},height={h},framerate=30/1,colorimetry={colorimetry}"
+        ));
+        let mut data = vec![128u8; (w * h * 3 / 2) as usize];
+        data[..(w * h) as usize].fill(60);
+        hn.push(buffer_with_rois(data, &[(1, (16, 16, 24, 24))], 0)).unwrap();
+        let out = hn.pull().unwrap();
+        let colour = match &gstodm::meta::read(&out)[0].outcome {
+            gstodm::meta::Outcome::Classified { verdict: odm_core::Verdict::Known, .. } => [40, 200, 60],
+            gstodm::meta::Outcome::Classified { verdict: odm_core::Verdict::Novelty, .. } => [255, 165, 0],
+            gstodm::meta::Outcome::Classified { verdict: odm_core::Verdict::Anomaly, .. } => [230, 30, 30],
+            other => panic!("{other:?}"),
+        };
+        let map = out.map_readable().unwrap();
+        // The left line (x 14..16), at (14, 30): luma, and the chroma of its 2x2 block.
+        let (x, y) = (14usize, 30usize);
+        let c = (w * h) as usize + (y / 2) * w as usize + x;
+        let got = [map[y * w as usize + x] as i32, map[c] as i32, map[c + 1] as i32];
+        assert_eq!(got, yuv(colour, kr, kb, full), "{colorimetry}");
+        seen.push(got);
+    }
+    assert_ne!(seen[0], seen[1], "BT.709 and BT.601 give other YUV");
+    assert_ne!(seen[0], seen[2], "limited and full range give other YUV");
+}

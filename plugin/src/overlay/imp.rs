@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `odmoverlay` implementation: an in-place BaseTransform drawing straight into RGB-family, NV12 and I420 planes.
-//! Text is rasterised with `ab_glyph` from the embedded OSP-DIN font (SIL Open Font License), glyphs cached per size.
+//! `odmoverlay` implementation: an in-place VideoFilter drawing straight into RGB-family, NV12 and I420 planes, in
+//! the caps' colour matrix and range. Text is rasterised with `ab_glyph` from odm's one font ([`odm_core::font`]),
+//! glyphs cached per size.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -12,18 +13,17 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
-use gst_video::VideoFormat;
+use gst_video::subclass::prelude::*;
+use gst_video::{VideoColorMatrix, VideoColorRange, VideoFormat};
 
 use crate::meta::{self, Outcome};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("odmoverlay", gst::DebugColorFlags::empty(), Some("odm result drawing")));
 
-/// The embedded font, parsed once per process.
-static FONT: LazyLock<FontRef<'static>> = LazyLock::new(|| {
-    FontRef::try_from_slice(include_bytes!("../../../trainer/assets/fonts/OSP-DIN.ttf"))
-        .expect("the embedded font parses")
-});
+/// odm's font, parsed once per process.
+static FONT: LazyLock<FontRef<'static>> =
+    LazyLock::new(|| FontRef::try_from_slice(odm_core::font::OSP_DIN).expect("the embedded font parses"));
 
 /// Colours by verdict (RGB).
 const KNOWN: [u8; 3] = [40, 200, 60];
@@ -58,7 +58,6 @@ struct Glyph {
 
 #[derive(Default)]
 struct State {
-    info: Option<gst_video::VideoInfo>,
     glyphs: HashMap<(char, u32), Glyph>,
     /// The label being drawn, kept between ROIs and frames.
     label: String,
@@ -74,21 +73,33 @@ pub struct OdmOverlay {
 impl ObjectSubclass for OdmOverlay {
     const NAME: &'static str = "GstOdmOverlay";
     type Type = super::OdmOverlay;
-    type ParentType = gst_base::BaseTransform;
+    type ParentType = gst_video::VideoFilter;
 }
 
-/// Limited-range BT.601 YUV of an RGB colour.
-fn yuv(c: [u8; 3]) -> [u8; 3] {
-    let (r, g, b) = (c[0] as f32, c[1] as f32, c[2] as f32);
-    let y = 16.0 + 0.257 * r + 0.504 * g + 0.098 * b;
-    let u = 128.0 - 0.148 * r - 0.291 * g + 0.439 * b;
-    let v = 128.0 + 0.439 * r - 0.368 * g - 0.071 * b;
-    [y.round() as u8, u.round() as u8, v.round() as u8]
+/// The YUV of an RGB colour in the caps' matrix (BT.709, BT.601, BT.2020; BT.601 for the rest, as videoconvert
+/// reads unknown ones) and range (limited or full).
+fn yuv(c: [u8; 3], matrix: VideoColorMatrix, range: VideoColorRange) -> [u8; 3] {
+    let (kr, kb) = match matrix {
+        VideoColorMatrix::Bt709 => (0.2126, 0.0722),
+        VideoColorMatrix::Bt2020 => (0.2627, 0.0593),
+        VideoColorMatrix::Smpte240m => (0.212, 0.087),
+        VideoColorMatrix::Fcc => (0.30, 0.11),
+        _ => (0.299, 0.114),
+    };
+    let (r, g, b) = (c[0] as f64 / 255.0, c[1] as f64 / 255.0, c[2] as f64 / 255.0);
+    let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+    let (u, v) = ((b - y) / (2.0 * (1.0 - kb)), (r - y) / (2.0 * (1.0 - kr)));
+    let (ys, yo, cs) = if range == VideoColorRange::Range0_255 { (255.0, 0.0, 255.0) } else { (219.0, 16.0, 224.0) };
+    let q = |x: f64| x.round().clamp(0.0, 255.0) as u8;
+    [q(yo + ys * y), q(128.0 + cs * u), q(128.0 + cs * v)]
 }
 
 /// The writable planes of a mapped frame, their strides, and how to put a pixel into them.
 struct Canvas<'a> {
     format: VideoFormat,
+    /// The caps' YUV matrix and range (NV12, I420).
+    matrix: VideoColorMatrix,
+    range: VideoColorRange,
     width: i32,
     height: i32,
     planes: [&'a mut [u8]; 4],
@@ -121,7 +132,7 @@ impl Canvas<'_> {
             VideoFormat::Rgba | VideoFormat::Rgbx => packed([0, 1, 2], 4),
             VideoFormat::Bgra | VideoFormat::Bgrx => packed([2, 1, 0], 4),
             VideoFormat::Nv12 | VideoFormat::I420 => {
-                let [cy, cu, cv] = yuv(c);
+                let [cy, cu, cv] = yuv(c, self.matrix, self.range);
                 mix(planes[0].get_mut(y * strides[0] + x), cy);
                 // Chroma is shared by 2x2 pixels: written once per block, from its top-left pixel.
                 if x % 2 == 0 && y % 2 == 0 {
@@ -174,16 +185,13 @@ fn clip_box(rect: (u32, u32, u32, u32), width: i32, height: i32, margin: i32) ->
 impl OdmOverlay {
     /// Draw every entry into the frame; an error is the flow to return and the sentence to post.
     fn draw(
-        &self,
         state: &mut State,
         settings: &Settings,
         entries: &[meta::RoiEntry],
-        buf: &mut gst::BufferRef,
-    ) -> Result<(), (gst::FlowError, String)> {
-        let State { info, glyphs, label } = state;
-        let Some(info) = info.as_ref() else {
-            return Err((gst::FlowError::NotNegotiated, "a buffer came before caps".to_owned()));
-        };
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) {
+        let State { glyphs, label } = state;
+        let info = frame.info().clone();
         let font = &*FONT;
         let h = info.height();
         let thickness = if settings.thickness > 0 { settings.thickness } else { (h / 240).max(1) } as i32;
@@ -192,24 +200,13 @@ impl OdmOverlay {
         let (width, height) = (info.width().min(i32::MAX as u32) as i32, info.height().min(i32::MAX as u32) as i32);
         // A box is clipped to the frame plus room for its lines and label tab.
         let th_margin = size as i32 + 2;
-        // The mapping follows the buffer's video meta when upstream set one (decoders with padded strides), else the
-        // caps' layout, and refuses a buffer smaller than that layout or a meta that does not fit the buffer.
-        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
-            let text = format!(
-                "cannot map the frame for writing: the buffer is smaller than {}x{} {} needs, or its video meta does \
-                 not fit it",
-                width,
-                height,
-                format.to_str()
-            );
-            (gst::FlowError::Error, text)
-        })?;
         let mut strides = [0usize; 4];
         for (s, &f) in strides.iter_mut().zip(frame.plane_stride()) {
             *s = f.max(0) as usize;
         }
+        let (matrix, range) = (info.colorimetry().matrix(), info.colorimetry().range());
         let planes = frame.planes_data_mut();
-        let mut canvas = Canvas { format, width, height, planes, strides };
+        let mut canvas = Canvas { format, matrix, range, width, height, planes, strides };
         for e in entries {
             // Written into one reused string: no allocation per ROI once it has grown.
             label.clear();
@@ -248,7 +245,6 @@ impl OdmOverlay {
             canvas.fill(x - thickness, ty, tw, th, colour, 0.85);
             Self::text(&mut canvas, glyphs, font, label, x, ty, size, [255, 255, 255]);
         }
-        Ok(())
     }
     fn glyph<'a>(cache: &'a mut HashMap<(char, u32), Glyph>, font: &FontRef<'_>, ch: char, size: u32) -> &'a Glyph {
         cache.entry((ch, size)).or_insert_with(|| {
@@ -384,26 +380,44 @@ impl BaseTransformImpl for OdmOverlay {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
-    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = crate::video::info_from_caps(*CAT, incaps)?;
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).info = Some(info);
-        Ok(())
+    /// A buffer that cannot be mapped as a frame of the caps (smaller than they need, or a video meta that does not
+    /// fit it) is refused here with a sentence, before VideoFilter maps it.
+    fn submit_input_buffer(&self, is_discont: bool, inbuf: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let caps = self.obj().sink_pad().current_caps();
+        if let Some(info) = caps.as_ref().and_then(|c| gst_video::VideoInfo::from_caps(c).ok()) {
+            if gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info).is_err() {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "cannot map the frame: the buffer ({} bytes) is smaller than {}x{} {} needs, or its video \
+                         meta does not fit it",
+                        inbuf.size(),
+                        info.width(),
+                        info.height(),
+                        info.format().to_str()
+                    )
+                );
+                return Err(gst::FlowError::Error);
+            }
+        }
+        self.parent_submit_input_buffer(is_discont, inbuf)
     }
+}
 
-    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+impl VideoFilterImpl for OdmOverlay {
+    fn transform_frame_ip(
+        &self,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let entries = meta::results_by_roi(buf);
+        let entries = meta::results_by_roi(frame.buffer());
         if entries.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let drawn = self.draw(&mut state, &settings, &entries, buf);
-        drop(state);
-        // An error is posted once the state lock is released (a sync bus handler runs in this thread).
-        if let Err((flow, text)) = drawn {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
-            return Err(flow);
-        }
+        Self::draw(&mut state, &settings, &entries, frame);
+        gst::log!(CAT, imp = self, "drew {} ROIs", entries.len());
         Ok(gst::FlowSuccess::Ok)
     }
 }

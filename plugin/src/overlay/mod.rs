@@ -7,7 +7,7 @@ use gst::prelude::*;
 mod imp;
 
 glib::wrapper! {
-    pub struct OdmOverlay(ObjectSubclass<imp::OdmOverlay>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+    pub struct OdmOverlay(ObjectSubclass<imp::OdmOverlay>) @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -151,12 +151,10 @@ pub fn scenes() -> Result<Vec<(String, Rgb)>, TrainError> {
         .collect()
 }
 
-/// The font database with the embedded OSP-DIN font.
+/// The font database with odm's one font ([`odm_core::font`]).
 pub fn fonts() -> Arc<resvg::usvg::fontdb::Database> {
     let mut db = resvg::usvg::fontdb::Database::new();
-    for (_, bytes) in assets::FONTS {
-        db.load_font_data(bytes.to_vec());
-    }
+    db.load_font_data(odm_core::font::OSP_DIN.to_vec());
     Arc::new(db)
 }
 
