@@ -106,6 +106,7 @@ fn run_element(
     mem: &gst::Memory,
     r: &[(u32, u32, u32, u32)],
     frames: usize,
+    props: &str,
 ) -> (f64, f64, f64, f64) {
     let caps = gst_video::VideoCapsBuilder::new()
         .format(gst_video::VideoFormat::Nv12)
@@ -115,7 +116,7 @@ fn run_element(
         .build();
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time block=true max-buffers=4 ! odmclassify name=c model={model} threads={threads} \
-         batch-size={BATCH} frames-in-flight={in_flight} ! appsink name=sink sync=false"
+         batch-size={BATCH} frames-in-flight={in_flight} {props} ! appsink name=sink sync=false"
     ))
     .expect("pipeline");
     let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
@@ -267,6 +268,11 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
+    embedding_rows(model.to_str().unwrap(), quick);
+    if args.iter().any(|a| a == "--embedding-only") {
+        return;
+    }
+
     let mut rows = Vec::new();
     for &t in &threads {
         let mut session = bare_session(&env, &model, t);
@@ -295,7 +301,7 @@ fn main() {
                 // Interleave element and bare runs so drift in the machine's speed hits both.
                 let (mut e, mut b) = ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
                 for _ in 0..2 {
-                    let x = run_element(model.to_str().unwrap(), t, f, &mem, &r, frames);
+                    let x = run_element(model.to_str().unwrap(), t, f, &mem, &r, frames, "");
                     let y = run_bare(&mut session, &bundle, &crops, n, frames);
                     e = (e.0 + x.0 / 2.0, x.1, e.2 + x.2 / 2.0, e.3 + x.3 / 2.0);
                     b = (b.0 + y.0 / 2.0, y.1, b.2 + y.2 / 2.0);
@@ -480,4 +486,35 @@ fn main() {
         (per * steps) as f64 / t0.elapsed().as_secs_f64()
     );
     pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// The cost of `attach-embedding=true`: the same frames with it off and on (1 thread, no frames in flight),
+/// interleaved over three rounds so drift in the machine's speed hits both; the medians.
+fn embedding_rows(model: &str, quick: bool) {
+    println!("\nattach-embedding off vs on (threads 1, batch-size {BATCH}, median of 3 interleaved rounds):\n");
+    println!("| ROIs/frame | attach-embedding | crops/s | element µs/frame | Rust allocs/frame | µs/frame on - off |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for n in [1usize, 8, 32] {
+        let r = rois(n);
+        let mem = gst::Memory::from_slice(nv12_frame(&r));
+        let frames = ((if quick { 300 } else { 3000 }) / n).max(if quick { 10 } else { 60 });
+        let mut runs: [Vec<(f64, f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..3 {
+            for (k, props) in ["attach-embedding=false", "attach-embedding=true"].iter().enumerate() {
+                runs[k].push(run_element(model, 1, 0, &mem, &r, frames, props));
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mut frame_us = [0.0; 2];
+        for (k, on) in ["off", "on"].iter().enumerate() {
+            let cps = median(&mut runs[k].iter().map(|x| x.0).collect());
+            let allocs = median(&mut runs[k].iter().map(|x| x.1).collect());
+            frame_us[k] = median(&mut runs[k].iter().map(|x| x.3).collect());
+            let delta = if k == 1 { format!("{:+.0}", frame_us[1] - frame_us[0]) } else { String::new() };
+            println!("| {n} | {on} | {cps:.0} | {:.0} | {allocs:.1} | {delta} |", frame_us[k]);
+        }
+    }
 }
