@@ -80,9 +80,9 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
         string(
             "topic",
             "Topic",
-            "Topic of the frame messages; {stream} is the stream's name, {label} a class label: with {label} a \
-             frame goes out as one message per label among its ROIs (ROIs without a class under \"none\"; a frame \
-             without ROIs as one message under \"none\"). No wildcards (+, #)",
+            "Topic of the frame messages; {stream} is the stream's name, {label} a ROI's label (the nearest class, \
+             whatever the verdict): with {label} a frame goes out as one message per label among its ROIs (ROIs \
+             without a class, and frames without ROIs, under \"none\"). No wildcards (+, #)",
         ),
         string(
             "drift-topic",
