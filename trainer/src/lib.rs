@@ -10,6 +10,7 @@
 pub mod assets;
 pub mod clip;
 pub mod data;
+pub mod detector;
 pub mod error;
 pub mod fixture;
 pub mod mine;

@@ -61,6 +61,11 @@ enum Command {
         #[arg(long, default_value = "models/colors")]
         out: PathBuf,
     },
+    /// The sign detector for odmdetect: render scenes, train, export ONNX (YOLOv8 layout), evaluate boxes.
+    Detector {
+        #[command(subcommand)]
+        command: odm_trainer::detector::cli::DetectorCommand,
+    },
     /// Render a synthetic dashcam drive (MP4 through GStreamer) with ground-truth ROIs (JSON lines for odmroireplay):
     /// OUT/drive.mp4 and OUT/drive.rois.jsonl.
     Clip {
@@ -706,6 +711,7 @@ impl TrainArgs {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Detector { command } => out!("{}", odm_trainer::detector::cli::run(command)?),
         Command::Clip { out, seconds, seed, width, height, fps, bundle, unknown } => {
             let base = match bundle {
                 Some(b) => odm_trainer::clip::ClipConfig::for_bundle(&odm_core::Bundle::load(&b)?),
