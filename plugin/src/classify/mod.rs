@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod frame;
+mod halves;
 mod imp;
 mod scoring;
 mod settings;
