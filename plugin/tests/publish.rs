@@ -449,3 +449,74 @@ fn classified_frames_carry_embeddings_and_drift_goes_to_its_topic() {
         assert!(!e.is_empty() && e.iter().all(|v| v.as_f64().is_some_and(f64::is_finite)), "{f}");
     }
 }
+
+/// A certificate authority, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn certificates(dir: &std::path::Path) {
+    let sh = |script: &str| {
+        let ok = std::process::Command::new("sh").arg("-c").arg(script).current_dir(dir).output().expect("sh runs");
+        assert!(ok.status.success(), "{script}: {}", String::from_utf8_lossy(&ok.stderr));
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=odm-test-ca");
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for who in ["server", "client"] {
+        sh(&format!("openssl req -newkey rsa:2048 -nodes -keyout {who}.key -out {who}.csr -subj /CN={who}"));
+        sh(&format!(
+            "openssl x509 -req -in {who}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {who}.pem -days 2 \
+             -extfile san.ext"
+        ));
+    }
+}
+
+#[test]
+fn tls_with_a_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let tls_port = mqtt::free_port();
+    // The subscriber on the plain listener; odmpublish on the TLS one, which wants a client certificate.
+    let broker = Broker::start(
+        false,
+        &format!(
+            "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            c("ca.pem"),
+            c("server.pem"),
+            c("server.key")
+        ),
+    );
+    let sub = Subscriber::new(broker.port, "odm/#", "sub-tls");
+    let port = tls_port.to_string();
+    let (ca, cert, key) = (c("ca.pem"), c("client.pem"), c("client.key"));
+    let mut run = Run::start(&[
+        ("port", &port),
+        ("host", "127.0.0.1"),
+        ("ca-file", &ca),
+        ("cert-file", &cert),
+        ("key-file", &key),
+    ]);
+    run.push(20, 1);
+    run.delivered();
+    run.finish();
+    wait_for("20 messages", || sub.count() >= 20);
+    assert_eq!(sub.seqs(), (0..20).collect::<Vec<_>>());
+    assert!(run.warnings.is_empty() && run.errors.is_empty(), "{:?} {:?}", run.warnings, run.errors);
+
+    // Without the client certificate the broker ends the handshake: said, naming the broker; buffers flow.
+    let mut run = Run::start(&[("port", &port), ("host", "127.0.0.1"), ("ca-file", &ca), ("flush-timeout", "0")]);
+    run.push(5, 1);
+    run.all_passed();
+    wait_for("the warning", || {
+        run.drain();
+        !run.warnings.is_empty()
+    });
+    assert!(run.warnings[0].contains(&format!("127.0.0.1:{port}")), "{:?}", run.warnings);
+    run.finish();
+    assert_eq!(run.stat("lost"), 5);
+
+    // A key file that is not a key: refused at start, naming it.
+    let run = Run::new(&[("port", &port), ("ca-file", &ca), ("cert-file", &cert), ("key-file", &ca)]);
+    assert!(run.pipeline.set_state(gst::State::Playing).is_err());
+    let err = run.pipeline.bus().unwrap().pop_filtered(&[gst::MessageType::Error]).expect("an error");
+    let gst::MessageView::Error(e) = err.view() else { unreachable!() };
+    assert!(e.error().to_string().contains(&format!("key-file {ca}")), "{}", e.error());
+    run.pipeline.set_state(gst::State::Null).unwrap();
+}
