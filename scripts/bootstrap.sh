@@ -4,7 +4,8 @@
 #   1. Debian packages: GStreamer 1.22 (development and runtime: core, base, good, bad, ugly, libav, tools, check,
 #      PyGObject with GStreamer's overrides for the Python example),
 #      meson and ninja, pkg-config, python3 with pip (to fetch wheels), Rust's C toolchain, and the MQTT broker and
-#      clients odmpublish's tests start on a loopback port (mosquitto, mosquitto-clients; the service is not used).
+#      clients odmpublish's tests start on a loopback port (mosquitto, mosquitto-clients; the service is not used), and
+#      openssl, which makes their TLS certificates.
 #   2. ONNX Runtime: libonnxruntime.so from the PyPI `onnxruntime` wheel, pinned by version and sha256, unpacked into
 #      .deps/onnxruntime/ (git ignores .deps/). The plugin and odm-train find it there (see runtime/src/lib.rs).
 #   3. The sign designs: npm `mapillary_sprite_source` 1.8.0 (MIT), checked against its sha512 integrity, unpacked
@@ -27,7 +28,7 @@ PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-libav python3-gi python3-gst-1.0
-  mosquitto mosquitto-clients
+  mosquitto mosquitto-clients openssl
 )
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
