@@ -520,3 +520,20 @@ fn tls_with_a_client_certificate() {
     assert!(e.error().to_string().contains(&format!("key-file {ca}")), "{}", e.error());
     run.pipeline.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn every_qos_delivers_in_order() {
+    let broker = Broker::start(false, "");
+    let port = broker.port.to_string();
+    for qos in ["0", "1", "2"] {
+        let sub = Subscriber::new(broker.port, &format!("qos{qos}/#"), &format!("sub-qos{qos}"));
+        let topic = format!("qos{qos}/{{stream}}");
+        let mut run = Run::start(&[("port", &port), ("host", "127.0.0.1"), ("qos", qos), ("topic", &topic)]);
+        run.push(50, 1);
+        run.delivered();
+        run.finish();
+        wait_for("50 messages", || sub.count() >= 50);
+        assert_eq!(sub.seqs(), (0..50).collect::<Vec<_>>(), "qos {qos}");
+        assert_eq!((run.stat("sent"), run.stat("lost")), (50, 0), "qos {qos}");
+    }
+}
