@@ -26,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--bundle", type=Path, required=True)
     r.add_argument("--baseline", type=Path)
     r.add_argument("--out", type=Path, required=True)
-    r.add_argument("--address", default="local", help="local (start a Ray instance here), auto, or HOST:PORT")
-    r.add_argument("--workers", type=int, default=2, help="with --address local: clips at a time")
+    r.add_argument("--address", default="local",
+                   help="local (start a Ray instance here, even if a cluster runs on this machine), auto (the cluster "
+                        "`ray start` made on this machine, or RAY_ADDRESS), or HOST:PORT of a cluster's head node")
+    r.add_argument("--workers", type=int, default=2,
+                   help="with --address local: clips at a time (on a cluster, each node's --num-cpus decides)")
     r.add_argument("--threads", type=int, default=1, help="odmclassify threads, and Ray CPUs, per clip")
     r.add_argument("--max-retries", type=int, default=3, help="attempts after a worker dies")
     r.add_argument("--set", action="append", default=[], metavar="PROPERTY=VALUE",

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The fleet report: every clip's status and tries, verdict rates by ground-truth kind over the fleet, the merged
-drift histogram, and against a baseline bundle the clips and classes whose verdicts or labels changed, with the
+"""The fleet report: every clip's status, tries and Ray node, the work each node did, verdict rates by ground-truth
+kind over the fleet, the merged drift histogram, and against a baseline bundle the clips and classes whose verdicts or labels changed, with the
 worst examples (largest distance shift first)."""
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ def build(clips, new, base, bundle: Path, baseline: Path | None, compare_with) -
         "baseline": str(baseline) if baseline else None,
         "clips": [
             {"name": o.name, "status": o.status, "tries": o.tries, "error": o.error, "folder": str(o.folder),
-             "rois": o.summary.get("rois", 0)}
+             "rois": o.summary.get("rois", 0), "node": o.node, "ip": o.ip, "seconds": o.seconds,
+             "tried_on": o.tried_on}
             for o in new
         ],
+        "nodes": nodes(new),
         "fleet": results.merge([o.summary for o in new if o.status != "failed"]),
     }
     if base is not None:
@@ -49,6 +51,28 @@ def build(clips, new, base, bundle: Path, baseline: Path | None, compare_with) -
     return r
 
 
+def nodes(outcomes) -> list[dict]:
+    """This run's work by Ray node (clips skipped as done earlier are left out): clips done there, attempts started
+    there (a clip whose worker or node died counts an attempt on that node and a clip done elsewhere), and the wall
+    seconds of its clips done."""
+    by = {}
+    for o in outcomes:
+        if o.status == "skipped":
+            continue
+        for n in o.tried_on:
+            by.setdefault(n, {"node": n, "ip": "", "clips": 0, "attempts": 0, "seconds": 0.0})["attempts"] += 1
+        if o.status == "done":
+            e = by.setdefault(o.node, {"node": o.node, "ip": "", "clips": 0, "attempts": 0, "seconds": 0.0})
+            e["ip"] = o.ip
+            e["clips"] += 1
+            e["seconds"] = round(e["seconds"] + (o.seconds or 0.0), 3)
+    return sorted(by.values(), key=lambda e: (-e["clips"], e["node"]))
+
+
+def _short(node: str) -> str:
+    return node[:8] if node else "-"
+
+
 def _rates(s: dict) -> list[str]:
     rows = ["| ground truth | ROIs | " + " | ".join(results.VERDICTS) + " |", "|---|---:|" + "---:|" * len(results.VERDICTS)]
     table = s["by_kind"] or {"all": s["verdicts"]}
@@ -61,15 +85,28 @@ def _rates(s: dict) -> list[str]:
 
 def markdown(r: dict) -> str:
     f = r["fleet"]
+    cluster = r.get("cluster") or []
+    if r.get("address", "local") == "local":
+        where = f"{r.get('workers')} workers x {r.get('threads')} threads"
+    else:
+        where = (f"Ray cluster {r.get('address')}: {len(cluster)} nodes, {sum(n['cpus'] for n in cluster):g} CPUs at "
+                 f"the start, {r.get('threads')} thread(s) a clip")
     lines = [
         f"# odm fleet report", "",
         f"bundle `{r['bundle']}`" + (f", baseline `{r['baseline']}`" if r.get("baseline") else "")
-        + f"; {len(r['clips'])} clips, {f['frames']} frames, {f['rois']} ROIs; {r.get('workers')} workers x "
-        f"{r.get('threads')} threads, {r.get('seconds')} s.", "",
-        "## Clips", "", "| clip | status | tries | ROIs | error |", "|---|---|---:|---:|---|",
+        + f"; {len(r['clips'])} clips, {f['frames']} frames, {f['rois']} ROIs; {where}, {r.get('seconds')} s.", "",
+        "## Clips", "", "| clip | status | tries | ROIs | node | attempts on | error |", "|---|---|---:|---:|---|---|---|",
     ]
     for c in r["clips"]:
-        lines.append(f"| {c['name']} | {c['status']} | {c['tries']} | {c['rois']} | {c['error']} |")
+        tried = " ".join(_short(n) for n in c.get("tried_on", []))
+        lines.append(f"| {c['name']} | {c['status']} | {c['tries']} | {c['rois']} | {_short(c.get('node', ''))} | "
+                     f"{tried} | {c['error']} |")
+    if r.get("nodes"):
+        lines += ["", "## Nodes", "", "This run's clips by the Ray node that did them (attempts include those whose "
+                  "worker or node died):", "", "| node | IP | clips done | attempts | seconds in clips done |",
+                  "|---|---|---:|---:|---:|"]
+        lines += [f"| {_short(n['node'])} | {n['ip'] or '-'} | {n['clips']} | {n['attempts']} | {n['seconds']:.1f} |"
+                  for n in r["nodes"]]
     lines += ["", "## Verdict rates", ""] + _rates(f)
     if f["known_total"]:
         lines += ["", f"Known signs with the right label: {f['known_correct']} of {f['known_total']} "

@@ -8,7 +8,10 @@ Layout of OUT:
     report.md, report.json                                  the fleet report
 
 A clip whose folder has done.json is done: a run stopped and started again does only the others. A task whose worker
-dies is retried by Ray (`max_retries`); a clip that fails for good is listed with its error.
+dies, or whose whole node dies, is retried by Ray (`max_retries`) on any node still up; a clip that fails for good is
+listed with its error. Tasks are scheduled with Ray's SPREAD strategy, so that a cluster's nodes share the clips (and a
+lost node takes as little work with it as possible); each clip's report says which node did it and where its attempts
+ran.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -98,6 +102,19 @@ class Outcome:
     tries: int
     summary: dict = field(default_factory=dict)
     error: str = ""
+    node: str = ""  # the Ray node that did the clip (done, or skipped: the earlier run's)
+    ip: str = ""
+    seconds: float | None = None  # the successful attempt's wall time
+    tried_on: list[str] = field(default_factory=list)  # the node of every attempt, in order ("" if not recorded)
+
+
+def _outcome(name: str, folder: Path, status: str, done: dict | None = None, error: str = "") -> Outcome:
+    tries = clip_work.read_tries(folder)
+    done = done or {}
+    return Outcome(
+        name, folder, status, len(tries), done.get("summary", {}), error, done.get("node", ""), done.get("ip", ""),
+        done.get("seconds"), [t.get("node", "") for t in tries],
+    )
 
 
 def _plugin_env() -> dict:
@@ -122,7 +139,10 @@ def run_clips(
     tracker = has_element("odmtrack")
     settings = {"threads": threads, "element": element, "pipeline": 2, "tracker": tracker}
     jobs, outcomes, pending = [], {}, {}
-    task = ray.remote(clip_work.run).options(num_cpus=threads, max_retries=max_retries, retry_exceptions=False)
+    # SPREAD: clips go to every node of a cluster rather than filling the driver's node first.
+    task = ray.remote(clip_work.run).options(
+        num_cpus=threads, max_retries=max_retries, retry_exceptions=False, scheduling_strategy="SPREAD"
+    )
     for c in clips:
         key = clip_key(c, bundle_id, settings)
         folder = out / f"{c.name}-{key}"
@@ -130,7 +150,7 @@ def run_clips(
         if done.is_file():
             d = json.loads(done.read_text())
             if d.get("key") == key:
-                outcomes[c.name] = Outcome(c.name, folder, "skipped", _tries(folder), d["summary"])
+                outcomes[c.name] = _outcome(c.name, folder, "skipped", d)
                 continue
         job = {
             "name": c.name, "clip": str(c.clip), "rois": str(c.rois) if c.rois else None,
@@ -146,18 +166,22 @@ def run_clips(
         ref = ready[0]
         name = pending.pop(ref)
         try:
-            s = ray.get(ref)
-            outcomes[name] = Outcome(name, folders[name], "done", _tries(folders[name]), s)
-        except Exception as e:  # RayTaskError (ClipFailed), WorkerCrashedError after the last retry
+            outcomes[name] = _outcome(name, folders[name], "done", ray.get(ref))
+        except Exception as e:  # RayTaskError (ClipFailed), WorkerCrashedError / NodeDiedError after the last retry
             cause = getattr(e, "cause", None) or e
             msg = str(cause).strip().splitlines()
-            outcomes[name] = Outcome(name, folders[name], "failed", _tries(folders[name]), {}, msg[-1] if msg else repr(e))
+            outcomes[name] = _outcome(name, folders[name], "failed", None, msg[-1] if msg else repr(e))
     return [outcomes[c.name] for c in clips]
 
 
-def _tries(folder: Path) -> int:
-    t = folder / "tries"
-    return len(t.read_text().splitlines()) if t.exists() else 0
+def cluster_nodes() -> list[dict]:
+    """The live nodes of the Ray cluster this process is connected to: id, IP, CPUs."""
+    import ray
+
+    return [
+        {"node": n["NodeID"], "ip": n.get("NodeManagerAddress", ""), "cpus": n.get("Resources", {}).get("CPU", 0)}
+        for n in ray.nodes() if n.get("Alive")
+    ]
 
 
 def compare(odm_train: str, baseline: Path, new: Path) -> int:
@@ -173,6 +197,19 @@ def compare(odm_train: str, baseline: Path, new: Path) -> int:
     return int(m.group(1))
 
 
+def reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse a HOST:PORT where nothing answers (ray.init would wait for it for many minutes)."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--address {address!r}: local, auto or HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"cannot reach the Ray cluster at {address}: {e}") from None
+
+
 def fleet(
     manifest: Path, bundle: Path, out: Path, baseline: Path | None = None, address: str = "local", workers: int = 2,
     threads: int = 1, element: dict | None = None, max_retries: int = 3, odm_train: str | None = None,
@@ -183,6 +220,8 @@ def fleet(
     from . import report
 
     clips = load_manifest(manifest)
+    # Absolute: Ray's workers do not run in this process's folder (on a cluster, nor on other machines).
+    bundle, baseline = bundle.resolve(), baseline.resolve() if baseline else None
     element = element or {}
     out.mkdir(parents=True, exist_ok=True)
     odm_train = odm_train or os.environ.get("ODM_TRAIN") or shutil.which("odm-train")
@@ -192,10 +231,23 @@ def fleet(
     t0 = time.time()
     env = {"env_vars": _plugin_env()}
     if address == "local":
-        ray.init(num_cpus=workers * threads, include_dashboard=False, logging_level="ERROR", runtime_env=env)
+        # address="local": a new instance even when RAY_ADDRESS is set or a `ray start` cluster runs on this machine
+        # (with no address, ray.init would join that one, and refuse num_cpus).
+        ray.init(address="local", num_cpus=workers * threads, include_dashboard=False, logging_level="ERROR",
+                 runtime_env=env)
     else:
-        ray.init(address=address, logging_level="ERROR", runtime_env=env)
+        reachable(address)
+        try:
+            ray.init(address=address, logging_level="ERROR", runtime_env=env)
+        except ConnectionError as e:
+            # Ray 2.60's `ray start --head` turns token authentication on by itself when ~/.ray/auth_token exists
+            # (a local ray.init() writes one), and then says only "Failed to connect" to a driver without the token.
+            raise ValueError(
+                f"cannot join the Ray cluster at {address}: {e}. Is it up? If it uses token authentication, set "
+                "RAY_AUTH_MODE=token here, with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+            ) from None
     try:
+        nodes = cluster_nodes()
         new = run_clips(clips, bundle, out / "clips", threads, element, max_retries, odm_train)
         base = run_clips(clips, baseline, out / "baseline", threads, element, max_retries, odm_train) if baseline else None
     finally:
@@ -203,6 +255,7 @@ def fleet(
     r = report.build(clips, new, base, bundle, baseline, compare_with=lambda b, n: compare(odm_train, b, n))
     r["seconds"] = round(time.time() - t0, 2)
     r["workers"], r["threads"], r["address"] = workers, threads, address
+    r["cluster"] = nodes  # the nodes alive when the run started
     (out / "report.json").write_text(json.dumps(r, indent=2) + "\n")
     (out / "report.md").write_text(report.markdown(r))
     return r

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The fleet runner on real parts: a local Ray instance started by the test, the built odm plugin in real
-GStreamer pipelines, clips rendered by `odm-train clip`.
+"""The fleet runner on real parts: a local Ray instance, and a two-node Ray cluster on this machine, started by the
+tests; the built odm plugin in real GStreamer pipelines; clips rendered by `odm-train clip`.
 
 Needs GST_PLUGIN_PATH (the built plugin's folder) and ODM_TRAIN (the built odm-train), as scripts/test.sh sets them.
 """
@@ -10,7 +10,12 @@ import json
 import os
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +59,21 @@ def entry(i: int, proposals: bool = False) -> dict:
             "truth": f"c{i}/drive.rois.jsonl", "name": f"clip{i}"}
 
 
+@pytest.fixture(scope="module")
+def reference(clips, tmp_path_factory):
+    """reference(i, proposals): pipelines/classify-clip.sh's results for clip i (run once, then shared by the tests:
+    the one-node fleet and the cluster are both held to them)."""
+    d = tmp_path_factory.mktemp("reference")
+    done = {}
+
+    def get(i: int, proposals: bool = False) -> str:
+        if (i, proposals) not in done:
+            done[i, proposals] = classify_clip(clips, i, proposals, d / f"c{i}{'p' if proposals else ''}").read_text()
+        return done[i, proposals]
+
+    return get
+
+
 def classify_clip(clips: Path, i: int, proposals: bool, out: Path) -> Path:
     """pipelines/classify-clip.sh on one clip, with the same plugin and odm-train (nothing built)."""
     args = [str(ROOT / "pipelines/classify-clip.sh"), str(clips / f"c{i}/drive.mp4")]
@@ -83,7 +103,7 @@ def killing_odm_train(d: Path, name: str) -> str:
     return str(wrapper)
 
 
-def test_fleet_runs_every_clip_retries_a_dead_worker_restarts_and_compares(clips, tmp_path):
+def test_fleet_runs_every_clip_retries_a_dead_worker_restarts_and_compares(clips, reference, tmp_path):
     odm_train()
     out = tmp_path / "fleet"
 
@@ -118,9 +138,8 @@ def test_fleet_runs_every_clip_retries_a_dead_worker_restarts_and_compares(clips
     # Every clip's results are exactly what pipelines/classify-clip.sh writes for it.
     folders = {c["name"]: Path(c["folder"]) for c in rep["clips"]}
     for i, proposals in [(1, False), (2, False), (3, False), (4, True)]:
-        want = classify_clip(clips, i, proposals, tmp_path / f"single{i}")
         got = folders[f"clip{i}"] / "results.jsonl"
-        assert got.read_text() == want.read_text(), f"clip{i}"
+        assert got.read_text() == reference(i, proposals), f"clip{i}"
         assert not list(folders[f"clip{i}"].glob(".*.tmp")), "no temporary file left"
 
     # The fleet numbers add up, by ground-truth kind (boxes joined by id, or by overlap for the proposals clip).
@@ -149,6 +168,14 @@ def test_the_command_line_refuses_bad_input_and_reports_failures(clips, tmp_path
     bad = manifest(clips, "bad.jsonl", [{"clip": "c1/drive.mp4"}])
     assert cli.main(["run", str(bad), "--bundle", str(BUNDLE), "--out", str(tmp_path / "o")]) == 2
     assert "line 1" in capsys.readouterr().err
+    # A cluster address where nothing answers: a clear error at once (ray.init alone waits for many minutes).
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    one = manifest(clips, "one.jsonl", [entry(1)])
+    assert cli.main(["run", str(one), "--bundle", str(BUNDLE), "--out", str(tmp_path / "o"), "--address",
+                     f"127.0.0.1:{port}"]) == 2
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in capsys.readouterr().err
     only_broken = manifest(clips, "broken.jsonl", [{"clip": "broken.mp4", "rois": "proposals"}])
     assert cli.main(["run", str(only_broken), "--bundle", str(BUNDLE), "--out", str(tmp_path / "o2"), "--workers", "1"]) == 1
 
@@ -168,3 +195,202 @@ def test_results_helpers_add_up_and_join_by_boxes(tmp_path):
     assert results.drift_histogram(frames) == [0] * 5 + [1] + [0] * 14 + [1]
     m = results.merge([dict(s, hist=results.drift_histogram(frames))] * 2)
     assert m["rois"] == 4 and m["by_kind"]["known"]["known"] == 2 and sum(m["hist"]) == 4
+
+
+# --- the fleet on a two-node Ray cluster ----------------------------------------------------------------------------
+
+#: Per node: small, on a 24 GiB machine shared with trainings (Ray's floor is 75 MiB).
+OBJECT_STORE = 80 << 20
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a process, None when it is gone."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return int(f[1]), int(f[19])
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """A process and all its descendants, as (pid, start time) so that a pid reused later is never killed."""
+    children = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and (st := _stat(int(d.name))):
+            children.setdefault(st[0], []).append((int(d.name), st[1]))
+    me = _stat(pid)
+    found, todo = ([(pid, me[1])] if me else []), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c[0])
+    return found
+
+
+def sigkill(procs: list[tuple[int, int]]) -> None:
+    for pid, start in procs:
+        st = _stat(pid)
+        if st and st[1] == start:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def first_difference(path: Path, want: str) -> str:
+    got = path.read_text().splitlines()
+    for k, (g, w) in enumerate(zip(got, want.splitlines())):
+        if g != w:
+            return f"{path}: line {k + 1}:\n got {g}\nwant {w}"
+    return f"{path}: {len(got)} lines, {len(want.splitlines())} wanted"
+
+
+def wait_for(what: str, cond, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None):
+    """Wait on a condition (generous timeouts; never a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while not (v := cond()):
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"odm-fleet exited ({proc.returncode}) while waiting for {what}:\n{log.read_text() if log else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not after {timeout} s")
+        time.sleep(0.1)
+    return v
+
+
+@pytest.fixture
+def cluster():
+    """A Ray cluster of two nodes on this machine, 1 CPU each (one clip at a time per node): the head node (the GCS,
+    where the driver connects) and a worker node. Every process of both nodes, and everything they started, is killed
+    at the end, pass or fail."""
+    from ray.cluster_utils import Cluster
+
+    temp = tempfile.mkdtemp(prefix="odm-ray-")  # short: Ray's socket paths live under it
+    c, procs = None, []
+    try:
+        c = Cluster(initialize_head=True, head_node_args=dict(
+            num_cpus=1, object_store_memory=OBJECT_STORE, temp_dir=temp, include_dashboard=False,
+            # A dead node is declared dead after ~3 missed 1 s health checks instead of Ray's ~15 s default.
+            _system_config={"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+        ))
+        worker = c.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
+        yield c, worker
+    finally:
+        if c is not None:
+            for node in [c.head_node, *c.worker_nodes]:
+                if node is not None:
+                    for ps in node.all_processes.values():
+                        for p in ps:
+                            procs += descendants(p.process.pid)
+            c.shutdown()
+        sigkill(procs)  # workers (and their gst-launch / odm-train children) that outlived their raylet
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def node_killing_odm_train(state: Path, victim_raylet: int) -> str:
+    """odm-train for the fleet, with a hold that puts a clip in flight on the victim node when the test kills it.
+    Each node runs one clip at a time (1 CPU). The head node's first clip waits in its summary until the victim node
+    holds a clip, so the other clips go to the victim; there the first clip passes (the victim finishes a clip of its
+    own) and the second is held in its summary (its results written, done.json not yet) until the node dies. The
+    node of a call is the raylet above the Ray worker that runs odm-train. A retry passes through. Nothing in odm_fleet
+    knows about it."""
+    wrapper = state / "odm-train-node-killing"
+    wrapper.write_text(f"""#!{sys.executable}
+import os, sys, time
+from pathlib import Path
+
+state, odm_train, args = Path({str(state)!r}), {odm_train()!r}, sys.argv[1:]
+held = state / "held"
+if args[:1] == ["summary"]:
+    worker = os.getppid()
+    raylet = int(Path(f"/proc/{{worker}}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    deadline = time.monotonic() + 600
+    if raylet == {victim_raylet}:
+        try:
+            (state / "victim-passed").mkdir()
+        except FileExistsError:
+            (held / "worker").parent.mkdir()
+            (held / "args").write_text(" ".join(args))
+            (held / "worker").write_text(str(worker))
+            while time.monotonic() < deadline:  # until the node is killed
+                time.sleep(0.2)
+            sys.exit(1)
+    else:
+        while not (held / "worker").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+os.execv(odm_train, [odm_train] + args)
+""")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_fleet_on_two_nodes_loses_a_node_mid_run_and_every_clip_is_done_once(cluster, clips, reference, tmp_path):
+    c, victim = cluster
+    head_id, victim_id = c.head_node.node_id, victim.node_id
+    victim_raylet = victim.all_processes["raylet"][0].process.pid
+    state = tmp_path / "state"
+    state.mkdir()
+    # Six clips: the four drives (one through odmproposals and odmtrack) and two of them again under other names.
+    clipset = [(1, False), (2, False), (3, False), (4, True), (1, False), (2, False)]
+    names = ["clip1", "clip2", "clip3", "clip4", "clip1-again", "clip2-again"]
+    entries = [dict(entry(i, p), name=n) for (i, p), n in zip(clipset, names)]
+    man = manifest(clips, "cluster.jsonl", entries)
+    out = tmp_path / "fleet"
+    log = tmp_path / "odm-fleet.log"
+    env = dict(os.environ, ODM_TRAIN=node_killing_odm_train(state, victim_raylet))
+    with open(log, "w") as lf:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "odm_fleet.cli", "run", str(man), "--bundle", str(BUNDLE), "--out", str(out),
+             "--address", c.address], stdout=lf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        # A clip in flight on the worker node (its second clip, held in its summary): kill the whole node, as a
+        # machine that dies would: the raylet and everything under it (Ray workers, odm-train), SIGKILL.
+        worker = int(wait_for("a clip held on the worker node", lambda: (state / "held" / "worker").exists()
+                              and (state / "held" / "worker").read_text(), 240, proc, log))
+        assert _stat(worker)[0] == victim_raylet
+        held_clip = (state / "held" / "args").read_text().split()[1]
+        doomed = descendants(victim_raylet)
+        c.remove_node(victim, allow_graceful=False)
+        sigkill(doomed)
+        rc = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rc == 0, log.read_text()
+
+    rep = json.loads((out / "report.json").read_text())
+    by = {r["name"]: r for r in rep["clips"]}
+    killed = next(n for n in names if f"/{n}-" in held_clip)
+    # Every clip done, each once: one attempt each, except the clip whose node died: two attempts, the first on the
+    # dead node, the second (the one that finished it) on the head node.
+    assert {n: (r["status"], r["tries"]) for n, r in by.items()} == \
+        {n: ("done", 2 if n == killed else 1) for n in names}, rep["clips"]
+    assert by[killed]["tried_on"] == [victim_id, head_id] and by[killed]["node"] == head_id
+    for n, r in by.items():
+        assert r["tried_on"] == [r["node"]] or n == killed
+    # Both nodes finished clips (the worker node one, before it died).
+    done_on = {r["node"] for r in rep["clips"]}
+    assert done_on == {head_id, victim_id}, rep["clips"]
+    nodes = {n["node"]: n for n in rep["nodes"]}
+    assert nodes[victim_id]["clips"] == 1 and nodes[victim_id]["attempts"] == 2
+    assert nodes[head_id]["clips"] == len(names) - 1
+    assert {n["node"] for n in rep["cluster"]} == {head_id, victim_id}
+    assert "## Nodes" in (out / "report.md").read_text()
+
+    # Nothing lost, nothing twice: one folder per clip, each with its results and done.json, no temporary file; the
+    # results are exactly those of classify-clip.sh (which the one-node fleet gives, test above).
+    folders = sorted(p.name.rsplit("-", 1)[0] for p in (out / "clips").iterdir())
+    assert folders == sorted(names)
+    for (i, p), n in zip(clipset, names):
+        f = Path(by[n]["folder"])
+        assert (f / "results.jsonl").read_text() == reference(i, p), (n, first_difference(f / "results.jsonl", reference(i, p)))
+        assert json.loads((f / "done.json").read_text())["node"] == by[n]["node"]
+        assert not list(f.glob(".*.tmp")), n
+
+    # And the same report numbers as one node: the manifest again on a local instance.
+    one = fleet(man, BUNDLE, tmp_path / "one-node", workers=1)
+    assert [(r["name"], r["status"], r["tries"], r["rois"]) for r in one["clips"]] == \
+        [(n, "done", 1, by[n]["rois"]) for n in names]
+    assert one["fleet"] == rep["fleet"]
+    for r in one["clips"]:
+        assert Path(r["folder"], "results.jsonl").read_text() == Path(by[r["name"]]["folder"], "results.jsonl").read_text()
