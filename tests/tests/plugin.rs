@@ -101,16 +101,18 @@ fn export_on_a_full_disk_fails_cleanly_in_gst_launch() {
 
 #[test]
 fn export_keeps_whole_lines_when_a_write_fails() {
-    // A file-size limit of 200 KiB (a few write chunks) (ulimit -f; SIGXFSZ ignored so the write fails with EFBIG): the stream stops
-    // with the error, and the file holds whole JSON lines only, frames 0..n in order.
+    // A file-size limit of 200 KiB (a few write chunks) (ulimit -f; SIGXFSZ ignored, as a shell may): odmexport stops
+    // short of the limit (it reads it before each write) with an error naming the file and the limit, and the file
+    // holds whole JSON lines only, frames 0..n in order. (A write that fails outright, a full disk, is the test above.)
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.jsonl");
     let reg = dir.path().join("registry.bin");
     let out = export_in_gst_launch("trap '' XFSZ; ulimit -f 200;", &out_path.display().to_string(), 20000, &reg);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains(&format!("cannot write {}: File too large", out_path.display())), "{t}");
-    assert!(t.contains("lines were lost, the file ends at its last whole line"), "{t}");
+    let named = format!("cannot write {}: the file size limit (ulimit -f) of 204800 bytes", out_path.display());
+    assert!(t.contains(&named), "{t}");
+    assert!(t.contains("lines were not written, the file ends at its last whole line"), "{t}");
     let written = std::fs::read(&out_path).unwrap();
     assert!(!written.is_empty() && written.len() <= 200 * 1024 && written.ends_with(b"\n"), "{} bytes", written.len());
     for (i, line) in String::from_utf8(written).unwrap().lines().enumerate() {
