@@ -10,11 +10,17 @@ use ort::session::Session;
 use ort::value::TensorRef;
 use tch::{Kind, Tensor};
 
-fn photos() -> std::path::PathBuf {
-    // The embedded scenes are not photographs on disk; the seen photographs are (scripts/photos.sh, run by the
-    // bootstrap). The test renders its own few scenes from them.
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/photos/seen");
-    assert!(p.is_dir(), "{} is missing: run scripts/photos.sh", p.display());
+/// Two small photographs for backgrounds: scenes embedded in the trainer (coffee, chelsea), written as PNG, so the
+/// test decodes a few small files rather than the wallpapers of .deps/photos.
+fn photos(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("photos");
+    std::fs::create_dir_all(&p).unwrap();
+    for (name, scene) in odm_trainer::synth::scenes().unwrap() {
+        if name == "coffee" || name == "chelsea" {
+            scene.to_image().save(p.join(format!("{name}.png"))).unwrap();
+        }
+    }
+    assert_eq!(std::fs::read_dir(&p).unwrap().count(), 2);
     p
 }
 
@@ -25,7 +31,7 @@ fn a_short_training_learns_and_exports_a_yolov8_layout_detector() {
     let data_dir = dir.path().join("data");
     let cfg = DataConfig {
         seed: 5,
-        photos: photos(),
+        photos: photos(dir.path()),
         designs: None,
         design_count: 12,
         scenes: 16,
@@ -85,7 +91,7 @@ fn a_dataset_with_a_bad_range_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DataConfig {
         seed: 1,
-        photos: photos(),
+        photos: photos(dir.path()),
         designs: None,
         design_count: 1,
         scenes: 1,

@@ -64,6 +64,10 @@ pub struct DetEval {
     /// Boxes at the threshold, and those on no sign (nor on a "don't care" one).
     pub boxes: usize,
     pub false_boxes: usize,
+    /// False boxes on a truth distractor (a sign-like thing that is no sign).
+    pub on_distractors: usize,
+    /// False boxes smaller than `min_size` (where truth files leave signs out: the clip writes none under 10 px).
+    pub false_small: usize,
     /// Frames with no sign of any size, and the boxes at the threshold on them.
     pub empty_frames: usize,
     pub boxes_on_empty: usize,
@@ -86,12 +90,15 @@ impl DetEval {
             t.push_str(&format!("| recall {band} | {:.1}% ({f} of {n}) |\n", 100.0 * f as f64 / n.max(1) as f64));
         }
         t.push_str(&format!(
-            "| false boxes per frame (all {} frames) | {:.3} ({} of {} boxes) |\n\
+            "| false boxes per frame (all {} frames) | {:.3} ({} of {} boxes; {} on distractors, {} under {} px) |\n\
              | boxes per frame on frames with no sign ({}) | {:.3} |\n",
             self.frames,
             self.false_boxes as f64 / self.frames.max(1) as f64,
             self.false_boxes,
             self.boxes,
+            self.on_distractors,
+            self.false_small,
+            self.min_size,
             self.empty_frames,
             self.boxes_on_empty as f64 / self.empty_frames.max(1) as f64
         ));
@@ -112,6 +119,8 @@ pub fn evaluate(detections: &[Detections], truth: &[FrameLine], threshold: f64, 
         bands: vec![(0, 0); BANDS.len()],
         boxes: 0,
         false_boxes: 0,
+        on_distractors: 0,
+        false_small: 0,
         empty_frames: 0,
         boxes_on_empty: 0,
     };
@@ -156,7 +165,13 @@ pub fn evaluate(detections: &[Detections], truth: &[FrameLine], threshold: f64, 
             }
         }
         e.boxes += kept.len();
-        e.false_boxes += kept.iter().filter(|b| !signs.iter().any(|t| iou(b.0, *t) >= IOU)).count();
+        let distractors: Vec<Rect> =
+            f.rois.iter().filter(|r| r.kind.as_deref() == Some("distractor")).map(|r| r.rect()).collect();
+        for b in kept.iter().filter(|b| !signs.iter().any(|t| iou(b.0, *t) >= IOU)) {
+            e.false_boxes += 1;
+            e.on_distractors += usize::from(distractors.iter().any(|t| iou(b.0, *t) >= IOU));
+            e.false_small += usize::from(b.0 .2.max(b.0 .3) < min_size);
+        }
         if signs.is_empty() {
             e.empty_frames += 1;
             e.boxes_on_empty += kept.len();
@@ -254,6 +269,7 @@ mod tests {
         assert_eq!(e.signs, 2);
         assert_eq!(e.bands, vec![(1, 1), (0, 0), (1, 0), (1, 0)]);
         assert_eq!((e.boxes, e.false_boxes), (5, 3), "the distractor's box, frame 1's box, the off box");
+        assert_eq!((e.on_distractors, e.false_small), (1, 0));
         assert_eq!((e.empty_frames, e.boxes_on_empty), (1, 1), "the 0.1 box is below the threshold");
         // Ranked: 0.9 hit, 0.8 miss, 0.7 miss, 0.6 miss, 0.1 miss (the 0.95 box is on a don't-care sign): AP 0.5.
         assert!((e.ap50 - 0.5).abs() < 1e-12, "{}", e.ap50);
