@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! odmpublish's MQTT link: a thread of its own running rumqttc's event loop on a one-thread tokio runtime. The
 //! streaming thread only puts messages in the spool and wakes the link; the link hands the spool's front to the
-//! client while connected (at most [`WINDOW`] unacknowledged), takes them out as the broker acknowledges them, and
+//! client while connected (at most [`window`] unacknowledged), takes them out as the broker acknowledges them, and
 //! after a disconnection reconnects with a growing pause ([`backoff`]) and hands everything unacknowledged again.
 //!
 //! rumqttc keeps its own copy of unacknowledged messages only within a session, and forgets it on a clean session
@@ -19,6 +19,21 @@ use super::spool::Spool;
 
 /// Messages handed to the client and not yet acknowledged, at most (also rumqttc's in-flight limit).
 pub const WINDOW: usize = 64;
+/// The same at QoS 2. A broker holds a QoS 2 message from its PUBLISH until its PUBREL and takes only so many at once
+/// from a client (mosquitto: `max_inflight_messages`, 20 by default); over MQTT 3.1.1 it refuses one more with a
+/// PUBREC that reads as success (the reason code, 151 "quota exceeded", exists only in MQTT 5), drops it, and answers
+/// its PUBREL with a PUBCOMP all the same. Such a message would be counted as sent and never delivered. The window
+/// spans more than the broker's hold (it opens before the PUBLISH and closes at the PUBCOMP, after the PUBREL), so
+/// staying under the broker's limit is enough; half mosquitto's default leaves room for brokers set lower.
+pub const QOS2_WINDOW: usize = 10;
+
+/// The window for `qos`: how many messages may be handed and unacknowledged at once.
+pub fn window(qos: QoS) -> usize {
+    match qos {
+        QoS::ExactlyOnce => QOS2_WINDOW,
+        QoS::AtMostOnce | QoS::AtLeastOnce => WINDOW,
+    }
+}
 /// Longest pause between two connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -247,6 +262,7 @@ fn run(shared: Arc<Shared>, opts: MqttOptions, qos: QoS, report: impl Fn(LinkEve
     rt.block_on(async move {
         let (client, mut eventloop) = AsyncClient::new(opts, WINDOW);
         let qos0 = qos == QoS::AtMostOnce;
+        let window = window(qos);
         // Hands the spool's front to the client while connected, within the window.
         let feeder = async {
             loop {
@@ -255,9 +271,10 @@ fn run(shared: Arc<Shared>, opts: MqttOptions, qos: QoS, report: impl Fn(LinkEve
                     if core.stopping {
                         return;
                     }
-                    while core.connected && core.spool.in_flight() < WINDOW {
+                    while core.connected && core.spool.in_flight() < window {
                         let Some(m) = core.spool.next_unhanded() else { break };
-                        // Never blocks: the channel holds WINDOW requests and at most WINDOW are unacknowledged.
+                        // Never blocks: the channel holds WINDOW requests and at most `window` (<= WINDOW) are
+                        // unacknowledged.
                         if client.try_publish(m.topic.as_str(), qos, false, m.payload.as_bytes()).is_err() {
                             break;
                         }
@@ -342,6 +359,15 @@ fn run(shared: Arc<Shared>, opts: MqttOptions, qos: QoS, report: impl Fn(LinkEve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qos2_stays_within_what_a_default_mosquitto_takes() {
+        assert_eq!(window(QoS::AtMostOnce), WINDOW);
+        assert_eq!(window(QoS::AtLeastOnce), WINDOW);
+        // mosquitto's max_inflight_messages defaults to 20; the window must never be above it.
+        assert!(window(QoS::ExactlyOnce) <= 20);
+        assert!(window(QoS::ExactlyOnce) <= WINDOW);
+    }
 
     #[test]
     fn backoff_grows_to_its_bound() {
