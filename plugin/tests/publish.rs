@@ -144,6 +144,9 @@ fn a_broker_restarted_mid_stream_loses_nothing() {
     let sub = Subscriber::new(broker.port, "odm/#", "sub-restart");
     let port = broker.port.to_string();
     let mut run = Run::start(&[("port", &port), ("host", "127.0.0.1"), ("stream", "cam")]);
+    // Connected first, so that what follows is a reconnection (on a loaded machine the first connection can take
+    // longer than 80 buffers).
+    wait_for("odmpublish to connect", || run.stats().get::<bool>("connected").unwrap());
     run.push(80, 1);
     broker.stop();
     wait_for("odmpublish to see the broker gone", || !run.stats().get::<bool>("connected").unwrap());
@@ -532,7 +535,7 @@ fn every_qos_delivers_in_order() {
         run.push(50, 1);
         run.delivered();
         run.finish();
-        wait_for("50 messages", || sub.count() >= 50);
+        wait_for(&format!("50 messages at qos {qos}"), || sub.count() >= 50);
         assert_eq!(sub.seqs(), (0..50).collect::<Vec<_>>(), "qos {qos}");
         assert_eq!((run.stat("sent"), run.stat("lost")), (50, 0), "qos {qos}");
     }
