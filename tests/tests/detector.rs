@@ -35,10 +35,10 @@ fn the_shipped_detector_finds_the_signs_of_a_rendered_drive() {
     let e = eval::evaluate(&detections, &truth, 0.25, 12.0);
     let (n, found) = e.bands[2];
     assert!(n >= 10, "the drive has signs of 32 px and more to find: {}", e.markdown());
-    // Measured on this drive with the shipped detector (models/detector/REPORT.md): 89.8% of the signs of 16 px and
-    // more, 75.0% of those of 32 px and more (the misses: a yield sign's box drawn round the triangle, not round the
-    // design's square as the clip's truth is), 3.27 false boxes per frame. The bars leave margin.
-    assert!(e.recall(3) >= 0.75, "recall on signs of 16 px and more:\n{}", e.markdown());
-    assert!(found as f64 >= 0.6 * n as f64, "recall on signs of 32 px and more:\n{}", e.markdown());
-    assert!(e.false_boxes as f64 <= 5.0 * e.frames as f64, "false boxes per frame:\n{}", e.markdown());
+    // Measured on this drive with the shipped detector (models/detector/REPORT.md): 100% of the signs of 16 px and
+    // more and of 32 px and more, 2.97 false boxes per frame. The bars leave margin (an earlier, shorter training
+    // missed a yield sign over six frames: 75% at 32 px and more).
+    assert!(e.recall(3) >= 0.85, "recall on signs of 16 px and more:\n{}", e.markdown());
+    assert!(found as f64 >= 0.75 * n as f64, "recall on signs of 32 px and more:\n{}", e.markdown());
+    assert!(e.false_boxes as f64 <= 4.5 * e.frames as f64, "false boxes per frame:\n{}", e.markdown());
 }
