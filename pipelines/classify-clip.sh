@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # Classify your own footage: any file decodebin reads, with recorded ROIs (JSON lines, as odmroireplay reads them)
-# or, without them, odmproposals' sign candidates.
+# or, without them, the shipped sign detector (odmdetect, models/detector) or odmproposals' sign candidates, each
+# followed by odmtrack.
 #
 #   pipelines/classify-clip.sh CLIP [ROIS.jsonl]
 #
 #   gst-launch-1.0 filesrc location=CLIP ! decodebin ! videoconvert ! video/x-raw,format=NV12 !
-#     odmroireplay location=ROIS.jsonl (or odmproposals) ! odmclassify model=$MODEL !
+#     odmroireplay location=ROIS.jsonl (or odmdetect ... ! odmtrack, or odmproposals ! odmtrack) ! odmclassify model=$MODEL !
 #     odmexport location=OUT/CLIP.results.jsonl ! odmoverlay ! videoconvert ! x264enc ! mp4mux !
 #     filesink location=OUT/CLIP.annotated.mp4
-# Environment: MODEL (default models/signs/signs.onnx beside these scripts), OUT (default out/ in the current folder).
+# Environment: MODEL (default models/signs/signs.onnx beside these scripts), OUT (default out/ in the current folder),
+# DETECTOR without a ROI file: detect (default: models/detector/detector.onnx at score-threshold 0.4, the threshold
+# its REPORT measured) or proposals (odmproposals: cheaper, finds far fewer real signs); DETECTOR_MODEL another
+# detector for odmdetect.
 # Runs from any folder, from a checkout (builds the plugin and odm-train with cargo in the checkout) or installed by
 # meson (uses the installed ones): see pipelines/odm-env.sh.
 # Every input is checked before anything is written; the run writes to temporary files in OUT, moved into place only
@@ -21,6 +25,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 { [ $# -ge 1 ] && [ $# -le 2 ]; } || { echo "usage: $0 CLIP [ROIS.jsonl]" >&2; exit 2; }
 MODEL=${MODEL:-$ROOT/models/signs/signs.onnx}
 OUT=${OUT:-out}
+DETECTOR=${DETECTOR:-detect}
+DETECTOR_MODEL=${DETECTOR_MODEL:-$ROOT/models/detector/detector.onnx}
+case "$DETECTOR" in
+  detect | proposals) ;;
+  *) echo "odm: DETECTOR must be detect or proposals, not $DETECTOR" >&2; exit 2 ;;
+esac
 odm_input "$1" clip
 clip=$(realpath -- "$1")
 rois=
@@ -29,6 +39,7 @@ if [ $# -eq 2 ]; then
   rois=$(realpath -- "$2")
 fi
 odm_input "$MODEL" model
+if [ -z "$rois" ] && [ "$DETECTOR" = detect ]; then odm_input "$DETECTOR_MODEL" "detector model"; fi
 odm_tools
 mkdir -p -- "$OUT" || { echo "odm: cannot create the output folder $OUT" >&2; exit 2; }
 OUT=$(cd -- "$OUT" && pwd)
@@ -44,6 +55,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 if [ -n "$rois" ]; then
   det=(odmroireplay "location=$rois")
+elif [ "$DETECTOR" = detect ]; then
+  # A detector's boxes get fresh ids every frame; odmtrack gives them ids that follow each sign.
+  det=(odmdetect "model=$DETECTOR_MODEL" score-threshold=0.4 ! odmtrack)
 else
   # Proposals are numbered per frame; odmtrack (where the plugin has it) gives them ids that follow each sign.
   det=(odmproposals)

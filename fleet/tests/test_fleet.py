@@ -79,7 +79,8 @@ def classify_clip(clips: Path, i: int, proposals: bool, out: Path) -> Path:
     args = [str(ROOT / "pipelines/classify-clip.sh"), str(clips / f"c{i}/drive.mp4")]
     if not proposals:
         args.append(str(clips / f"c{i}/drive.rois.jsonl"))
-    env = dict(os.environ, OUT=str(out), MODEL=str(ROOT / "models/signs/signs.onnx"))
+    # The fleet's "proposals" entries are classify-clip.sh's odmproposals path (its default is the shipped detector).
+    env = dict(os.environ, OUT=str(out), MODEL=str(ROOT / "models/signs/signs.onnx"), DETECTOR="proposals")
     p = subprocess.run(args, env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
     return out / "drive.results.jsonl"
