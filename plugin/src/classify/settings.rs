@@ -103,7 +103,7 @@ pub(super) fn threshold(v: f64) -> Option<f64> {
 
 /// odmclassify's properties (their names, ranges, defaults and when they may change).
 pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
-    vec![
+    let mut specs = vec![
         glib::ParamSpecString::builder("model")
             .nick("Model")
             .blurb("Path of the embedding network (ONNX)")
@@ -117,14 +117,6 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
                  refused with a warning and the old bundle stays)",
             )
             .mutable_playing()
-            .build(),
-        glib::ParamSpecString::builder("ort-library")
-            .nick("ONNX Runtime library")
-            .blurb(
-                "Path of libonnxruntime.so; default: ORT_DYLIB_PATH, then the bootstrap folder, then the \
-                 system loader path",
-            )
-            .mutable_ready()
             .build(),
         glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
             .nick("Mode")
@@ -174,19 +166,6 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_BATCH_SIZE)
             .mutable_ready()
             .build(),
-        glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
-            .nick("Execution provider")
-            .blurb("Where ONNX Runtime runs the network (cuda and tensorrt need a GPU build of ONNX Runtime)")
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecInt::builder("device-id")
-            .nick("Device id")
-            .blurb("GPU index for the cuda and tensorrt providers")
-            .minimum(0)
-            .maximum(1024)
-            .default_value(0)
-            .mutable_ready()
-            .build(),
         glib::ParamSpecString::builder("tensorrt-cache")
             .nick("TensorRT engine cache")
             .blurb(
@@ -199,20 +178,6 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .nick("TensorRT FP16")
             .blurb("With execution-provider=tensorrt: build FP16 engines")
             .default_value(false)
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecBoolean::builder("fallback")
-            .nick("Fallback")
-            .blurb("When the execution provider cannot start, run on the CPU with a warning (else fail)")
-            .default_value(true)
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecUInt::builder("threads")
-            .nick("Threads")
-            .blurb("ONNX Runtime intra-op threads (spinning off)")
-            .minimum(1)
-            .maximum(256)
-            .default_value(DEFAULT_THREADS)
             .mutable_ready()
             .build(),
         glib::ParamSpecUInt::builder("min-size")
@@ -312,7 +277,9 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             )
             .read_only()
             .build(),
-    ]
+    ];
+    specs.extend(crate::engine::session_param_specs(DEFAULT_THREADS));
+    specs
 }
 
 impl Settings {

@@ -67,7 +67,7 @@ impl Default for Settings {
 }
 
 pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
-    vec![
+    let mut specs = vec![
         glib::ParamSpecString::builder("model")
             .nick("Model")
             .blurb("ONNX detector: one float32 [N,3,H,W] input (RGB in [0, 1]); outputs in a layout of `decoder`")
@@ -149,39 +149,9 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             )
             .mutable_ready()
             .build(),
-        glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
-            .nick("Execution provider")
-            .blurb("Where ONNX Runtime runs the network (cuda and tensorrt need a GPU build of ONNX Runtime)")
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecInt::builder("device-id")
-            .nick("Device id")
-            .blurb("GPU index for the cuda and tensorrt providers")
-            .minimum(0)
-            .maximum(1024)
-            .default_value(0)
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecBoolean::builder("fallback")
-            .nick("Fallback")
-            .blurb("When the execution provider cannot start, run on the CPU with a warning (else fail)")
-            .default_value(true)
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecUInt::builder("threads")
-            .nick("Threads")
-            .blurb("ONNX Runtime intra-op threads (spinning off)")
-            .minimum(1)
-            .maximum(256)
-            .default_value(1)
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecString::builder("ort-library")
-            .nick("ONNX Runtime library")
-            .blurb("Path of libonnxruntime.so; default: ORT_DYLIB_PATH, then the bootstrap folder, then the system loader path")
-            .mutable_ready()
-            .build(),
-    ]
+    ];
+    specs.extend(crate::engine::session_param_specs(1));
+    specs
 }
 
 impl Settings {

@@ -75,6 +75,49 @@ impl From<ExecutionProvider> for Provider {
     }
 }
 
+/// The properties of how a session runs, the same on every element that runs a network (odmclassify, odmdetect):
+/// `execution-provider`, `device-id`, `fallback`, `threads` (default `threads`), `ort-library`.
+pub fn session_param_specs(threads: u32) -> Vec<glib::ParamSpec> {
+    use gst::prelude::*;
+    vec![
+        glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
+            .nick("Execution provider")
+            .blurb("Where ONNX Runtime runs the network (cuda and tensorrt need a GPU build of ONNX Runtime)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder("device-id")
+            .nick("Device id")
+            .blurb("GPU index for the cuda and tensorrt providers")
+            .minimum(0)
+            .maximum(1024)
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("fallback")
+            .nick("Fallback")
+            .blurb("When the execution provider cannot start, run on the CPU with a warning (else fail)")
+            .default_value(true)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("threads")
+            .nick("Threads")
+            .blurb("ONNX Runtime intra-op threads (spinning off)")
+            .minimum(1)
+            .maximum(256)
+            .default_value(threads)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("ort-library")
+            .nick("ONNX Runtime library")
+            .blurb(
+                "Path of libonnxruntime.so; default: ORT_DYLIB_PATH, then the bootstrap folder, then the system \
+                 loader path",
+            )
+            .mutable_ready()
+            .build(),
+    ]
+}
+
 /// Session options the element exposes.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
