@@ -192,3 +192,29 @@ fn detectors_whose_outputs_fit_no_layout_are_refused_by_name() {
     let e = detect(dir.path(), &dir.path().join("missing.onnx"), "RGB", &[]).unwrap_err();
     assert!(e.contains("missing.onnx") && e.contains("not found"), "{e}");
 }
+
+#[test]
+fn tiny_frames_and_more_tiles_than_pixels_are_handled_and_every_box_is_inside_the_frame() {
+    // A 6 x 4 frame (smaller than the 64 x 64 input: scaled up) with 16 columns of tiles (more than its width): the
+    // element runs, and every box lies inside the frame.
+    let dir = tempfile::tempdir().unwrap();
+    let model = yolov8(dir.path(), &[]);
+    for (w, h, tiles) in [(6u32, 4u32, "tiles=16"), (6, 4, "tiles=0"), (1, 1, "tiles=16"), (3000, 40, "tiles=16")] {
+        let out = dir.path().join("tiny.jsonl");
+        let o = gst_tool("gst-launch-1.0", &dir.path().join("registry.bin"))
+            .args(["videotestsrc", "num-buffers=2", "!", &format!("video/x-raw,width={w},height={h},format=I420")])
+            .args(["!", "odmdetect", &format!("model={}", model.display()), tiles, "score-threshold=0.1"])
+            .args(["!", "odmexport", &format!("location={}", out.display()), "!", "fakesink"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{w}x{h} {tiles}: {}", text(&o));
+        for line in fs::read_to_string(&out).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            for r in v["rois"].as_array().unwrap() {
+                let n = |k: &str| r[k].as_u64().unwrap();
+                assert!(n("w") > 0 && n("h") > 0, "{w}x{h} {tiles}: {r}");
+                assert!(n("x") + n("w") <= w as u64 && n("y") + n("h") <= h as u64, "{w}x{h} {tiles}: {r} outside");
+            }
+        }
+    }
+}
