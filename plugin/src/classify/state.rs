@@ -86,15 +86,7 @@ impl State {
         obj: &super::OdmClassify,
         posts: &mut Vec<gst::Message>,
     ) -> Result<State, gst::ErrorMessage> {
-        let Some(model) = settings.model.clone() else {
-            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property")));
-        };
-        if !model.is_file() {
-            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
-        }
-        let bytes = std::fs::read(&model).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ("cannot read the model file {}: {e}", model.display()))
-        })?;
+        let (model, bytes) = crate::engine::session::read_model(settings.model.as_deref())?;
         let sha256 = sha256_bytes(&bytes);
         let bundle_path = settings.bundle.clone().unwrap_or_else(|| sibling_bundle_path(&model));
         let bundle = read_bundle(&bundle_path).map_err(|(kind, text)| gst::error_msg!(kind, ("{text}")))?;

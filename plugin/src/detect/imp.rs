@@ -71,15 +71,7 @@ fn read_labels(path: &Path) -> Result<Vec<String>, String> {
 
 impl State {
     fn load(s: &Settings, obj: &super::OdmDetect, posts: &mut Vec<gst::Message>) -> Result<State, gst::ErrorMessage> {
-        let Some(model) = s.model.clone() else {
-            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property")));
-        };
-        if !model.is_file() {
-            return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
-        }
-        let bytes = std::fs::read(&model).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ("cannot read the model file {}: {e}", model.display()))
-        })?;
+        let (model, bytes) = crate::engine::session::read_model(s.model.as_deref())?;
         let (env, lib) = runtime::environment(s.ort_library.as_deref())
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         gst::info!(CAT, obj = obj, "ONNX Runtime from {}", lib.display());

@@ -10,6 +10,21 @@ use ort::session::Session;
 
 use super::{EngineError, EngineOptions, Provider};
 
+/// The `model` property's file, read once (the session is made from these bytes, and they are what is hashed): an
+/// element error naming the property or the file when it is unset, missing or unreadable.
+pub fn read_model(model: Option<&Path>) -> Result<(std::path::PathBuf, Vec<u8>), gst::ErrorMessage> {
+    let Some(model) = model else {
+        return Err(gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property")));
+    };
+    if !model.is_file() {
+        return Err(gst::error_msg!(gst::ResourceError::NotFound, ("model file {} not found", model.display())));
+    }
+    let bytes = std::fs::read(model).map_err(|e| {
+        gst::error_msg!(gst::ResourceError::OpenRead, ("cannot read the model file {}: {e}", model.display()))
+    })?;
+    Ok((model.to_owned(), bytes))
+}
+
 /// A session on the asked-for provider from the model's bytes, the provider it runs on, and why it fell back to the
 /// CPU when it did.
 pub fn open(
