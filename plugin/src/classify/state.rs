@@ -15,8 +15,8 @@ use super::settings::{threshold, Live, Settings};
 use super::stats::Drift;
 use super::track::Tracks;
 use super::worker::Worker;
-use crate::engine::pool::{self, Instance, InstanceKey, PoolError};
-use crate::engine::{Engine, EngineError, EngineOptions};
+use crate::engine::pool::{self, Instance, InstanceKey};
+use crate::engine::{Engine, EngineOptions};
 use crate::meta::RoiResult;
 use crate::runtime;
 
@@ -108,23 +108,10 @@ impl State {
             trt_cache: settings.trt_cache.clone(),
             trt_fp16: settings.trt_fp16,
         };
-        let key = InstanceKey {
-            sha256: sha256.clone(),
-            provider: opts.provider,
-            device_id: opts.device_id,
-            threads: opts.intra_threads,
-            trt_cache: opts.trt_cache.clone(),
-            trt_fp16: opts.trt_fp16,
-        };
+        let key = InstanceKey::new(sha256.clone(), &opts);
         let id = settings.model_instance_id.as_str();
         let (engine, fell_back) = pool::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts.clone()))
-            .map_err(|e| match e {
-                PoolError::Engine(e @ EngineError::Provider { .. }) => {
-                    gst::error_msg!(gst::LibraryError::Init, ("{e}"))
-                }
-                PoolError::Engine(e) => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
-                e @ PoolError::Mismatch { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
-            })?;
+            .map_err(|e| e.to_error_message())?;
         if let Some(why) = fell_back {
             posts.push(warning(obj, gst::LibraryError::Init, &why));
         }

@@ -17,8 +17,8 @@ use super::decode::{self, Detection, Layout};
 use super::letterbox::{self, Placement, View};
 use super::settings::{param_specs, Live, Settings};
 use crate::engine::detector::{self, DetectInstance, Detector, Output};
-use crate::engine::pool::{InstanceKey, PoolError};
-use crate::engine::{EngineError, EngineOptions};
+use crate::engine::pool::InstanceKey;
+use crate::engine::EngineOptions;
 use crate::runtime;
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -83,24 +83,11 @@ impl State {
             trt_cache: None,
             trt_fp16: false,
         };
-        let key = InstanceKey {
-            sha256: sha256_bytes(&bytes),
-            provider: opts.provider,
-            device_id: opts.device_id,
-            threads: opts.intra_threads,
-            trt_cache: None,
-            trt_fp16: false,
-        };
+        let key = InstanceKey::new(sha256_bytes(&bytes), &opts);
         let side = s.input_size as usize;
         let (instance, fell_back) =
             detector::instance(&s.model_instance_id, key, || Detector::new(&env, &model, &bytes, &opts, (side, side)))
-                .map_err(|e| match e {
-                    PoolError::Engine(e @ EngineError::Provider { .. }) => {
-                        gst::error_msg!(gst::LibraryError::Init, ("{e}"))
-                    }
-                    PoolError::Engine(e) => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
-                    e @ PoolError::Mismatch { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
-                })?;
+                .map_err(|e| e.to_error_message())?;
         if let Some(why) = fell_back {
             gst::warning!(CAT, obj = obj, "{why}");
             posts.push(gst::message::Warning::builder(gst::LibraryError::Init, &why).src(obj).build());

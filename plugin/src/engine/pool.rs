@@ -48,6 +48,20 @@ impl Instance {
     }
 }
 
+impl InstanceKey {
+    /// The key of a session made from bytes with this SHA-256 and these options.
+    pub fn new(sha256: String, opts: &super::EngineOptions) -> InstanceKey {
+        InstanceKey {
+            sha256,
+            provider: opts.provider,
+            device_id: opts.device_id,
+            threads: opts.intra_threads,
+            trt_cache: opts.trt_cache.clone(),
+            trt_fp16: opts.trt_fp16,
+        }
+    }
+}
+
 /// Why an instance could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -126,6 +140,18 @@ impl<T: Shared> Pool<T> {
         let t = Arc::new(t);
         *slot = Arc::downgrade(&t);
         Ok((t, note))
+    }
+}
+
+impl PoolError {
+    /// The element error at start: a provider that cannot start is a library error, a model that cannot be loaded a
+    /// read error, another element's instance under the same id a settings error.
+    pub fn to_error_message(&self) -> gst::ErrorMessage {
+        match self {
+            PoolError::Engine(e @ EngineError::Provider { .. }) => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
+            PoolError::Engine(e) => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+            e @ PoolError::Mismatch { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
+        }
     }
 }
 
