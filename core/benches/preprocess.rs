@@ -55,4 +55,34 @@ fn main() {
             }
         }
     }
+    // A detector's input: the whole frame, unscaled (the direct path: 1280x720 into a 1280x736 letterbox) and
+    // scaled (the filter: 1279x719, 640x360).
+    println!("\n| format | whole frame into | ms/frame median | ms/frame best |\n|---|---|---:|---:|");
+    for (name, frame) in &frames {
+        let frame = frame.as_ref().expect("valid frame");
+        for (ow, oh, what) in [(1280u32, 720u32, "1280x720 (unscaled)"), (1279, 719, "1279x719"), (640, 360, "640x360")]
+        {
+            let spec = CropSpec {
+                width: ow,
+                height: oh,
+                context: 0.0,
+                norm: Normalize { color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] },
+            };
+            let place = Place { width: 1280, height: 736, x: 0, y: 8 };
+            let mut out = vec![0f32; 3 * 1280 * 736];
+            let mut scratch = CropScratch::default();
+            let roi = Roi { x: 0, y: 0, w: w as i64, h: h as i64 };
+            let mut rounds: Vec<f64> = (0..9)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    for _ in 0..5 {
+                        crop_into(frame, roi, &spec, &mut out, place, &mut scratch).expect("whole frame");
+                    }
+                    t0.elapsed().as_secs_f64() * 1e3 / 5.0
+                })
+                .collect();
+            rounds.sort_by(f64::total_cmp);
+            println!("| {name} | {what} | {:.2} | {:.2} |", rounds[4], rounds[0]);
+        }
+    }
 }

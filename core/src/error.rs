@@ -82,6 +82,8 @@ pub enum PreprocessError {
     OutputSize { got: usize, need: usize },
     #[error("invalid model input size {0}x{1}")]
     InputSize(u32, u32),
+    #[error("a {width}x{height} crop at {x},{y} does not fit a {into_width}x{into_height} tensor")]
+    Place { width: u32, height: u32, x: u32, y: u32, into_width: u32, into_height: u32 },
 }
 
 /// A batch whose shape does not fit the scorer.

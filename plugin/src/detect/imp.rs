@@ -41,7 +41,6 @@ struct State {
     outputs: Vec<Output>,
     found: Vec<(Detection, View)>,
     dets: Vec<Detection>,
-    tmp: Vec<f32>,
     crop: CropScratch,
     used: Vec<i32>,
     ids: Vec<i32>,
@@ -160,7 +159,6 @@ impl State {
             outputs,
             found: Vec::new(),
             dets: Vec::new(),
-            tmp: Vec::new(),
             crop: CropScratch::default(),
             used: Vec::new(),
             ids: Vec::new(),
@@ -178,7 +176,7 @@ impl State {
         self.placements.clear();
         for (i, view) in self.views.iter().enumerate() {
             let slot = &mut self.input[i * sample..(i + 1) * sample];
-            let p = letterbox::letterbox(frame, *view, self.net, slot, &mut self.tmp, &mut self.crop)
+            let p = letterbox::letterbox(frame, *view, self.net, slot, &mut self.crop)
                 .map_err(|e| format!("cannot letterbox {view:?}: {e}"))?;
             self.placements.push(p);
         }

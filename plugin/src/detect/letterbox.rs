@@ -4,7 +4,7 @@
 //! RGB in [0, 1]; and boxes back from the network's pixels to the frame's.
 
 use odm_core::bundle::ColorOrder;
-use odm_core::preprocess::{crop_to_tensor_with, CropScratch, CropSpec, Frame, Normalize, Roi};
+use odm_core::preprocess::{crop_into, CropScratch, CropSpec, Frame, Normalize, Place, Roi};
 use odm_core::PreprocessError;
 
 use super::decode::Detection;
@@ -50,14 +50,14 @@ pub fn views(width: u32, height: u32, tiles: u32, overlap: f64, out: &mut Vec<Vi
     }
 }
 
-/// Letterbox `view` of `frame` into `out`, a CHW tensor of the network's `(height, width)`. `tmp` and `scratch` are
-/// reused from call to call.
+/// Letterbox `view` of `frame` into `out`, a CHW tensor of the network's `(height, width)`: the view is cropped and
+/// resized straight into its place (pixel for pixel, with no filter, when it needs no scaling, as a 1280x720 frame
+/// in a 1280x736 input) and only the padding around it is filled. `scratch` is reused from call to call.
 pub fn letterbox(
     frame: &Frame<'_>,
     view: View,
     net: (usize, usize),
     out: &mut [f32],
-    tmp: &mut Vec<f32>,
     scratch: &mut CropScratch,
 ) -> Result<Placement, PreprocessError> {
     let (nh_net, nw_net) = net;
@@ -66,20 +66,24 @@ pub fn letterbox(
     let nw = ((vw * scale).round() as usize).clamp(1, nw_net);
     let nh = ((vh * scale).round() as usize).clamp(1, nh_net);
     let (pad_x, pad_y) = ((nw_net - nw) / 2, (nh_net - nh) / 2);
-    out.fill(PAD);
     let spec = CropSpec {
         width: nw as u32,
         height: nh as u32,
         context: 0.0,
         norm: Normalize { color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] },
     };
-    tmp.resize(spec.len(), 0.0);
     let roi = Roi { x: view.0 as i64, y: view.1 as i64, w: view.2 as i64, h: view.3 as i64 };
-    crop_to_tensor_with(frame, roi, &spec, tmp, scratch)?;
-    for c in 0..3 {
-        for y in 0..nh {
-            let to = c * nh_net * nw_net + (y + pad_y) * nw_net + pad_x;
-            out[to..to + nw].copy_from_slice(&tmp[c * nh * nw + y * nw..][..nw]);
+    let place = Place { width: nw_net as u32, height: nh_net as u32, x: pad_x as u32, y: pad_y as u32 };
+    crop_into(frame, roi, &spec, out, place, scratch)?;
+    // The padding: whole rows above and below the picture, the columns left and right of it.
+    for channel in out.chunks_exact_mut(nh_net * nw_net) {
+        let (above, rest) = channel.split_at_mut(pad_y * nw_net);
+        let (picture, below) = rest.split_at_mut(nh * nw_net);
+        above.fill(PAD);
+        below.fill(PAD);
+        for row in picture.chunks_exact_mut(nw_net) {
+            row[..pad_x].fill(PAD);
+            row[pad_x + nw..].fill(PAD);
         }
     }
     Ok(Placement { view, scale_x: nw as f32 / vw, scale_y: nh as f32 / vh, pad_x: pad_x as f32, pad_y: pad_y as f32 })
@@ -124,5 +128,44 @@ mod tests {
         // A tile's box lands at the tile's place.
         let t = Placement { view: (100, 50, 64, 64), scale_x: 1.0, scale_y: 1.0, pad_x: 0.0, pad_y: 0.0 };
         assert_eq!(to_frame(&d, &t), Some((124, 78, 16, 8)));
+    }
+
+    /// The letterbox fills exactly the padding with grey and puts the picture (the view resized) in its place: a
+    /// 1280x720 frame in a 1280x736 input unscaled, a wide tile scaled down with columns of padding.
+    #[test]
+    fn the_picture_lands_in_its_place_and_the_padding_is_grey() {
+        use odm_core::preprocess::{crop_to_tensor, PixelFormat, Plane, YuvMatrix};
+        let (w, h) = (1280u32, 720u32);
+        let bytes: Vec<u8> = (0..(w * h * 3) as usize).map(|i| (i * 7 % 251) as u8).collect();
+        let frame =
+            Frame::new(PixelFormat::Rgb, w, h, &[Plane { data: &bytes, stride: 3 * w as usize }], YuvMatrix::Bt601)
+                .expect("frame");
+        for (view, net) in [((0, 0, 1280, 720), (736usize, 1280usize)), ((100, 40, 300, 500), (64, 64))] {
+            let mut out = vec![f32::NAN; 3 * net.0 * net.1];
+            let p = letterbox(&frame, view, net, &mut out, &mut CropScratch::default()).expect("letterbox");
+            let (nw, nh) = ((view.2 as f32 * p.scale_x).round() as usize, (view.3 as f32 * p.scale_y).round() as usize);
+            let spec = CropSpec {
+                width: nw as u32,
+                height: nh as u32,
+                context: 0.0,
+                norm: Normalize { color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] },
+            };
+            let mut picture = vec![0.0; spec.len()];
+            let roi = Roi { x: view.0 as i64, y: view.1 as i64, w: view.2 as i64, h: view.3 as i64 };
+            crop_to_tensor(&frame, roi, &spec, &mut picture).expect("crop");
+            let (px, py) = (p.pad_x as usize, p.pad_y as usize);
+            for c in 0..3 {
+                for y in 0..net.0 {
+                    for x in 0..net.1 {
+                        let v = out[c * net.0 * net.1 + y * net.1 + x];
+                        if (px..px + nw).contains(&x) && (py..py + nh).contains(&y) {
+                            assert_eq!(v, picture[c * nw * nh + (y - py) * nw + (x - px)], "picture at {c},{x},{y}");
+                        } else {
+                            assert_eq!(v, PAD, "padding at {c},{x},{y} of {view:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
