@@ -9,7 +9,7 @@ use super::model::{Backbone, ConvBn, Net};
 use crate::onnx::proto::{DATA_TYPE_FLOAT, DATA_TYPE_FLOAT16};
 use crate::onnx::{Attr, Dim, GraphBuilder};
 
-fn values(t: &Tensor) -> Vec<f32> {
+pub(crate) fn values(t: &Tensor) -> Vec<f32> {
     let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
     Vec::<f32>::try_from(&t).expect("a float tensor converts")
 }
@@ -156,13 +156,13 @@ impl Folded {
 }
 
 /// The range of a tensor's values, widened to hold 0 (so 0 is exact after quantization).
-fn range(t: &Tensor) -> (f32, f32) {
+pub(crate) fn range(t: &Tensor) -> (f32, f32) {
     (t.min().double_value(&[]).min(0.0) as f32, t.max().double_value(&[]).max(0.0) as f32)
 }
 
 /// Activations as uint8 (asymmetric, from the calibrated range): QuantizeLinear then DequantizeLinear. Returns the
 /// dequantized value's name and its scale.
-fn act(g: &mut GraphBuilder, name: &str, x: &str, (lo, hi): (f32, f32)) -> (String, f32) {
+pub(crate) fn act(g: &mut GraphBuilder, name: &str, x: &str, (lo, hi): (f32, f32)) -> (String, f32) {
     let scale = ((hi - lo) / 255.0).max(1e-8);
     let zp = (-lo / scale).round().clamp(0.0, 255.0) as u8;
     let s = g.weight(&format!("{name}.scale"), &[], &[scale]);
@@ -173,7 +173,7 @@ fn act(g: &mut GraphBuilder, name: &str, x: &str, (lo, hi): (f32, f32)) -> (Stri
 
 /// Weights as int8, symmetric per output channel (axis 0), and the bias as int32 at scale input x weight, both
 /// dequantized; returns (weight, bias) names.
-fn weights_q(g: &mut GraphBuilder, name: &str, w: &[f32], wd: &[i64], b: &[f32], x_scale: f32) -> (String, String) {
+pub(crate) fn weights_q(g: &mut GraphBuilder, name: &str, w: &[f32], wd: &[i64], b: &[f32], x_scale: f32) -> (String, String) {
     use crate::onnx::proto::{DATA_TYPE_INT32, DATA_TYPE_INT8};
     let c = wd[0] as usize;
     let per = w.len() / c;
