@@ -173,7 +173,14 @@ pub(crate) fn act(g: &mut GraphBuilder, name: &str, x: &str, (lo, hi): (f32, f32
 
 /// Weights as int8, symmetric per output channel (axis 0), and the bias as int32 at scale input x weight, both
 /// dequantized; returns (weight, bias) names.
-pub(crate) fn weights_q(g: &mut GraphBuilder, name: &str, w: &[f32], wd: &[i64], b: &[f32], x_scale: f32) -> (String, String) {
+pub(crate) fn weights_q(
+    g: &mut GraphBuilder,
+    name: &str,
+    w: &[f32],
+    wd: &[i64],
+    b: &[f32],
+    x_scale: f32,
+) -> (String, String) {
     use crate::onnx::proto::{DATA_TYPE_INT32, DATA_TYPE_INT8};
     let c = wd[0] as usize;
     let per = w.len() / c;
