@@ -83,6 +83,15 @@ pub enum DetectorCommand {
         height: i64,
         #[arg(long, default_value_t = super::INPUT_HW.1)]
         width: i64,
+        /// Backbone and top-down path in INT8 (QDQ), activation ranges calibrated on training images.
+        #[arg(long)]
+        int8: bool,
+        /// Images of the training data (evenly spaced) that calibrate --int8.
+        #[arg(long, default_value_t = 64)]
+        calib_images: usize,
+        /// The dataset that calibrates --int8 (default: the run's training data).
+        #[arg(long)]
+        calib_data: Option<PathBuf>,
     },
     /// Score a detector's boxes (odmexport lines of odmdetect) against truth boxes: AP50, recall by sign size,
     /// false boxes per frame.
@@ -181,17 +190,27 @@ pub fn run(cmd: DetectorCommand) -> Result<String, TrainError> {
                 onnx.display()
             ))
         }
-        DetectorCommand::Export { run, out, height, width } => {
+        DetectorCommand::Export { run, out, height, width, int8, calib_images, calib_data } => {
             check_hw(height, width)?;
+            if int8 && calib_images == 0 {
+                return Err(TrainError::Config("--calib-images: give at least 1".into()));
+            }
             let (_vs, net) = fit::load(&run)?;
             let cfg: FitConfig = std::fs::read_to_string(run.join("config.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
                 .and_then(|v| serde_json::from_value(v["fit"].clone()).ok())
                 .unwrap_or_default();
-            let bytes = super::export::onnx(&net, (height, width), &doc(&run, &cfg));
+            let bytes = if int8 {
+                let from = calib_data.unwrap_or_else(|| cfg.data.clone());
+                let calib = data::calibration(&from, calib_images)?;
+                super::export::onnx_int8(&net, (height, width), &doc(&run, &cfg), &calib)
+            } else {
+                super::export::onnx(&net, (height, width), &doc(&run, &cfg))
+            };
             std::fs::write(&out, &bytes).map_err(TrainError::io(&out))?;
-            Ok(format!("wrote {} ({} bytes, input {width}x{height})", out.display(), bytes.len()))
+            let precision = if int8 { ", int8" } else { "" };
+            Ok(format!("wrote {} ({} bytes, input {width}x{height}{precision})", out.display(), bytes.len()))
         }
         DetectorCommand::Eval { results, truth, threshold, min_size, json } => {
             if !(0.0..=1.0).contains(&threshold) || min_size.is_nan() || min_size < 0.0 {

@@ -201,6 +201,35 @@ pub fn load(dir: &Path) -> Result<Dataset, TrainError> {
     Ok(Dataset { images, boxes, side })
 }
 
+/// `n` images of a dataset written by [`render`], evenly spaced over it, as `[n, 3, H, W]` floats in [0, 1] (all
+/// of one size): what calibrates an INT8 export.
+pub fn calibration(dir: &Path, n: usize) -> Result<Tensor, TrainError> {
+    let truth = crate::results::read(&dir.join("truth.jsonl"))?;
+    if truth.is_empty() || n == 0 {
+        return Err(TrainError::Config(format!("{}: no image to calibrate on", dir.display())));
+    }
+    let step = (truth.len() / n).max(1);
+    let images = truth
+        .iter()
+        .step_by(step)
+        .take(n)
+        .map(|f| {
+            let p = dir.join("images").join(format!("{:05}.png", f.frame));
+            let img = image::open(&p)
+                .map_err(|e| TrainError::Designs { path: p.clone(), reason: format!("cannot decode: {e}") })?
+                .to_rgb8();
+            Ok(img)
+        })
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let (w, h) = images[0].dimensions();
+    if images.iter().any(|i| i.dimensions() != (w, h)) {
+        return Err(TrainError::Config(format!("{}: calibration images must all be of one size", dir.display())));
+    }
+    let bytes: Vec<u8> = images.iter().flat_map(|i| i.as_raw().iter().copied()).collect();
+    let t = Tensor::from_slice(&bytes).view([images.len() as i64, h as i64, w as i64, 3]);
+    Ok(t.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0)
+}
+
 /// Targets of one image of `side` pixels: heatmap `[1, G, G]`, regression `[4, G, G]` (offset x, y from the
 /// cell's centre in cells; log w, h in cells), regression weight `[1, G, G]`, as flat vectors; G = side / 4.
 ///

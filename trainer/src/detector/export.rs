@@ -4,6 +4,9 @@
 //! zero except at 3 x 3 heatmap peaks (CenterNet's decoding, in the graph). Metadata `names` = `{0: 'traffic-sign'}`
 //! as Ultralytics writes it, plus `stride` and `imgsz`. BatchNorms are folded into their convolutions.
 //!
+//! [`onnx_int8`] writes the same graph with the backbone and the top-down path in INT8 QDQ (int8 weights per output
+//! channel, uint8 activations calibrated on training images), the head and the decoding in float.
+//!
 //! [`reference`] computes the same output with tch, for the parity test.
 
 use tch::{Kind, Tensor};
@@ -17,10 +20,7 @@ const DATA_TYPE_INT64: i32 = 7;
 /// Largest log size (in cells) the graph lets through before Exp: boxes stay finite.
 const MAX_LOG_SIZE: f32 = 8.0;
 
-fn values(t: &Tensor) -> Vec<f32> {
-    let t = t.to_kind(Kind::Float).contiguous().view([-1]);
-    Vec::<f32>::try_from(&t).expect("a float tensor converts")
-}
+use crate::train::export::{act, range, values, weights_q};
 
 /// Conv + BN folded: w' = w * g / sqrt(v + eps), b' = beta - mean * g / sqrt(v + eps).
 fn folded(cb: &ConvBn) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
@@ -40,13 +40,11 @@ fn folded(cb: &ConvBn) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
     (wf, wd, bf)
 }
 
-fn conv(g: &mut GraphBuilder, name: &str, input: &str, w: &[f32], wd: &[i64], b: &[f32], stride: i64) -> String {
-    let wn = g.weight(&format!("{name}.weight"), wd, w);
-    let bn = g.weight(&format!("{name}.bias"), &[wd[0]], b);
+fn conv_node(g: &mut GraphBuilder, input: &str, weight: &str, bias: &str, wd: &[i64], stride: i64) -> String {
     let pad = wd[2] / 2;
     g.node(
         "Conv",
-        &[input, &wn, &bn],
+        &[input, weight, bias],
         vec![
             Attr::Ints("kernel_shape", vec![wd[2], wd[3]]),
             Attr::Ints("strides", vec![stride, stride]),
@@ -56,38 +54,115 @@ fn conv(g: &mut GraphBuilder, name: &str, input: &str, w: &[f32], wd: &[i64], b:
     )
 }
 
-fn conv_bn_relu(g: &mut GraphBuilder, name: &str, input: &str, cb: &ConvBn) -> String {
-    let (w, wd, b) = folded(cb);
-    let y = conv(g, name, input, &w, &wd, &b, cb.stride);
-    g.node("Relu", &[&y], vec![], None)
+fn conv(g: &mut GraphBuilder, name: &str, input: &str, w: &[f32], wd: &[i64], b: &[f32], stride: i64) -> String {
+    let wn = g.weight(&format!("{name}.weight"), wd, w);
+    let bn = g.weight(&format!("{name}.bias"), &[wd[0]], b);
+    conv_node(g, input, &wn, &bn, wd, stride)
+}
+
+/// How the backbone and the top-down path are written: in float, or in INT8 QDQ with the calibrated range of each
+/// quantized value, in the order the graph is built.
+enum Precision {
+    Float,
+    Int8(std::vec::IntoIter<(f32, f32)>),
+}
+
+/// A value of the graph, and in INT8 the scale it was quantized at (the bias of the convolution reading it is
+/// quantized at that scale times the weight's).
+type Value = (String, f32);
+
+impl Precision {
+    /// Quantize `x` (QuantizeLinear, DequantizeLinear) at the next calibrated range; unchanged in float.
+    fn act(&mut self, g: &mut GraphBuilder, name: &str, x: String) -> Value {
+        match self {
+            Precision::Float => (x, 1.0),
+            Precision::Int8(ranges) => act(g, name, &x, ranges.next().expect("one calibrated range per quantized value")),
+        }
+    }
+
+    /// Conv (BatchNorm folded) and ReLU, the output quantized in INT8.
+    fn conv_bn_relu(&mut self, g: &mut GraphBuilder, name: &str, (x, xs): &Value, cb: &ConvBn) -> Value {
+        let (w, wd, b) = folded(cb);
+        let y = match self {
+            Precision::Float => conv(g, name, x, &w, &wd, &b, cb.stride),
+            Precision::Int8(_) => {
+                let (wq, bq) = weights_q(g, name, &w, &wd, &b, *xs);
+                conv_node(g, x, &wq, &bq, &wd, cb.stride)
+            }
+        };
+        let y = g.node("Relu", &[&y], vec![], None);
+        self.act(g, &format!("{name}.out"), y)
+    }
 }
 
 /// The ONNX bytes of the detector for inputs of `hw` (multiples of 32).
 pub fn onnx(net: &DetNet, hw: (i64, i64), doc: &str) -> Vec<u8> {
+    graph(net, hw, doc, Precision::Float)
+}
+
+/// The ONNX bytes of the detector with its backbone and top-down path in INT8 (QDQ: ONNX Runtime fuses them into
+/// integer convolutions), activation ranges calibrated on `calib` (`[N, 3, H, W]` training images in [0, 1]); the
+/// head, the sigmoid and the peak decoding stay in float.
+pub fn onnx_int8(net: &DetNet, hw: (i64, i64), doc: &str, calib: &Tensor) -> Vec<u8> {
+    let _guard = tch::no_grad_guard();
+    let x = calib.to_device(tch::Device::Cpu).to_kind(Kind::Float);
+    // The ranges in the order `graph` quantizes: the input, each stage's layers, then per top-down level the reduce,
+    // its upsampling (the same values), the lateral, the sum and the smoothing.
+    let mut ranges = vec![range(&x)];
+    let mut feats = Vec::new();
+    let mut y = x;
+    for layers in &net.stages {
+        for l in layers {
+            y = l.forward_t(&y, false);
+            ranges.push(range(&y));
+        }
+        feats.push(y.shallow_clone());
+    }
+    let mut top = feats[4].shallow_clone();
+    for j in 0..net.lateral.len() {
+        let r = net.reduce[j].forward_t(&top, false);
+        ranges.push(range(&r));
+        ranges.push(range(&r));
+        let (h, w) = (r.size()[2], r.size()[3]);
+        let up = r.upsample_nearest2d([h * 2, w * 2], 2.0, 2.0);
+        let lat = net.lateral[j].forward_t(&feats[3 - j], false);
+        ranges.push(range(&lat));
+        let sum = lat + up;
+        ranges.push(range(&sum));
+        top = net.smooth[j].forward_t(&sum, false);
+        ranges.push(range(&top));
+    }
+    graph(net, hw, &format!("{doc}, int8 QDQ"), Precision::Int8(ranges.into_iter()))
+}
+
+fn graph(net: &DetNet, hw: (i64, i64), doc: &str, mut p: Precision) -> Vec<u8> {
     let _guard = tch::no_grad_guard();
     let (h, w) = hw;
     let (gh, gw) = (h / STRIDE, w / STRIDE);
     let mut g = GraphBuilder::new("odm-sign-detector");
     let x = g.input("images", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(h), Dim::Fixed(w)]);
     let mut feats = Vec::new();
-    let mut y = x;
+    let mut y = p.act(&mut g, "images", x);
     for (i, layers) in net.stages.iter().enumerate() {
         for (j, l) in layers.iter().enumerate() {
-            y = conv_bn_relu(&mut g, &format!("s{i}.{j}"), &y, l);
+            y = p.conv_bn_relu(&mut g, &format!("s{i}.{j}"), &y, l);
         }
         feats.push(y.clone());
     }
     let scales = g.weight("up.scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
     let mut top = feats[4].clone();
     for j in 0..net.lateral.len() {
-        let r = conv_bn_relu(&mut g, &format!("td{j}.reduce"), &top, &net.reduce[j]);
+        let r = p.conv_bn_relu(&mut g, &format!("td{j}.reduce"), &top, &net.reduce[j]);
         // Resize's defaults: nearest, half_pixel, round_prefer_floor — at 2x, each pixel copied into 2 x 2 as
         // tch's upsample_nearest2d does.
-        let up = g.node("Resize", &[&r, "", &scales], vec![], None);
-        let lat = conv_bn_relu(&mut g, &format!("td{j}.lateral"), &feats[3 - j], &net.lateral[j]);
-        let sum = g.node("Add", &[&lat, &up], vec![], None);
-        top = conv_bn_relu(&mut g, &format!("td{j}.smooth"), &sum, &net.smooth[j]);
+        let up = g.node("Resize", &[&r.0, "", &scales], vec![], None);
+        let up = p.act(&mut g, &format!("td{j}.up"), up);
+        let lat = p.conv_bn_relu(&mut g, &format!("td{j}.lateral"), &feats[3 - j], &net.lateral[j]);
+        let sum = g.node("Add", &[&lat.0, &up.0], vec![], None);
+        let sum = p.act(&mut g, &format!("td{j}.sum"), sum);
+        top = p.conv_bn_relu(&mut g, &format!("td{j}.smooth"), &sum, &net.smooth[j]);
     }
+    let top = top.0;
     let hw_ = values(&net.head.ws);
     let hb = net.head.bs.as_ref().map(values).unwrap_or_else(|| vec![0.0; 5]);
     let cin = net.head.ws.size()[1];
