@@ -10,7 +10,7 @@ use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
 use super::scoring::Scoring;
-use crate::engine::pool::Instance;
+use crate::engine::embedding::Instance;
 use crate::engine::EngineError;
 
 /// Why an ROI was not classified (turned into the result's `reason` text only when results are written).

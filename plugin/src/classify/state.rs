@@ -15,8 +15,9 @@ use super::settings::{threshold, Live, Settings};
 use super::stats::Drift;
 use super::track::Tracks;
 use super::worker::Worker;
-use crate::engine::pool::{self, Instance, InstanceKey};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::embedding::{self, Engine, Instance};
+use crate::engine::pool::InstanceKey;
+use crate::engine::EngineOptions;
 use crate::meta::RoiResult;
 use crate::runtime;
 
@@ -110,8 +111,9 @@ impl State {
         };
         let key = InstanceKey::new(sha256.clone(), &opts);
         let id = settings.model_instance_id.as_str();
-        let (engine, fell_back) = pool::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts.clone()))
-            .map_err(|e| e.to_error_message())?;
+        let (engine, fell_back) =
+            embedding::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts.clone()))
+                .map_err(|e| e.to_error_message())?;
         if let Some(why) = fell_back {
             posts.push(warning(obj, gst::LibraryError::Init, &why));
         }

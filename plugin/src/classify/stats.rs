@@ -71,7 +71,7 @@ pub(super) struct Stats {
     /// Objects remembered by id now (`reclassify-interval`, `vote-window`).
     pub(super) tracked: u64,
     /// The session in use, to count the elements sharing it.
-    pub(super) instance: Option<std::sync::Weak<crate::engine::pool::Instance>>,
+    pub(super) instance: Option<std::sync::Weak<crate::engine::embedding::Instance>>,
 }
 
 /// Verdict rates and distances over the current `stats-interval`.

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::frame::FrameWork;
-use crate::engine::pool::Instance;
+use crate::engine::embedding::Instance;
 
 /// A frame's work, where to send it back, and which element's line it came on.
 struct Request {

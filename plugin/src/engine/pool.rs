@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Model instances shared by name: odmclassify elements with the same `model-instance-id` run one ONNX Runtime
-//! session (one copy of the weights, one set of ORT threads), as DL Streamer's `model-instance-id` does. Each element
-//! locks the instance for the length of one inference run; the instance lives while one element holds it.
+//! Model instances shared by name: elements with the same `model-instance-id` run one ONNX Runtime session (one copy
+//! of the weights, one set of ORT threads), as DL Streamer's `model-instance-id` does. Each element locks the
+//! instance for the length of one inference run; the instance lives while one element holds it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
-use super::{Engine, EngineError, Provider};
+use super::{EngineError, Provider};
 
 /// What must match for two elements to share an instance: the network's bytes and how the session runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,24 +27,6 @@ impl std::fmt::Display for InstanceKey {
             "the network with sha256 {} on {} (device {}, {} threads)",
             self.sha256, self.provider, self.device_id, self.threads
         )
-    }
-}
-
-/// One session and the key it was made for.
-pub struct Instance {
-    engine: Mutex<Engine>,
-    pub key: InstanceKey,
-    /// The `model-instance-id` it is shared under (empty: not shared).
-    pub id: String,
-    /// The inference thread that serves every element on the instance, once one is started (odmclassify's
-    /// batcher); it lives while an element holds it.
-    pub(crate) batcher: Mutex<Weak<crate::classify::worker::Batcher>>,
-}
-
-impl Instance {
-    /// The session, for one inference run.
-    pub fn lock(&self) -> MutexGuard<'_, Engine> {
-        self.engine.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -77,12 +59,6 @@ pub enum PoolError {
 /// Anything shared by `model-instance-id`: it says what it was made for.
 pub trait Shared {
     fn key(&self) -> &InstanceKey;
-}
-
-impl Shared for Instance {
-    fn key(&self) -> &InstanceKey {
-        &self.key
-    }
 }
 
 /// Instances of one kind shared by `model-instance-id`. The pool's lock is held only to find or add a slot; a slot's
@@ -153,25 +129,4 @@ impl PoolError {
             e @ PoolError::Mismatch { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
         }
     }
-}
-
-static POOL: Pool<Instance> = Pool::new();
-
-/// The embedding instance shared under `id`, or a new one from `make` (registered under `id` unless it is empty).
-/// The second value is `make`'s fallback note (only when this call made the session).
-pub fn instance(
-    id: &str,
-    key: InstanceKey,
-    make: impl FnOnce() -> Result<(Engine, Option<String>), EngineError>,
-) -> Result<(Arc<Instance>, Option<String>), PoolError> {
-    POOL.get(id, &key, || {
-        let (engine, note) = make()?;
-        let instance = Instance {
-            engine: Mutex::new(engine),
-            key: key.clone(),
-            id: id.to_owned(),
-            batcher: Mutex::new(Weak::new()),
-        };
-        Ok((instance, note))
-    })
 }
