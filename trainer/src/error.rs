@@ -35,6 +35,17 @@ impl TrainError {
     }
 }
 
+/// Why `train`'s flags make no training config.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    #[error(transparent)]
+    Config(#[from] TrainError),
+    #[error("--method {method} mines no out-of-distribution data: {flags} act only with --method odm")]
+    MiningWithoutOdm { method: String, flags: String },
+    #[error("no dataset: give --data ROOT (or \"data\" in --config)")]
+    NoData,
+}
+
 /// Why a dataset could not be read or split. Each names the file, folder or class at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod embed;
 pub mod eval;
 pub mod export;
+pub mod flags;
 pub mod loss;
 pub mod model;
 pub mod onnx_embed;

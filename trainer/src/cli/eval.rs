@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odm-train eval`: a run on its test sets (metrics.json, metrics.md).
+
+use std::path::PathBuf;
+
+use super::Threads;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The run folder written by `train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Gaussian noise images in the `noise` set.
+    #[arg(long, default_value_t = 500)]
+    noise: usize,
+    /// An extra anomaly tree evaluated whole, reported as "NAME (unseen)" (repeatable): data that neither
+    /// training nor calibration saw, such as held-out real photographs.
+    #[arg(long = "anomaly-dir")]
+    anomaly_dirs: Vec<PathBuf>,
+    /// Embed with this ONNX export of the run in ONNX Runtime (an `export --int8` model, say) instead of the
+    /// run's network; the tables go to metrics-onnx-STEM.json and .md. Another run's network is refused: the file
+    /// must be the run's own ONNX or an export whose bundle (STEM.odm.json beside it) holds the run's centres.
+    #[arg(long)]
+    onnx: Option<PathBuf>,
+    /// Score the known and unknown signs of ROOT/test instead of the run's own test tree (another rendering of
+    /// the same designs, such as `odm-train plain`'s); the tables go to metrics-TAG.json and .md.
+    #[arg(long)]
+    test_data: Option<PathBuf>,
+    /// Name of the --test-data tables.
+    #[arg(long, default_value = "plain")]
+    tag: String,
+    #[command(flatten)]
+    threads: Threads,
+}
+
+impl Args {
+    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+        let Args { run, noise, anomaly_dirs, onnx, test_data, tag, threads } = self;
+        threads.apply()?;
+        let td = test_data.as_deref().map(|root| odm_trainer::train::eval::TestData { root, tag: &tag });
+        for m in odm_trainer::train::eval::eval_full(&run, noise, &anomaly_dirs, onnx.as_deref(), td)? {
+            out!("{}", m.markdown());
+        }
+        Ok(())
+    }
+}

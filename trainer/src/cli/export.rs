@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `odm-train export`: a run's network as ONNX (fp32, INT8, FP16) with its bundle.
+
+use std::path::PathBuf;
+
+use super::Threads;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Bundle name (default: the run's).
+    #[arg(long)]
+    name: Option<String>,
+    /// Write an INT8 QDQ model (int8 weights per channel, uint8 activations) calibrated on this many of the run's
+    /// training crops (Wide-ResNets; the bundle says precision int8).
+    #[arg(long, value_name = "CROPS", num_args = 0..=1, default_missing_value = "512", conflicts_with = "fp16")]
+    int8: Option<usize>,
+    /// Write float16 weights and float16 computation, float32 input and output (for CUDA and TensorRT; on CPU,
+    /// ONNX Runtime casts back to float32 around the nodes it has no float16 kernel for). The bundle says
+    /// precision fp16.
+    #[arg(long)]
+    fp16: bool,
+    #[command(flatten)]
+    threads: Threads,
+}
+
+impl Args {
+    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+        let Args { run, out, name, int8, fp16, threads } = self;
+        threads.apply()?;
+        use odm_trainer::train::bundle::Precision;
+        let precision = match (int8, fp16) {
+            (Some(n), _) => Precision::Int8(n),
+            (None, true) => Precision::Fp16,
+            (None, false) => Precision::Fp32,
+        };
+        let b = odm_trainer::train::bundle::export(&run, &out, name, precision)?;
+        out!("wrote {}", b.display());
+        Ok(())
+    }
+}
