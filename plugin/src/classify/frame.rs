@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! One frame's work between cropping and results: its ROIs, the crops to embed, and what became of each. The
-//! element fills it (crops), the session embeds it (on the streaming thread, or on the worker when frames are in
-//! flight), and the element scores it and writes the results.
+//! element fills it (crops into the engine's job), the engine runs the job (on the streaming thread, or on the
+//! instance's batching service), and the element scores it and writes the results.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
 use super::scoring::Scoring;
-use crate::engine::embedding::Instance;
-use crate::engine::EngineError;
+use crate::engine::batch;
 
 /// Why an ROI was not classified (turned into the result's `reason` text only when results are written).
 #[derive(Debug)]
@@ -72,19 +71,13 @@ impl Job {
 #[derive(Default)]
 pub(super) struct FrameWork {
     pub(super) jobs: Vec<Job>,
-    /// For each crop (row of `input`), the index of its job.
+    /// For each crop (row of `crops`), the index of its job.
     pub(super) rows: Vec<usize>,
-    /// `[rows, 3, H, W]` crops.
-    pub(super) input: Vec<f32>,
-    /// `[rows, D]` embeddings.
-    pub(super) embeddings: Vec<f32>,
-    /// Time of each inference run, and the first failure.
-    pub(super) runs: Vec<Duration>,
-    pub(super) error: Option<EngineError>,
+    /// The crops as the engine's job: `[rows, 3, H, W]` in, `[rows, D]` embeddings out, the time of each run and
+    /// the first failure.
+    pub(super) crops: batch::Job<Vec<f32>>,
     /// Crops whose embedding was not finite (NaN or infinite network output).
     pub(super) invalid: usize,
-    /// The frame's crops went into a run together with another element's (a shared `model-instance-id`).
-    pub(super) shared_run: bool,
     /// Whether jobs are followed by id (`reclassify-interval`, `vote-window`).
     pub(super) tracking: bool,
     /// The bundle the frame was cropped for: it scores the frame, even if another was reloaded meanwhile.
@@ -97,62 +90,39 @@ impl FrameWork {
     pub(super) fn clear(&mut self) {
         self.jobs.clear();
         self.rows.clear();
-        self.embeddings.clear();
-        self.runs.clear();
-        self.error = None;
+        self.crops.clear();
+        self.crops.output.clear();
         self.invalid = 0;
-        self.shared_run = false;
         self.tracking = false;
         self.scoring = None;
         self.started = Some(Instant::now());
     }
 
-    /// The crop slot of the next row, grown to fit.
+    /// The crop slot of the next row, grown to fit; [`FrameWork::push_row`] adds it for job `job` once written.
     pub(super) fn next_row(&mut self, sample: usize) -> &mut [f32] {
-        let row = self.rows.len();
-        if self.input.len() < (row + 1) * sample {
-            self.input.resize((row + 1) * sample, 0.0);
-        }
-        &mut self.input[row * sample..(row + 1) * sample]
+        self.crops.next_row(sample)
     }
 
-    /// Embed every row, `batch` rows per inference run.
-    pub(super) fn embed(&mut self, instance: &Instance, batch: usize) {
-        if self.rows.is_empty() {
-            return;
-        }
-        let mut engine = instance.lock();
-        let (sample, dim) = (engine.sample_len(), engine.dim());
-        let n = self.rows.len();
-        self.embeddings.clear();
-        self.embeddings.reserve(n * dim);
-        for start in (0..n).step_by(batch.max(1)) {
-            let k = batch.max(1).min(n - start);
-            let t0 = Instant::now();
-            let run = engine.embed(&self.input[start * sample..(start + k) * sample], k, &mut self.embeddings);
-            self.runs.push(t0.elapsed());
-            if let Err(e) = run {
-                self.error = Some(e);
-                return;
-            }
-        }
+    pub(super) fn push_row(&mut self, job: usize) {
+        self.rows.push(job);
+        self.crops.push_row();
     }
 
     /// The embedding of job `job` computed on this frame (`attach-embedding`): none when the job had no crop, when
     /// inference failed or when the network's output was not finite (the result is then skipped as invalid).
     pub(super) fn embedding_of(&self, job: usize, dim: usize) -> Option<Vec<f32>> {
-        if self.error.is_some() || self.jobs.get(job)?.outcome.is_err() {
+        if self.crops.error.is_some() || self.jobs.get(job)?.outcome.is_err() {
             return None;
         }
         // Rows are pushed in job order (prepare walks the jobs in order), so they are sorted.
         let row = self.rows.binary_search(&job).ok()?;
-        let e = self.embeddings.get(row * dim..(row + 1) * dim)?;
+        let e = self.crops.output.get(row * dim..(row + 1) * dim)?;
         e.iter().all(|v| v.is_finite()).then(|| e.to_vec())
     }
 
     /// Score the embeddings into the jobs' outcomes (or mark them failed when inference failed).
     pub(super) fn score(&mut self, scorer: &Scorer, dim: usize) {
-        if let Some(e) = &self.error {
+        if let Some(e) = &self.crops.error {
             let reason: Arc<str> = Arc::from(e.to_string());
             for &j in &self.rows {
                 self.jobs[j].outcome = Err(Skip::Inference(reason.clone()));
@@ -160,7 +130,7 @@ impl FrameWork {
             return;
         }
         for (row, &j) in self.rows.iter().enumerate() {
-            let e = self.embeddings.get(row * dim..(row + 1) * dim);
+            let e = self.crops.output.get(row * dim..(row + 1) * dim);
             self.jobs[j].outcome = e.and_then(|e| scorer.score(e)).ok_or(Skip::Invalid);
             self.invalid += self.jobs[j].outcome.is_err() as usize;
         }

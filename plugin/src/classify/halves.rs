@@ -154,7 +154,7 @@ impl OdmClassify {
                 work.jobs[j].outcome = Err(Skip::Preprocess(e));
                 continue;
             }
-            work.rows.push(j);
+            work.push_row(j);
         }
         Ok(())
     }
@@ -173,7 +173,7 @@ impl OdmClassify {
         let scoring = work.scoring.take().unwrap_or_else(|| state.scoring.clone());
         let State { network, drift, tracks, results, invalid_warned, .. } = state;
         work.score(&scoring.scorer, network.dim);
-        if let Some(e) = &work.error {
+        if let Some(e) = &work.crops.error {
             posts.push(self.warning_message(gst::StreamError::Failed, &e.to_string()));
         }
         if work.invalid > 0 && *invalid_warned != Some(scoring.generation) {
@@ -267,11 +267,11 @@ impl OdmClassify {
         // Counters: the stats property, and the drift window.
         {
             let mut st = self.lock_stats();
-            for took in &work.runs {
+            for took in &work.crops.runs {
                 st.inference.push(took.as_secs_f64() * 1e6);
             }
             st.frames += 1;
-            st.shared_runs += work.shared_run as u64;
+            st.shared_runs += work.crops.shared_run as u64;
             st.tracked = tracks.len() as u64;
             st.rois += jobs.len() as u64;
             for job in jobs.iter() {

@@ -107,12 +107,12 @@ impl OdmClassify {
                 Err(gst::FlowError::NotNegotiated)
             }
         };
-        let (mut work, engine, mut shared) = cropped?;
-        let embedded = match shared.as_mut() {
-            // A shared instance's thread batches this frame with the other streams' waiting ones.
-            Some(w) => w.round_trip(std::mem::take(&mut work)).map(|back| work = back).is_some(),
+        let (mut work, engine, shared) = cropped?;
+        let embedded = match shared.as_ref() {
+            // A shared instance's service batches this frame with the other streams' waiting ones.
+            Some(line) => line.round_trip(std::mem::take(&mut work.crops)).map(|back| work.crops = back).is_some(),
             None => {
-                work.embed(&engine, batch);
+                crate::engine::batch::run(&*engine, &mut work.crops, batch);
                 true
             }
         };
@@ -149,8 +149,8 @@ impl OdmClassify {
             }
             w.receiver()?
         };
-        let work = rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()?;
-        self.lock_worker().as_mut()?.pop_with(work)
+        let crops = rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()?;
+        self.lock_worker().as_mut()?.pop_with(crops)
     }
 
     /// The second half of a frame that was in flight: results on its buffer, its work back to the spares.

@@ -12,7 +12,7 @@ mod settings;
 mod state;
 mod stats;
 mod track;
-pub(crate) mod worker;
+mod worker;
 
 /// What the element classifies.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]

@@ -14,7 +14,8 @@ use super::scoring::Scoring;
 use super::settings::{threshold, Live, Settings};
 use super::stats::Drift;
 use super::track::Tracks;
-use super::worker::Worker;
+use super::worker::INFER_THREAD;
+use crate::engine::batch::{self, Line};
 use crate::engine::embedding::{self, Engine, Instance};
 use crate::engine::pool::InstanceKey;
 use crate::engine::EngineOptions;
@@ -57,9 +58,9 @@ pub(super) struct State {
     pub(super) tracks: Tracks,
     /// The bundle generation under which non-finite network outputs were last said on the bus (once per generation).
     pub(super) invalid_warned: Option<u64>,
-    /// On a shared `model-instance-id`, the line to the instance's inference thread, so that frames of every stream
+    /// On a shared `model-instance-id`, the line to the instance's batching service, so that frames of every stream
     /// on it are batched together (synchronous path).
-    pub(super) shared: Option<Worker>,
+    pub(super) shared: Option<Line<Instance>>,
 }
 
 /// A bus warning from the element, logged too.
@@ -181,21 +182,24 @@ impl State {
         if !engine.id.is_empty() {
             gst::info!(CAT, obj = obj, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
         }
-        // The synchronous path's line to a shared instance's thread (with frames in flight, the element's worker is
-        // that line instead).
+        // The synchronous path's line to a shared instance's batching service (with frames in flight, the element's
+        // worker is that line instead).
         let shared =
             if engine.id.is_empty() || settings.frames_in_flight > 0 {
                 None
             } else {
-                Some(Worker::spawn(engine.clone(), batch).map_err(|e| {
+                Some(Line::open(&engine, batch, INFER_THREAD).map_err(|e| {
                     gst::error_msg!(gst::LibraryError::Failed, ("cannot start the inference thread: {e}"))
                 })?)
             };
         Ok(State {
             shared,
             work: FrameWork {
-                input: vec![0.0; batch * network.sample_len],
-                embeddings: Vec::with_capacity(batch * network.dim),
+                crops: batch::Job {
+                    input: vec![0.0; batch * network.sample_len],
+                    output: Vec::with_capacity(batch * network.dim),
+                    ..batch::Job::default()
+                },
                 jobs: Vec::with_capacity(64),
                 rows: Vec::with_capacity(batch),
                 ..FrameWork::default()

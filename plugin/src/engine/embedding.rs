@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The embedding network's session: checked against its bundle at load, run on `[N,3,H,W]` batches; its instances
-//! shared by `model-instance-id`.
+//! shared by `model-instance-id`, each with the batching service that runs the jobs of every element on it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -10,6 +10,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use odm_core::Bundle;
 
+use super::batch::{self, Service};
 use super::pool::{InstanceKey, Pool, PoolError, Shared};
 use super::{session, EngineError, EngineOptions, Provider};
 
@@ -189,15 +190,48 @@ pub struct Instance {
     pub key: InstanceKey,
     /// The `model-instance-id` it is shared under (empty: not shared).
     pub id: String,
-    /// The inference thread that serves every element on the instance, once one is started (odmclassify's
-    /// batcher); it lives while an element holds it.
-    pub(crate) batcher: Mutex<Weak<crate::classify::worker::Batcher>>,
+    /// The batching service that serves every element on the instance, once one is started; it lives while an
+    /// element holds a line to it.
+    service: Mutex<Weak<Service<Instance>>>,
 }
 
 impl Instance {
     /// The session, for one inference run.
     pub fn lock(&self) -> MutexGuard<'_, Engine> {
         self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The batching service runs embedding jobs: rows of crops in, `[rows, dim]` embeddings out.
+impl batch::Session for Engine {
+    type Output = Vec<f32>;
+
+    fn row_len(&self) -> usize {
+        self.sample_len()
+    }
+
+    fn run(&mut self, input: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), EngineError> {
+        self.embed(input, rows, out)
+    }
+
+    fn clear(out: &mut Vec<f32>) {
+        out.clear();
+    }
+
+    fn split(&self, run: &Vec<f32>, from: usize, rows: usize, into: &mut Vec<f32>) {
+        into.extend_from_slice(&run[from * self.dim..(from + rows) * self.dim]);
+    }
+}
+
+impl batch::Model for Instance {
+    type Session = Engine;
+
+    fn lock(&self) -> MutexGuard<'_, Engine> {
+        Instance::lock(self)
+    }
+
+    fn service(&self) -> &Mutex<Weak<Service<Instance>>> {
+        &self.service
     }
 }
 
@@ -222,7 +256,7 @@ pub fn instance(
             engine: Mutex::new(engine),
             key: key.clone(),
             id: id.to_owned(),
-            batcher: Mutex::new(Weak::new()),
+            service: Mutex::new(Weak::new()),
         };
         Ok((instance, note))
     })

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The engine: ONNX Runtime sessions for the elements that run a network. `session` opens a session (providers,
-//! fallback), `embedding` is the embedding network's session and its shared instances, `detector` the detector's,
-//! `pool` shares instances by `model-instance-id`. Here: what they all share (errors, providers, session options and
-//! the properties that set them).
+//! The engine: ONNX Runtime sessions for the elements that run a network, and the batching of their work. It serves
+//! elements and never names one. `session` opens a session (providers, fallback), `embedding` is the embedding
+//! network's session and its shared instances, `detector` the detector's, `pool` shares instances by
+//! `model-instance-id`, `batch` runs jobs of rows on an instance, batched across frames and streams. Here: what they
+//! all share (errors, providers, session options and the properties that set them).
 
 use std::path::PathBuf;
 
 use gst::glib;
 
+pub mod batch;
 pub mod detector;
 pub mod embedding;
 pub mod pool;
