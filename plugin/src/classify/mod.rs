@@ -7,12 +7,16 @@ use gst::prelude::*;
 mod frame;
 mod halves;
 mod imp;
+mod inflight;
+mod messages;
+mod parts;
+mod reload;
 mod scoring;
 mod settings;
 mod state;
 mod stats;
+mod sync;
 mod track;
-mod worker;
 
 /// What the element classifies.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]

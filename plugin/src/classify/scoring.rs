@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! What a loaded bundle contributes to scoring: the scorer with the threshold overrides in force, the crop
-//! specification, the labels. Swapped whole by a hot reload, and shared with the frames cropped under it.
+//! specification, the labels. Swapped whole by a hot reload, and shared with the frames cropped under it. And what
+//! is said when threshold overrides cross.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,4 +46,13 @@ impl Scoring {
             generation: 0,
         })
     }
+}
+
+/// The warning for threshold overrides that cross: what the user set is kept, and what it means.
+pub(super) fn raised_text(what: &str, classes: usize, highest: f64) -> String {
+    format!(
+        "{what}: for {classes} classes the anomaly threshold in force is below the novelty threshold (up to \
+         {highest}), so their anomaly band starts at their novelty threshold and none of their crops is called a \
+         novelty; each result's anomaly-threshold field gives the one in force"
+    )
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! odmclassify's streaming state and how it is made: the bundle read and checked, the scoring it gives, the session
-//! (own or shared), and the checks a hot-reloaded bundle must pass against the running network.
+//! (own or shared), and the network it runs, which a hot-reloaded bundle must fit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,18 +9,16 @@ use odm_core::bundle::{sha256_bytes, sibling_bundle_path, Bundle};
 use odm_core::preprocess::CropScratch;
 
 use super::frame::FrameWork;
-use super::imp::CAT;
-use super::scoring::Scoring;
-use super::settings::{threshold, Live, Settings};
+use super::messages::{self, Obj, CAT};
+use super::scoring::{raised_text, Scoring};
+use super::settings::{threshold, Settings};
 use super::stats::Drift;
 use super::track::Tracks;
-use super::worker::INFER_THREAD;
 use crate::engine::batch::{self, Line};
 use crate::engine::embedding::{self, Engine, Instance};
 use crate::engine::pool::InstanceKey;
 use crate::engine::EngineOptions;
 use crate::meta::RoiResult;
-use crate::runtime;
 
 /// The network the running session was made from, read once at start: what a hot-reloaded bundle must match.
 pub(super) struct Network {
@@ -63,11 +61,8 @@ pub(super) struct State {
     pub(super) shared: Option<Line<Instance>>,
 }
 
-/// A bus warning from the element, logged too.
-fn warning(obj: &super::OdmClassify, domain: impl gst::MessageErrorDomain, text: &str) -> gst::Message {
-    gst::warning!(CAT, obj = obj, "{text}");
-    gst::message::Warning::builder(domain, text).src(obj).build()
-}
+/// The name of the batching service's thread when odmclassify starts it.
+pub(super) const INFER_THREAD: &str = "odmclassify-infer";
 
 /// Read a bundle: parsed and validated. Errors are sentences that name the file.
 pub(super) fn read_bundle(path: &Path) -> Result<Bundle, (gst::ResourceError, String)> {
@@ -85,7 +80,7 @@ impl State {
     /// is made from the bytes that were hashed.
     pub(super) fn load(
         settings: &Settings,
-        obj: &super::OdmClassify,
+        obj: &Obj,
         posts: &mut Vec<gst::Message>,
     ) -> Result<State, gst::ErrorMessage> {
         let (model, bytes) = crate::engine::session::read_model(settings.model.as_deref())?;
@@ -98,7 +93,7 @@ impl State {
         let scoring = Scoring::new(&bundle, &bundle_path, &settings.live)
             .map_err(|text| gst::error_msg!(gst::ResourceError::Settings, ("{text}")))?;
 
-        let (env, lib) = runtime::environment(settings.ort_library.as_deref())
+        let (env, lib) = odm_runtime::environment(settings.ort_library.as_deref())
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
         gst::info!(CAT, obj = obj, "ONNX Runtime from {}", lib.display());
 
@@ -116,7 +111,7 @@ impl State {
             embedding::instance(id, key, || Engine::new(&env, &model, &bytes, &bundle, opts.clone()))
                 .map_err(|e| e.to_error_message())?;
         if let Some(why) = fell_back {
-            posts.push(warning(obj, gst::LibraryError::Init, &why));
+            posts.push(messages::warning(obj, gst::LibraryError::Init, &why));
         }
         gst::info!(
             CAT,
@@ -137,7 +132,7 @@ impl State {
                 bundle.score.anomaly_threshold,
                 bundle.score.novelty_threshold
             );
-            posts.push(warning(obj, gst::ResourceError::Settings, &why));
+            posts.push(messages::warning(obj, gst::ResourceError::Settings, &why));
         }
         let batch = settings.batch_size as usize;
         if let Some(fixed) = engine.lock().fixed_batch().filter(|&f| f != batch.max(1)) {
@@ -147,8 +142,7 @@ impl State {
                  (the last one padded)",
                 model.display()
             );
-            gst::info!(CAT, obj = obj, "{text}");
-            posts.push(gst::message::Info::builder(gst::LibraryError::Settings, &text).src(obj).build());
+            posts.push(messages::info(obj, gst::LibraryError::Settings, &text));
         }
         if threshold(settings.live.novelty_threshold).is_some() || threshold(settings.live.anomaly_threshold).is_some()
         {
@@ -157,8 +151,8 @@ impl State {
                     "novelty-threshold = {}, anomaly-threshold = {} (-1: the bundle's)",
                     settings.live.novelty_threshold, settings.live.anomaly_threshold
                 );
-                let text = super::imp::raised_text(&what, classes, highest);
-                posts.push(warning(obj, gst::LibraryError::Settings, &text));
+                let text = raised_text(&what, classes, highest);
+                posts.push(messages::warning(obj, gst::LibraryError::Settings, &text));
             }
         }
         let network = {
@@ -182,8 +176,8 @@ impl State {
         if !engine.id.is_empty() {
             gst::info!(CAT, obj = obj, "model instance \"{}\" ({} elements)", engine.id, Arc::strong_count(&engine));
         }
-        // The synchronous path's line to a shared instance's batching service (with frames in flight, the element's
-        // worker is that line instead).
+        // The synchronous path's line to a shared instance's batching service (with frames in flight, the in-flight
+        // queue's line is that line instead).
         let shared =
             if engine.id.is_empty() || settings.frames_in_flight > 0 {
                 None
@@ -221,24 +215,6 @@ impl State {
 }
 
 impl Network {
-    /// Hot reload, first half, with no lock held: read the bundle at `path` and check it against the running
-    /// network (its hash when the session was made, its input and output). The caller swaps it in between two frames.
-    pub(super) fn prepare_reload(&self, path: &Path, live: &Live) -> Result<(Scoring, usize), String> {
-        let bundle = read_bundle(path).map_err(|(_, text)| text)?;
-        if bundle.model.sha256 != self.sha256 {
-            return Err(format!(
-                "{}: it was made for another network (model.sha256 {}) than the one running, read from {} at start \
-                 (sha256 {})",
-                path.display(),
-                bundle.model.sha256,
-                self.path.display(),
-                self.sha256
-            ));
-        }
-        self.check_io(path, &bundle)?;
-        Ok((Scoring::new(&bundle, path, live)?, bundle.classes.len()))
-    }
-
     /// Whether a bundle's input and output fit the network the session runs.
     pub(super) fn check_io(&self, path: &Path, bundle: &Bundle) -> Result<(), String> {
         let spec = &bundle.model;
