@@ -76,3 +76,17 @@ pub fn core_frame<'a>(frame: &'a gst_video::VideoFrameRef<&'a gst::BufferRef>) -
     Frame::new(format, info.width(), info.height(), &planes[..n], yuv_matrix(info))
         .map_err(|e| format!("the frame does not match its caps: {e}"))
 }
+
+/// `frames` frame durations (at `fps`; nothing without a frame rate) added to a latency query's answer: what an
+/// element holding that many frames in flight adds. Saturating: caps may carry any fraction (1/2147483647 fps is a
+/// frame of 68 years).
+pub fn add_frames_latency(fps: Option<gst::Fraction>, frames: u64, q: &mut gst::query::Latency) {
+    let Some(fps) = fps.filter(|f| f.numer() > 0 && f.denom() > 0) else { return };
+    let frame = gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64);
+    let add =
+        frame.and_then(|f| f.nseconds().checked_mul(frames)).map_or(gst::ClockTime::MAX, gst::ClockTime::from_nseconds);
+    let (live, min, max) = q.result();
+    let min = min.nseconds().saturating_add(add.nseconds()).min(gst::ClockTime::MAX.nseconds());
+    let max = max.map(|m| m.nseconds().saturating_add(add.nseconds()).min(gst::ClockTime::MAX.nseconds()));
+    q.set(live, gst::ClockTime::from_nseconds(min), max.map(gst::ClockTime::from_nseconds));
+}

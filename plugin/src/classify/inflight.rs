@@ -316,14 +316,5 @@ impl InFlight {
 /// query's answer (at the caps' frame rate; none without one).
 pub(super) fn add_latency(parts: &Parts, in_flight: u64, q: &mut gst::query::Latency) {
     let fps = parts.state().as_ref().and_then(|s| s.info.as_ref().map(|i| i.fps()));
-    let Some(fps) = fps.filter(|f| f.numer() > 0 && f.denom() > 0) else { return };
-    // Checked: caps may carry any fraction (1/2147483647 fps is a frame of 68 years).
-    let frame = gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64);
-    let add = frame
-        .and_then(|f| f.nseconds().checked_mul(in_flight))
-        .map_or(gst::ClockTime::MAX, gst::ClockTime::from_nseconds);
-    let (live, min, max) = q.result();
-    let min = min.nseconds().saturating_add(add.nseconds()).min(gst::ClockTime::MAX.nseconds());
-    let max = max.map(|m| m.nseconds().saturating_add(add.nseconds()).min(gst::ClockTime::MAX.nseconds()));
-    q.set(live, gst::ClockTime::from_nseconds(min), max.map(gst::ClockTime::from_nseconds));
+    crate::video::add_frames_latency(fps, in_flight, q);
 }

@@ -13,9 +13,14 @@ use gst_video::VideoRegionOfInterestMeta;
 use odm_core::bundle::sha256_bytes;
 use odm_core::preprocess::CropScratch;
 
+use gst_base::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
+
 use super::decode::{self, Detection, Layout};
+use super::inflight::{DetectJob, InFlight, Waiting};
 use super::letterbox::{self, Placement, View};
 use super::settings::{param_specs, Live, Settings};
+use crate::engine::batch;
 use crate::engine::detector::{self, DetectInstance, Detector, Output};
 use crate::engine::pool::InstanceKey;
 use crate::engine::EngineOptions;
@@ -37,8 +42,8 @@ struct State {
     /// Scratch reused from frame to frame.
     views: Vec<View>,
     placements: Vec<Placement>,
-    input: Vec<f32>,
-    outputs: Vec<Output>,
+    /// The synchronous path's job (run on the streaming thread).
+    job: DetectJob,
     found: Vec<(Detection, View)>,
     dets: Vec<Detection>,
     crop: CropScratch,
@@ -52,6 +57,8 @@ struct State {
 pub struct OdmDetect {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// With `frames-in-flight`: the frames waiting for the batching service.
+    in_flight: InFlight,
 }
 
 #[glib::object_subclass]
@@ -92,7 +99,7 @@ impl State {
             posts.push(gst::message::Warning::builder(gst::LibraryError::Init, &why).src(obj).build());
         }
         // One run on a grey image gives the outputs' shapes: the layout is checked before the first frame.
-        let (net, layout, names, outputs) = {
+        let (net, layout, names) = {
             let mut d = instance.lock();
             let net = d.input_hw();
             let mut outputs = Vec::new();
@@ -103,7 +110,7 @@ impl State {
             let layout = decode::layout(s.decoder, &shapes).map_err(|e| {
                 gst::error_msg!(gst::ResourceError::Settings, ("detector {} refused: {e}", model.display()))
             })?;
-            (net, layout, d.names().map(<[String]>::to_vec), outputs)
+            (net, layout, d.names().map(<[String]>::to_vec))
         };
         let classes = layout.classes();
         let labels = match &s.labels {
@@ -155,8 +162,7 @@ impl State {
             info: None,
             views: Vec::new(),
             placements: Vec::new(),
-            input: Vec::new(),
-            outputs,
+            job: DetectJob::default(),
             found: Vec::new(),
             dets: Vec::new(),
             crop: CropScratch::default(),
@@ -166,26 +172,37 @@ impl State {
         })
     }
 
-    /// Detect on one frame: letterbox the views into one batch, run, decode, map to the frame, suppress. The result
-    /// is in `self.found`. `Err` is a sentence for the bus: the buffer passes without detections.
-    fn detect(&mut self, frame: &odm_core::preprocess::Frame<'_>, live: &Live) -> Result<(), String> {
-        self.found.clear();
+    /// A frame's first half: its views (the whole frame, and tiles) letterboxed as the rows of `job`; where each
+    /// landed in `placements`. `Err` is a sentence for the bus: the buffer passes without detections.
+    fn prepare(
+        &mut self,
+        frame: &odm_core::preprocess::Frame<'_>,
+        live: &Live,
+        job: &mut DetectJob,
+        placements: &mut Vec<Placement>,
+    ) -> Result<(), String> {
         letterbox::views(frame.width(), frame.height(), live.tiles, live.tile_overlap, &mut self.views);
         let sample = 3 * self.net.0 * self.net.1;
-        self.input.resize(self.views.len() * sample, 0.0);
-        self.placements.clear();
-        for (i, view) in self.views.iter().enumerate() {
-            let slot = &mut self.input[i * sample..(i + 1) * sample];
-            let p = letterbox::letterbox(frame, *view, self.net, slot, &mut self.crop)
+        job.clear();
+        placements.clear();
+        for view in &self.views {
+            let p = letterbox::letterbox(frame, *view, self.net, job.next_row(sample), &mut self.crop)
                 .map_err(|e| format!("cannot letterbox {view:?}: {e}"))?;
-            self.placements.push(p);
+            job.push_row();
+            placements.push(p);
         }
-        self.instance.lock().run(&self.input, self.views.len(), &mut self.outputs).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// A frame's second half: the network's outputs decoded per view, mapped to the frame, suppressed; the result
+    /// is in `self.found`.
+    fn finish(&mut self, outputs: &[Output], placements: &[Placement], live: &Live) {
+        self.found.clear();
         let threshold = live.score_threshold as f32;
         let mut all: Vec<Detection> = Vec::new();
-        for (b, p) in self.placements.iter().enumerate() {
+        for (b, p) in placements.iter().enumerate() {
             self.dets.clear();
-            decode::decode(&self.layout, &self.outputs, b, threshold, &mut self.dets);
+            decode::decode(&self.layout, outputs, b, threshold, &mut self.dets);
             // In frame pixels, as a Detection again so that suppression runs across views.
             for d in &self.dets {
                 if let Some((x, y, w, h)) = letterbox::to_frame(d, p) {
@@ -199,7 +216,51 @@ impl State {
             let r = (d.x1 as u32, d.y1 as u32, (d.x2 - d.x1) as u32, (d.y2 - d.y1) as u32);
             (*d, r)
         }));
-        Ok(())
+    }
+
+    /// Detect on one frame on this thread: letterbox the views into one batch, run, decode. The result is in
+    /// `self.found`. `Err` is a sentence for the bus: the buffer passes without detections.
+    fn detect(&mut self, frame: &odm_core::preprocess::Frame<'_>, live: &Live) -> Result<(), String> {
+        self.found.clear();
+        let (mut job, mut placements) = (std::mem::take(&mut self.job), std::mem::take(&mut self.placements));
+        let r = self.prepare(frame, live, &mut job, &mut placements).and_then(|()| {
+            let rows = job.rows.max(1);
+            batch::run(&*self.instance, &mut job, rows);
+            match job.error.take() {
+                Some(e) => Err(e.to_string()),
+                None => {
+                    self.finish(&job.output, &placements, live);
+                    Ok(())
+                }
+            }
+        });
+        (self.job, self.placements) = (job, placements);
+        r
+    }
+
+    /// The detections in `self.found` as ROI metas on `buf`, with fresh ids (odmtrack makes them stable).
+    fn attach(&mut self, buf: &mut gst::BufferRef, live: &Live) {
+        let State { found, labels, used, ids, .. } = self;
+        crate::meta::new_roi_ids(buf, found.len(), used, ids);
+        for (&id, (d, rect)) in ids.iter().zip(found.iter()) {
+            let label = labels.get(d.class).map_or("", String::as_str);
+            let roi_type = if live.roi_type.is_empty() { label } else { live.roi_type.as_str() };
+            let mut m = VideoRegionOfInterestMeta::add(buf, roi_type, *rect);
+            m.set_id(id);
+            m.add_param(
+                gst::Structure::builder(PARAM)
+                    .field("score", d.score as f64)
+                    .field("class-id", d.class as i32)
+                    .field("label", label)
+                    .build(),
+            );
+        }
+    }
+
+    /// An inference failure: the buffer passes without detections; said on the bus once per stream. Whether to
+    /// post the warning now.
+    fn failed(&mut self) -> bool {
+        !std::mem::replace(&mut self.failed_said, true)
     }
 }
 
@@ -215,6 +276,95 @@ impl OdmDetect {
     fn post_all(&self, posts: Vec<gst::Message>) {
         for m in posts {
             let _ = self.obj().post_message(m);
+        }
+    }
+
+    /// The streaming state, or an error on the bus when a buffer comes before start or before caps.
+    fn streaming_state<'g>(&self, guard: &'g mut Option<State>) -> Result<&'g mut State, gst::FlowError> {
+        let text = match guard.as_ref() {
+            None => "a buffer came before the element started",
+            Some(s) if s.info.is_none() => "a buffer came before caps",
+            Some(_) => return guard.as_mut().ok_or(gst::FlowError::NotNegotiated),
+        };
+        gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{text}"));
+        Err(gst::FlowError::NotNegotiated)
+    }
+
+    /// `buf` mapped as a frame of the caps for `f`. `Err((true, text))`: the buffer cannot be read as the caps say;
+    /// `f`'s own errors pass through.
+    fn map_frame(
+        &self,
+        state: &mut State,
+        buf: &gst::BufferRef,
+        f: impl FnOnce(&mut State, &odm_core::preprocess::Frame<'_>) -> Result<(), (bool, String)>,
+    ) -> Result<(), (bool, String)> {
+        let Some(info) = state.info.clone() else {
+            return Err((true, "a buffer came before caps".into()));
+        };
+        let frame_ref = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).map_err(|_| {
+            let text = format!(
+                "cannot map a buffer of {} bytes as a {}x{} {} frame",
+                buf.size(),
+                info.width(),
+                info.height(),
+                info.format().to_str()
+            );
+            (true, text)
+        })?;
+        let frame = crate::video::core_frame(&frame_ref).map_err(|text| (true, text))?;
+        f(state, &frame)
+    }
+
+    fn warn_failed(&self, text: &str, first: bool) {
+        gst::warning!(CAT, imp = self, "inference failed: {text}");
+        if first {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Failed,
+                ("inference failed: {text}; frames pass without detections (said once)")
+            );
+        }
+    }
+
+    /// A frame in flight whose outputs came back: decoded, its metas added; the buffer to push.
+    fn complete(&self, waiting: Waiting, mut job: DetectJob) -> Result<gst::Buffer, gst::FlowError> {
+        let live = self.lock_settings().live.clone();
+        let Waiting { mut buffer, placements } = waiting;
+        let mut guard = self.lock_state();
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        match job.error.take() {
+            Some(e) => {
+                let first = state.failed();
+                drop(guard);
+                self.warn_failed(&e.to_string(), first);
+            }
+            None => {
+                // A frame that could not be letterboxed came with no rows: it passes without detections.
+                if job.rows > 0 {
+                    state.finish(&job.output, &placements, &live);
+                    state.attach(buffer.make_mut(), &live);
+                    gst::log!(CAT, imp = self, "{} detections", state.found.len());
+                }
+                drop(guard);
+            }
+        }
+        self.in_flight.give_back(job);
+        Ok(buffer)
+    }
+
+    /// Every frame in flight downstream, in order (before a serialized event).
+    fn drain(&self) {
+        while let Some((waiting, job)) = self.in_flight.next(true) {
+            match self.complete(waiting, job) {
+                Ok(buf) => {
+                    if let Err(e) = self.obj().src_pad().push(buf) {
+                        gst::debug!(CAT, imp = self, "downstream refused a drained buffer: {e:?}");
+                    }
+                }
+                Err(_) => break,
+            }
         }
     }
 }
@@ -276,6 +426,7 @@ impl BaseTransformImpl for OdmDetect {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.in_flight.stop();
         *self.lock_state() = None;
         Ok(())
     }
@@ -294,32 +445,8 @@ impl BaseTransformImpl for OdmDetect {
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let live = self.lock_settings().live.clone();
         let mut guard = self.lock_state();
-        let Some(state) = guard.as_mut() else {
-            drop(guard);
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("a buffer came before the element started"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let Some(info) = state.info.clone() else {
-            drop(guard);
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("a buffer came before caps"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let outcome = match gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info) {
-            Err(_) => Err((
-                true,
-                format!(
-                    "cannot map a buffer of {} bytes as a {}x{} {} frame",
-                    buf.size(),
-                    info.width(),
-                    info.height(),
-                    info.format().to_str()
-                ),
-            )),
-            Ok(frame_ref) => match crate::video::core_frame(&frame_ref) {
-                Err(text) => Err((true, text)),
-                Ok(frame) => state.detect(&frame, &live).map_err(|e| (false, e)),
-            },
-        };
+        let state = self.streaming_state(&mut guard)?;
+        let outcome = self.map_frame(state, buf, |state, frame| state.detect(frame, &live).map_err(|e| (false, e)));
         match outcome {
             // A frame that cannot be read: an error, as every odm element does.
             Err((true, text)) => {
@@ -329,37 +456,87 @@ impl BaseTransformImpl for OdmDetect {
             }
             // The network failed on this frame: the buffer passes without detections, said once per stream.
             Err((false, text)) => {
-                let first = !std::mem::replace(&mut state.failed_said, true);
+                let first = state.failed();
                 drop(guard);
-                gst::warning!(CAT, imp = self, "inference failed: {text}");
-                if first {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("inference failed: {text}; frames pass without detections (said once)")
-                    );
-                }
+                self.warn_failed(&text, first);
                 return Ok(gst::FlowSuccess::Ok);
             }
             Ok(()) => {}
         }
-        let State { found, labels, used, ids, .. } = state;
-        // Fresh ids no ROI meta of the buffer has; odmtrack makes them stable across frames.
-        crate::meta::new_roi_ids(buf, found.len(), used, ids);
-        for (&id, (d, rect)) in ids.iter().zip(found.iter()) {
-            let label = labels.get(d.class).map_or("", String::as_str);
-            let roi_type = if live.roi_type.is_empty() { label } else { live.roi_type.as_str() };
-            let mut m = VideoRegionOfInterestMeta::add(buf, roi_type, *rect);
-            m.set_id(id);
-            m.add_param(
-                gst::Structure::builder(PARAM)
-                    .field("score", d.score as f64)
-                    .field("class-id", d.class as i32)
-                    .field("label", label)
-                    .build(),
-            );
-        }
-        gst::log!(CAT, imp = self, "{} detections", found.len());
+        state.attach(buf, &live);
+        gst::log!(CAT, imp = self, "{} detections", state.found.len());
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn submit_input_buffer(&self, is_discont: bool, inbuf: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (in_flight, batch_size, live) = {
+            let s = self.lock_settings();
+            (s.frames_in_flight, s.batch_size.max(1) as usize, s.live.clone())
+        };
+        if in_flight == 0 {
+            return self.parent_submit_input_buffer(is_discont, inbuf);
+        }
+        let mut job = self.in_flight.job();
+        let mut placements = Vec::new();
+        let mut guard = self.lock_state();
+        let state = self.streaming_state(&mut guard)?;
+        let outcome = self.map_frame(state, &inbuf, |state, frame| {
+            state.prepare(frame, &live, &mut job, &mut placements).map_err(|e| (false, e))
+        });
+        if let Err((false, text)) = &outcome {
+            // The frame goes through the queue with no rows (its order kept), and passes without detections.
+            let first = state.failed();
+            self.warn_failed(text, first);
+            job.clear();
+            placements.clear();
+        }
+        let instance = state.instance.clone();
+        drop(guard);
+        if let Err((true, text)) = outcome {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
+            return Err(gst::FlowError::Error);
+        }
+        let batch = batch_size.max(job.rows).max(1);
+        if let Err(text) = self.in_flight.send(&instance, batch, job, Waiting { buffer: inbuf, placements }) {
+            gst::element_imp_error!(self, gst::LibraryError::Failed, ("{text}"));
+            return Err(gst::FlowError::Error);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        let in_flight = self.lock_settings().frames_in_flight as usize;
+        if in_flight == 0 {
+            return self.parent_generate_output();
+        }
+        match self.in_flight.next(self.in_flight.len() > in_flight) {
+            Some((waiting, job)) => self.complete(waiting, job).map(GenerateOutputSuccess::Buffer),
+            None => Ok(GenerateOutputSuccess::NoOutput),
+        }
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if self.in_flight.len() > 0 {
+            match event.view() {
+                gst::EventView::FlushStop(_) => self.in_flight.flush(),
+                gst::EventView::FlushStart(_) => {}
+                // Caps, segment, EOS, ...: after the frames that came before them.
+                _ if event.is_serialized() => self.drain(),
+                _ => {}
+            }
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        let ok = BaseTransformImplExt::parent_query(self, direction, query);
+        let in_flight = self.lock_settings().frames_in_flight as u64;
+        if let (true, gst::PadDirection::Src, gst::QueryViewMut::Latency(q)) = (ok, direction, query.view_mut()) {
+            if in_flight > 0 {
+                let fps = self.lock_state().as_ref().and_then(|s| s.info.as_ref().map(|i| i.fps()));
+                crate::video::add_frames_latency(fps, in_flight, q);
+            }
+        }
+        ok
     }
 }

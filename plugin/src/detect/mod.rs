@@ -7,6 +7,7 @@ use gst::prelude::*;
 
 pub mod decode;
 mod imp;
+mod inflight;
 pub mod letterbox;
 mod settings;
 

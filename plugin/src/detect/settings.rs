@@ -27,6 +27,8 @@ pub(super) struct Settings {
     pub(super) device_id: i32,
     pub(super) fallback: bool,
     pub(super) threads: u32,
+    pub(super) frames_in_flight: u32,
+    pub(super) batch_size: u32,
     pub(super) live: Live,
 }
 
@@ -54,6 +56,8 @@ impl Default for Settings {
             device_id: 0,
             fallback: true,
             threads: 1,
+            frames_in_flight: 0,
+            batch_size: 1,
             live: Live {
                 score_threshold: DEFAULT_SCORE,
                 iou_threshold: DEFAULT_IOU,
@@ -149,6 +153,29 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             )
             .mutable_ready()
             .build(),
+        glib::ParamSpecUInt::builder("frames-in-flight")
+            .nick("Frames in flight")
+            .blurb(
+                "Run the detector on a worker thread while the streaming thread letterboxes the next frames: up to \
+                 this many frames wait for their detections (added to the latency query), in order; 0: everything \
+                 on the streaming thread",
+            )
+            .maximum(16)
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("batch-size")
+            .nick("Batch size")
+            .blurb(
+                "With frames-in-flight: the most images (frames and their tiles) one inference run holds, at least \
+                 the first frame's views; frames waiting together (of this element or of others sharing the \
+                 model-instance-id) join a run while they fit",
+            )
+            .minimum(1)
+            .maximum(64)
+            .default_value(1)
+            .mutable_ready()
+            .build(),
     ];
     specs.extend(crate::engine::session_param_specs(1));
     specs
@@ -170,6 +197,8 @@ impl Settings {
             "device-id" => self.device_id = value.get().expect("type checked upstream"),
             "fallback" => self.fallback = value.get().expect("type checked upstream"),
             "threads" => self.threads = value.get().expect("type checked upstream"),
+            "frames-in-flight" => self.frames_in_flight = value.get().expect("type checked upstream"),
+            "batch-size" => self.batch_size = value.get().expect("type checked upstream"),
             "score-threshold" => self.live.score_threshold = value.get().expect("type checked upstream"),
             "iou-threshold" => self.live.iou_threshold = value.get().expect("type checked upstream"),
             "max-detections" => self.live.max_detections = value.get().expect("type checked upstream"),
@@ -193,6 +222,8 @@ impl Settings {
             "device-id" => self.device_id.to_value(),
             "fallback" => self.fallback.to_value(),
             "threads" => self.threads.to_value(),
+            "frames-in-flight" => self.frames_in_flight.to_value(),
+            "batch-size" => self.batch_size.to_value(),
             "score-threshold" => self.live.score_threshold.to_value(),
             "iou-threshold" => self.live.iou_threshold.to_value(),
             "max-detections" => self.live.max_detections.to_value(),

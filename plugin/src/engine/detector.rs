@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! One ONNX Runtime session for a whole-frame detector: one float32 `[N,3,H,W]` input (RGB in [0, 1], as YOLO and
 //! most exported detectors take it), any outputs, read back as they come. Made like the embedding engine's session
-//! (providers, fallback, `model-instance-id` sharing through [`super::pool::Pool`]).
+//! (providers, fallback, `model-instance-id` sharing through [`super::pool::Pool`]); runs on the calling thread, or
+//! through the batching service ([`super::batch`]) for frames in flight.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use super::batch;
 use super::pool::{InstanceKey, Pool, PoolError, Shared};
 use super::{session, EngineError, EngineOptions, Provider};
 
@@ -105,13 +107,21 @@ impl Detector {
     /// Run `batch` samples laid out in `input`; every output comes back in `out` (its first axis the batch). A network
     /// with a fixed batch size runs in batches of that size, the last padded with zeros (whose outputs are dropped).
     pub fn run(&mut self, input: &[f32], batch: usize, out: &mut Vec<Output>) -> Result<(), EngineError> {
+        out.clear();
+        self.run_appending(input, batch, out)
+    }
+
+    /// [`Detector::run`] whose outputs are appended to those already in `out` (the rows of earlier runs).
+    fn run_appending(&mut self, input: &[f32], batch: usize, out: &mut Vec<Output>) -> Result<(), EngineError> {
         let sample = 3 * self.hw.0 * self.hw.1;
         if input.len() < batch * sample || batch == 0 {
             return Err(EngineError::Run(format!("{} floats for a batch of {batch}", input.len())));
         }
         let step = self.fixed_batch.unwrap_or(batch);
-        out.clear();
-        out.resize(self.outputs.len(), Output::default());
+        if out.len() != self.outputs.len() {
+            out.clear();
+            out.resize(self.outputs.len(), Output::default());
+        }
         let mut padded = Vec::new();
         for start in (0..batch).step_by(step) {
             let k = step.min(batch - start);
@@ -191,11 +201,59 @@ pub fn parse_names(text: &str) -> Option<Vec<String>> {
     Some(names)
 }
 
+/// The batching service runs a detector's images (frames or tiles) as rows; each output is split by its first axis.
+impl batch::Session for Detector {
+    type Output = Vec<Output>;
+
+    fn row_len(&self) -> usize {
+        3 * self.hw.0 * self.hw.1
+    }
+
+    fn run(&mut self, input: &[f32], rows: usize, out: &mut Vec<Output>) -> Result<(), EngineError> {
+        self.run_appending(input, rows, out)
+    }
+
+    fn clear(out: &mut Vec<Output>) {
+        out.clear();
+    }
+
+    fn split(&self, run: &Vec<Output>, from: usize, rows: usize, into: &mut Vec<Output>) {
+        if into.len() != run.len() {
+            into.clear();
+            into.resize(run.len(), Output::default());
+        }
+        for (o, r) in into.iter_mut().zip(run) {
+            let n = r.shape.first().copied().unwrap_or(0).max(1) as usize;
+            let per = r.data.len() / n;
+            if o.shape.is_empty() {
+                o.shape = r.shape.clone();
+                o.shape[0] = 0;
+            }
+            o.shape[0] += rows as i64;
+            o.data.extend_from_slice(&r.data[from * per..(from + rows) * per]);
+        }
+    }
+}
+
 /// A detector session shared under a `model-instance-id`.
 pub struct DetectInstance {
     detector: Mutex<Detector>,
+    /// The batching service's thread, while an element runs frames in flight on this instance.
+    service: Mutex<Weak<batch::Service<DetectInstance>>>,
     pub key: InstanceKey,
     pub id: String,
+}
+
+impl batch::Model for DetectInstance {
+    type Session = Detector;
+
+    fn lock(&self) -> MutexGuard<'_, Detector> {
+        DetectInstance::lock(self)
+    }
+
+    fn service(&self) -> &Mutex<Weak<batch::Service<DetectInstance>>> {
+        &self.service
+    }
 }
 
 impl DetectInstance {
@@ -221,7 +279,13 @@ pub fn instance(
 ) -> Result<(Arc<DetectInstance>, Option<String>), PoolError> {
     POOL.get(id, &key, || {
         let (detector, note) = make()?;
-        Ok((DetectInstance { detector: Mutex::new(detector), key: key.clone(), id: id.to_owned() }, note))
+        let instance = DetectInstance {
+            detector: Mutex::new(detector),
+            service: Mutex::new(Weak::new()),
+            key: key.clone(),
+            id: id.to_owned(),
+        };
+        Ok((instance, note))
     })
 }
 

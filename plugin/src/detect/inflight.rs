@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Frames in flight (`frames-in-flight`): the streaming thread letterboxes a frame into a job for the detector
+//! instance's batching service (`engine/batch.rs`) and goes on with the next frame while the service runs it; the
+//! buffer waits here, in order, with where its views landed, and goes downstream with its ROI metas once its outputs
+//! are back. At most `frames-in-flight` frames wait. Serialized events (caps, segment, EOS, ...) go after the frames
+//! that came before them; a flush drops the frames waiting.
+//!
+//! Locking: frames leave the queue only on the streaming thread (the chain function and serialized events, both
+//! under the sink pad's stream lock); there is no timer thread. The queue's lock is never held while waiting for
+//! the service, pushing a buffer or posting a message: the wait for a job holds only the line's returns.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::letterbox::Placement;
+use crate::engine::batch::{Job, Line};
+use crate::engine::detector::{DetectInstance, Output};
+
+/// The name of the batching service's thread.
+const THREAD: &str = "odmdetect-infer";
+
+/// A frame's job for the service: its views as rows, the detector's outputs back.
+pub(super) type DetectJob = Job<Vec<Output>>;
+
+/// A frame waiting for its outputs: its buffer and where its views landed in the network input.
+pub(super) struct Waiting {
+    pub(super) buffer: gst::Buffer,
+    pub(super) placements: Vec<Placement>,
+}
+
+struct Queue {
+    line: Line<DetectInstance>,
+    frames: VecDeque<Waiting>,
+}
+
+/// The frames in flight (none until the first frame opens the line to the service), and jobs to reuse.
+#[derive(Default)]
+pub(super) struct InFlight {
+    queue: Mutex<Option<Queue>>,
+    spare: Mutex<Vec<DetectJob>>,
+}
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, Option<Queue>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An empty job to fill with a frame's views (one that came back before, with its room, when there is one).
+    pub(super) fn job(&self) -> DetectJob {
+        let mut job = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        job.clear();
+        job
+    }
+
+    /// A job whose outputs were read, to reuse.
+    pub(super) fn give_back(&self, job: DetectJob) {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+    }
+
+    /// Hand a frame's job to the service of `instance` (the line opened, with `batch` rows per run at most, on the
+    /// first frame); its buffer waits here. A sentence for the bus when the service cannot take it.
+    pub(super) fn send(
+        &self,
+        instance: &Arc<DetectInstance>,
+        batch: usize,
+        job: DetectJob,
+        waiting: Waiting,
+    ) -> Result<(), String> {
+        let mut guard = self.lock();
+        let queue = match guard.as_mut() {
+            Some(q) => q,
+            None => {
+                let line = Line::open(instance, batch, THREAD)
+                    .map_err(|e| format!("cannot start the inference thread: {e}"))?;
+                guard.insert(Queue { line, frames: VecDeque::new() })
+            }
+        };
+        queue.line.send(job).map_err(|_| "the inference thread stopped".to_owned())?;
+        queue.frames.push_back(waiting);
+        Ok(())
+    }
+
+    /// Frames waiting.
+    pub(super) fn len(&self) -> usize {
+        self.lock().as_ref().map_or(0, |q| q.frames.len())
+    }
+
+    /// The oldest frame and its job, once back: waiting for it (`block`) or only if it is back already. `None` when
+    /// no frame waits (or the service is gone).
+    pub(super) fn next(&self, block: bool) -> Option<(Waiting, DetectJob)> {
+        let returns = {
+            let mut guard = self.lock();
+            let q = guard.as_mut()?;
+            if q.frames.is_empty() {
+                return None;
+            }
+            if !block {
+                let job = q.line.try_recv()?;
+                return q.frames.pop_front().map(|w| (w, job));
+            }
+            q.line.returns()
+        };
+        let job = returns.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()?;
+        self.lock().as_mut()?.frames.pop_front().map(|w| (w, job))
+    }
+
+    /// After a flush: the jobs sent come back (in order) and their frames are dropped with the flushed stream.
+    pub(super) fn flush(&self) {
+        while let Some((_, job)) = self.next(true) {
+            self.give_back(job);
+        }
+    }
+
+    /// At `stop`: the line closes (the service's thread ends once its current run is done, when no other element
+    /// uses it); frames still waiting are dropped with the stream.
+    pub(super) fn stop(&self) {
+        *self.lock() = None;
+    }
+}
