@@ -2,7 +2,8 @@
 //! Detection speed at 1280x720 on one core (`cargo bench -p gst-plugin-odm --bench detect`), side by side in one run:
 //! a bare ONNX Runtime session on the letterboxed input (the reference: the network alone, one intra-op thread),
 //! odmdetect in `appsrc ! odmdetect threads=1 ! appsink` on NV12 and RGB frames (letterbox, run, decode, NMS, metas),
-//! the same with an INT8 model when there is one, and odmproposals. Resident memory before and after each element
+//! the same with an INT8 model when there is one, odmdetect with `frames-in-flight=2` (its letterbox on the
+//! streaming thread beside the inference: two threads), and odmproposals. Resident memory before and after each element
 //! run says whether it stays flat.
 //!
 //! Usage: `cargo bench -p gst-plugin-odm --bench detect -- [--model M.onnx] [--int8 M.onnx] [--frames N]`
@@ -65,7 +66,11 @@ fn element(element: &str, format: &str, data: &[u8], frames: usize) -> (f64, usi
     let sink = bin.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mem = gst::Memory::from_slice(data.to_vec());
-    let push = |i: usize| {
+    // Every frame is queued in appsrc at once (they share one memory), then EOS; the clock starts when the warm-up
+    // frames (session start, first allocations) are out. So elements that hold frames in flight are timed the same
+    // way as those that do not.
+    let warm = 5;
+    for i in 0..warm + frames {
         let mut b = gst::Buffer::new();
         {
             let b = b.get_mut().unwrap();
@@ -73,18 +78,20 @@ fn element(element: &str, format: &str, data: &[u8], frames: usize) -> (f64, usi
             b.set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
         }
         src.push_buffer(b).unwrap();
-        let s = sink.pull_sample().unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let pull = || {
+        let s = sink.pull_sample().expect("every frame comes out");
         s.buffer().unwrap().iter_meta::<gst_video::VideoRegionOfInterestMeta>().count()
     };
-    // Warm-up (session start, first allocations), then the timed frames.
-    for i in 0..5 {
-        push(i);
+    for _ in 0..warm {
+        pull();
     }
     let before = rss_mib();
     let mut found = 0;
     let t0 = Instant::now();
-    for i in 0..frames {
-        found = push(i + 5);
+    for _ in 0..frames {
+        found = pull();
     }
     let fps = frames as f64 / t0.elapsed().as_secs_f64();
     let after = rss_mib();
@@ -124,6 +131,14 @@ fn main() {
             let (fps, found, a, b) = element(&line, format, data, frames);
             println!("| odmdetect {kind} | {format} | {fps:.1} | {:.2} | {found} | {a:.1} → {b:.1} |", 1e3 / fps);
         }
+        // Two threads: the streaming thread letterboxes the next frame while the batching service runs this one.
+        let line = format!("odmdetect model={} threads=1 frames-in-flight=2", m.display());
+        let (fps, found, a, b) = element(&line, "NV12", &nv12, frames);
+        println!(
+            "| odmdetect {kind} frames-in-flight=2 (letterbox ∥ inference: 2 threads) | NV12 | {fps:.1} | {:.2} | \
+             {found} | {a:.1} → {b:.1} |",
+            1e3 / fps
+        );
     }
     for (format, data) in [("NV12", &nv12), ("RGB", &rgb)] {
         let (fps, found, a, b) = element("odmproposals", format, data, frames);
