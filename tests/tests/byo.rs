@@ -4,7 +4,7 @@
 //! odmclassify through gst-launch-1.0 on video frames.
 
 use odm_e2e::*;
-use odm_trainer::fixture::{colour_dataset, foreign_onnx, grey_tree};
+use odm_trainer::export::fixture::{colour_dataset, foreign_onnx, grey_tree};
 
 /// The label and verdict odmclassify gives a frame of one colour (`videotestsrc` ARGB foreground), in gst-launch.
 fn classify_colour(model: &std::path::Path, argb: u32, registry: &std::path::Path) -> (String, String) {

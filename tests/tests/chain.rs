@@ -106,7 +106,7 @@ fn trainer_and_plugin_agree_on_every_crop() {
     assert_eq!(got.len(), test.samples.len(), "one result per crop");
 
     // The trainer's own answers for the same files, through odm-core's preprocessing and scorer.
-    let (_, _vs, net, _, _) = odm_trainer::train::bundle::load_net(run_dir.path()).unwrap();
+    let (_, _vs, net, _, _) = odm_trainer::train::load::load_net(run_dir.path()).unwrap();
     let idx: Vec<usize> = (0..test.samples.len()).collect();
     let t = rundata::decode(&test, &idx, &cfg.crop_spec(), &|_| 0).unwrap();
     let e = embed::embed_all(&net, &t.x, tch::Device::Cpu);

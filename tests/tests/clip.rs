@@ -4,8 +4,9 @@
 //! example reads results from a real pipeline.
 
 use odm_e2e::*;
-use odm_trainer::clip::{self, ClipConfig};
-use odm_trainer::results;
+use odm_trainer::data::rois;
+use odm_trainer::report::results;
+use odm_trainer::synth::clip::{self, ClipConfig};
 
 fn small_clip(dir: &std::path::Path) -> clip::ClipSummary {
     let cfg = ClipConfig { width: 640, height: 360, seconds: 2.0, fps: 15, seed: 3, ..Default::default() };
@@ -17,7 +18,7 @@ fn clip_decodes_and_its_ground_truth_replays_through_the_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let s = small_clip(dir.path());
     assert_eq!(s.frames, 30);
-    let truth = results::read(&s.rois).unwrap();
+    let truth = rois::read(&s.rois).unwrap();
     assert_eq!(truth.len(), 30, "one line per frame");
     assert!(s.boxes > 0);
     // Objects approach: an object seen in two frames is bigger in the later one.
@@ -39,7 +40,7 @@ fn clip_decodes_and_its_ground_truth_replays_through_the_classifier() {
     let out = dir.path().join("results.jsonl");
     let run = classify_clip(&s.video, &s.rois, &repo().join("models/colors/colors.onnx"), "NV12", &out);
     assert!(run.status.success(), "{}", text(&run));
-    let got = results::read(&out).unwrap();
+    let got = rois::read(&out).unwrap();
     assert_eq!(got.len(), 30, "every decoded frame exported");
     for (g, t) in got.iter().zip(&truth) {
         assert_eq!(g.rois.len(), t.rois.len(), "frame {}", g.frame);
@@ -123,10 +124,10 @@ fn nv12_i420_and_rgb_give_the_same_answers_on_the_same_boxes() {
         let out = dir.path().join(format!("results-{format}.jsonl"));
         let r = classify_clip(&s.video, &s.rois, &model, format, &out);
         assert!(r.status.success(), "{format}: {}", text(&r));
-        results::read(&out).unwrap()
+        rois::read(&out).unwrap()
     };
     let (nv12, i420, rgb, bgrx) = (run("NV12"), run("I420"), run("RGB"), run("BGRx"));
-    let pairs = |a: &[results::FrameLine], b: &[results::FrameLine]| -> Vec<(f64, f64, bool)> {
+    let pairs = |a: &[rois::FrameLine], b: &[rois::FrameLine]| -> Vec<(f64, f64, bool)> {
         assert_eq!(a.len(), b.len());
         a.iter()
             .zip(b)

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use odm_e2e::{gst_tool, text};
-use odm_trainer::onnx::{Attr, Dim, GraphBuilder};
+use odm_trainer::export::onnx::{Attr, Dim, GraphBuilder};
 use serde_json::Value;
 
 const INT64: i32 = 7;

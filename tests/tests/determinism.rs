@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use odm_e2e::*;
-use odm_trainer::clip::{self, ClipConfig};
+use odm_trainer::synth::clip::{self, ClipConfig};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")

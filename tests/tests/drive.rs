@@ -6,8 +6,8 @@
 //! leave room for another CPU's float rounding). The tiny model is weakest on large, crisp signs near the camera: its
 //! training crops are small and camera-blurred.
 
-use odm_trainer::clip::{self, ClipConfig};
-use odm_trainer::results;
+use odm_trainer::data::rois;
+use odm_trainer::synth::clip::{self, ClipConfig};
 use odm_trainer::synth::{self, SynthConfig};
 use odm_trainer::train::{run, Method, TrainConfig};
 
@@ -71,8 +71,8 @@ fn tiny_model_on_a_rendered_drive() {
     let run = odm_e2e::classify_clip(&s.video, &s.rois, &model, "I420", &out);
     assert!(run.status.success(), "{}", odm_e2e::text(&run));
 
-    let truth = results::read(&s.rois).unwrap();
-    let got = results::read(&out).unwrap();
+    let truth = rois::read(&s.rois).unwrap();
+    let got = rois::read(&out).unwrap();
     assert_eq!(got.len(), truth.len());
     let (mut known_ok, mut known_n, mut distractor_rejected, mut distractor_n) = (0, 0, 0, 0);
     let (mut known_d, mut distractor_d) = (Vec::new(), Vec::new());

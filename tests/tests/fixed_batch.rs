@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use odm_e2e::{gst_tool, repo, text};
-use odm_trainer::onnx::proto::{DimensionValue, ModelProto};
+use odm_trainer::export::onnx::proto::{DimensionValue, ModelProto};
 use prost::Message;
 
 /// The colour model in `dir` as `stem.onnx` + `stem.odm.json`, its input's batch axis set to `batch` (None: as

@@ -6,7 +6,7 @@ use odm_e2e::repo;
 #[test]
 fn committed_colors_model_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
-    odm_trainer::fixture::write(dir.path()).unwrap();
+    odm_trainer::export::fixture::write(dir.path()).unwrap();
     for f in ["colors.onnx", "colors.odm.json"] {
         let fresh = std::fs::read(dir.path().join(f)).unwrap();
         let committed = std::fs::read(repo().join("models/colors").join(f)).unwrap();

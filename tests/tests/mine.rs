@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use odm_e2e::*;
-use odm_trainer::clip::{self, ClipConfig};
-use odm_trainer::results;
+use odm_trainer::data::rois;
+use odm_trainer::synth::clip::{self, ClipConfig};
 
 fn mine(args: &[&str], dir: &Path) -> std::process::Output {
     gst_tool(target_dir().join("odm-train"), &dir.join("registry.bin")).arg("mine").args(args).output().unwrap()
@@ -22,7 +22,7 @@ fn mining_a_drive_keeps_the_boxes_off_the_signs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ClipConfig { width: 640, height: 360, seconds: 2.0, fps: 15, seed: 5, ..Default::default() };
     let c = clip::run(&dir.path().join("drive.mp4"), &dir.path().join("drive.rois.jsonl"), &cfg).unwrap();
-    let truth = results::read(&c.rois).unwrap();
+    let truth = rois::read(&c.rois).unwrap();
     let kind = |k: &str| truth.iter().flat_map(|f| &f.rois).filter(|r| r.kind.as_deref() == Some(k)).count();
     let distractors = kind("distractor");
     assert!(distractors > 0 && kind("known") > 0, "the drive has signs and distractors");

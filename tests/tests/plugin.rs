@@ -38,7 +38,7 @@ fn gst_inspect_shows_the_plugin_and_element() {
 fn trainer_bundle_runs_in_gst_launch() {
     // The trainer writes the fixture model; gst-launch runs it on real video frames; the messages carry results.
     let dir = tempfile::tempdir().unwrap();
-    let bundle = odm_trainer::fixture::write(dir.path()).unwrap();
+    let bundle = odm_trainer::export::fixture::write(dir.path()).unwrap();
     let model = bundle.with_file_name("colors.onnx");
     let reg = tempfile::NamedTempFile::new().unwrap();
     for (pattern, label, verdict) in

@@ -6,7 +6,7 @@
 //! `cp out/demo/results.jsonl models/signs/demo.expected.jsonl`.
 
 use odm_e2e::*;
-use odm_trainer::clip::{self, ClipConfig};
+use odm_trainer::synth::clip::{self, ClipConfig};
 
 #[test]
 fn demo_drive_reproduces_the_stored_results() {

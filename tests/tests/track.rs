@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use odm_e2e::*;
-use odm_trainer::clip::{self, ClipConfig};
-use odm_trainer::results::{self, FrameLine};
+use odm_trainer::data::rois::{self, FrameLine};
+use odm_trainer::synth::clip::{self, ClipConfig};
 
 /// Least IoU for an exported box to be on a truth sign.
 const ON_SIGN: f64 = 0.5;
@@ -29,7 +29,7 @@ fn proposals(video: &Path, tracker: &str, out: &Path) -> Vec<FrameLine> {
         .output()
         .expect("gst-launch-1.0 runs");
     assert!(run.status.success(), "{line}\n{}", text(&run));
-    results::read(out).unwrap()
+    rois::read(out).unwrap()
 }
 
 fn iou(a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)) -> f64 {
@@ -74,7 +74,7 @@ fn a_sign_keeps_one_track_id_along_a_rendered_drive() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ClipConfig { width: 960, height: 540, seconds: 6.0, fps: 15, seed: 3, ..Default::default() };
     let s = clip::run(&dir.path().join("drive.mp4"), &dir.path().join("drive.rois.jsonl"), &cfg).unwrap();
-    let truth = results::read(&s.rois).unwrap();
+    let truth = rois::read(&s.rois).unwrap();
 
     let tracked = proposals(&s.video, "odmtrack !", &dir.path().join("tracked.jsonl"));
     let ranked = proposals(&s.video, "", &dir.path().join("ranked.jsonl"));

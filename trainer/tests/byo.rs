@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use odm_core::bundle::ColorOrder;
 use odm_core::Bundle;
-use odm_trainer::fixture::{colour_dataset as colour_data, foreign_onnx as colour_net, grey_tree};
-use odm_trainer::onnx::{Attr, Dim, GraphBuilder};
-use odm_trainer::train::byo::{bundle_onnx, inspect, ByoOptions};
+use odm_trainer::eval::onnx::inspect;
+use odm_trainer::export::byo::{bundle_onnx, ByoOptions};
+use odm_trainer::export::fixture::{colour_dataset as colour_data, foreign_onnx as colour_net, grey_tree};
+use odm_trainer::export::onnx::{Attr, Dim, GraphBuilder};
 
 fn options(onnx: PathBuf, data: &Path, anomaly: PathBuf, out: PathBuf) -> ByoOptions {
     ByoOptions {

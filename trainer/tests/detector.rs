@@ -44,7 +44,7 @@ fn a_short_training_learns_and_exports_a_yolov8_layout_detector() {
         windows_per_frame: 1,
     };
     assert_eq!(data::render(&data_dir, &cfg).unwrap(), 16);
-    let truth = odm_trainer::results::read(&data_dir.join("truth.jsonl")).unwrap();
+    let truth = odm_trainer::data::rois::read(&data_dir.join("truth.jsonl")).unwrap();
     assert_eq!(truth.len(), 16);
     let signs = truth.iter().flat_map(|f| &f.rois).filter(|r| r.kind.as_deref() == Some("sign")).count();
     assert!(signs >= 16, "at least one sign per scene: {signs}");
@@ -60,7 +60,7 @@ fn a_short_training_learns_and_exports_a_yolov8_layout_detector() {
     // Export at a small input for the test (the shipped one is 1280 x 736), run it in ONNX Runtime.
     let (h, w) = (96i64, 160i64);
     let bytes = export::onnx(&net, (h, w), "test");
-    let env = odm_trainer::train::onnx_embed::environment().expect("ONNX Runtime (run scripts/bootstrap.sh)");
+    let env = odm_trainer::eval::onnx::environment().expect("ONNX Runtime (run scripts/bootstrap.sh)");
     let mut session = Session::builder(&env).unwrap().commit_from_memory(&bytes).unwrap();
     let names = session.metadata().unwrap().custom("names");
     assert_eq!(names.as_deref(), Some("{0: 'traffic-sign'}"));

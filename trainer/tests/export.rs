@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Export parity: the ONNX file odm writes, run by ONNX Runtime, gives the training framework's eval-mode output.
 
-use odm_trainer::train::export;
+use odm_trainer::export::net as export;
 use odm_trainer::train::model::{Arch, Net};
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -9,7 +9,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 fn ort_env() -> ort::environment::Environment {
     // The trainer's own lookup (ORT_DYLIB_PATH, ODM_ORT_DIR, the bootstrap folder).
-    odm_trainer::train::onnx_embed::environment().expect("ONNX Runtime (run scripts/bootstrap.sh)")
+    odm_trainer::eval::onnx::environment().expect("ONNX Runtime (run scripts/bootstrap.sh)")
 }
 
 fn parity(arch: Arch, size: i64, dim: i64, env: &ort::environment::Environment) {

@@ -9,10 +9,11 @@ mod common;
 use std::path::Path;
 
 use odm_core::Bundle;
+use odm_trainer::eval;
 use odm_trainer::synth::mined::{self, MinedKind};
 use odm_trainer::train::loss::{pair_masks, OOD, OOD_NOVEL};
 use odm_trainer::train::sampling::{self, OodSource};
-use odm_trainer::train::{eval, run, rundata, Method, TrainConfig};
+use odm_trainer::train::{run, rundata, Method, TrainConfig};
 use rand::SeedableRng;
 
 fn tiny_world(dir: &Path) {

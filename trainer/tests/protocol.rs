@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use odm_trainer::clip::ClipConfig;
-use odm_trainer::data::split::group_of;
+use odm_trainer::data::group_of;
+use odm_trainer::synth::clip::ClipConfig;
 use odm_trainer::synth::designs::Catalogue;
 use odm_trainer::synth::protocol;
 use odm_trainer::train::config::TrainConfig;

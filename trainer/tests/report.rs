@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use odm_trainer::report::{write, ReportOptions};
-use odm_trainer::results::Match;
+use odm_trainer::report::page::{write, ReportOptions};
+use odm_trainer::report::results::Match;
 
 fn clip(path: &Path) {
     let ok = std::process::Command::new("gst-launch-1.0")

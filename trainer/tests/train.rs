@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 
 use odm_core::metrics::rate_at_or_below;
 use odm_core::{Bundle, Scorer};
+use odm_trainer::eval;
+use odm_trainer::export::bundle::{self, Precision};
+use odm_trainer::export::centers::{self, Enrol};
 use odm_trainer::synth::{self, SynthConfig};
-use odm_trainer::train::bundle::Precision;
-use odm_trainer::train::eval;
-use odm_trainer::train::{bundle, calibrate, embed, run, rundata, Method, TrainConfig};
+use odm_trainer::train::load::load_net;
+use odm_trainer::train::{calibrate, embed, run, rundata, Method, TrainConfig};
 
 fn tiny_data(dir: &Path) {
     common::six_classes(dir, 2, 24, 8);
@@ -138,7 +140,7 @@ fn short_odm_run_writes_a_bundle_odm_core_accepts() {
 #[test]
 fn centres_are_mean_training_embeddings_and_the_novelty_threshold_keeps_the_target_share() {
     let r = odm_run();
-    let (cfg2, _vs, net, bundle, _) = bundle::load_net(r.out.path()).unwrap();
+    let (cfg2, _vs, net, bundle, _) = load_net(r.out.path()).unwrap();
     let (rd, _) = rundata::load_run_data(&cfg2).unwrap();
     let v = embed::to_vec(&embed::embed_all(&net, &rd.train_in.x, tch::Device::Cpu));
     for (k, class) in bundle.classes.iter().enumerate() {
@@ -177,7 +179,7 @@ fn eval_writes_every_test_set_and_its_table_into_the_bundle_and_the_figures_agre
     assert!(b.metrics.is_array(), "eval did not write its table into the bundle: {}", b.metrics);
 
     // The figures: PCA of the embedding and ROC curves, real PNG files.
-    let figures = odm_trainer::plot::plot_run(r.out.path(), 20).unwrap();
+    let figures = odm_trainer::report::plot::plot_run(r.out.path(), 20).unwrap();
     for f in [&figures.pca, &figures.roc] {
         let img = image::open(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert!(img.width() >= 600, "{} is {} px wide", f.display(), img.width());
@@ -209,8 +211,8 @@ fn centers_replace_refuses_to_drop_the_runs_classes_unless_allowed() {
     let b = Bundle::open(&r.bundle).unwrap();
     let enrol = enrol_data(&r);
     let new_dir = tempfile::tempdir().unwrap();
-    let enrol_with = |mode| bundle::centers(r.out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path(), mode);
-    let e = enrol_with(bundle::Enrol::Replace { allow_drop: false }).unwrap_err().to_string();
+    let enrol_with = |mode| centers::centers(r.out.path(), enrol.path(), vec![], vec![], vec![], new_dir.path(), mode);
+    let e = enrol_with(Enrol::Replace { allow_drop: false }).unwrap_err().to_string();
     for part in [
         "has 1 of the run's 3 classes",
         "would drop 2 (regulatory--maximum-speed-limit-30--g1, regulatory--yield--g1)",
@@ -219,7 +221,7 @@ fn centers_replace_refuses_to_drop_the_runs_classes_unless_allowed() {
     ] {
         assert!(e.contains(part), "{part:?} missing from: {e}");
     }
-    let d = enrol_with(bundle::Enrol::Replace { allow_drop: true }).unwrap();
+    let d = enrol_with(Enrol::Replace { allow_drop: true }).unwrap();
     assert_eq!(d.dropped, ["regulatory--maximum-speed-limit-30--g1", "regulatory--yield--g1"]);
     let nb = Bundle::open(&d.bundle).unwrap();
     let labels: Vec<&str> = nb.classes.iter().map(|c| c.label.as_str()).collect();
@@ -234,22 +236,21 @@ fn centers_add_keeps_the_runs_classes_and_appends_the_new_ones() {
     let enrol = enrol_data(&r);
     let replaced = tempfile::tempdir().unwrap();
     let nb = Bundle::open(
-        &bundle::centers(
+        &centers::centers(
             r.out.path(),
             enrol.path(),
             vec![],
             vec![],
             vec![],
             replaced.path(),
-            bundle::Enrol::Replace { allow_drop: true },
+            Enrol::Replace { allow_drop: true },
         )
         .unwrap()
         .bundle,
     )
     .unwrap();
     let added = tempfile::tempdir().unwrap();
-    let a =
-        bundle::centers(r.out.path(), enrol.path(), vec![], vec![], vec![], added.path(), bundle::Enrol::Add).unwrap();
+    let a = centers::centers(r.out.path(), enrol.path(), vec![], vec![], vec![], added.path(), Enrol::Add).unwrap();
     assert_eq!(a.kept.len(), 2, "kept: {:?}", a.kept);
     assert_eq!(a.added, ["regulatory--no-motor-vehicles--g1"]);
     assert_eq!(a.reenrolled, ["regulatory--stop--g1"]);
@@ -521,7 +522,7 @@ fn calibration_holds_out_classes_and_sets_per_class_thresholds() {
     assert_eq!(tables[0].sets["seen-novelty"].count, 2 * 8, "the calibration class is in no test set");
 
     // Per-class thresholds for classes with enough validation crops, each keeping the target share of them.
-    let (cfg2, _vs, net, bundle, _) = bundle::load_net(out.path()).unwrap();
+    let (cfg2, _vs, net, bundle, _) = load_net(out.path()).unwrap();
     let (rd, _) = rundata::load_run_data(&cfg2).unwrap();
     let scorer = Scorer::new(&bundle);
     let val = embed::distances(&scorer, &embed::embed_all(&net, &rd.val_in.x, tch::Device::Cpu));
@@ -579,7 +580,7 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
 
     // The MSP table's values, recomputed here from the network's softmax on the same test sets: accuracy of the
     // arg-max, and each set's AUROC with 1 - max probability as the out-of-distribution score.
-    let (c, _vs, net, bundle, _) = bundle::load_net(out.path()).unwrap();
+    let (c, _vs, net, bundle, _) = load_net(out.path()).unwrap();
     let tests = eval::test_sets(&c, &bundle, 10, None, &[]).unwrap();
     let softmax = |x: &tch::Tensor| -> (Vec<f64>, Vec<i64>) {
         let p = tch::no_grad(|| net.logits(&net.embed_t(x, false)).unwrap().softmax(-1, tch::Kind::Float));
@@ -633,7 +634,7 @@ fn pca_finds_the_axis_of_largest_spread() {
         let t = i as f32 - 25.0;
         pts.extend([t, 2.0 * t + 0.01 * (i % 3) as f32, 0.02 * (i % 5) as f32]);
     }
-    let (axes, _) = odm_trainer::plot::pca2(&pts, 3);
+    let (axes, _) = odm_trainer::report::plot::pca2(&pts, 3);
     let n = (1.0f64 + 4.0).sqrt();
     let cos = (axes[0][0] + 2.0 * axes[0][1]).abs() / n;
     assert!(cos > 0.999, "first axis {:?}", axes[0]);

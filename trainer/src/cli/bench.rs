@@ -22,7 +22,7 @@ impl Args {
         let Args { arch, input, embedding, batch, steps, threads } = self;
         tch::set_num_threads(threads);
         let arch = arch.parse().map_err(odm_trainer::TrainError::Config)?;
-        let (ips, sps, mib) = odm_trainer::train::bench::bench(arch, input, embedding, batch, steps, 3)?;
+        let (ips, sps, mib) = odm_trainer::bench::bench(arch, input, embedding, batch, steps, 3)?;
         out!("| runtime | network | input | embedding | batch | threads | steps | img/s | s/step | peak RSS MiB |");
         out!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         out!(

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `odm-train bundle`: a bundle for an embedding network odm did not train (`bundle --onnx`).
 
-use super::Threads;
+use super::shared::Threads;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    options: odm_trainer::train::byo::ByoOptions,
+    options: odm_trainer::export::byo::ByoOptions,
     #[command(flatten)]
     threads: Threads,
 }
@@ -15,7 +15,7 @@ impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { options: o, threads } = self;
         threads.apply()?;
-        use odm_trainer::train::byo::bundle_onnx;
+        use odm_trainer::export::byo::bundle_onnx;
         let made = bundle_onnx(&o)?;
         let b = odm_core::Bundle::open(&made.bundle)?;
         out!(

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::Threads;
+use super::shared::Threads;
 
 /// `centers --mode`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -43,7 +43,7 @@ impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { run, data, in_dist, seen_ood, anomaly_dirs, out, mode, allow_drop, threads } = self;
         threads.apply()?;
-        use odm_trainer::train::bundle::{centers, Enrol};
+        use odm_trainer::export::centers::{centers, Enrol};
         let mode = match mode {
             EnrolMode::Replace => Enrol::Replace { allow_drop },
             EnrolMode::Add if allow_drop => {

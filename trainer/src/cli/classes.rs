@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `odm-train classes`: the sign designs.
 
-use super::DesignsArg;
+use super::shared::DesignsArg;
 
 #[derive(clap::Args)]
 pub struct Args {

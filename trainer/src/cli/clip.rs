@@ -29,15 +29,15 @@ impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { out, seconds, seed, width, height, fps, bundle, unknown } = self;
         let base = match bundle {
-            Some(b) => odm_trainer::clip::ClipConfig::for_bundle(&odm_core::Bundle::load(&b)?),
+            Some(b) => odm_trainer::synth::clip::ClipConfig::for_bundle(&odm_core::Bundle::load(&b)?),
             None => Default::default(),
         };
-        let mut cfg = odm_trainer::clip::ClipConfig { seconds, seed, width, height, fps, ..base };
+        let mut cfg = odm_trainer::synth::clip::ClipConfig { seconds, seed, width, height, fps, ..base };
         if !unknown.is_empty() {
             cfg.unknown = unknown;
         }
         std::fs::create_dir_all(&out)?;
-        let s = odm_trainer::clip::run(&out.join("drive.mp4"), &out.join("drive.rois.jsonl"), &cfg)?;
+        let s = odm_trainer::synth::clip::run(&out.join("drive.mp4"), &out.join("drive.rois.jsonl"), &cfg)?;
         out!(
             "wrote {} and {} ({} frames, {} objects, {} boxes) in {:.1} s",
             s.video.display(),

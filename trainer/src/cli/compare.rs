@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::warn_as;
+use super::shared::warn_as;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,10 +17,10 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { expected, actual, tolerance } = self;
-        let tolerance = odm_trainer::results::check_tolerance(tolerance)?;
-        let e = odm_trainer::results::read_some(&expected)?;
-        let a = odm_trainer::results::read_some(&actual)?;
-        let diffs = odm_trainer::results::compare(&e, &a, tolerance);
+        let tolerance = odm_trainer::report::results::check_tolerance(tolerance)?;
+        let e = odm_trainer::data::rois::read_some(&expected)?;
+        let a = odm_trainer::data::rois::read_some(&actual)?;
+        let diffs = odm_trainer::report::results::compare(&e, &a, tolerance);
         if diffs.is_empty() {
             out!("{} frames agree with {} (distances within {tolerance})", e.len(), expected.display());
         } else {

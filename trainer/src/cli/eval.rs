@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::Threads;
+use super::shared::Threads;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,8 +37,8 @@ impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { run, noise, anomaly_dirs, onnx, test_data, tag, threads } = self;
         threads.apply()?;
-        let td = test_data.as_deref().map(|root| odm_trainer::train::eval::TestData { root, tag: &tag });
-        for m in odm_trainer::train::eval::eval_full(&run, noise, &anomaly_dirs, onnx.as_deref(), td)? {
+        let td = test_data.as_deref().map(|root| odm_trainer::eval::TestData { root, tag: &tag });
+        for m in odm_trainer::eval::eval_full(&run, noise, &anomaly_dirs, onnx.as_deref(), td)? {
             out!("{}", m.markdown());
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::Threads;
+use super::shared::Threads;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,13 +31,13 @@ impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { run, out, name, int8, fp16, threads } = self;
         threads.apply()?;
-        use odm_trainer::train::bundle::Precision;
+        use odm_trainer::export::bundle::Precision;
         let precision = match (int8, fp16) {
             (Some(n), _) => Precision::Int8(n),
             (None, true) => Precision::Fp16,
             (None, false) => Precision::Fp32,
         };
-        let b = odm_trainer::train::bundle::export(&run, &out, name, precision)?;
+        let b = odm_trainer::export::bundle::export(&run, &out, name, precision)?;
         out!("wrote {}", b.display());
         Ok(())
     }

@@ -13,7 +13,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { out } = self;
-        let path = odm_trainer::fixture::write(&out)?;
+        let path = odm_trainer::export::fixture::write(&out)?;
         out!("wrote {}", path.display());
         Ok(())
     }

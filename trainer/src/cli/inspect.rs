@@ -14,7 +14,7 @@ impl Args {
         let Args { bundle } = self;
         let b = odm_core::Bundle::open(&bundle)?;
         // The network as ONNX Runtime sees it must be the one the bundle describes (input, output, dimension).
-        odm_trainer::train::byo::check_network(&b, &bundle)?;
+        odm_trainer::eval::onnx::check_network(&b, &bundle)?;
         let i = &b.model.input;
         out!("bundle      {} ({})", b.name, bundle.display());
         out!("model       {} sha256 {}", b.model_path(&bundle).display(), b.model.sha256);

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::Threads;
+use super::shared::Threads;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,7 +20,7 @@ impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { run, per_set, threads } = self;
         threads.apply()?;
-        let p = odm_trainer::plot::plot_run(&run, per_set)?;
+        let p = odm_trainer::report::plot::plot_run(&run, per_set)?;
         out!("wrote {} and {}", p.pca.display(), p.roc.display());
         Ok(())
     }

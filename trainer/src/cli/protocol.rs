@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::DesignsArg;
+use super::shared::DesignsArg;
 
 #[derive(clap::Args)]
 pub struct Args {

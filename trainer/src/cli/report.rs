@@ -15,7 +15,7 @@ pub struct Args {
     truth: Option<PathBuf>,
     /// Join results with the truth by ROI id (replayed boxes) or by box overlap (a live detector's boxes).
     #[arg(long = "match", value_enum, default_value = "ids")]
-    how: odm_trainer::results::Match,
+    how: odm_trainer::report::results::Match,
     /// Thumbnails per group.
     #[arg(long, default_value_t = 48)]
     per_group: usize,
@@ -26,8 +26,8 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { results, clip, truth, how, per_group, out } = self;
-        let o = odm_trainer::report::ReportOptions { results, clip, truth, matching: how, per_group, out };
-        let index = odm_trainer::report::write(&o)?;
+        let o = odm_trainer::report::page::ReportOptions { results, clip, truth, matching: how, per_group, out };
+        let index = odm_trainer::report::page::write(&o)?;
         out!("wrote {}", index.display());
         Ok(())
     }

@@ -22,8 +22,8 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { data, out, per_class, rows_per_role } = self;
-        let rows = odm_trainer::data::sheet_rows(&data, per_class, rows_per_role.unwrap_or(usize::MAX))?;
-        odm_trainer::sheet::write(&rows, &out)?;
+        let rows = odm_trainer::report::sheet::sheet_rows(&data, per_class, rows_per_role.unwrap_or(usize::MAX))?;
+        odm_trainer::report::sheet::write(&rows, &out)?;
         out!("wrote {} ({} rows)", out.display(), rows.len());
         Ok(())
     }

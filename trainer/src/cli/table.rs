@@ -16,7 +16,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         let Args { files, mean } = self;
-        out!("{}", odm_trainer::train::eval::table(&files, mean)?);
+        out!("{}", odm_trainer::eval::table(&files, mean)?);
         Ok(())
     }
 }

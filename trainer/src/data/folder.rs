@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Class-per-folder trees: `root/<class>/*.png|jpg|jpeg|ppm|pgm|bmp`, any size, grey or colour.
 //! Groups come from `manifest.json` beside or above the root when `odm-train synth` wrote it, else from the class
-//! name (see [`super::split::group_of`]).
+//! name (see [`super::group_of`]).
 
 use std::path::Path;
 
-use super::split::group_of;
-use super::{is_image, Dataset, Sample, Source};
+use super::{group_of, is_image, Dataset, Sample, Source};
 use crate::error::DataError;
 use crate::synth::{Manifest, MANIFEST};
 

@@ -6,32 +6,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use image::RgbImage;
-
-use super::{Dataset, Sample, Source};
+use super::{Dataset, IdxImages, Sample, Source};
 use crate::error::DataError;
-
-/// Grey images of one IDX file.
-#[derive(Debug)]
-pub struct IdxImages {
-    pub path: PathBuf,
-    pub count: usize,
-    pub rows: usize,
-    pub cols: usize,
-    pub pixels: Vec<u8>,
-}
-
-impl IdxImages {
-    /// Record `i` as RGB (grey replicated).
-    pub fn rgb(&self, i: usize) -> RgbImage {
-        let n = self.rows * self.cols;
-        let grey = &self.pixels[i * n..(i + 1) * n];
-        RgbImage::from_fn(self.cols as u32, self.rows as u32, |x, y| {
-            let v = grey[y as usize * self.cols + x as usize];
-            image::Rgb([v, v, v])
-        })
-    }
-}
 
 /// File bytes, un-gzipped when they start with the gzip magic.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {

@@ -108,7 +108,7 @@ pub fn run(roots: &[PathBuf], out: &Path, per_photo: usize, seed: u64) -> Result
             let ph = (size * rng.random_range(0.85f32..1.15)).round().clamp(MIN as f32, MAX as f32) as u32;
             let (x, y) = (rng.random_range(0..=w - pw), rng.random_range(0..=h - ph));
             let patch = image::imageops::crop_imm(&img, x, y, pw, ph).to_image();
-            crate::synth::save_png(&patch, &dir.join(format!("{i:05}.png")))?;
+            super::save_png(&patch, &dir.join(format!("{i:05}.png")))?;
         }
         Ok(())
     })?;

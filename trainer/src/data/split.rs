@@ -15,22 +15,6 @@ use crate::error::DataError;
 /// The paper's 50/20/30 split of the classes (section 4.2).
 pub const PAPER_FRACTIONS: [f64; 3] = [0.5, 0.2, 0.3];
 
-/// The group of a class name when nothing better is known: the name without trailing digits and separators
-/// (`speed-limit-60` -> `speed-limit`, `pl40` -> `pl`), or the name itself when that leaves nothing (`00012`).
-/// A design name of the traffic-sign taxonomy is grouped by the taxonomy: its name without the graphic variant
-/// (`regulatory--stop--g2` -> `regulatory--stop`), so numbered signs stay apart (`...-speed-limit-30` is its own).
-pub fn group_of(name: &str) -> String {
-    if let Ok(n) = odm_core::taxonomy::SignName::parse(name) {
-        return n.group.to_owned();
-    }
-    let stem = name.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches(['-', '_', ' ', '.']);
-    if stem.is_empty() {
-        name.to_owned()
-    } else {
-        stem.to_owned()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassSplit {
     pub in_dist: Vec<String>,

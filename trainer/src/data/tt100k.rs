@@ -8,8 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::split::group_of;
-use super::{Dataset, Sample, Source};
+use super::{group_of, Dataset, Sample, Source};
 use crate::error::DataError;
 
 #[derive(Deserialize)]

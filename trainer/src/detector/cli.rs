@@ -217,7 +217,7 @@ pub fn run(cmd: DetectorCommand) -> Result<String, TrainError> {
                 return Err(TrainError::Config("--threshold in [0, 1] and --min-size 0 or more".into()));
             }
             let d = eval::read_detections(&results)?;
-            let t = crate::results::read_some(&truth)?;
+            let t = crate::data::rois::read_some(&truth)?;
             let e = eval::evaluate(&d, &t, threshold, min_size);
             if json {
                 return serde_json::to_string(&e).map_err(|e| TrainError::Asset(e.to_string()));

@@ -107,7 +107,7 @@ pub fn render(out: &Path, cfg: &DataConfig) -> Result<usize, TrainError> {
     for (i, (img, truth)) in all.iter().enumerate() {
         lines.push_str(&line(i, truth));
         lines.push('\n');
-        synth::save_png(img, &images.join(format!("{i:05}.png")))?;
+        crate::data::save_png(img, &images.join(format!("{i:05}.png")))?;
     }
     let truth = out.join("truth.jsonl");
     fs::write(&truth, lines).map_err(TrainError::io(&truth))?;
@@ -121,12 +121,12 @@ pub fn render(out: &Path, cfg: &DataConfig) -> Result<usize, TrainError> {
 fn drive(out: &Path, cfg: &DataConfig, seed: u64) -> Result<Vec<(image::RgbImage, Vec<Truth>)>, TrainError> {
     let dir = out.join("drives").join(format!("seed-{seed}"));
     fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
-    let clip = crate::clip::ClipConfig { seed, seconds: cfg.drive_seconds, ..Default::default() };
+    let clip = synth::clip::ClipConfig { seed, seconds: cfg.drive_seconds, ..Default::default() };
     let (video, rois) = (dir.join("drive.mp4"), dir.join("drive.rois.jsonl"));
     if !video.is_file() || !rois.is_file() {
-        crate::clip::run(&video, &rois, &clip)?;
+        synth::clip::run(&video, &rois, &clip)?;
     }
-    let truth = crate::results::read(&rois)?;
+    let truth = crate::data::rois::read(&rois)?;
     let mut rng = Pcg64::seed_from_u64(seed ^ 0x000d_715e);
     let mut windows = Vec::new();
     let every = cfg.drive_every.max(1);
@@ -160,7 +160,7 @@ pub struct Dataset {
 
 /// Load a dataset written by [`render`] (square images only: the training crops).
 pub fn load(dir: &Path) -> Result<Dataset, TrainError> {
-    let truth = crate::results::read(&dir.join("truth.jsonl"))?;
+    let truth = crate::data::rois::read(&dir.join("truth.jsonl"))?;
     if truth.is_empty() {
         return Err(TrainError::Config(format!("{}: no image in truth.jsonl", dir.display())));
     }
@@ -204,7 +204,7 @@ pub fn load(dir: &Path) -> Result<Dataset, TrainError> {
 /// `n` images of a dataset written by [`render`], evenly spaced over it, as `[n, 3, H, W]` floats in [0, 1] (all
 /// of one size): what calibrates an INT8 export.
 pub fn calibration(dir: &Path, n: usize) -> Result<Tensor, TrainError> {
-    let truth = crate::results::read(&dir.join("truth.jsonl"))?;
+    let truth = crate::data::rois::read(&dir.join("truth.jsonl"))?;
     if truth.is_empty() || n == 0 {
         return Err(TrainError::Config(format!("{}: no image to calibrate on", dir.display())));
     }

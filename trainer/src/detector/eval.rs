@@ -14,8 +14,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::data::rois::{iou, FrameLine, Rect};
 use crate::error::TrainError;
-use crate::results::{iou, FrameLine, Rect};
 
 /// Size bands (largest side, pixels) of the recall table: [lo, hi).
 pub const BANDS: [(f64, f64); 4] = [(12.0, 16.0), (16.0, 32.0), (32.0, f64::INFINITY), (16.0, f64::INFINITY)];
@@ -211,7 +211,7 @@ fn average_precision(ranked: &mut [(f64, bool)], positives: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::RoiLine;
+    use crate::data::rois::RoiLine;
 
     fn sign(x: f64, y: f64, s: f64, kind: &str) -> RoiLine {
         serde_json::from_value(serde_json::json!({"id": 0, "x": x, "y": y, "w": s, "h": s, "kind": kind})).unwrap()

@@ -13,14 +13,14 @@ use tch::{Kind, Tensor};
 
 use super::net::{ConvBn, DetNet};
 use super::STRIDE;
-use crate::onnx::{Attr, Dim, GraphBuilder};
+use crate::export::onnx::{Attr, Dim, GraphBuilder};
 
 /// INT64 in onnx.proto's TensorProto.DataType.
 const DATA_TYPE_INT64: i32 = 7;
 /// Largest log size (in cells) the graph lets through before Exp: boxes stay finite.
 const MAX_LOG_SIZE: f32 = 8.0;
 
-use crate::train::export::{act, range, values, weights_q};
+use crate::export::net::{act, range, values, weights_q};
 
 /// Conv + BN folded: w' = w * g / sqrt(v + eps), b' = beta - mean * g / sqrt(v + eps).
 fn folded(cb: &ConvBn) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
@@ -76,7 +76,9 @@ impl Precision {
     fn act(&mut self, g: &mut GraphBuilder, name: &str, x: String) -> Value {
         match self {
             Precision::Float => (x, 1.0),
-            Precision::Int8(ranges) => act(g, name, &x, ranges.next().expect("one calibrated range per quantized value")),
+            Precision::Int8(ranges) => {
+                act(g, name, &x, ranges.next().expect("one calibrated range per quantized value"))
+            }
         }
     }
 
@@ -184,7 +186,8 @@ fn graph(net: &DetNet, hw: (i64, i64), doc: &str, mut p: Precision) -> Vec<u8> {
         None,
     );
     let peak = g.node("Equal", &[&score, &pool], vec![], None);
-    let peak = g.node("Cast", &[&peak], vec![Attr::Int("to", crate::onnx::proto::DATA_TYPE_FLOAT as i64)], None);
+    let peak =
+        g.node("Cast", &[&peak], vec![Attr::Int("to", crate::export::onnx::proto::DATA_TYPE_FLOAT as i64)], None);
     let score = g.node("Mul", &[&score, &peak], vec![], None);
     // Centre: (cell + 0.5 + offset) * stride, with the offset scaled into the weights.
     let s = STRIDE as f32;

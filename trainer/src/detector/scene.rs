@@ -6,7 +6,7 @@
 //! on a pole, among distractors — discs and panels in sign colours, the crop renderer's coloured shapes
 //! ([`render::distractor`]), billboards cut from other photos, grey sign backs — then the whole frame goes
 //! through the crop renderer's camera ([`render::camera`]: exposure, night gain with retro-reflecting signs, blur,
-//! noise, JPEG). Drive crops: windows of frames of drives rendered by `odm-train clip` ([`crate::clip`]), decoded
+//! noise, JPEG). Drive crops: windows of frames of drives rendered by `odm-train clip` ([`crate::synth::clip`]), decoded
 //! from their MP4 as any video, with the clip's truth boxes (its distractors are negatives).
 
 use std::io::Read;
@@ -18,8 +18,8 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_pcg::Pcg64;
 
+use crate::data::rois::FrameLine;
 use crate::error::TrainError;
-use crate::results::FrameLine;
 use crate::synth::render::{self, Placement, Rgb, Template};
 
 /// A truth box: (x, y, w, h) in pixels, and whether it is a sign (else a distractor, a negative).

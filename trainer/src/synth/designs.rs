@@ -145,7 +145,7 @@ impl Catalogue {
             .map(|n| {
                 self.get(n).ok_or_else(|| {
                     // The variants of its sign: `n` is a design of another variant, or the sign without `--gN`.
-                    let group = crate::data::split::group_of(n);
+                    let group = crate::data::group_of(n);
                     let near: Vec<&str> = self
                         .designs
                         .iter()

@@ -23,7 +23,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::render::{self, Template};
-use super::{fonts, mix, save_png, scenes, SynthConfig};
+use super::{fonts, mix, scenes, SynthConfig};
+use crate::data::save_png;
 use crate::error::TrainError;
 
 /// What a tree holds.

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `odm-train synth`: render a synthetic traffic-sign dataset, reproducible byte for byte from its seed.
+//! The synthetic world: the sign designs ([`designs`]), the open-set protocol over them ([`protocol`]), the camera
+//! model ([`render`]), sign-like unknowns and objects ([`mined`]), a plainer second rendering ([`plain`]), dashcam
+//! drives ([`clip`]), the embedded scenes ([`assets`]); and here `odm-train synth`: a synthetic traffic-sign dataset,
+//! reproducible byte for byte from its seed.
 //!
 //! Layout written (class-per-folder trees, as every loader of odm reads them):
 //! ```text
@@ -12,6 +15,8 @@
 //! Each sample has its own random stream, derived from (seed, part, class, index), so the output does not depend on
 //! the number of threads.
 
+pub mod assets;
+pub mod clip;
 pub mod designs;
 pub mod mined;
 pub mod plain;
@@ -22,13 +27,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use image::ImageEncoder;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::assets;
+use crate::data::save_png;
 use crate::error::TrainError;
 use render::{Rgb, Template};
 
@@ -225,14 +229,6 @@ pub fn render_background(scene: &Rgb, config: &SynthConfig, rng: &mut Pcg64) -> 
         render::distractor(&mut img, rng);
     }
     render::camera(&mut img, &[], p.size / 48.0, rng)
-}
-
-pub(crate) fn save_png(img: &image::RgbImage, path: &Path) -> Result<(), TrainError> {
-    let mut bytes = Vec::with_capacity(img.as_raw().len() / 2);
-    image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
-        .map_err(|e| TrainError::Asset(format!("{}: PNG encoding failed: {e}", path.display())))?;
-    fs::write(path, bytes).map_err(TrainError::io(path))
 }
 
 /// One file to render.

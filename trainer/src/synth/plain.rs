@@ -20,7 +20,8 @@ use rand_pcg::Pcg64;
 use rayon::prelude::*;
 
 use super::designs::Catalogue;
-use super::{mix, save_png};
+use super::mix;
+use crate::data::save_png;
 use crate::error::TrainError;
 
 /// What to render.

@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::adam::Adam;
-use super::bundle::write_bundle;
 use super::config::{Method, TrainConfig};
 use super::loss::{pair_loss_margins, PairWeights};
 use super::model::Net;
 use super::rundata::load_run_data;
 use super::sampling::batch;
 use crate::error::TrainError;
+use crate::export::bundle::write_bundle;
 use crate::progress::Progress;
 
 #[derive(Debug, Serialize, Deserialize, Default)]

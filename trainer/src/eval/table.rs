@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::eval::{Metrics, SetRow};
+use super::metrics::{Metrics, SetRow};
 use crate::error::TrainError;
 
 /// The paper's Table 2 for several runs side by side (`odm-train table`), from their `metrics*.json` files.

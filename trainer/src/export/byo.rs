@@ -11,16 +11,16 @@ use odm_core::bundle::{
     sha256_bytes, Bundle, Calibration, ColorOrder, InputSpec, ModelSpec, OutputSpec, ScoreSpec, FORMAT, SCORE_KIND,
 };
 use odm_core::Scorer;
-use ort::value::{TensorElementType, ValueType};
 
 use super::bundle::class_entries;
-use super::calibrate::calibrate;
-use super::config::{Method, TrainConfig};
-use super::embed::{class_centres, to_vec};
-use super::eval::{score_sets, test_sets, Metrics};
-use super::onnx_embed::{environment, OnnxEmbedder};
-use super::rundata::load_run_data;
 use crate::error::TrainError;
+use crate::eval::metrics::{score_sets, Metrics};
+use crate::eval::onnx::open_checked;
+use crate::eval::sets::test_sets;
+use crate::train::calibrate::calibrate;
+use crate::train::config::{Method, TrainConfig};
+use crate::train::embed::{class_centres, to_vec};
+use crate::train::rundata::load_run_data;
 
 /// What `bundle --onnx` is given (also the command line of `odm-train bundle`).
 #[derive(Debug, Clone, clap::Args)]
@@ -121,116 +121,6 @@ pub struct Made {
     pub metrics: Option<Metrics>,
 }
 
-/// A tensor outlet as `[N,3,H,W]`-style text, for errors.
-fn describe(t: &ValueType) -> String {
-    match t {
-        ValueType::Tensor { ty, shape, .. } => {
-            let axes: Vec<String> = shape.iter().map(|&d| if d < 0 { "?".into() } else { d.to_string() }).collect();
-            let ty = match ty {
-                TensorElementType::Float32 => "float32".to_owned(),
-                TensorElementType::Float16 => "float16".to_owned(),
-                TensorElementType::Uint8 => "uint8".to_owned(),
-                other => format!("{other:?}").to_lowercase(),
-            };
-            format!("{ty} [{}]", axes.join(","))
-        }
-        other => format!("{other}"),
-    }
-}
-
-/// The network's input and output as odm will feed and read them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NetworkIo {
-    pub input: String,
-    /// Height and width when fixed in the file.
-    pub size: Option<(u32, u32)>,
-    pub output: String,
-    /// Embedding dimension when fixed in the file.
-    pub dim: Option<usize>,
-}
-
-/// Open `path` in ONNX Runtime and check that it is an embedding network odm can run: one float32 image input
-/// `[N,3,H,W]` and a float32 `[N,D]` output. Errors name the file and what is wrong.
-pub fn inspect(path: &Path, input: Option<&str>, output: Option<&str>) -> Result<NetworkIo, TrainError> {
-    open_checked(path, input, output).map(|(io, _)| io)
-}
-
-/// [`inspect`], keeping the session it opened as the embedder (the file is loaded once).
-fn open_checked(
-    path: &Path,
-    input: Option<&str>,
-    output: Option<&str>,
-) -> Result<(NetworkIo, OnnxEmbedder), TrainError> {
-    let env = environment()?;
-    let bad = |why: String| TrainError::Config(format!("{}: {why}", path.display()));
-    let session = super::onnx_embed::builder(&env)
-        .and_then(|mut b| b.commit_from_file(path))
-        .map_err(|e| bad(format!("ONNX Runtime cannot load it: {e}")))?;
-    let inputs = session.inputs();
-    let input = match input {
-        Some(n) => inputs.iter().find(|o| o.name() == n).ok_or_else(|| {
-            let names: Vec<&str> = inputs.iter().map(|o| o.name()).collect();
-            bad(format!("it has no input named \"{n}\" (its inputs: {})", names.join(", ")))
-        })?,
-        None if inputs.len() == 1 => &inputs[0],
-        None => {
-            return Err(bad(format!(
-                "it has {} inputs; odm feeds one image tensor [N,3,H,W] (name it with --input if the others are \
-                 optional)",
-                inputs.len()
-            )))
-        }
-    };
-    let size = match input.dtype() {
-        ValueType::Tensor { ty: TensorElementType::Float32, shape, .. }
-            if shape.len() == 4 && (shape[1] == 3 || shape[1] < 0) =>
-        {
-            if shape[0] > 0 {
-                // ONNX Runtime would refuse every batch but this one, in its own words, at the first frame.
-                return Err(bad(format!(
-                    "input \"{}\" is {}: a fixed batch of {}; odm batches crops, so the first axis must be dynamic \
-                     (export with a dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes={{\"{}\": {{0: \"N\"}}}}))",
-                    input.name(),
-                    describe(input.dtype()),
-                    shape[0],
-                    input.name()
-                )));
-            }
-            (shape[2] > 0 && shape[3] > 0).then(|| (shape[3] as u32, shape[2] as u32))
-        }
-        other => {
-            return Err(bad(format!(
-                "input \"{}\" is {}: not an image tensor; odm feeds float32 [N,3,H,W] (channels first, RGB or BGR)",
-                input.name(),
-                describe(other)
-            )))
-        }
-    };
-    let outputs = session.outputs();
-    let output = match output {
-        Some(n) => outputs.iter().find(|o| o.name() == n).ok_or_else(|| {
-            let names: Vec<&str> = outputs.iter().map(|o| o.name()).collect();
-            bad(format!("it has no output named \"{n}\" (its outputs: {})", names.join(", ")))
-        })?,
-        None => outputs.first().ok_or_else(|| bad("it has no output".into()))?,
-    };
-    let dim = match output.dtype() {
-        ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } if shape.len() == 2 => {
-            (shape[1] > 0).then_some(shape[1] as usize)
-        }
-        other => {
-            return Err(bad(format!(
-                "output \"{}\" is {}: an embedding is float32 [N,D] (pick another output with --output)",
-                output.name(),
-                describe(other)
-            )))
-        }
-    };
-    let io = NetworkIo { input: input.name().to_owned(), size, output: output.name().to_owned(), dim };
-    let net = OnnxEmbedder::from_session(session, &io.input, &io.output, path);
-    Ok((io, net))
-}
-
 /// Refuse an embedding that cannot tell crops apart: a value that is not finite (NaN, infinite) or the same vector
 /// for every training crop (a constant network). Its bundle would validate and then call everything one class.
 fn useful_embedding(onnx: &Path, output: &str, values: &[f32], d: usize) -> Result<(), TrainError> {
@@ -255,31 +145,6 @@ fn useful_embedding(onnx: &Path, output: &str, values: &[f32], d: usize) -> Resu
         )));
     }
     Ok(())
-}
-
-/// `odm-train inspect`: the network a bundle names, opened in ONNX Runtime, must have the bundle's input and output
-/// names, its input size when fixed, and its embedding dimension when fixed (a bundle whose centres have another
-/// length than the network's output would pass the bundle's own checks and fail at the first frame).
-pub fn check_network(bundle: &Bundle, bundle_path: &Path) -> Result<NetworkIo, TrainError> {
-    let onnx = bundle.model_path(bundle_path);
-    let io = inspect(&onnx, Some(&bundle.model.input.name), Some(&bundle.model.output.name))
-        .map_err(|e| TrainError::Config(format!("{}: {e}", bundle_path.display())))?;
-    let bad =
-        |field: &str, why: String| TrainError::Config(format!("{}: field `{field}`: {why}", bundle_path.display()));
-    if let Some(d) = io.dim.filter(|&d| d != bundle.dim()) {
-        return Err(bad(
-            "model.output.dim",
-            format!("is {} but the network's output \"{}\" is [N,{d}] ({})", bundle.dim(), io.output, onnx.display()),
-        ));
-    }
-    let i = &bundle.model.input;
-    if let Some((w, h)) = io.size.filter(|&s| s != (i.width, i.height)) {
-        return Err(bad(
-            "model.input.width",
-            format!("the bundle says {}x{} but the network's input is {w}x{h} ({})", i.width, i.height, onnx.display()),
-        ));
-    }
-    Ok(io)
 }
 
 /// `odm-train bundle --onnx`: check the network, decode the dataset with its input spec, embed in ONNX Runtime,

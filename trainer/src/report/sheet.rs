@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Contact sheets: a grid of samples per row, each row labelled, written as one PNG.
+//! `odm-train sheet`: contact sheets, a grid of samples per row, each row labelled, written as one PNG; the rows of a
+//! dataset by role.
 
 use std::path::Path;
 
 use image::{imageops, Rgb, RgbImage};
 
-use crate::error::TrainError;
+use crate::data::{folder, split, Dataset};
+use crate::error::{DataError, TrainError};
 use crate::synth;
 
 /// One labelled row of images.
@@ -52,4 +54,43 @@ pub fn write(rows: &[Row], path: &Path) -> Result<(), TrainError> {
         }
     }
     sheet.save(path).map_err(|e| TrainError::Asset(format!("{}: {e}", path.display())))
+}
+
+/// Rows for a contact sheet of a synthetic dataset root: every class of `train/` labelled with its role in the
+/// default split (in-distribution / seen out-of-distribution / novelty), then every anomaly folder; at most
+/// `rows_per_role` rows per role, spread over its classes.
+pub fn sheet_rows(root: &Path, per_class: usize, rows_per_role: usize) -> Result<Vec<Row>, DataError> {
+    let train = folder::load(&root.join("train"))?;
+    // Too few groups for three parts: show every class as a sign, without a role.
+    let roles = split::random(&train.classes, &train.groups, split::PAPER_FRACTIONS, 1).unwrap_or_else(|_| {
+        split::ClassSplit { in_dist: train.classes.clone(), seen_ood: Vec::new(), unseen_ood: Vec::new() }
+    });
+    let mut rows = Vec::new();
+    let take = |d: &Dataset, class: usize| -> Result<Vec<RgbImage>, DataError> {
+        d.samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.class == class)
+            .take(per_class)
+            .map(|(i, _)| d.image(i).map(|(img, _)| img))
+            .collect()
+    };
+    for (role, names) in [("in", &roles.in_dist), ("seen-ood", &roles.seen_ood), ("novelty", &roles.unseen_ood)] {
+        // Spread the rows shown over the role's classes.
+        let step = names.len().div_ceil(rows_per_role.max(1)).max(1);
+        for name in names.iter().step_by(step) {
+            let k = train.class_index(name).expect("split names come from the dataset");
+            rows.push(Row { label: format!("{role}: {name}"), images: take(&train, k)? });
+        }
+    }
+    for anomaly in ["background", "noise"] {
+        let dir = root.join(anomaly);
+        if dir.is_dir() {
+            let d = folder::load(&dir)?;
+            for (k, name) in d.classes.iter().enumerate().take(rows_per_role.max(1)) {
+                rows.push(Row { label: format!("anomaly: {anomaly}/{name}"), images: take(&d, k)? });
+            }
+        }
+    }
+    Ok(rows)
 }

@@ -13,8 +13,11 @@ use odm_core::preprocess::{CropSpec, Normalize};
 use odm_core::taxonomy::{self, Category};
 use plotters::prelude::*;
 
+use super::results::{self, Match};
+use crate::data::footage::{crop, for_each_frame};
+use crate::data::rois::{self, FrameLine, RoiLine};
+use crate::data::save_png;
 use crate::error::TrainError;
-use crate::results::{self, FrameLine, Match, RoiLine};
 
 /// What `report` is given.
 #[derive(Debug, Clone)]
@@ -238,8 +241,8 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
     if let Some(clip) = o.clip.as_deref().filter(|c| !c.is_file()) {
         return Err(TrainError::Config(format!("--clip {}: missing (no such file)", clip.display())));
     }
-    let frames = results::read_some(&o.results)?;
-    let truth = o.truth.as_deref().map(results::read_some).transpose()?;
+    let frames = rois::read_some(&o.results)?;
+    let truth = o.truth.as_deref().map(rois::read_some).transpose()?;
     let summary = results::summarise_by(&frames, truth.as_deref(), o.matching);
 
     // Each ROI with its truth (by id, or by box overlap).
@@ -256,7 +259,7 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
                 (true, Match::Boxes) => truth_frames.get(&f.frame).and_then(|tf| {
                     tf.rois
                         .iter()
-                        .map(|t| (results::iou(r.rect(), t.rect()), t))
+                        .map(|t| (rois::iou(r.rect(), t.rect()), t))
                         .filter(|(iou, _)| *iou >= results::DETECTION_IOU)
                         .max_by(|a, b| a.0.total_cmp(&b.0))
                         .map(|p| p.1)
@@ -297,12 +300,12 @@ pub fn write(o: &ReportOptions) -> Result<PathBuf, TrainError> {
             norm: Normalize { color: ColorOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] },
         };
         let mut buf = vec![0f32; spec.len()];
-        let decoded = crate::mine::for_each_frame(clip, |frame_no, frame| {
+        let decoded = for_each_frame(clip, |frame_no, frame| {
             for &(g, k) in wanted.get(&frame_no).map(Vec::as_slice).unwrap_or(&[]) {
                 let it = &groups[g].items[k];
-                if let Some(img) = crate::mine::crop(frame, &it.roi, &spec, &mut buf) {
+                if let Some(img) = crop(frame, &it.roi, &spec, &mut buf) {
                     let name = format!("thumbs/{frame_no:06}-{}.png", it.roi.id);
-                    crate::synth::save_png(&img, &o.out.join(&name))?;
+                    save_png(&img, &o.out.join(&name))?;
                     thumb_of.insert((g, k), name);
                 }
             }

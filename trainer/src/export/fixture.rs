@@ -16,8 +16,8 @@ use odm_core::bundle::{
     SCORE_KIND,
 };
 
+use super::onnx::{Attr, Dim, GraphBuilder};
 use crate::error::TrainError;
-use crate::onnx::{Attr, Dim, GraphBuilder};
 
 pub const NAME: &str = "colors";
 pub const SIZE: u32 = 16;

@@ -247,9 +247,9 @@ pub struct Plotted {
 /// Both figures for a run: `pca.png` (about `per_set` points of each set) and `roc.png` (every test image, with as
 /// many noise images as the run's `metrics.json` counted, so that each legend AUROC is the report's).
 pub fn plot_run(run: &Path, per_set: usize) -> Result<Plotted, TrainError> {
+    use crate::eval::{test_sets, TestSets};
     use crate::train::embed::{distances, embed_all, to_vec};
-    use crate::train::eval::{test_sets, TestSets};
-    let (cfg, _vs, net, bundle, _) = crate::train::bundle::load_net(run)?;
+    let (cfg, _vs, net, bundle, _) = crate::train::load::load_net(run)?;
     let dev = tch::Device::Cpu;
     let scorer = odm_core::Scorer::new(&bundle);
 

@@ -4,11 +4,11 @@
 
 use tch::{nn, Device, Kind, Tensor};
 
-use super::adam::Adam;
+use crate::train::adam::Adam;
 
-use super::loss::{pair_loss, PairMean, PairWeights};
-use super::model::{Arch, Net};
 use crate::error::TrainError;
+use crate::train::loss::{pair_loss, PairMean, PairWeights};
+use crate::train::model::{Arch, Net};
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`).
 pub fn peak_rss_mib() -> Option<f64> {

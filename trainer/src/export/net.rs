@@ -5,9 +5,9 @@
 
 use tch::{nn, Kind, Tensor};
 
-use super::model::{Backbone, ConvBn, Net};
-use crate::onnx::proto::{DATA_TYPE_FLOAT, DATA_TYPE_FLOAT16};
-use crate::onnx::{Attr, Dim, GraphBuilder};
+use super::onnx::proto::{DATA_TYPE_FLOAT, DATA_TYPE_FLOAT16};
+use super::onnx::{Attr, Dim, GraphBuilder};
+use crate::train::model::{Backbone, ConvBn, Net};
 
 pub(crate) fn values(t: &Tensor) -> Vec<f32> {
     let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
@@ -166,7 +166,7 @@ pub(crate) fn act(g: &mut GraphBuilder, name: &str, x: &str, (lo, hi): (f32, f32
     let scale = ((hi - lo) / 255.0).max(1e-8);
     let zp = (-lo / scale).round().clamp(0.0, 255.0) as u8;
     let s = g.weight(&format!("{name}.scale"), &[], &[scale]);
-    let z = g.raw(&format!("{name}.zero_point"), &[], crate::onnx::proto::DATA_TYPE_UINT8, vec![zp]);
+    let z = g.raw(&format!("{name}.zero_point"), &[], super::onnx::proto::DATA_TYPE_UINT8, vec![zp]);
     let q = g.node("QuantizeLinear", &[x, &s, &z], vec![], None);
     (g.node("DequantizeLinear", &[&q, &s, &z], vec![], None), scale)
 }
@@ -181,7 +181,7 @@ pub(crate) fn weights_q(
     b: &[f32],
     x_scale: f32,
 ) -> (String, String) {
-    use crate::onnx::proto::{DATA_TYPE_INT32, DATA_TYPE_INT8};
+    use super::onnx::proto::{DATA_TYPE_INT32, DATA_TYPE_INT8};
     let c = wd[0] as usize;
     let per = w.len() / c;
     let scales: Vec<f32> = (0..c)

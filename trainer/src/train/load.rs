@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! A trained run read back from its folder: its config, its network with the trained weights, its bundle.
+
+use std::path::{Path, PathBuf};
+
+use odm_core::Bundle;
+use tch::{nn, Device};
+
+use super::config::TrainConfig;
+use super::model::Net;
+use crate::error::TrainError;
+
+fn load_cfg(run: &Path) -> Result<TrainConfig, TrainError> {
+    let p = run.join("config.json");
+    let text = std::fs::read_to_string(&p).map_err(TrainError::io(&p))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
+}
+
+/// Rebuild a run's network with its trained weights.
+pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, PathBuf), TrainError> {
+    let cfg = load_cfg(run)?;
+    let arch = cfg.validate()?;
+    let bundle_path = run.join(format!("{}.odm.json", cfg.name));
+    let bundle = Bundle::open(&bundle_path)?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let classes = cfg.has_classifier().then_some(bundle.classes.len() as i64);
+    let net = Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes);
+    let model = run.join("model.ot");
+    vs.load(&model).map_err(|e| TrainError::Config(format!("{}: {e}", model.display())))?;
+    Ok((cfg, vs, net, bundle, bundle_path))
+}
