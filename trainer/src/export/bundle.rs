@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The bundle a run writes (centres, thresholds, ONNX), and `export`, which rewrites it for a trained network in
-//! another precision.
+//! Bundles: made from data in one place ([`calibrated`]: classes at their centres, thresholds calibrated on
+//! validation data) for `train`, `centers` and `bundle --onnx`; a trained run's written beside its ONNX file
+//! ([`write_bundle`]); and `export`, which writes a run's network (fp32, INT8, FP16) with its bundle.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use odm_core::bundle::{
     SCORE_KIND,
 };
 use odm_core::Scorer;
-use tch::Device;
+use tch::{Device, Tensor};
 
 use crate::data::split;
 use crate::error::TrainError;
@@ -20,7 +21,45 @@ use crate::train::load::load_net;
 use crate::train::model::Net;
 use crate::train::rundata::{load_run_data, RunData};
 
-/// Centres (mean training embedding per class), thresholds from validation, ONNX, bundle.
+/// The one place a bundle is made from data: one class per label of `data` (ids 0.., in order) at its centre,
+/// the novelty and anomaly thresholds (global and per class) calibrated on the run's validation data through
+/// `embed` (odm-core's scorer, `cfg.tpr`), named `cfg.name`. `train`, `centers` and `bundle --onnx` all make their
+/// bundles here; the caller gives the network's file and tensors (`model`) and the provenance (`training`), and
+/// writes the result.
+pub fn calibrated(
+    cfg: &TrainConfig,
+    data: &RunData,
+    model: ModelSpec,
+    centres: Vec<Vec<f32>>,
+    training: serde_json::Value,
+    embed: &mut dyn FnMut(&Tensor) -> Result<Tensor, TrainError>,
+) -> Result<Bundle, TrainError> {
+    let mut bundle = Bundle {
+        format: FORMAT.into(),
+        name: cfg.name.clone(),
+        model,
+        classes: class_entries(&data.classes, centres),
+        category_refs: Vec::new(),
+        score: ScoreSpec {
+            kind: SCORE_KIND.into(),
+            novelty_threshold: 1.0,
+            anomaly_threshold: 1.0,
+            calibration: Some(Calibration { set: "validation".into(), tpr: cfg.tpr }),
+        },
+        training,
+        metrics: serde_json::Value::Null,
+    };
+    let t = calibrate(cfg, embed, data, &Scorer::new(&bundle))?;
+    bundle.score.novelty_threshold = t.novelty;
+    bundle.score.anomaly_threshold = t.anomaly;
+    for (class, per) in bundle.classes.iter_mut().zip(&t.per_class) {
+        (class.novelty_threshold, class.anomaly_threshold) = (per.map(|p| p.0), per.map(|p| p.1));
+    }
+    Ok(bundle)
+}
+
+/// A trained network's bundle in `out`: `NAME.onnx` (the network, fp32) and `NAME.odm.json` with the centres (mean
+/// training embedding per class) and the thresholds of [`calibrated`]. The end of `train`, and `centers`.
 pub fn write_bundle(
     cfg: &TrainConfig,
     net: &Net,
@@ -40,50 +79,32 @@ pub fn write_bundle(
     std::fs::write(&onnx_path, super::net::onnx(net, &cfg.name, "input", "embedding"))
         .map_err(TrainError::io(&onnx_path))?;
     let sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;
-    let mut bundle = Bundle {
-        format: FORMAT.into(),
-        name: cfg.name.clone(),
-        model: ModelSpec {
-            file: onnx_name,
-            sha256,
-            input: InputSpec {
-                name: "input".into(),
-                width: cfg.input,
-                height: cfg.input,
-                color: ColorOrder::Rgb,
-                mean: [0.5; 3],
-                std: [0.25; 3],
-                context: cfg.context,
-            },
-            output: OutputSpec { name: "embedding".into(), dim: d },
-            precision: "fp32".into(),
+    let model = ModelSpec {
+        file: onnx_name,
+        sha256,
+        input: InputSpec {
+            name: "input".into(),
+            width: cfg.input,
+            height: cfg.input,
+            color: ColorOrder::Rgb,
+            mean: [0.5; 3],
+            std: [0.25; 3],
+            context: cfg.context,
         },
-        classes: class_entries(&data.classes, centers),
-        category_refs: Vec::new(),
-        score: ScoreSpec {
-            kind: SCORE_KIND.into(),
-            novelty_threshold: 1.0,
-            anomaly_threshold: 1.0,
-            calibration: Some(Calibration { set: "validation".into(), tpr: cfg.tpr }),
-        },
-        training: serde_json::json!({
-            "config": cfg,
-            "split": roles,
-            "calib_ood": data.calib_ood,
-            "train_seconds": train_secs,
-            "generator": std::fs::read_to_string(cfg.data.join(crate::synth::MANIFEST)).ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|m| m.get("generator").cloned()),
-            "odm_train": env!("CARGO_PKG_VERSION"),
-        }),
-        metrics: serde_json::Value::Null,
+        output: OutputSpec { name: "embedding".into(), dim: d },
+        precision: "fp32".into(),
     };
-    let t = calibrate(cfg, &mut |x| Ok(embed_all(net, x, device)), data, &Scorer::new(&bundle))?;
-    bundle.score.novelty_threshold = t.novelty;
-    bundle.score.anomaly_threshold = t.anomaly;
-    for (class, per) in bundle.classes.iter_mut().zip(&t.per_class) {
-        (class.novelty_threshold, class.anomaly_threshold) = (per.map(|p| p.0), per.map(|p| p.1));
-    }
+    let training = serde_json::json!({
+        "config": cfg,
+        "split": roles,
+        "calib_ood": data.calib_ood,
+        "train_seconds": train_secs,
+        "generator": std::fs::read_to_string(cfg.data.join(crate::synth::MANIFEST)).ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|m| m.get("generator").cloned()),
+        "odm_train": env!("CARGO_PKG_VERSION"),
+    });
+    let bundle = calibrated(cfg, data, model, centers, training, &mut |x| Ok(embed_all(net, x, device)))?;
     let path = out.join(format!("{}.odm.json", cfg.name));
     bundle.save(&path)?;
     Ok(path)

@@ -7,17 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use odm_core::bundle::{
-    sha256_bytes, Bundle, Calibration, ColorOrder, InputSpec, ModelSpec, OutputSpec, ScoreSpec, FORMAT, SCORE_KIND,
-};
-use odm_core::Scorer;
+use odm_core::bundle::{sha256_bytes, Bundle, ColorOrder, InputSpec, ModelSpec, OutputSpec};
 
-use super::bundle::class_entries;
+use super::bundle::calibrated;
 use crate::error::TrainError;
 use crate::eval::metrics::{score_sets, Metrics};
 use crate::eval::onnx::open_checked;
 use crate::eval::sets::test_sets;
-use crate::train::calibrate::calibrate;
 use crate::train::config::{Method, TrainConfig};
 use crate::train::embed::{class_centres, to_vec};
 use crate::train::rundata::load_run_data;
@@ -244,40 +240,22 @@ pub fn bundle_onnx(o: &ByoOptions) -> Result<Made, TrainError> {
     let bytes = std::fs::read(&o.onnx).map_err(TrainError::io(&o.onnx))?;
     let onnx_name = format!("{name}.onnx");
     let onnx_path = o.out.join(&onnx_name);
-    let mut bundle = Bundle {
-        format: FORMAT.into(),
-        name: name.clone(),
-        model: ModelSpec {
-            file: onnx_name,
-            sha256: sha256_bytes(&bytes),
-            input: spec,
-            output: OutputSpec { name: io.output.clone(), dim: d },
-            precision: "fp32".into(),
-        },
-        classes: class_entries(&data.classes, centres),
-        category_refs: Vec::new(),
-        score: ScoreSpec {
-            kind: SCORE_KIND.into(),
-            novelty_threshold: 1.0,
-            anomaly_threshold: 1.0,
-            calibration: Some(Calibration { set: "validation".into(), tpr: o.tpr }),
-        },
-        training: serde_json::json!({
-            "source": "odm-train bundle --onnx",
-            "onnx": o.onnx.display().to_string(),
-            "config": cfg,
-            "split": roles,
-            "calib_ood": data.calib_ood,
-            "odm_train": env!("CARGO_PKG_VERSION"),
-        }),
-        metrics: serde_json::Value::Null,
+    let model = ModelSpec {
+        file: onnx_name,
+        sha256: sha256_bytes(&bytes),
+        input: spec,
+        output: OutputSpec { name: io.output.clone(), dim: d },
+        precision: "fp32".into(),
     };
-    let t = calibrate(&cfg, &mut |x| net.embed(x), &data, &Scorer::new(&bundle))?;
-    bundle.score.novelty_threshold = t.novelty;
-    bundle.score.anomaly_threshold = t.anomaly;
-    for (class, per) in bundle.classes.iter_mut().zip(&t.per_class) {
-        (class.novelty_threshold, class.anomaly_threshold) = (per.map(|p| p.0), per.map(|p| p.1));
-    }
+    let training = serde_json::json!({
+        "source": "odm-train bundle --onnx",
+        "onnx": o.onnx.display().to_string(),
+        "config": cfg,
+        "split": roles,
+        "calib_ood": data.calib_ood,
+        "odm_train": env!("CARGO_PKG_VERSION"),
+    });
+    let mut bundle = calibrated(&cfg, &data, model, centres, training, &mut |x| net.embed(x))?;
     let path = o.out.join(format!("{name}.odm.json"));
     bundle.validate(&path)?;
     let metrics = if o.data.join("test").is_dir() {
