@@ -84,6 +84,38 @@ fn a_short_training_learns_and_exports_a_yolov8_layout_detector() {
     assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "scores are probabilities");
     let peaks = scores.iter().filter(|&&s| s > 0.0).count();
     assert!(peaks < scores.len() / 4, "only heatmap peaks keep a score: {peaks} of {}", scores.len());
+    // INT8: calibrated on eight of the training images, it gives the float graph's boxes and peak scores on all
+    // sixteen, within quantization error.
+    let calib = data::calibration(&data_dir, 8).unwrap();
+    let images = data::calibration(&data_dir, 16).unwrap();
+    assert_eq!(images.size(), [16, 3, 96, 96]);
+    let (float, int8) = (export::onnx(&net, (96, 96), "test"), export::onnx_int8(&net, (96, 96), "test", &calib));
+    assert!(int8.len() < float.len(), "int8 weights: {} bytes against {}", int8.len(), float.len());
+    let run = |bytes: &[u8]| -> Vec<f32> {
+        let mut s = Session::builder(&env).unwrap().commit_from_memory(bytes).unwrap();
+        let xs = Vec::<f32>::try_from(&images.contiguous().view([-1])).unwrap();
+        let input = ndarray::Array4::from_shape_vec((16, 3, 96, 96), xs).unwrap();
+        let out = s.run(ort::inputs!["images" => TensorRef::from_array_view(&input).unwrap()]).unwrap();
+        out["output0"].try_extract_tensor::<f32>().unwrap().1.to_vec()
+    };
+    let (f, q) = (run(&float), run(&int8));
+    let cells = 24 * 24;
+    let mut centre = 0f64;
+    let mut size = 0f64;
+    for n in 0..16 {
+        let row = |v: &[f32], r: usize| v[(n * 5 + r) * cells..(n * 5 + r + 1) * cells].to_vec();
+        for r in 0..2 {
+            centre += row(&f, r).iter().zip(row(&q, r)).map(|(a, b)| (a - b).abs() as f64).sum::<f64>();
+        }
+        for r in 2..4 {
+            size += row(&f, r).iter().zip(row(&q, r)).map(|(a, b)| ((a - b) / a.max(1e-3)).abs() as f64).sum::<f64>();
+        }
+        let peak = |v: &[f32]| row(v, 4).iter().fold(0f32, |m, s| m.max(*s));
+        assert!((peak(&f) - peak(&q)).abs() < 0.1, "image {n}: best score {} float, {} int8", peak(&f), peak(&q));
+    }
+    let (centre, size) = (centre / (16.0 * 2.0 * cells as f64), size / (16.0 * 2.0 * cells as f64));
+    assert!(centre < 1.5, "int8 box centres are {centre:.2} px off the float ones on average");
+    assert!(size < 0.1, "int8 box sizes are {:.1}% off the float ones on average", 100.0 * size);
 }
 
 #[test]
