@@ -94,6 +94,14 @@ fn no_file_of_the_plugin_or_core_imports_its_way_back_to_itself() {
     }
 }
 
+/// The trainer too: its rooms (synth, data, train, eval, export, report, ...) and the command line (`cli/`, the
+/// binary's) import one way, file by file.
+#[test]
+fn no_file_of_the_trainer_imports_its_way_back_to_itself() {
+    let found = circles_in(&repo().join("trainer/src"));
+    assert!(found.is_empty(), "import circles in trainer/src/:\n{}", found.join("\n"));
+}
+
 #[test]
 fn the_engine_names_no_element() {
     let src = repo().join("plugin/src");
