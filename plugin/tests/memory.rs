@@ -8,19 +8,10 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use common::*;
 use gst::prelude::*;
 use gstodm::meta::{self, Outcome, RoiResult};
-
-/// Each result's label, or its skip reason prefixed by `skipped: `.
-fn label(r: &RoiResult) -> String {
-    match &r.outcome {
-        Outcome::Classified { label, .. } => label.to_string(),
-        Outcome::Skipped { reason } => format!("skipped: {reason}"),
-    }
-}
 
 fn harness(el: &gst::Element, caps: gst::Caps) -> (gst_check::Harness, gst::Bus) {
     let bus = gst::Bus::new();
@@ -136,19 +127,6 @@ fn a_flush_and_a_caps_change_clear_the_memory() {
         let r = meta::read(&out);
         assert_eq!((label(&r[0]), r[0].reused), ("blue".to_owned(), false), "after a {event}");
     }
-}
-
-/// A copy of `stem`'s model in `dir` whose bundle is edited by `edit` (same ONNX bytes: the same network).
-fn model_copy(dir: &Path, family: &str, stem: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let src = models().join(family);
-    fs::copy(src.join(format!("{family}.onnx")), dir.join(format!("{stem}.onnx"))).unwrap();
-    let mut v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(src.join(format!("{family}.odm.json"))).unwrap()).unwrap();
-    v["model"]["file"] = format!("{stem}.onnx").into();
-    edit(&mut v);
-    let path = dir.join(format!("{stem}.odm.json"));
-    fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    path
 }
 
 /// A frame of coloured noise blocks (deterministic), so that the sign model's crops fall near many classes.

@@ -10,6 +10,7 @@ use odm_core::score::ScoreResult;
 use odm_core::{PreprocessError, Scorer, Verdict};
 
 use super::scoring::Scoring;
+use super::track::Link;
 use crate::engine::batch;
 
 /// Why an ROI was not classified (turned into the result's `reason` text only when results are written).
@@ -21,6 +22,9 @@ pub(super) enum Skip {
     Preprocess(PreprocessError),
     Invalid,
     Inference(Arc<str>),
+    /// To reuse the result of the object's classification this many frames earlier, which gave none (it failed while
+    /// this frame was in flight behind it).
+    Unresolved(u64),
     /// Not cropped yet (never left in a written result).
     Pending,
 }
@@ -34,6 +38,12 @@ impl std::fmt::Display for Skip {
             Skip::Preprocess(e) => write!(f, "{e}"),
             Skip::Invalid => f.write_str("invalid model output"),
             Skip::Inference(e) => write!(f, "inference failed: {e}"),
+            Skip::Unresolved(1) => {
+                f.write_str("no result to reuse: the object's classification a frame earlier failed")
+            }
+            Skip::Unresolved(n) => {
+                write!(f, "no result to reuse: the object's classification {n} frames earlier failed")
+            }
             Skip::Pending => f.write_str("not classified"),
         }
     }
@@ -45,12 +55,14 @@ pub(super) struct Job {
     pub(super) id: i32,
     pub(super) rect: (u32, u32, u32, u32),
     pub(super) outcome: Result<ScoreResult, Skip>,
-    /// The outcome is an earlier frame's (`reclassify-interval`).
+    /// The outcome is an earlier frame's (`reclassify-interval`), taken through `link` when the frame is finished.
     pub(super) reused: bool,
     /// This frame's own result when `outcome` is a vote (`vote-window`).
     pub(super) raw: Option<ScoreResult>,
     /// Followed by id: the id came once in the frame (duplicated ids share no memory).
     pub(super) tracked: bool,
+    /// A tracked job's tie to its object's memory: where its result is recorded, or where a reused one is taken from.
+    pub(super) link: Option<Link>,
 }
 
 impl Job {
@@ -78,8 +90,10 @@ pub(super) struct FrameWork {
     pub(super) crops: batch::Job<Vec<f32>>,
     /// Crops whose embedding was not finite (NaN or infinite network output).
     pub(super) invalid: usize,
-    /// Whether jobs are followed by id (`reclassify-interval`, `vote-window`).
+    /// Whether jobs are followed by id (`reclassify-interval`, `vote-window`), and the `vote-window` in force when
+    /// the frame was prepared.
     pub(super) tracking: bool,
+    pub(super) window: u32,
     /// The bundle the frame was cropped for: it scores the frame, even if another was reloaded meanwhile.
     pub(super) scoring: Option<Arc<Scoring>>,
     pub(super) started: Option<Instant>,
@@ -94,6 +108,7 @@ impl FrameWork {
         self.crops.output.clear();
         self.invalid = 0;
         self.tracking = false;
+        self.window = 0;
         self.scoring = None;
         self.started = Some(Instant::now());
     }

@@ -52,13 +52,17 @@ fn ensure_unique_ids(buffer: &mut gst::BufferRef, ids: &mut Vec<i32>, duplicated
 }
 
 /// The first half of a frame: give ROI metas distinct ids, pick the ROIs to classify, skip those that cannot be
-/// (with the reason) or reuse a tracked one's result, and crop the rest into `work`'s rows.
+/// (with the reason) or reuse a tracked one's result, and crop the rest into `work`'s rows. `in_flight`: how many
+/// frames prepared before this one may not be finished yet (0 on the synchronous path); the memory's decisions are
+/// the same whichever of them are.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn prepare(
     obj: &Obj,
     state: &mut State,
     work: &mut FrameWork,
     mode: Mode,
     live: &Live,
+    in_flight: u64,
     buffer: &mut gst::BufferRef,
     posts: &mut Vec<gst::Message>,
 ) -> Result<(), gst::FlowError> {
@@ -68,6 +72,7 @@ pub(super) fn prepare(
     // Objects are followed by ROI id in roi mode (a frame ROI gets a new id each frame).
     let tracking = mode == Mode::Roi && (live.reclassify_interval > 1 || live.vote_window > 1);
     work.tracking = tracking;
+    work.window = live.vote_window;
     if tracking {
         // Memory of another bundle is forgotten (a reload may change the classes a result's index names).
         tracks.set_generation(scoring.generation);
@@ -98,6 +103,7 @@ pub(super) fn prepare(
         reused: false,
         raw: None,
         tracked: tracking && !duplicated.contains(&m.id()),
+        link: None,
     }));
     if work.jobs.is_empty() {
         return Ok(());
@@ -142,16 +148,21 @@ pub(super) fn prepare(
             work.jobs[j].outcome = Err(Skip::Large(vis_w, vis_h, live.max_size));
             continue;
         }
-        if work.jobs[j].tracked && live.reclassify_interval > 1 {
-            let (id, rect) = (work.jobs[j].id, work.jobs[j].rect);
-            if let Some(r) = tracks.reusable(id, rect, live.reclassify_interval, live.memory_iou) {
-                (work.jobs[j].outcome, work.jobs[j].reused) = (Ok(r), true);
+        let (id, rect, tracked) = (work.jobs[j].id, work.jobs[j].rect, work.jobs[j].tracked);
+        if tracked && live.reclassify_interval > 1 {
+            // Taken when the frame is finished, from the frame it follows (finished by then).
+            let link = tracks.reuse(id, rect, live.reclassify_interval, live.memory_iou, in_flight);
+            if link.is_some() {
+                (work.jobs[j].link, work.jobs[j].reused) = (link, true);
                 continue;
             }
         }
         if let Err(e) = crop_to_tensor_with(&frame, roi, &crop, work.next_row(sample), crop_scratch) {
             work.jobs[j].outcome = Err(Skip::Preprocess(e));
             continue;
+        }
+        if tracked {
+            work.jobs[j].link = Some(tracks.send(id, rect, live.memory_iou));
         }
         work.push_row(j);
     }
@@ -189,13 +200,18 @@ pub(super) fn finish(
         );
         posts.push(messages::warning(obj, gst::StreamError::Decode, &text));
     }
-    // Memory is written only under the bundle it belongs to.
-    if work.tracking && tracks.generation() == scoring.generation {
-        let category = |k: usize, v: odm_core::Verdict| scoring.scorer.category(k, v);
-        for job in work.jobs.iter_mut().filter(|j| !j.reused && j.tracked) {
-            if let Ok(raw) = job.outcome {
-                job.outcome = Ok(tracks.record(job.id, job.rect, raw, live.vote_window, live.memory_iou, category));
-                job.raw = (live.vote_window > 1).then_some(raw);
+    // Frames finish in order: this frame's real results are recorded after every earlier frame's, and a reused one
+    // is taken from the earlier frame it follows, finished by now. Memory is written only under the bundle it
+    // belongs to (the one this frame was cropped for, as it was made when the frame was prepared).
+    let category = |k: usize, v: odm_core::Verdict| scoring.scorer.category(k, v);
+    for job in work.jobs.iter_mut() {
+        let Some(link) = &job.link else { continue };
+        if job.reused {
+            job.outcome = link.resolve(scoring.generation).map_err(Skip::Unresolved);
+        } else if let Ok(raw) = job.outcome {
+            if let Some(reported) = link.record(scoring.generation, raw, work.window, category) {
+                job.outcome = Ok(reported);
+                job.raw = (work.window > 1).then_some(raw);
             }
         }
     }
@@ -231,7 +247,7 @@ pub(super) fn finish(
                 novelty_threshold: n,
                 anomaly_threshold: a,
                 model: scoring.name.clone(),
-                reused: job.reused,
+                reused: job.reused && job.outcome.is_ok(),
                 raw: job.raw.map(|r| RawResult {
                     class_id: r.class_id,
                     label: label(r.class_index).unwrap_or_default(),
@@ -274,7 +290,8 @@ pub(super) fn finish(
         st.rois += jobs.len() as u64;
         for job in jobs.iter() {
             st.verdicts[job.verdict_slot()] += 1;
-            st.reused += job.reused as u64;
+            st.reused += (job.reused && job.outcome.is_ok()) as u64;
+            st.reuse_failed += matches!(job.outcome, Err(Skip::Unresolved(_))) as u64;
         }
         if let Some(t0) = work.started {
             st.frame.push(t0.elapsed().as_secs_f64() * 1e6);

@@ -155,7 +155,8 @@ impl BaseTransformImpl for OdmClassify {
             return self.parent_submit_input_buffer(is_discont, inbuf);
         }
         let max_latency = (max_latency > 0).then(|| Duration::from_millis(max_latency as u64));
-        self.in_flight.submit(self.obj().upcast_ref(), &self.parts, mode, batch, &live, max_latency, inbuf)
+        let obj = self.obj();
+        self.in_flight.submit(obj.upcast_ref(), &self.parts, mode, batch, &live, in_flight as usize, max_latency, inbuf)
     }
 
     fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {

@@ -142,7 +142,8 @@ pub(super) struct InFlight {
 
 impl InFlight {
     /// A frame in: cropped on the streaming thread, its crops handed to the service (the line opened, and the timer
-    /// started, on the first frame).
+    /// started, on the first frame). At most `in_flight` earlier frames are waiting: `generate` pushed the others
+    /// after the last frame came in, and the memory's decisions (halves.rs, `prepare`) rest on that bound.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn submit(
         &self,
@@ -151,16 +152,24 @@ impl InFlight {
         mode: Mode,
         batch: usize,
         live: &Live,
+        in_flight: usize,
         max_latency: Option<Duration>,
         inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut buf = inbuf;
-        let spare = self.frames.lock().as_mut().and_then(|q| q.spare.pop()).unwrap_or_default();
+        let spare = {
+            let mut guard = self.frames.lock();
+            debug_assert!(
+                guard.as_ref().is_none_or(|q| q.frames.len() <= in_flight),
+                "more frames waiting than frames-in-flight"
+            );
+            guard.as_mut().and_then(|q| q.spare.pop()).unwrap_or_default()
+        };
         let mut posts = Vec::new();
         let prepared = match parts.state().as_mut() {
             Some(state) => {
                 let mut work = spare;
-                prepare(obj, state, &mut work, mode, live, buf.make_mut(), &mut posts)
+                prepare(obj, state, &mut work, mode, live, in_flight as u64, buf.make_mut(), &mut posts)
                     .map(|()| (work, state.engine.clone()))
             }
             None => {

@@ -272,7 +272,8 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .blurb(
                 "Since the last start: frames, rois, known/novelty/anomaly/skipped counts, inference runs, \
                  mean and p99 latency of inference runs and of whole frames (microseconds, p99 over the last \
-                 1024), execution provider in use, results reused, shared runs, objects remembered by id \
+                 1024), execution provider in use, results reused, reuses that found no result (reuse-failed: the \
+                 classification they followed, still in flight, failed), shared runs, objects remembered by id \
                  (tracked-objects)",
             )
             .read_only()

@@ -66,6 +66,9 @@ pub(super) struct Stats {
     pub(super) provider: String,
     /// Results reused from an earlier frame (`reclassify-interval`).
     pub(super) reused: u64,
+    /// ROIs that were to reuse a classification still in flight, which then gave no result (skipped, also counted
+    /// there).
+    pub(super) reuse_failed: u64,
     /// Frames whose crops shared an inference run with another element's (a shared `model-instance-id`).
     pub(super) shared_runs: u64,
     /// Objects remembered by id now (`reclassify-interval`, `vote-window`).
@@ -100,6 +103,7 @@ impl Stats {
             b = b.field(*v, self.verdicts[i]);
         }
         b.field("reused", self.reused)
+            .field("reuse-failed", self.reuse_failed)
             .field("shared-runs", self.shared_runs)
             .field("tracked-objects", self.tracked)
             .field("inference-runs", self.inference.count)

@@ -22,7 +22,7 @@ pub(super) fn classify(
     let cropped = match parts.state().as_mut() {
         Some(state) => {
             let mut work = std::mem::take(&mut state.work);
-            match prepare(obj, state, &mut work, mode, live, buffer, posts) {
+            match prepare(obj, state, &mut work, mode, live, 0, buffer, posts) {
                 Ok(()) => Ok((work, state.engine.clone(), state.shared.take())),
                 Err(e) => {
                     state.work = work;

@@ -2,7 +2,7 @@
 //! Helpers shared by the plugin's tests: real frames with real ROI metas, the committed `colors` model.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use gst::prelude::*;
@@ -26,6 +26,14 @@ pub fn colors_model() -> String {
 }
 
 pub type Rect = gstodm::meta::Rect;
+
+/// Each result's label, or its skip reason prefixed by `skipped: `.
+pub fn label(r: &gstodm::meta::RoiResult) -> String {
+    match &r.outcome {
+        gstodm::meta::Outcome::Classified { label, .. } => label.to_string(),
+        gstodm::meta::Outcome::Skipped { reason } => format!("skipped: {reason}"),
+    }
+}
 
 pub const GREY: [u8; 3] = [128, 128, 128];
 pub const RED: [u8; 3] = [255, 0, 0];
@@ -160,4 +168,17 @@ pub fn launch_warnings(line: &str) -> (Vec<String>, Option<String>, Vec<gst::Ele
     init();
     let l = launch(gst::parse::launch(line).unwrap_or_else(|e| panic!("{line}: {e}")));
     (l.warnings, l.error, l.elements)
+}
+
+/// A copy of `stem`'s model in `dir` whose bundle is edited by `edit` (same ONNX bytes: the same network).
+pub fn model_copy(dir: &Path, family: &str, stem: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let src = models().join(family);
+    std::fs::copy(src.join(format!("{family}.onnx")), dir.join(format!("{stem}.onnx"))).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join(format!("{family}.odm.json"))).unwrap()).unwrap();
+    v["model"]["file"] = format!("{stem}.onnx").into();
+    edit(&mut v);
+    let path = dir.join(format!("{stem}.odm.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    path
 }
