@@ -136,6 +136,10 @@ impl BaseTransformImpl for OdmClassify {
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        // DRAIN (an upstream pool or decoder wants its buffers back): the frames in flight go downstream first.
+        if let (gst::PadDirection::Sink, gst::QueryViewMut::Drain(_)) = (direction, query.view_mut()) {
+            self.in_flight.drain_all(self.obj().upcast_ref(), &self.parts);
+        }
         let ok = BaseTransformImplExt::parent_query(self, direction, query);
         let in_flight = self.parts.settings().frames_in_flight as u64;
         if let (true, gst::PadDirection::Src, gst::QueryViewMut::Latency(q)) = (ok, direction, query.view_mut()) {
@@ -154,6 +158,11 @@ impl BaseTransformImpl for OdmClassify {
         if in_flight == 0 {
             return self.parent_submit_input_buffer(is_discont, inbuf);
         }
+        // BaseTransform's own handling first (renegotiation, QoS): it queues the buffer, or drops it when late.
+        self.parent_submit_input_buffer(is_discont, inbuf)?;
+        let Some(inbuf) = self.take_queued_buffer() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
         let max_latency = (max_latency > 0).then(|| Duration::from_millis(max_latency as u64));
         let obj = self.obj();
         self.in_flight.submit(obj.upcast_ref(), &self.parts, mode, batch, &live, in_flight as usize, max_latency, inbuf)

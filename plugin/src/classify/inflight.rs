@@ -33,7 +33,7 @@ use gst_base::subclass::base_transform::GenerateOutputSuccess;
 
 use super::frame::FrameWork;
 use super::halves::{finish, prepare};
-use super::messages::{self, Obj, CAT};
+use super::messages::{self, Obj};
 use super::parts::Parts;
 use super::settings::Live;
 use super::state::INFER_THREAD;
@@ -101,7 +101,7 @@ impl Frames {
             }
             q.line.returns()
         };
-        let crops = returns.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()?;
+        let crops = returns.recv()?;
         self.lock().as_mut()?.pop_with(crops)
     }
 
@@ -235,6 +235,10 @@ impl InFlight {
         }
         match event.view() {
             gst::EventView::FlushStop(_) => {
+                // The jobs not run yet come back without running; the frames are dropped with the flushed stream.
+                if let Some(q) = self.frames.lock().as_ref() {
+                    q.line.give_up();
+                }
                 while let Some((_, work)) = self.frames.next_ready(true) {
                     if let Some(q) = self.frames.lock().as_mut() {
                         q.spare.push(work);
@@ -243,6 +247,7 @@ impl InFlight {
                 if let Some(q) = self.frames.lock().as_mut() {
                     q.frames.clear();
                     q.arrived.clear();
+                    q.line.resume();
                 }
             }
             gst::EventView::FlushStart(_) => {}
@@ -251,16 +256,25 @@ impl InFlight {
         }
     }
 
-    /// Push every frame in flight downstream, in order.
+    /// Push every frame in flight downstream, in order (a DRAIN query). Call with S held.
+    pub(super) fn drain_all(&self, obj: &Obj, parts: &Parts) {
+        if self.frames.lock().is_some() {
+            self.drain(obj, parts);
+        }
+    }
+
+    /// Push every frame in flight downstream, in order. A downstream error is posted, as the streaming thread's own
+    /// push would end in one.
     fn drain(&self, obj: &Obj, parts: &Parts) {
         while let Some((buf, work)) = self.frames.next_ready(true) {
-            match self.frames.complete(obj, parts, buf, work) {
-                Ok(buf) => {
-                    if let Err(e) = obj.src_pad().push(buf) {
-                        gst::debug!(CAT, obj = obj, "downstream refused a drained buffer: {e:?}");
-                    }
+            let Ok(buf) = self.frames.complete(obj, parts, buf, work) else { break };
+            match obj.src_pad().push(buf) {
+                Ok(_) | Err(gst::FlowError::Flushing) | Err(gst::FlowError::Eos) => {}
+                Err(e) => {
+                    let text = format!("downstream refused a frame that was in flight: {e:?}");
+                    messages::post_all(obj, vec![messages::error(obj, gst::StreamError::Failed, &text)]);
+                    break;
                 }
-                Err(_) => break,
             }
         }
     }
@@ -310,7 +324,7 @@ impl InFlight {
         }
     }
 
-    /// At `stop`: the timer, then the line (the service's thread ends once its current run is done); buffers still
+    /// At `stop`: the timer, then the line (its jobs not run yet are given up; the service's thread ends once no element uses it); buffers still
     /// waiting are dropped with the stream.
     pub(super) fn stop(&self) {
         if let Some(t) = self.timer.lock().unwrap_or_else(|e| e.into_inner()).take() {

@@ -279,15 +279,19 @@ impl OdmDetect {
         }
     }
 
-    /// The streaming state, or an error on the bus when a buffer comes before start or before caps.
-    fn streaming_state<'g>(&self, guard: &'g mut Option<State>) -> Result<&'g mut State, gst::FlowError> {
-        let text = match guard.as_ref() {
-            None => "a buffer came before the element started",
-            Some(s) if s.info.is_none() => "a buffer came before caps",
-            Some(_) => return guard.as_mut().ok_or(gst::FlowError::NotNegotiated),
-        };
+    /// The streaming state, or why there is none yet (a buffer before start or before caps): the caller posts it
+    /// once it has let go of the state's lock.
+    fn streaming_state(guard: &mut Option<State>) -> Result<&mut State, &'static str> {
+        match guard.as_mut() {
+            None => Err("a buffer came before the element started"),
+            Some(s) if s.info.is_none() => Err("a buffer came before caps"),
+            Some(s) => Ok(s),
+        }
+    }
+
+    fn not_negotiated(&self, text: &str) -> gst::FlowError {
         gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{text}"));
-        Err(gst::FlowError::NotNegotiated)
+        gst::FlowError::NotNegotiated
     }
 
     /// `buf` mapped as a frame of the caps for `f`. `Err((true, text))`: the buffer cannot be read as the caps say;
@@ -354,16 +358,21 @@ impl OdmDetect {
         Ok(buffer)
     }
 
-    /// Every frame in flight downstream, in order (before a serialized event).
+    /// Every frame in flight downstream, in order (before a serialized event, or for a DRAIN query). A downstream
+    /// error is posted, as the streaming thread's own push would end in one.
     fn drain(&self) {
         while let Some((waiting, job)) = self.in_flight.next(true) {
-            match self.complete(waiting, job) {
-                Ok(buf) => {
-                    if let Err(e) = self.obj().src_pad().push(buf) {
-                        gst::debug!(CAT, imp = self, "downstream refused a drained buffer: {e:?}");
-                    }
+            let Ok(buf) = self.complete(waiting, job) else { break };
+            match self.obj().src_pad().push(buf) {
+                Ok(_) | Err(gst::FlowError::Flushing) | Err(gst::FlowError::Eos) => {}
+                Err(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("downstream refused a frame that was in flight: {e:?}")
+                    );
+                    break;
                 }
-                Err(_) => break,
             }
         }
     }
@@ -445,7 +454,13 @@ impl BaseTransformImpl for OdmDetect {
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let live = self.lock_settings().live.clone();
         let mut guard = self.lock_state();
-        let state = self.streaming_state(&mut guard)?;
+        let state = match Self::streaming_state(&mut guard) {
+            Ok(state) => state,
+            Err(text) => {
+                drop(guard);
+                return Err(self.not_negotiated(text));
+            }
+        };
         let outcome = self.map_frame(state, buf, |state, frame| state.detect(frame, &live).map_err(|e| (false, e)));
         match outcome {
             // A frame that cannot be read: an error, as every odm element does.
@@ -476,25 +491,40 @@ impl BaseTransformImpl for OdmDetect {
         if in_flight == 0 {
             return self.parent_submit_input_buffer(is_discont, inbuf);
         }
+        // BaseTransform's own handling first (renegotiation, QoS): it queues the buffer, or drops it when late.
+        self.parent_submit_input_buffer(is_discont, inbuf)?;
+        let Some(inbuf) = self.take_queued_buffer() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
         let mut job = self.in_flight.job();
         let mut placements = Vec::new();
         let mut guard = self.lock_state();
-        let state = self.streaming_state(&mut guard)?;
+        let state = match Self::streaming_state(&mut guard) {
+            Ok(state) => state,
+            Err(text) => {
+                drop(guard);
+                return Err(self.not_negotiated(text));
+            }
+        };
         let outcome = self.map_frame(state, &inbuf, |state, frame| {
             state.prepare(frame, &live, &mut job, &mut placements).map_err(|e| (false, e))
         });
-        if let Err((false, text)) = &outcome {
-            // The frame goes through the queue with no rows (its order kept), and passes without detections.
-            let first = state.failed();
-            self.warn_failed(text, first);
-            job.clear();
-            placements.clear();
-        }
+        // A frame that cannot be letterboxed goes through the queue with no rows (its order kept) and passes without
+        // detections.
+        let first_failure = matches!(outcome, Err((false, _))).then(|| state.failed());
         let instance = state.instance.clone();
         drop(guard);
-        if let Err((true, text)) = outcome {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
-            return Err(gst::FlowError::Error);
+        match outcome {
+            Err((true, text)) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{text}"));
+                return Err(gst::FlowError::Error);
+            }
+            Err((false, text)) => {
+                self.warn_failed(&text, first_failure.unwrap_or(false));
+                job.clear();
+                placements.clear();
+            }
+            Ok(()) => {}
         }
         let batch = batch_size.max(job.rows).max(1);
         if let Err(text) = self.in_flight.send(&instance, batch, job, Waiting { buffer: inbuf, placements }) {
@@ -529,6 +559,10 @@ impl BaseTransformImpl for OdmDetect {
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        // DRAIN (an upstream pool or decoder wants its buffers back): the frames in flight go downstream first.
+        if let (gst::PadDirection::Sink, gst::QueryViewMut::Drain(_)) = (direction, query.view_mut()) {
+            self.drain();
+        }
         let ok = BaseTransformImplExt::parent_query(self, direction, query);
         let in_flight = self.lock_settings().frames_in_flight as u64;
         if let (true, gst::PadDirection::Src, gst::QueryViewMut::Latency(q)) = (ok, direction, query.view_mut()) {

@@ -100,20 +100,30 @@ impl InFlight {
             }
             q.line.returns()
         };
-        let job = returns.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()?;
+        let job = returns.recv()?;
         self.lock().as_mut()?.frames.pop_front().map(|w| (w, job))
     }
 
     /// After a flush: the jobs sent come back (in order) and their frames are dropped with the flushed stream.
     pub(super) fn flush(&self) {
+        // Jobs not run yet come back without running.
+        if let Some(q) = self.lock().as_ref() {
+            q.line.give_up();
+        }
         while let Some((_, job)) = self.next(true) {
             self.give_back(job);
         }
+        if let Some(q) = self.lock().as_mut() {
+            // Frames whose jobs did not come back (a service that ended) go too.
+            q.frames.clear();
+            q.line.resume();
+        }
     }
 
-    /// At `stop`: the line closes (the service's thread ends once its current run is done, when no other element
-    /// uses it); frames still waiting are dropped with the stream.
+    /// At `stop`: the line closes (its jobs not run yet are given up; the service's thread ends once no element uses
+    /// it); frames still waiting are dropped with the stream, and the spare jobs' memory is freed.
     pub(super) fn stop(&self) {
         *self.lock() = None;
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }

@@ -169,7 +169,8 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .blurb(
                 "With frames-in-flight: the most images (frames and their tiles) one inference run holds, at least \
                  the first frame's views; frames waiting together (of this element or of others sharing the \
-                 model-instance-id) join a run while they fit",
+                 model-instance-id) join a run while they fit; elements sharing an instance use the batch size of \
+                 the first of them to start",
             )
             .minimum(1)
             .maximum(64)

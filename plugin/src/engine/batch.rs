@@ -6,7 +6,7 @@
 //! outputs mean is the caller's; how a session runs rows is the [`Session`]'s. [`run`] runs a job on the calling
 //! thread instead, for an instance that serves one element.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -97,11 +97,19 @@ pub fn run<M: Model>(model: &M, job: &mut Job<Output<M>>, batch: usize) {
     }
 }
 
-/// A job, where it goes back, and which line it came on.
+/// A job, where it goes back, which line it came on, and whether that line gave it up (a flush, a closed line): a
+/// given-up job goes back without running.
 struct Request<M: Model> {
     job: Job<Output<M>>,
     reply: mpsc::Sender<Job<Output<M>>>,
     line: u64,
+    given_up: Arc<AtomicBool>,
+}
+
+impl<M: Model> Request<M> {
+    fn given_up(&self) -> bool {
+        self.given_up.load(Ordering::Acquire)
+    }
 }
 
 /// Numbers the lines, so a run knows whether it mixed them.
@@ -111,6 +119,17 @@ static LINES: AtomicU64 = AtomicU64::new(0);
 pub struct Service<M: Model> {
     tx: Mutex<Option<mpsc::Sender<Request<M>>>>,
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// Set when the thread ends, however it ends (a panic too): lines waiting for a job stop waiting.
+    ended: Arc<AtomicBool>,
+}
+
+/// Sets the flag when dropped: at the end of the service's thread, also when it unwinds.
+struct EndFlag(Arc<AtomicBool>);
+
+impl Drop for EndFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl<M: Model> Service<M> {
@@ -130,10 +149,22 @@ impl<M: Model> Service<M> {
         // The thread does not keep the instance alive (its users hold it).
         let model = Arc::downgrade(model);
         let (tx, rx) = mpsc::channel::<Request<M>>();
+        let ended = Arc::new(AtomicBool::new(false));
+        let end_flag = EndFlag(ended.clone());
         let handle = std::thread::Builder::new().name(name.into()).spawn(move || {
+            let _end = end_flag;
             let (mut input, mut output) = (Vec::new(), Output::<M>::default());
             let mut group: Vec<Request<M>> = Vec::new();
             let flush = |group: &mut Vec<Request<M>>, input: &mut Vec<f32>, output: &mut Output<M>| {
+                // Jobs given up go back first, without running (a line gives up all its jobs at once, so each
+                // line's jobs still come back in order).
+                let (gone, live): (Vec<_>, Vec<_>) = group.drain(..).partition(|r| r.given_up());
+                for mut r in gone {
+                    M::Session::clear(&mut r.job.output);
+                    r.job.rows = 0;
+                    let _ = r.reply.send(r.job);
+                }
+                group.extend(live);
                 // Users send jobs while they hold the instance, so it is alive here.
                 if let Some(model) = model.upgrade() {
                     run_group(&*model, batch, group, input, output);
@@ -164,7 +195,7 @@ impl<M: Model> Service<M> {
                 flush(&mut group, &mut input, &mut output);
             }
         })?;
-        Ok(Service { tx: Mutex::new(Some(tx)), handle: Mutex::new(Some(handle)) })
+        Ok(Service { tx: Mutex::new(Some(tx)), handle: Mutex::new(Some(handle)), ended })
     }
 
     /// Queue a request; its job back when the thread is gone.
@@ -178,7 +209,7 @@ impl<M: Model> Service<M> {
 
 impl<M: Model> Drop for Service<M> {
     fn drop(&mut self) {
-        // Closing the channel ends the thread once its current run is done.
+        // Closing the channel ends the thread once it has sent back what is queued (given-up jobs without running).
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = h.join();
@@ -186,16 +217,51 @@ impl<M: Model> Drop for Service<M> {
     }
 }
 
-/// Jobs that came back on a line, in the order they went.
-pub type Returns<M> = Arc<Mutex<mpsc::Receiver<Job<Output<M>>>>>;
+/// Where jobs come back on a line, in the order they went; cloned out of the line so that a user waits for a job
+/// holding no lock of its own.
+pub struct Returns<M: Model> {
+    rx: Arc<Mutex<mpsc::Receiver<Job<Output<M>>>>>,
+    ended: Arc<AtomicBool>,
+}
+
+impl<M: Model> Clone for Returns<M> {
+    fn clone(&self) -> Self {
+        Returns { rx: self.rx.clone(), ended: self.ended.clone() }
+    }
+}
+
+impl<M: Model> Returns<M> {
+    /// The next job back, waiting for it; `None` once the service's thread has ended (it will send no more), so a
+    /// user never waits forever on a service that died.
+    pub fn recv(&self) -> Option<Job<Output<M>>> {
+        let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(job) => return Some(job),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) if self.ended.load(Ordering::Acquire) => {
+                    // Whatever it sent before it ended is already in the channel.
+                    return rx.try_recv().ok();
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// The oldest job sent, if it is back already.
+    pub fn try_recv(&self) -> Option<Job<Output<M>>> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).try_recv().ok()
+    }
+}
 
 /// One user's line to an instance's service.
 pub struct Line<M: Model> {
     service: Arc<Service<M>>,
     line: u64,
     reply: mpsc::Sender<Job<Output<M>>>,
-    /// Behind its own lock, so that a user waits for a job holding no lock of its own.
     returns: Returns<M>,
+    /// Set while the user gives its jobs up (a flush), and when the line closes: those go back without running.
+    given_up: Arc<AtomicBool>,
 }
 
 impl<M: Model> Line<M> {
@@ -204,29 +270,49 @@ impl<M: Model> Line<M> {
         let service = Service::of(model, batch, name)?;
         let (reply, rx) = mpsc::channel();
         let line = LINES.fetch_add(1, Ordering::Relaxed);
-        Ok(Line { service, line, reply, returns: Arc::new(Mutex::new(rx)) })
+        let returns = Returns { rx: Arc::new(Mutex::new(rx)), ended: service.ended.clone() };
+        Ok(Line { service, line, reply, returns, given_up: Arc::new(AtomicBool::new(false)) })
     }
 
     /// Hand a job to the service; the job back when the service is gone.
     pub fn send(&self, job: Job<Output<M>>) -> Result<(), Job<Output<M>>> {
-        self.service.send(Request { job, reply: self.reply.clone(), line: self.line })
+        let given_up = self.given_up.clone();
+        self.service.send(Request { job, reply: self.reply.clone(), line: self.line, given_up })
     }
 
     /// Run a job through the service and wait for it (so that other lines' waiting rows share its run). `None` if
     /// the service is gone.
     pub fn round_trip(&self, job: Job<Output<M>>) -> Option<Job<Output<M>>> {
         self.send(job).ok()?;
-        self.returns.lock().unwrap_or_else(|e| e.into_inner()).recv().ok()
+        self.returns.recv()
     }
 
     /// The oldest job sent, if it is back already.
     pub fn try_recv(&self) -> Option<Job<Output<M>>> {
-        self.returns.lock().unwrap_or_else(|e| e.into_inner()).try_recv().ok()
+        self.returns.try_recv()
     }
 
     /// Where jobs come back, to wait on with no other lock held.
     pub fn returns(&self) -> Returns<M> {
         self.returns.clone()
+    }
+
+    /// Give up the jobs sent so far (a flush): those not run yet come back without running, with no rows. Call
+    /// [`Line::resume`] once they are all back.
+    pub fn give_up(&self) {
+        self.given_up.store(true, Ordering::Release);
+    }
+
+    /// Jobs sent from now on run again.
+    pub fn resume(&self) {
+        self.given_up.store(false, Ordering::Release);
+    }
+}
+
+impl<M: Model> Drop for Line<M> {
+    /// A closed line's jobs still waiting do not run (nobody waits for them).
+    fn drop(&mut self) {
+        self.given_up.store(true, Ordering::Release);
     }
 }
 
@@ -295,6 +381,7 @@ mod tests {
         }
 
         fn run(&mut self, input: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), EngineError> {
+            assert!(input[..rows * 2].iter().all(|v| !v.is_infinite()), "the test's way to kill the service");
             if input[..rows * 2].iter().any(|v| v.is_nan()) {
                 return Err(EngineError::Run("a NaN".into()));
             }
@@ -368,11 +455,11 @@ mod tests {
         b.send(job(&[[4.0, 4.0]])).unwrap();
         assert!(a.try_recv().is_none(), "nothing back while the session is held here");
         drop(held);
-        let first = a.returns().lock().unwrap().recv().unwrap();
+        let first = a.returns().recv().unwrap();
         assert_eq!((first.output, first.runs.len(), first.shared_run), (vec![2.0, 2.0], 1, false));
-        let second = a.returns().lock().unwrap().recv().unwrap();
+        let second = a.returns().recv().unwrap();
         assert_eq!((second.output, second.runs.len(), second.shared_run), (vec![4.0, 4.0, 6.0, 6.0], 1, true));
-        let other = b.returns().lock().unwrap().recv().unwrap();
+        let other = b.returns().recv().unwrap();
         // One run for both, counted with the first job of it.
         assert_eq!((other.output, other.runs.len(), other.shared_run), (vec![8.0, 8.0], 0, true));
         // A failed run fails every job of it, with the run's text.
@@ -383,12 +470,44 @@ mod tests {
         a.send(job(&[[f32::NAN, 0.0]])).unwrap();
         b.send(job(&[[1.0, 0.0]])).unwrap();
         drop(held);
-        let ok = a.returns().lock().unwrap().recv().unwrap();
+        let ok = a.returns().recv().unwrap();
         assert_eq!((ok.output, ok.error.is_none()), (vec![0.0, 0.0], true));
-        let failed = a.returns().lock().unwrap().recv().unwrap();
-        let also = b.returns().lock().unwrap().recv().unwrap();
+        let failed = a.returns().recv().unwrap();
+        let also = b.returns().recv().unwrap();
         for j in [failed, also] {
             assert_eq!(j.error.map(|e| e.to_string()).as_deref(), Some("inference failed: a NaN"));
         }
+    }
+
+    #[test]
+    fn jobs_given_up_come_back_without_running_and_in_order() {
+        let (m, asked) = model();
+        let a = Line::open(&m, 4, "odm-test-batch").unwrap();
+        let held = m.session.lock().unwrap();
+        a.send(job(&[[1.0, 1.0]])).unwrap();
+        asked.recv().unwrap();
+        // Queued behind the run that waits for the session: given up before the session is free.
+        a.send(job(&[[2.0, 2.0]])).unwrap();
+        a.send(job(&[[3.0, 3.0]])).unwrap();
+        a.give_up();
+        drop(held);
+        let first = a.returns().recv().unwrap();
+        assert_eq!(first.output, [2.0, 2.0], "the run under way finishes");
+        for _ in 0..2 {
+            let j = a.returns().recv().unwrap();
+            assert_eq!((j.rows, j.output.len(), j.runs.len()), (0, 0, 0), "given up: not run");
+        }
+        a.resume();
+        assert_eq!(a.round_trip(job(&[[4.0, 4.0]])).unwrap().output, [8.0, 8.0], "jobs after resume run");
+    }
+
+    #[test]
+    fn a_service_that_dies_does_not_leave_its_lines_waiting() {
+        let (m, _asked) = model();
+        let a = Line::open(&m, 4, "odm-test-batch").unwrap();
+        a.send(job(&[[f32::INFINITY, 0.0]])).unwrap();
+        // The service's thread panics on that job: the wait ends with nothing rather than never.
+        assert!(a.returns().recv().is_none());
+        assert!(a.round_trip(job(&[[1.0, 1.0]])).is_none());
     }
 }

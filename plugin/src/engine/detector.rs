@@ -218,20 +218,28 @@ impl batch::Session for Detector {
     }
 
     fn split(&self, run: &Vec<Output>, from: usize, rows: usize, into: &mut Vec<Output>) {
-        if into.len() != run.len() {
-            into.clear();
-            into.resize(run.len(), Output::default());
+        split_rows(run, from, rows, into);
+    }
+}
+
+/// Append rows `from..from + rows` of each output of a run (first axis the batch) to `into`'s outputs. Outputs that
+/// lack those rows (no batch axis, fewer rows) are left as they are: [`Detector::run`] checked every output's batch
+/// axis before.
+fn split_rows(run: &[Output], from: usize, rows: usize, into: &mut Vec<Output>) {
+    if into.len() != run.len() {
+        into.clear();
+        into.resize(run.len(), Output::default());
+    }
+    for (o, r) in into.iter_mut().zip(run) {
+        let Some(&n) = r.shape.first() else { continue };
+        let per = r.data.len() / (n.max(1) as usize);
+        let Some(part) = r.data.get(from * per..(from + rows) * per) else { continue };
+        if o.shape.is_empty() {
+            o.shape = r.shape.clone();
+            o.shape[0] = 0;
         }
-        for (o, r) in into.iter_mut().zip(run) {
-            let n = r.shape.first().copied().unwrap_or(0).max(1) as usize;
-            let per = r.data.len() / n;
-            if o.shape.is_empty() {
-                o.shape = r.shape.clone();
-                o.shape[0] = 0;
-            }
-            o.shape[0] += rows as i64;
-            o.data.extend_from_slice(&r.data[from * per..(from + rows) * per]);
-        }
+        o.shape[0] += rows as i64;
+        o.data.extend_from_slice(part);
     }
 }
 
@@ -291,7 +299,32 @@ pub fn instance(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_names;
+    use super::{parse_names, split_rows, Output};
+
+    /// A run of three rows with two outputs: each job gets its own rows of every output, appended in order.
+    #[test]
+    fn a_runs_outputs_split_by_rows() {
+        let run = vec![
+            Output { shape: vec![3, 2], data: vec![0.0, 1.0, 10.0, 11.0, 20.0, 21.0] },
+            Output { shape: vec![3, 1, 1], data: vec![5.0, 6.0, 7.0] },
+        ];
+        let mut a = Vec::new();
+        split_rows(&run, 0, 1, &mut a);
+        assert_eq!((a[0].shape.clone(), a[0].data.clone()), (vec![1, 2], vec![0.0, 1.0]));
+        assert_eq!((a[1].shape.clone(), a[1].data.clone()), (vec![1, 1, 1], vec![5.0]));
+        let mut b = Vec::new();
+        split_rows(&run, 1, 2, &mut b);
+        assert_eq!((b[0].shape.clone(), b[0].data.clone()), (vec![2, 2], vec![10.0, 11.0, 20.0, 21.0]));
+        assert_eq!((b[1].shape.clone(), b[1].data.clone()), (vec![2, 1, 1], vec![6.0, 7.0]));
+        // A second run's rows are appended after the first's.
+        split_rows(&run, 2, 1, &mut a);
+        assert_eq!((a[0].shape.clone(), a[0].data.clone()), (vec![2, 2], vec![0.0, 1.0, 20.0, 21.0]));
+        // Rows the run does not have, and an output with no batch axis, leave the job's outputs as they are.
+        let odd = vec![Output { shape: vec![], data: vec![1.0] }, Output { shape: vec![1, 2], data: vec![1.0, 2.0] }];
+        let mut c = Vec::new();
+        split_rows(&odd, 1, 1, &mut c);
+        assert!(c.iter().all(|o| o.shape.is_empty() && o.data.is_empty()), "{c:?}");
+    }
 
     #[test]
     fn names_from_ultralytics_metadata_and_json() {
