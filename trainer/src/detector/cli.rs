@@ -87,10 +87,10 @@ pub enum DetectorCommand {
         #[arg(long)]
         int8: bool,
         /// Images of the training data (evenly spaced) that calibrate --int8.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, requires = "int8")]
         calib_images: usize,
         /// The dataset that calibrates --int8 (default: the run's training data).
-        #[arg(long)]
+        #[arg(long, requires = "int8")]
         calib_data: Option<PathBuf>,
     },
     /// Score a detector's boxes (odmexport lines of odmdetect) against truth boxes: AP50, recall by sign size,

@@ -208,11 +208,9 @@ pub fn calibration(dir: &Path, n: usize) -> Result<Tensor, TrainError> {
     if truth.is_empty() || n == 0 {
         return Err(TrainError::Config(format!("{}: no image to calibrate on", dir.display())));
     }
-    let step = (truth.len() / n).max(1);
-    let images = truth
-        .iter()
-        .step_by(step)
-        .take(n)
+    let n = n.min(truth.len());
+    let images = (0..n)
+        .map(|i| &truth[i * truth.len() / n])
         .map(|f| {
             let p = dir.join("images").join(format!("{:05}.png", f.frame));
             let img = image::open(&p)
