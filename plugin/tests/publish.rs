@@ -475,9 +475,11 @@ fn tls_with_a_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path());
     let c = |f: &str| certs.path().join(f).display().to_string();
-    let tls_port = mqtt::free_port();
+    // Two listeners: two ports picked together (one after the other, the kernel may give the same one twice).
+    let [plain_port, tls_port] = mqtt::free_ports();
     // The subscriber on the plain listener; odmpublish on the TLS one, which wants a client certificate.
-    let broker = Broker::start(
+    let mut broker = Broker::configure_on(
+        plain_port,
         false,
         &format!(
             "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
@@ -486,6 +488,7 @@ fn tls_with_a_client_certificate() {
             c("server.key")
         ),
     );
+    broker.run();
     let sub = Subscriber::new(broker.port, "odm/#", "sub-tls");
     let port = tls_port.to_string();
     let (ca, cert, key) = (c("ca.pem"), c("client.pem"), c("client.key"));

@@ -26,7 +26,16 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A TCP port on 127.0.0.1 that nothing listens on now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
+    let [p] = free_ports();
+    p
+}
+
+/// `N` different TCP ports on 127.0.0.1 that nothing listens on now: all held at once while they are picked, so the
+/// kernel cannot hand the same one out twice (ports picked one after another, each released at once, can repeat).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> =
+        (0..N).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port")).collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound port").port())
 }
 
 fn mosquitto() -> PathBuf {
