@@ -21,7 +21,6 @@
 //!   the sink pad is flushing (no chain call comes) and holds only the timer's handle while it joins the timer. No
 //!   thread waits for S while holding Q, R or P: no deadlock.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -38,16 +37,15 @@ use super::parts::Parts;
 use super::settings::Live;
 use super::state::INFER_THREAD;
 use super::Mode;
-use crate::engine::batch::Line;
+use crate::engine::batch::{next_in_order, InOrder, Line};
 use crate::engine::embedding::Instance;
 
-/// The line to the batching service, and the frames waiting on it.
+/// A frame waiting for its crops: its buffer, the rest of its work, and when it came.
+type Waiting = (gst::Buffer, FrameWork, Instant);
+
+/// The frames waiting on the line to the batching service, and works of finished frames to reuse.
 struct Queue {
-    line: Line<Instance>,
-    /// Buffers waiting for their crops, each with the rest of its frame's work, oldest first, and when each came.
-    frames: VecDeque<(gst::Buffer, FrameWork)>,
-    arrived: VecDeque<Instant>,
-    /// Works of finished frames, to reuse.
+    order: InOrder<Instance, Waiting>,
     spare: Vec<FrameWork>,
 }
 
@@ -55,19 +53,7 @@ impl Queue {
     /// Hand a frame's crops to the service; its buffer and the rest of its work wait here.
     fn send(&mut self, buffer: gst::Buffer, mut work: FrameWork) -> Result<(), ()> {
         let crops = std::mem::take(&mut work.crops);
-        self.line.send(crops).map_err(|_| ())?;
-        self.frames.push_back((buffer, work));
-        self.arrived.push_back(Instant::now());
-        Ok(())
-    }
-
-    /// The oldest frame, with its crops that came back.
-    fn pop_with(&mut self, crops: crate::engine::batch::Job<Vec<f32>>) -> Option<(gst::Buffer, FrameWork)> {
-        self.arrived.pop_front();
-        self.frames.pop_front().map(|(b, mut work)| {
-            work.crops = crops;
-            (b, work)
-        })
+        self.order.send(crops, (buffer, work, Instant::now())).map_err(|_| ())
     }
 }
 
@@ -82,27 +68,17 @@ impl Frames {
 
     /// Whether the oldest frame waited `latency` or more.
     fn overdue(&self, latency: Duration) -> bool {
-        self.lock().as_ref().and_then(|q| q.arrived.front().copied()).is_some_and(|t| t.elapsed() >= latency)
+        self.lock().as_ref().and_then(|q| q.order.front()).is_some_and(|w| w.2.elapsed() >= latency)
     }
 
     /// The oldest frame, once its crops are back: waiting for them (`block`) or only if they are. The wait holds R
     /// alone (a flush-start, a stop or the latency timer's check never wait for an inference run behind it). Call
     /// with S held.
     fn next_ready(&self, block: bool) -> Option<(gst::Buffer, FrameWork)> {
-        let returns = {
-            let mut guard = self.lock();
-            let q = guard.as_mut()?;
-            if q.frames.is_empty() {
-                return None;
-            }
-            if !block {
-                let crops = q.line.try_recv()?;
-                return q.pop_with(crops);
-            }
-            q.line.returns()
-        };
-        let crops = returns.recv()?;
-        self.lock().as_mut()?.pop_with(crops)
+        next_in_order(|| self.lock(), |q| q.as_mut().map(|q| &mut q.order), block).map(|((b, mut work, _), crops)| {
+            work.crops = crops;
+            (b, work)
+        })
     }
 
     /// A frame's second half: results on its buffer, its work back to the spares.
@@ -160,7 +136,7 @@ impl InFlight {
         let spare = {
             let mut guard = self.frames.lock();
             debug_assert!(
-                guard.as_ref().is_none_or(|q| q.frames.len() <= in_flight),
+                guard.as_ref().is_none_or(|q| q.order.len() <= in_flight),
                 "more frames waiting than frames-in-flight"
             );
             guard.as_mut().and_then(|q| q.spare.pop()).unwrap_or_default()
@@ -188,7 +164,7 @@ impl InFlight {
         if guard.is_none() {
             match Line::open(&engine, batch, INFER_THREAD) {
                 Ok(line) => {
-                    let q = Queue { line, frames: VecDeque::new(), arrived: VecDeque::new(), spare: Vec::new() };
+                    let q = Queue { order: InOrder::new(line), spare: Vec::new() };
                     *guard = Some(q);
                     if let Some(latency) = max_latency {
                         posts.extend(self.start_timer(obj, parts, latency));
@@ -220,7 +196,7 @@ impl InFlight {
         parts: &Parts,
         in_flight: usize,
     ) -> Result<GenerateOutputSuccess, gst::FlowError> {
-        let block = self.frames.lock().as_ref().is_some_and(|q| q.frames.len() > in_flight);
+        let block = self.frames.lock().as_ref().is_some_and(|q| q.order.len() > in_flight);
         match self.frames.next_ready(block) {
             Some((buf, work)) => self.frames.complete(obj, parts, buf, work).map(GenerateOutputSuccess::Buffer),
             None => Ok(GenerateOutputSuccess::NoOutput),
@@ -237,7 +213,7 @@ impl InFlight {
             gst::EventView::FlushStop(_) => {
                 // The jobs not run yet come back without running; the frames are dropped with the flushed stream.
                 if let Some(q) = self.frames.lock().as_ref() {
-                    q.line.give_up();
+                    q.order.line().give_up();
                 }
                 while let Some((_, work)) = self.frames.next_ready(true) {
                     if let Some(q) = self.frames.lock().as_mut() {
@@ -245,9 +221,8 @@ impl InFlight {
                     }
                 }
                 if let Some(q) = self.frames.lock().as_mut() {
-                    q.frames.clear();
-                    q.arrived.clear();
-                    q.line.resume();
+                    q.order.clear();
+                    q.order.line().resume();
                 }
             }
             gst::EventView::FlushStart(_) => {}

@@ -9,11 +9,10 @@
 //! under the sink pad's stream lock); there is no timer thread. The queue's lock is never held while waiting for
 //! the service, pushing a buffer or posting a message: the wait for a job holds only the line's returns.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::letterbox::Placement;
-use crate::engine::batch::{Job, Line};
+use crate::engine::batch::{next_in_order, InOrder, Job, Line};
 use crate::engine::detector::{DetectInstance, Output};
 
 /// The name of the batching service's thread.
@@ -28,20 +27,15 @@ pub(super) struct Waiting {
     pub(super) placements: Vec<Placement>,
 }
 
-struct Queue {
-    line: Line<DetectInstance>,
-    frames: VecDeque<Waiting>,
-}
-
 /// The frames in flight (none until the first frame opens the line to the service), and jobs to reuse.
 #[derive(Default)]
 pub(super) struct InFlight {
-    queue: Mutex<Option<Queue>>,
+    queue: Mutex<Option<InOrder<DetectInstance, Waiting>>>,
     spare: Mutex<Vec<DetectJob>>,
 }
 
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, Option<Queue>> {
+    fn lock(&self) -> MutexGuard<'_, Option<InOrder<DetectInstance, Waiting>>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -72,51 +66,36 @@ impl InFlight {
             None => {
                 let line = Line::open(instance, batch, THREAD)
                     .map_err(|e| format!("cannot start the inference thread: {e}"))?;
-                guard.insert(Queue { line, frames: VecDeque::new() })
+                guard.insert(InOrder::new(line))
             }
         };
-        queue.line.send(job).map_err(|_| "the inference thread stopped".to_owned())?;
-        queue.frames.push_back(waiting);
-        Ok(())
+        queue.send(job, waiting).map_err(|_| "the inference thread stopped".to_owned())
     }
 
     /// Frames waiting.
     pub(super) fn len(&self) -> usize {
-        self.lock().as_ref().map_or(0, |q| q.frames.len())
+        self.lock().as_ref().map_or(0, InOrder::len)
     }
 
     /// The oldest frame and its job, once back: waiting for it (`block`) or only if it is back already. `None` when
     /// no frame waits (or the service is gone).
     pub(super) fn next(&self, block: bool) -> Option<(Waiting, DetectJob)> {
-        let returns = {
-            let mut guard = self.lock();
-            let q = guard.as_mut()?;
-            if q.frames.is_empty() {
-                return None;
-            }
-            if !block {
-                let job = q.line.try_recv()?;
-                return q.frames.pop_front().map(|w| (w, job));
-            }
-            q.line.returns()
-        };
-        let job = returns.recv()?;
-        self.lock().as_mut()?.frames.pop_front().map(|w| (w, job))
+        next_in_order(|| self.lock(), |q| q.as_mut(), block)
     }
 
     /// After a flush: the jobs sent come back (in order) and their frames are dropped with the flushed stream.
     pub(super) fn flush(&self) {
         // Jobs not run yet come back without running.
         if let Some(q) = self.lock().as_ref() {
-            q.line.give_up();
+            q.line().give_up();
         }
         while let Some((_, job)) = self.next(true) {
             self.give_back(job);
         }
         if let Some(q) = self.lock().as_mut() {
             // Frames whose jobs did not come back (a service that ended) go too.
-            q.frames.clear();
-            q.line.resume();
+            q.clear();
+            q.line().resume();
         }
     }
 

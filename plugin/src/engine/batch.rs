@@ -6,6 +6,7 @@
 //! outputs mean is the caller's; how a session runs rows is the [`Session`]'s. [`run`] runs a job on the calling
 //! thread instead, for an instance that serves one element.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -314,6 +315,77 @@ impl<M: Model> Drop for Line<M> {
     fn drop(&mut self) {
         self.given_up.store(true, Ordering::Release);
     }
+}
+
+/// Jobs sent on a line and what waits for each of them, in the order sent: a frame's buffer and the rest of its work
+/// wait here while its job runs, and come back with the job, oldest first.
+pub struct InOrder<M: Model, W> {
+    line: Line<M>,
+    waiting: VecDeque<W>,
+}
+
+impl<M: Model, W> InOrder<M, W> {
+    pub fn new(line: Line<M>) -> Self {
+        InOrder { line, waiting: VecDeque::new() }
+    }
+
+    pub fn line(&self) -> &Line<M> {
+        &self.line
+    }
+
+    /// Send a job; `waiting` waits here for it. The job back when the service is gone.
+    pub fn send(&mut self, job: Job<Output<M>>, waiting: W) -> Result<(), Job<Output<M>>> {
+        self.line.send(job)?;
+        self.waiting.push_back(waiting);
+        Ok(())
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The oldest item waiting.
+    pub fn front(&self) -> Option<&W> {
+        self.waiting.front()
+    }
+
+    /// Forget the items waiting (their jobs, if any come back later, are not read).
+    pub fn clear(&mut self) {
+        self.waiting.clear();
+    }
+}
+
+/// The oldest item of the queue that `pick` finds in what `lock` gives (the user's state behind its lock) and its
+/// job, once back: waiting for it (`block`) or only if it is back already. The wait holds only the line's returns,
+/// not the user's lock. `None` when nothing waits (or the service is gone).
+pub fn next_in_order<M, W, T, G>(
+    lock: impl Fn() -> G,
+    pick: impl Fn(&mut T) -> Option<&mut InOrder<M, W>>,
+    block: bool,
+) -> Option<(W, Job<Output<M>>)>
+where
+    M: Model,
+    G: std::ops::DerefMut<Target = T>,
+{
+    let returns = {
+        let mut guard = lock();
+        let q = pick(&mut guard)?;
+        if q.waiting.is_empty() {
+            return None;
+        }
+        if !block {
+            let job = q.line.try_recv()?;
+            return q.waiting.pop_front().map(|w| (w, job));
+        }
+        q.line.returns()
+    };
+    let job = returns.recv()?;
+    pick(&mut lock())?.waiting.pop_front().map(|w| (w, job))
 }
 
 /// Run a group of jobs: one job as it is; several (their rows fit one batch) in one run over their rows copied
