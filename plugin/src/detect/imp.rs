@@ -279,14 +279,17 @@ impl OdmDetect {
         }
     }
 
-    /// The streaming state, or why there is none yet (a buffer before start or before caps): the caller posts it
-    /// once it has let go of the state's lock.
-    fn streaming_state(guard: &mut Option<State>) -> Result<&mut State, &'static str> {
-        match guard.as_mut() {
-            None => Err("a buffer came before the element started"),
-            Some(s) if s.info.is_none() => Err("a buffer came before caps"),
-            Some(s) => Ok(s),
-        }
+    /// The state's lock, once a buffer may be streamed: after start and caps; else an error on the bus, posted
+    /// after the lock is let go.
+    fn lock_streaming(&self) -> Result<std::sync::MutexGuard<'_, Option<State>>, gst::FlowError> {
+        let guard = self.lock_state();
+        let text = match guard.as_ref() {
+            None => "a buffer came before the element started",
+            Some(s) if s.info.is_none() => "a buffer came before caps",
+            Some(_) => return Ok(guard),
+        };
+        drop(guard);
+        Err(self.not_negotiated(text))
     }
 
     fn not_negotiated(&self, text: &str) -> gst::FlowError {
@@ -453,14 +456,8 @@ impl BaseTransformImpl for OdmDetect {
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let live = self.lock_settings().live.clone();
-        let mut guard = self.lock_state();
-        let state = match Self::streaming_state(&mut guard) {
-            Ok(state) => state,
-            Err(text) => {
-                drop(guard);
-                return Err(self.not_negotiated(text));
-            }
-        };
+        let mut guard = self.lock_streaming()?;
+        let Some(state) = guard.as_mut() else { return Err(gst::FlowError::NotNegotiated) };
         let outcome = self.map_frame(state, buf, |state, frame| state.detect(frame, &live).map_err(|e| (false, e)));
         match outcome {
             // A frame that cannot be read: an error, as every odm element does.
@@ -498,14 +495,8 @@ impl BaseTransformImpl for OdmDetect {
         };
         let mut job = self.in_flight.job();
         let mut placements = Vec::new();
-        let mut guard = self.lock_state();
-        let state = match Self::streaming_state(&mut guard) {
-            Ok(state) => state,
-            Err(text) => {
-                drop(guard);
-                return Err(self.not_negotiated(text));
-            }
-        };
+        let mut guard = self.lock_streaming()?;
+        let Some(state) = guard.as_mut() else { return Err(gst::FlowError::NotNegotiated) };
         let outcome = self.map_frame(state, &inbuf, |state, frame| {
             state.prepare(frame, &live, &mut job, &mut placements).map_err(|e| (false, e))
         });
