@@ -4,7 +4,7 @@
 # designs, its seen out-of-distribution groups split again (60% seen, 40% playing the unseen designs), the test's
 # unseen designs set aside; in-distribution and novelty images rendered afresh with another seed (2) than the
 # training set's, so no image the networks train on is scored. Each candidate trains STEPS steps (default 2000) with
-# the shipped recipe otherwise; the table is written to out/signs/select/table.md.
+# the shipped recipe otherwise; the table is written to out/signs/select-STEPS/table.md.
 # Usage: models/signs/select.sh [STEPS] [THREADS]   (needs out/signs from models/signs/make.sh's data steps)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -13,7 +13,7 @@ steps=${1:-2000}
 threads=${2:-2}
 T=target/release/odm-train
 S=out/signs
-V=$S/select
+V=$S/select-$steps
 mkdir -p "$V"
 [ -f $S/val-data/manifest.json ] || $T synth --out $S/val-data --seed 2 --known-from models/signs/train.json \
   --train-per-class 0 --known-train-per-class 0 --test-per-class 20 --known-test-per-class 30 --background 0 \

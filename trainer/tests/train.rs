@@ -355,6 +355,40 @@ fn eval_reports_how_often_unseen_designs_get_their_category() {
 }
 
 #[test]
+fn eval_reports_accuracy_and_novelty_by_crop_size_of_the_test_files() {
+    let r = odm_run();
+    let m = eval::eval(r.out.path(), 10, &[]).unwrap().remove(0);
+    let sizes = m.sizes.as_ref().expect("image folders give the rows by crop size");
+    // Count the crops per bin from the PNG headers of the test folders, as a user would.
+    let count = |classes: &[&str]| -> Vec<usize> {
+        let mut n = vec![0; eval::sizes::EDGES.len()];
+        for c in classes {
+            for f in std::fs::read_dir(r.data.path().join("test").join(c)).unwrap() {
+                let (w, h) = image::image_dimensions(f.unwrap().path()).unwrap();
+                n[eval::sizes::EDGES.iter().rposition(|&e| w.max(h) >= e).unwrap()] += 1;
+            }
+        }
+        n
+    };
+    let known = count(&KNOWN);
+    let unseen = count(&["regulatory--keep-left--g1", "regulatory--no-motor-vehicles--g1"]);
+    for row in &sizes.rows {
+        let b = eval::sizes::EDGES.iter().position(|&e| e == row.lo).unwrap();
+        assert_eq!((row.known, row.unseen), (known[b], unseen[b]), "bin from {} px", row.lo);
+        assert!((0.0..=100.0).contains(&row.accuracy) && (0.0..=100.0).contains(&row.unseen_known), "{row:?}");
+        assert_eq!(row.auroc.is_some(), row.known > 0 && row.unseen > 0, "{row:?}");
+    }
+    assert_eq!(sizes.rows.iter().map(|r| r.known).sum::<usize>(), m.in_count);
+    assert_eq!(sizes.rows.iter().map(|r| r.unseen).sum::<usize>(), 16, "2 unseen designs x 8 test crops");
+    assert!(sizes.rows.len() >= 2, "the renderer's 12-96 px signs fall in more than one bin: {sizes:?}");
+    // Weighted by the bins' counts, the accuracy is the table's.
+    let acc = sizes.rows.iter().map(|r| r.accuracy * r.known as f64).sum::<f64>() / m.in_count as f64;
+    assert!((acc - m.in_accuracy).abs() < 1e-6, "{acc} against {}", m.in_accuracy);
+    let md = std::fs::read_to_string(r.out.path().join("metrics.md")).unwrap();
+    assert!(md.contains("| crop side | known crops |"), "metrics.md lacks the rows by size:\n{md}");
+}
+
+#[test]
 fn plain_renders_are_deterministic_and_scored_by_eval_test_data() {
     let r = odm_run();
     let b = Bundle::open(&r.bundle).unwrap();

@@ -133,6 +133,20 @@ impl Dataset {
         Ok((img, s.roi))
     }
 
+    /// The longer side, in pixels, of the sample's crop (its box, or the whole image), read from the file's header.
+    pub fn longer_side(&self, i: usize) -> Result<u32, DataError> {
+        let s = &self.samples[i];
+        if let Some((_, _, w, h)) = s.roi {
+            return Ok(w.max(h).max(0) as u32);
+        }
+        match &s.source {
+            Source::File(p) => image::image_dimensions(p)
+                .map(|(w, h)| w.max(h))
+                .map_err(|e| DataError::Image { path: p.clone(), reason: e.to_string() }),
+            Source::Idx { images, .. } => Ok(images.rows.max(images.cols) as u32),
+        }
+    }
+
     /// The sample as a model input (CHW floats), through odm-core's crop/resize/normalise.
     pub fn tensor(&self, i: usize, spec: &CropSpec, out: &mut [f32]) -> Result<(), DataError> {
         let (img, roi) = self.image(i)?;

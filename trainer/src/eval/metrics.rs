@@ -12,6 +12,7 @@ use tch::Tensor;
 
 use super::categories::{self, design_centres, CategoryReport};
 use super::sets::{SetKind, TestSets};
+use super::sizes::{self, SizeReport};
 use crate::error::TrainError;
 use crate::train::embed::{distances, to_vec};
 
@@ -48,6 +49,9 @@ pub struct Metrics {
     /// Categories of the unknown signs and the figures per category (taxonomy labels only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<CategoryReport>,
+    /// Accuracy and novelty figures by crop size (metric-learning runs on image folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<SizeReport>,
 }
 
 /// Verdict counts: rows are the truth (known sign, unknown sign, not a sign), columns the verdicts in
@@ -115,6 +119,10 @@ impl Metrics {
             s.push('\n');
             s.push_str(&c.markdown());
         }
+        if let Some(z) = &self.sizes {
+            s.push('\n');
+            s.push_str(&z.markdown());
+        }
         s
     }
 }
@@ -171,9 +179,11 @@ pub fn score_sets(
         novelty_vs_anomaly: BTreeMap::new(),
         confusion: None,
         categories: None,
+        sizes: None,
     };
     let in_rows: Vec<(i64, usize, f64)> = in_t.y.iter().zip(&din).map(|(&y, &(k, d))| (y, k, d)).collect();
     let mut unseen_rows: Vec<(String, Vec<f32>, usize, f64)> = Vec::new();
+    let mut unseen_d: Vec<(usize, f64)> = Vec::new();
     let mut confusion = Confusion::default();
     Confusion::add(&mut confusion.known, &scorer, &din);
     let mut novelty: Vec<f64> = Vec::new();
@@ -196,6 +206,7 @@ pub fn score_sets(
         match kind {
             SetKind::Novelty => {
                 Confusion::add(&mut confusion.unknown_sign, &scorer, &d);
+                unseen_d = d.clone();
                 novelty = outs;
             }
             SetKind::Anomaly => {
@@ -224,5 +235,6 @@ pub fn score_sets(
         None => Vec::new(),
     };
     m.categories = categories::report(bundle, &scorer, &in_rows, &unseen_rows, &seen_refs)?;
+    m.sizes = sizes::report(&scorer, &in_rows, &tests.inside_sizes, &unseen_d, &tests.novelty_sizes)?;
     Ok(m)
 }

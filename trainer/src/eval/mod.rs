@@ -18,6 +18,7 @@ pub mod categories;
 pub mod metrics;
 pub mod onnx;
 pub mod sets;
+pub mod sizes;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -142,6 +143,7 @@ pub fn eval_full(
                     novelty_vs_anomaly: BTreeMap::new(),
                     confusion: None,
                     categories: None,
+                    sizes: None,
                 };
                 for (name, _, x) in sets {
                     let (outs, _) = msp(&net, x, odin);

@@ -50,6 +50,9 @@ pub struct TestSets {
     pub sets: Vec<(String, SetKind, Tensor)>,
     /// The design (class folder) of each image of the `novelty` set, in its order.
     pub novelty_classes: Vec<String>,
+    /// The longer side of each in-distribution and each `novelty` test crop, in their orders (for the rows by size).
+    pub inside_sizes: Vec<u32>,
+    pub novelty_sizes: Vec<u32>,
     /// Training images of the seen out-of-distribution designs with their names (for the category rule that looks
     /// at every design centre, known and seen); only when [`test_sets`] is asked for them.
     pub seen_train: Option<(Vec<String>, Tensor)>,
@@ -79,7 +82,12 @@ pub fn test_sets(
         thin((0..test.samples.len()).filter(|&i| names.contains(&test.classes[test.samples[i].class])).collect(), n)
     };
     let label_of = |k: usize| roles.in_dist.iter().position(|c| *c == test.classes[k]).map_or(-1, |p| p as i64);
-    let in_t = decode(&test, &of(&roles.in_dist, cap.map(|c| c * 4)), &spec, &label_of)?;
+    let sides = |idx: &[usize]| -> Result<Vec<u32>, TrainError> {
+        idx.iter().map(|&i| test.longer_side(i).map_err(TrainError::from)).collect()
+    };
+    let in_idx = of(&roles.in_dist, cap.map(|c| c * 4));
+    let inside_sizes = sides(&in_idx)?;
+    let in_t = decode(&test, &in_idx, &spec, &label_of)?;
     if in_t.y.is_empty() {
         return Err(TrainError::Config(format!(
             "{}: no test image of an in-distribution class",
@@ -91,12 +99,14 @@ pub fn test_sets(
     let seen: Vec<String> = roles.seen_ood.iter().filter(|c| !calib.contains(c)).cloned().collect();
     let mut sets: Vec<(String, SetKind, Tensor)> = Vec::new();
     let mut novelty_classes = Vec::new();
+    let mut novelty_sizes = Vec::new();
     for (name, kind, names) in
         [("novelty", SetKind::Novelty, &roles.unseen_ood), ("seen-novelty", SetKind::SeenNovelty, &seen)]
     {
         let idx = of(names, cap);
         if kind == SetKind::Novelty {
             novelty_classes = idx.iter().map(|&i| test.classes[test.samples[i].class].clone()).collect();
+            novelty_sizes = sides(&idx)?;
         }
         if !idx.is_empty() {
             sets.push((name.to_owned(), kind, decode(&test, &idx, &spec, &|_| -1)?.x));
@@ -141,7 +151,7 @@ pub fn test_sets(
             && (x.select(1, 1) - x.select(1, 2)).abs().max().double_value(&[]) == 0.0;
         sets.push(("noise".into(), SetKind::Anomaly, noise_images(noise, &spec, cfg.seed, gray)));
     }
-    Ok(TestSets { inside: in_t, sets, novelty_classes, seen_train: None })
+    Ok(TestSets { inside: in_t, sets, novelty_classes, inside_sizes, novelty_sizes, seen_train: None })
 }
 
 /// The training images of a run's seen out-of-distribution designs (those ODM trained on, not the calibration

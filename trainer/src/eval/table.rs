@@ -103,6 +103,7 @@ mod tests {
             novelty_vs_anomaly: BTreeMap::new(),
             confusion: None,
             categories: None,
+            sizes: None,
         };
         let path = dir.join(folder).join("metrics.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
