@@ -223,16 +223,19 @@ pub fn decode(layout: &Layout, outputs: &[Output], b: usize, threshold: f32, out
 /// class by more than `iou`; at most `max` kept (the best). Ties keep their order (stable).
 pub fn nms(dets: &mut Vec<Detection>, iou: f32, max: usize) {
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(dets.len().min(max));
-    for d in dets.iter() {
-        if kept.len() >= max {
+    // In place: the kept boxes gather at the front, in score order.
+    let mut kept = 0;
+    for i in 0..dets.len() {
+        if kept >= max {
             break;
         }
-        if !kept.iter().any(|k| k.class == d.class && k.iou(d) > iou) {
-            kept.push(*d);
+        let d = dets[i];
+        if !dets[..kept].iter().any(|k| k.class == d.class && k.iou(&d) > iou) {
+            dets[kept] = d;
+            kept += 1;
         }
     }
-    *dets = kept;
+    dets.truncate(kept);
 }
 
 #[cfg(test)]

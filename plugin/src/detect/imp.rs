@@ -46,6 +46,8 @@ struct State {
     job: DetectJob,
     found: Vec<(Detection, View)>,
     dets: Vec<Detection>,
+    /// Every view's detections in frame pixels, before suppression (kept to reuse its room).
+    merged: Vec<Detection>,
     crop: CropScratch,
     used: Vec<i32>,
     ids: Vec<i32>,
@@ -165,6 +167,7 @@ impl State {
             job: DetectJob::default(),
             found: Vec::new(),
             dets: Vec::new(),
+            merged: Vec::new(),
             crop: CropScratch::default(),
             used: Vec::new(),
             ids: Vec::new(),
@@ -199,7 +202,7 @@ impl State {
     fn finish(&mut self, outputs: &[Output], placements: &[Placement], live: &Live) {
         self.found.clear();
         let threshold = live.score_threshold as f32;
-        let mut all: Vec<Detection> = Vec::new();
+        self.merged.clear();
         for (b, p) in placements.iter().enumerate() {
             self.dets.clear();
             decode::decode(&self.layout, outputs, b, threshold, &mut self.dets);
@@ -207,12 +210,12 @@ impl State {
             for d in &self.dets {
                 if let Some((x, y, w, h)) = letterbox::to_frame(d, p) {
                     let (x, y, w, h) = (x as f32, y as f32, w as f32, h as f32);
-                    all.push(Detection { x1: x, y1: y, x2: x + w, y2: y + h, ..*d });
+                    self.merged.push(Detection { x1: x, y1: y, x2: x + w, y2: y + h, ..*d });
                 }
             }
         }
-        decode::nms(&mut all, live.iou_threshold as f32, live.max_detections as usize);
-        self.found.extend(all.iter().map(|d| {
+        decode::nms(&mut self.merged, live.iou_threshold as f32, live.max_detections as usize);
+        self.found.extend(self.merged.iter().map(|d| {
             let r = (d.x1 as u32, d.y1 as u32, (d.x2 - d.x1) as u32, (d.y2 - d.y1) as u32);
             (*d, r)
         }));
@@ -357,7 +360,7 @@ impl OdmDetect {
                 drop(guard);
             }
         }
-        self.in_flight.give_back(job);
+        self.in_flight.give_back(job, placements);
         Ok(buffer)
     }
 
@@ -493,8 +496,7 @@ impl BaseTransformImpl for OdmDetect {
         let Some(inbuf) = self.take_queued_buffer() else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        let mut job = self.in_flight.job();
-        let mut placements = Vec::new();
+        let (mut job, mut placements) = self.in_flight.job();
         let mut guard = self.lock_streaming()?;
         let Some(state) = guard.as_mut() else { return Err(gst::FlowError::NotNegotiated) };
         let outcome = self.map_frame(state, &inbuf, |state, frame| {

@@ -27,11 +27,12 @@ pub(super) struct Waiting {
     pub(super) placements: Vec<Placement>,
 }
 
-/// The frames in flight (none until the first frame opens the line to the service), and jobs to reuse.
+/// The frames in flight (none until the first frame opens the line to the service), and jobs and placement lists to
+/// reuse (a frame in flight allocates nothing once the first `frames-in-flight` frames have come back).
 #[derive(Default)]
 pub(super) struct InFlight {
     queue: Mutex<Option<InOrder<DetectInstance, Waiting>>>,
-    spare: Mutex<Vec<DetectJob>>,
+    spare: Mutex<Vec<(DetectJob, Vec<Placement>)>>,
 }
 
 impl InFlight {
@@ -39,16 +40,18 @@ impl InFlight {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An empty job to fill with a frame's views (one that came back before, with its room, when there is one).
-    pub(super) fn job(&self) -> DetectJob {
-        let mut job = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+    /// An empty job to fill with a frame's views and an empty list for where they land (ones that came back before,
+    /// with their room, when there are).
+    pub(super) fn job(&self) -> (DetectJob, Vec<Placement>) {
+        let (mut job, mut placements) = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
         job.clear();
-        job
+        placements.clear();
+        (job, placements)
     }
 
-    /// A job whose outputs were read, to reuse.
-    pub(super) fn give_back(&self, job: DetectJob) {
-        self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+    /// A job whose outputs were read and its placement list, to reuse.
+    pub(super) fn give_back(&self, job: DetectJob, placements: Vec<Placement>) {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).push((job, placements));
     }
 
     /// Hand a frame's job to the service of `instance` (the line opened, with `batch` rows per run at most, on the
@@ -89,8 +92,8 @@ impl InFlight {
         if let Some(q) = self.lock().as_ref() {
             q.line().give_up();
         }
-        while let Some((_, job)) = self.next(true) {
-            self.give_back(job);
+        while let Some((waiting, job)) = self.next(true) {
+            self.give_back(job, waiting.placements);
         }
         if let Some(q) = self.lock().as_mut() {
             // Frames whose jobs did not come back (a service that ended) go too.
