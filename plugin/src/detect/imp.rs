@@ -342,6 +342,8 @@ impl OdmDetect {
         let Waiting { mut buffer, placements } = waiting;
         let mut guard = self.lock_state();
         let Some(state) = guard.as_mut() else {
+            drop(guard);
+            self.in_flight.give_back(job, placements);
             return Err(gst::FlowError::Flushing);
         };
         match job.error.take() {

@@ -28,7 +28,7 @@ pub(super) struct Waiting {
 }
 
 /// The frames in flight (none until the first frame opens the line to the service), and jobs and placement lists to
-/// reuse (a frame in flight allocates nothing once the first `frames-in-flight` frames have come back).
+/// reuse (once the first `frames-in-flight` frames have come back, a frame's job and placements need no new memory).
 #[derive(Default)]
 pub(super) struct InFlight {
     queue: Mutex<Option<InOrder<DetectInstance, Waiting>>>,

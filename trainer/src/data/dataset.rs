@@ -133,14 +133,19 @@ impl Dataset {
         Ok((img, s.roi))
     }
 
-    /// The longer side, in pixels, of the sample's crop (its box, or the whole image), read from the file's header.
+    /// The longer side, in pixels, of the sample's box (the whole image when it has none; the box as annotated,
+    /// before any context the crop adds), read from the file's header, whose format is told by its bytes as when
+    /// decoding (a JPEG named `.png` is read as a JPEG).
     pub fn longer_side(&self, i: usize) -> Result<u32, DataError> {
         let s = &self.samples[i];
         if let Some((_, _, w, h)) = s.roi {
             return Ok(w.max(h).max(0) as u32);
         }
         match &s.source {
-            Source::File(p) => image::image_dimensions(p)
+            Source::File(p) => image::ImageReader::open(p)
+                .and_then(|r| r.with_guessed_format())
+                .map_err(|e| DataError::Image { path: p.clone(), reason: e.to_string() })?
+                .into_dimensions()
                 .map(|(w, h)| w.max(h))
                 .map_err(|e| DataError::Image { path: p.clone(), reason: e.to_string() }),
             Source::Idx { images, .. } => Ok(images.rows.max(images.cols) as u32),

@@ -235,6 +235,7 @@ pub fn score_sets(
         None => Vec::new(),
     };
     m.categories = categories::report(bundle, &scorer, &in_rows, &unseen_rows, &seen_refs)?;
-    m.sizes = sizes::report(&scorer, &in_rows, &tests.inside_sizes, &unseen_d, &tests.novelty_sizes)?;
+    let known = |k: usize, d: f64| scorer.verdict(k, d) == Verdict::Known;
+    m.sizes = sizes::report(known, &in_rows, &tests.inside_sizes, &unseen_d, &tests.novelty_sizes)?;
     Ok(m)
 }

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The test figures by crop size: a crop's longer side in pixels, as the detector (or the renderer, which frames a
-//! sign the way a detector does: the sign plus 5–25% context on each side) cut it from the frame. At 12 px a speed
-//! limit's numeral is a few pixels; these rows say how much of the accuracy and of the novelty detection is lost to
-//! resolution rather than to the model.
+//! The test figures by crop size: the longer side, in pixels, of each test image (or of its box, for datasets with
+//! boxes). odm's renderer frames a sign the way a detector does, the sign plus 5–25% context on each side, so for its
+//! data the size is the crop's. At 12 px a speed limit's numeral is a few pixels; these rows say how much of the
+//! accuracy and of the novelty detection is lost to resolution rather than to the model.
 
 use odm_core::metrics::OodReport;
-use odm_core::{Scorer, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -41,9 +40,11 @@ fn bin(size: u32) -> usize {
 }
 
 /// The report from the known test crops (`label`, nearest class, distance) and the unseen-design crops (nearest
-/// class, distance), each with its crop's longer side. None when the sizes are not known for every crop.
+/// class, distance), each with its crop's longer side, in the same order; `is_known` is the verdict (the scorer's
+/// `known` under the bundle's thresholds). None when the sizes are not known for every crop (a dataset read without
+/// them: the caller gives empty sizes).
 pub fn report(
-    scorer: &Scorer,
+    is_known: impl Fn(usize, f64) -> bool,
     known: &[(i64, usize, f64)],
     known_sizes: &[u32],
     unseen: &[(usize, f64)],
@@ -52,7 +53,7 @@ pub fn report(
     if known.is_empty() || known.len() != known_sizes.len() || unseen.len() != unseen_sizes.len() {
         return Ok(None);
     }
-    let is_known = |k: usize, d: f64| k != usize::MAX && scorer.verdict(k, d) == Verdict::Known;
+    let is_known = |k: usize, d: f64| k != usize::MAX && is_known(k, d);
     let pct = |n: usize, of: usize| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
     let mut rows = Vec::new();
     for (b, &lo) in EDGES.iter().enumerate() {
@@ -92,7 +93,8 @@ pub fn report(
 impl SizeReport {
     pub fn markdown(&self) -> String {
         let mut s = String::from(
-            "By crop size (the crop's longer side in pixels; a crop holds the sign and 5–25% context on each side):\n\n\
+            "By crop size (the test image's longer side in pixels; odm's renders hold the sign and 5–25% context on each \
+             side):\n\n\
              | crop side | known crops | accuracy | known kept | unseen crops | unseen → known | novelty AUROC |\n\
              |---|---:|---:|---:|---:|---:|---:|\n",
         );
@@ -114,6 +116,34 @@ impl SizeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two bins where the size decides everything: small crops all wrong and all unknowns accepted, large crops all
+    /// right and every unknown rejected. A size list out of step with the rows would mix them.
+    #[test]
+    fn each_crop_is_counted_in_its_own_bin() {
+        // (label, nearest class, distance); known under distance 5.
+        let known = [(0, 1, 1.0), (1, 0, 1.0), (0, 0, 1.0), (1, 1, 2.0), (2, 2, 9.0)];
+        let known_sizes = [12, 15, 90, 120, 200];
+        let unseen = [(0, 0.5), (1, 0.8), (0, 8.0), (2, 9.0)];
+        let unseen_sizes = [10, 19, 85, 300];
+        let r = report(|_, d| d < 5.0, &known, &known_sizes, &unseen, &unseen_sizes).unwrap().unwrap();
+        assert_eq!(r.rows.len(), 2, "only the bins with crops: {r:?}");
+        let (small, large) = (&r.rows[0], &r.rows[1]);
+        assert_eq!((small.lo, small.hi, large.lo, large.hi), (0, Some(20), 80, None));
+        assert_eq!((small.known, small.unseen, large.known, large.unseen), (2, 2, 3, 2));
+        assert_eq!((small.accuracy, small.known_kept, small.unseen_known), (0.0, 100.0, 100.0));
+        assert!((large.accuracy - 100.0).abs() < 1e-9 && (large.known_kept - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!(large.unseen_known, 0.0);
+        // Small: the unknowns sit nearer than the knowns (AUROC 0); large: 8 and 9 against 1, 2 and 9 (9 = 9 a tie):
+        // (2 + 2.5) / 6.
+        assert_eq!(small.auroc, Some(0.0));
+        assert!((large.auroc.unwrap() - 75.0).abs() < 1e-9, "{r:?}");
+        // A crop with no nearest class (usize::MAX) is never known nor right.
+        let none = report(|_, _| true, &[(0, usize::MAX, 1.0)], &[30], &[], &[]).unwrap().unwrap();
+        assert_eq!((none.rows[0].accuracy, none.rows[0].known_kept), (0.0, 0.0));
+        // Sizes missing for the rows: no report.
+        assert!(report(|_, _| true, &known, &[], &unseen, &unseen_sizes).unwrap().is_none());
+    }
 
     #[test]
     fn bins_are_half_open() {
