@@ -23,12 +23,14 @@ ln -sfn ../data/train $S/val-root/train
 ln -sfn ../val-data/test $S/val-root/test
 cp models/signs/train.json "$V/validation.json"
 $T protocol --region eu --seed 1 --validation 0.6 --config "$V/validation.json"
-for cand in wrn-10-1:32 wrn-10-2:32 wrn-10-1:48; do
-  arch=${cand%:*}; input=${cand#*:}
-  run=$V/$arch-$input
+# ARCH:INPUT[:SCHEDULE]: the network, its input size and the learning-rate schedule (constant when not given).
+for cand in wrn-10-1:32 wrn-10-2:32 wrn-10-1:48 wrn-10-1:32:cosine; do
+  IFS=: read -r arch input schedule <<< "$cand"
+  schedule=${schedule:-constant}
+  run=$V/$arch-$input; [ "$schedule" = constant ] || run=$run-$schedule
   [ -f "$run/metrics.json" ] && continue
   /usr/bin/time -f "$cand: %e s wall" $T train --config "$V/validation.json" --data $S/val-root --arch "$arch" \
-    --input "$input" --steps "$steps" --out "$run" --force --threads "$threads"
+    --input "$input" --lr-schedule "$schedule" --steps "$steps" --out "$run" --force --threads "$threads"
   $T eval --run "$run" > /dev/null
 done
 $T table $V/*/metrics.json | tee "$V/table.md"
