@@ -33,4 +33,4 @@ for cand in wrn-10-1:32 wrn-10-2:32 wrn-10-1:48 wrn-10-1:32:cosine; do
     --input "$input" --lr-schedule "$schedule" --steps "$steps" --out "$run" --force --threads "$threads"
   $T eval --run "$run" > /dev/null
 done
-$T table $V/*/metrics.json | tee "$V/table.md"
+$T table "$V"/*/metrics.json | tee "$V/table.md"
