@@ -179,7 +179,7 @@ pub fn run(cmd: DetectorCommand) -> Result<String, TrainError> {
             let cfg = FitConfig { data, steps, batch, lr, seed, log_every };
             let (_vs, net, s) = fit::fit(&out, &cfg, true)?;
             let onnx = out.join("detector.onnx");
-            let bytes = super::export::onnx(&net, super::INPUT_HW, &doc(&out, &cfg));
+            let bytes = super::export::onnx(&net, super::INPUT_HW, &doc(&cfg));
             std::fs::write(&onnx, bytes).map_err(TrainError::io(&onnx))?;
             let first = s.log.first().map_or(f64::NAN, |l| l.1);
             let last = s.log.last().map_or(f64::NAN, |l| l.1);
@@ -204,9 +204,9 @@ pub fn run(cmd: DetectorCommand) -> Result<String, TrainError> {
             let bytes = if int8 {
                 let from = calib_data.unwrap_or_else(|| cfg.data.clone());
                 let calib = data::calibration(&from, calib_images)?;
-                super::export::onnx_int8(&net, (height, width), &doc(&run, &cfg), &calib)
+                super::export::onnx_int8(&net, (height, width), &doc(&cfg), &calib)
             } else {
-                super::export::onnx(&net, (height, width), &doc(&run, &cfg))
+                super::export::onnx(&net, (height, width), &doc(&cfg))
             };
             std::fs::write(&out, &bytes).map_err(TrainError::io(&out))?;
             let precision = if int8 { ", int8" } else { "" };
@@ -227,14 +227,27 @@ pub fn run(cmd: DetectorCommand) -> Result<String, TrainError> {
     }
 }
 
-fn doc(run: &std::path::Path, cfg: &FitConfig) -> String {
+/// The ONNX file's description: what made it, without the folders it was made in, so that `models/detector/make.sh`
+/// run in any folder (`OUT=...`) writes the same bytes.
+fn doc(cfg: &FitConfig) -> String {
     format!(
         "odm sign detector (CenterNet-style, stride 4, one class traffic-sign), trained by odm-train detector train \
-         (run {}, data {}, {} steps of {}, seed {})",
-        run.display(),
-        cfg.data.display(),
-        cfg.steps,
-        cfg.batch,
-        cfg.seed
+         ({} steps of {}, seed {}) on scenes of odm-train detector data; models/detector/make.sh reproduces it",
+        cfg.steps, cfg.batch, cfg.seed
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_description_names_no_folder() {
+        let a = FitConfig { data: "out/detector/train".into(), ..Default::default() };
+        let b = FitConfig { data: "/somewhere/else/train".into(), ..Default::default() };
+        assert_eq!(doc(&a), doc(&b), "the data's folder must not change the file's bytes");
+        assert!(!doc(&a).contains("out/detector"), "{}", doc(&a));
+        let c = FitConfig { steps: a.steps + 1, ..a.clone() };
+        assert_ne!(doc(&a), doc(&c), "the steps are part of the description");
+    }
 }
