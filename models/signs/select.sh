@@ -5,7 +5,9 @@
 # unseen designs set aside; in-distribution and novelty images rendered afresh with another seed (2) than the
 # training set's, so no image the networks train on is scored. Each candidate trains STEPS steps (default 2000) with
 # the shipped recipe otherwise; the table is written to out/signs/select-STEPS/table.md.
-# Usage: models/signs/select.sh [STEPS] [THREADS]   (needs out/signs from models/signs/make.sh's data steps)
+# Usage: [CANDIDATES='wrn-16-2:32 ...'] models/signs/select.sh [STEPS] [THREADS]
+#   (needs out/signs from models/signs/make.sh's data steps; CANDIDATES replaces the default list; a candidate
+#   already scored in the folder is not trained again)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -24,7 +26,7 @@ ln -sfn ../val-data/test $S/val-root/test
 cp models/signs/train.json "$V/validation.json"
 $T protocol --region eu --seed 1 --validation 0.6 --config "$V/validation.json"
 # ARCH:INPUT[:SCHEDULE]: the network, its input size and the learning-rate schedule (constant when not given).
-for cand in wrn-10-1:32 wrn-10-2:32 wrn-10-1:48 wrn-10-1:32:cosine; do
+for cand in ${CANDIDATES:-wrn-10-1:32 wrn-10-2:32 wrn-10-1:48 wrn-10-1:32:cosine}; do
   IFS=: read -r arch input schedule <<< "$cand"
   schedule=${schedule:-constant}
   run=$V/$arch-$input; [ "$schedule" = constant ] || run=$run-$schedule
