@@ -17,7 +17,7 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install --quiet torch==2.13.0 numpy
 fi
 printf '%-10s %10s %10s %10s\n' runtime 'img/s' 's/step' 'peak MiB'
-for arch in "10 1 32" "16 2 32"; do
+for arch in "10 1 32" "10 2 32" "10 3 32" "16 2 32"; do
   set -- $arch
   # odm-train bench prints a labelled table; its data row's img/s, s/step and peak MiB columns:
   read -r ips sps mib < <(target/release/odm-train bench --arch "wrn-$1-$2" --input "$3" --steps "$steps" \
