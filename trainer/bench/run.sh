@@ -25,4 +25,7 @@ for arch in "10 1 32" "10 2 32" "10 3 32" "16 2 32"; do
   printf '%-10s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' odm-tch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
   read -r _ ips sps mib < <("$venv/bin/python" trainer/bench/torch_ref.py "$1" "$2" "$3" 32 64 "$steps" 3 "$threads")
   printf '%-10s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' pytorch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
+  # PyTorch asked for odm's channels-last layout (its default is NCHW).
+  read -r _ ips sps mib < <("$venv/bin/python" trainer/bench/torch_ref.py "$1" "$2" "$3" 32 64 "$steps" 3 "$threads" cl)
+  printf '%-10s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' pytorch-cl "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
 done

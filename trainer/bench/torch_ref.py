@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """PyTorch reference for `odm-train bench`: the same post-activation WRN-d-k, batch, all-pairs contrastive loss and
 Adam on fixed random batches, on the CPU. Run by trainer/bench/run.sh only (never by the tests).
-Prints one line: `pytorch <img/s> <s/step> <peak MiB>`."""
+Prints one line: `pytorch <img/s> <s/step> <peak MiB>`.
+Usage: torch_ref.py DEPTH WIDTH INPUT DIM BATCH STEPS WARMUP THREADS [cl]"""
 import resource
 import sys
 import time
@@ -57,11 +58,13 @@ def pair_loss(e, labels, margin=10.0, w_same=0.25):
 
 def main():
     depth, width, inp, dim, batch, steps, warmup, threads = map(int, sys.argv[1:9])
+    # An optional 9th argument `cl`: channels-last tensors (odm's layout) instead of PyTorch's default.
+    layout = torch.channels_last if sys.argv[9:] == ["cl"] else torch.contiguous_format
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = Wrn(depth, width, dim)
+    net = Wrn(depth, width, dim).to(memory_format=layout)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x = torch.randn(batch, 3, inp, inp)
+    x = torch.randn(batch, 3, inp, inp).to(memory_format=layout)
     labels = torch.arange(batch) // 4
     for s in range(warmup + steps):
         if s == warmup:

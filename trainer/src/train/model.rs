@@ -157,7 +157,10 @@ impl Net {
     pub fn embed_t(&self, x: &Tensor, train: bool) -> Tensor {
         let f = match &self.backbone {
             Backbone::Wrn { stem, blocks, .. } => {
-                let mut y = stem.forward_t(x, train).relu();
+                // Channels last (NHWC strides, the same NCHW tensor): libtorch's oneDNN convolutions, batch norms and
+                // the rest follow the input's layout, and run ~20% faster so on the CPU.
+                let x = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+                let mut y = stem.forward_t(&x, train).relu();
                 for b in blocks {
                     y = b.forward_t(&y, train);
                 }
