@@ -59,7 +59,10 @@ def pair_loss(e, labels, margin=10.0, w_same=0.25):
 def main():
     depth, width, inp, dim, batch, steps, warmup, threads = map(int, sys.argv[1:9])
     # An optional 9th argument `cl`: channels-last tensors (odm's layout) instead of PyTorch's default.
-    layout = torch.channels_last if sys.argv[9:] == ["cl"] else torch.contiguous_format
+    extra = sys.argv[9:]
+    if extra not in ([], ["cl"]):
+        sys.exit(f"torch_ref.py: unknown arguments {extra} (the 9th may only be `cl`)")
+    layout = torch.channels_last if extra == ["cl"] else torch.contiguous_format
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = Wrn(depth, width, dim).to(memory_format=layout)

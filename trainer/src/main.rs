@@ -9,17 +9,22 @@ use clap::Parser;
 mod cli;
 
 /// libtorch frees every activation and gradient at the end of a training step and allocates them again in the next.
-/// glibc returns such blocks to the kernel (blocks from 128 KiB up are mapped and unmapped one by one, and the heap's
-/// free top is trimmed), so every step faults the same pages in again and zeroes them: 12-29% of a step on the 2-core
-/// machine (`odm-train bench`, docs/benchmarks.md). Keep freed memory in the process instead: blocks below 32 MiB
-/// come from the heap, and the heap is never trimmed. PyTorch's Python processes keep their memory the same way in
-/// practice; the peak resident memory stays what the largest step needs.
+/// With glibc's defaults the freed memory goes back to the kernel (the free top of the heap is trimmed, blocks above
+/// the mmap threshold are unmapped), so every step faults the same pages in again and the kernel zeroes them: 12-29%
+/// of a step on the 2-core machine (`odm-train bench`; docs/benchmarks.md "Training speed"). Keep freed memory in the
+/// process instead: blocks below 32 MiB (glibc's largest threshold) come from the heap, and the heap is never
+/// trimmed. The cost: resident memory stays at the process's high-water mark (the data, the largest step) until it
+/// exits; odm-train is a batch command, so that is the memory it needed anyway.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes glibc's allocation parameters; called first thing, before any other thread runs.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    {
+        // SAFETY: mallopt only changes glibc's allocation parameters (it takes the arena locks itself).
+        let ok = unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+        };
+        if !ok {
+            eprintln!("odm-train: glibc refused the allocation settings (mallopt); training runs slower");
+        }
     }
 }
 

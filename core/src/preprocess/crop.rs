@@ -171,6 +171,8 @@ fn direct_copy<'o>(
     rows: impl Iterator<Item = ((&'o mut [f32], &'o mut [f32]), &'o mut [f32])>,
     norm: &RowNorm,
 ) {
+    #[cfg(test)]
+    tests::DIRECT.with(|n| n.set(n.get() + 1));
     let planes = &frame.planes;
     let row = |p: usize, y: usize| &planes[p].data[y * planes[p].stride..];
     let k = coefficients(frame.matrix);
@@ -202,7 +204,15 @@ fn direct_copy<'o>(
                     (4, [2, 1, 0]) => packed_row::<4, 2, 1, 0>(src, d, norm),
                     (4, [1, 2, 3]) => packed_row::<4, 1, 2, 3>(src, d, norm),
                     (4, [3, 2, 1]) => packed_row::<4, 3, 2, 1>(src, d, norm),
-                    _ => packed_row::<1, 0, 0, 0>(src, d, norm),
+                    (1, [0, 0, 0]) => packed_row::<1, 0, 0, 0>(src, d, norm),
+                    // A layout not listed above: the same loop with the offsets read at run time.
+                    _ => {
+                        let [d0, d1, d2] = d;
+                        let px_iter = src.chunks_exact(px).zip(d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()));
+                        for (p, ((a, b), c)) in px_iter {
+                            put([a, b, c], [p[off[0]] as f32, p[off[1]] as f32, p[off[2]] as f32], norm);
+                        }
+                    }
                 }
             }
         }
@@ -438,6 +448,11 @@ fn crop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// How many times [`direct_copy`] ran on this thread, so a test can tell that the direct path was taken.
+        pub(super) static DIRECT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
     use crate::preprocess::{Normalize, Plane};
 
     /// The AVX2 copy and the baseline copy give the same floats, bit for bit, for every layout.
@@ -550,7 +565,9 @@ mod tests {
                 let place = Place::whole(&spec);
                 let (mut a, mut b) = (vec![f32::NAN; spec.len()], vec![f32::NAN; spec.len()]);
                 crop(&frame, roi, &spec, &mut a, place, &mut CropScratch::default(), false).expect("filter");
+                let before = DIRECT.with(|n| n.get());
                 crop_into(&frame, roi, &spec, &mut b, place, &mut CropScratch::default()).expect("direct");
+                assert_eq!(DIRECT.with(|n| n.get()), before + 1, "the direct path ran: {:?} {roi:?}", frame.format());
                 assert_eq!(a, b, "{:?} {roi:?}", frame.format());
             }
         }

@@ -158,7 +158,7 @@ impl Net {
         let f = match &self.backbone {
             Backbone::Wrn { stem, blocks, .. } => {
                 // Channels last (NHWC strides, the same NCHW tensor): libtorch's oneDNN convolutions, batch norms and
-                // the rest follow the input's layout, and run ~20% faster so on the CPU.
+                // the rest follow the input's layout, and run ~15-20% faster so on the CPU.
                 let x = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
                 let mut y = stem.forward_t(&x, train).relu();
                 for b in blocks {
