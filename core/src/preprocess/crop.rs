@@ -2,6 +2,7 @@
 //! The crop itself: the vertical pass into lines, then the horizontal pass, colour conversion and normalisation
 //! into the tensor; and the direct path, where the box maps pixel for pixel onto the output.
 
+use super::direct::direct_copy;
 use super::taps::{axis_taps, chroma_taps, filter_rows, Rows, Taps};
 use super::{check_roi, CropSpec, Frame, PixelFormat, Roi, YuvMatrix};
 use crate::bundle::ColorOrder;
@@ -9,7 +10,7 @@ use crate::error::PreprocessError;
 
 /// The limited-range YUV to RGB coefficients of a matrix: V in R, U and V in G, U in B.
 #[inline(always)]
-fn coefficients(m: YuvMatrix) -> [f32; 4] {
+pub(super) fn coefficients(m: YuvMatrix) -> [f32; 4] {
     match m {
         YuvMatrix::Bt601 => [1.596_027, 0.391_762, 0.812_968, 2.017_232],
         YuvMatrix::Bt709 => [1.792_741, 0.213_249, 0.532_909, 2.112_402],
@@ -17,7 +18,7 @@ fn coefficients(m: YuvMatrix) -> [f32; 4] {
 }
 
 #[inline(always)]
-fn yuv_to_rgb(y: f32, u: f32, v: f32, k: &[f32; 4]) -> [f32; 3] {
+pub(super) fn yuv_to_rgb(y: f32, u: f32, v: f32, k: &[f32; 4]) -> [f32; 3] {
     let (y, u, v) = (1.164_383 * (y - 16.0), u - 128.0, v - 128.0);
     let (r, g, b) = (y + k[0] * v, y - k[1] * u - k[2] * v, y + k[3] * u);
     [r.clamp(0.0, 255.0), g.clamp(0.0, 255.0), b.clamp(0.0, 255.0)]
@@ -41,15 +42,15 @@ pub struct CropScratch {
 }
 
 /// The normalisation of one output row: channel order, then `v * scale - shift` per tensor channel.
-struct RowNorm {
-    bgr: bool,
-    scale: [f32; 3],
-    shift: [f32; 3],
+pub(super) struct RowNorm {
+    pub(super) bgr: bool,
+    pub(super) scale: [f32; 3],
+    pub(super) shift: [f32; 3],
 }
 
 /// Writes one output pixel of the three tensor channels from its filtered RGB.
 #[inline(always)]
-fn put(dst: [&mut f32; 3], p: [f32; 3], n: &RowNorm) {
+pub(super) fn put(dst: [&mut f32; 3], p: [f32; 3], n: &RowNorm) {
     let (first, last) = if n.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
     *dst[0] = first * n.scale[0] - n.shift[0];
     *dst[1] = p[1] * n.scale[1] - n.shift[1];
@@ -157,122 +158,6 @@ fn place_rows<'o>(
     let (r1, r2) = rest.split_at_mut(plane);
     let rows = |r: &'o mut [f32]| r.chunks_exact_mut(pw).skip(py).take(oh).map(move |r| &mut r[px..px + ow]);
     rows(r0).zip(rows(r1)).zip(rows(r2))
-}
-
-/// The box `(x0, y0)` + the output's size lies inside the frame and maps pixel for pixel onto the output: each
-/// sample is read straight into the tensor. The filter's weights are exactly 1 and 0 there, so this gives the same
-/// floats as the two passes, without them (a detector's unscaled letterbox of a whole frame). YUV rows go by pixel
-/// pairs: each chroma sample's products are computed once for the two pixels that share it.
-#[inline(always)]
-fn direct_copy<'o>(
-    frame: &Frame<'_>,
-    (x0, y0): (usize, usize),
-    ow: usize,
-    rows: impl Iterator<Item = ((&'o mut [f32], &'o mut [f32]), &'o mut [f32])>,
-    norm: &RowNorm,
-) {
-    #[cfg(test)]
-    tests::DIRECT.with(|n| n.set(n.get() + 1));
-    let planes = &frame.planes;
-    let row = |p: usize, y: usize| &planes[p].data[y * planes[p].stride..];
-    let k = coefficients(frame.matrix);
-    for (oy, ((d0, d1), d2)) in rows.enumerate() {
-        let y = y0 + oy;
-        let luma = &row(0, y)[x0..x0 + ow];
-        match frame.format {
-            PixelFormat::Nv12 => {
-                let c = row(1, y / 2);
-                let uv = |x: usize| (c[2 * (x / 2)], c[2 * (x / 2) + 1]);
-                let pairs = c[2 * (x0.div_ceil(2))..].chunks_exact(2).map(|p| (p[0], p[1]));
-                yuv_row(x0, luma, uv, pairs, [d0, d1, d2], &k, norm);
-            }
-            PixelFormat::I420 => {
-                let (cu, cv) = (row(1, y / 2), row(2, y / 2));
-                let uv = |x: usize| (cu[x / 2], cv[x / 2]);
-                let from = x0.div_ceil(2);
-                let pairs = cu[from..].iter().copied().zip(cv[from..].iter().copied());
-                yuv_row(x0, luma, uv, pairs, [d0, d1, d2], &k, norm);
-            }
-            f => {
-                let (off, px) = f.packed().unwrap_or(([0, 0, 0], 1));
-                let (src, d) = (&row(0, y)[x0 * px..], [d0, d1, d2]);
-                // Each layout compiled on its own, its offsets constants, so the loop vectorises.
-                match (px, off) {
-                    (3, [0, 1, 2]) => packed_row::<3, 0, 1, 2>(src, d, norm),
-                    (3, [2, 1, 0]) => packed_row::<3, 2, 1, 0>(src, d, norm),
-                    (4, [0, 1, 2]) => packed_row::<4, 0, 1, 2>(src, d, norm),
-                    (4, [2, 1, 0]) => packed_row::<4, 2, 1, 0>(src, d, norm),
-                    (4, [1, 2, 3]) => packed_row::<4, 1, 2, 3>(src, d, norm),
-                    (4, [3, 2, 1]) => packed_row::<4, 3, 2, 1>(src, d, norm),
-                    (1, [0, 0, 0]) => packed_row::<1, 0, 0, 0>(src, d, norm),
-                    // A layout not listed above: the same loop with the offsets read at run time.
-                    _ => {
-                        let [d0, d1, d2] = d;
-                        let px_iter = src.chunks_exact(px).zip(d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()));
-                        for (p, ((a, b), c)) in px_iter {
-                            put([a, b, c], [p[off[0]] as f32, p[off[1]] as f32, p[off[2]] as f32], norm);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One row of a packed frame of `PX` bytes a pixel, red, green and blue at `R`, `G`, `B`.
-#[inline(always)]
-fn packed_row<const PX: usize, const R: usize, const G: usize, const B: usize>(
-    src: &[u8],
-    [d0, d1, d2]: [&mut [f32]; 3],
-    norm: &RowNorm,
-) {
-    for (p, ((a, b), c)) in src.chunks_exact(PX).zip(d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut())) {
-        put([a, b, c], [p[R] as f32, p[G] as f32, p[B] as f32], norm);
-    }
-}
-
-/// One row of a YUV 4:2:0 frame from column `x0`: `luma` its samples, `uv(x)` the chroma of frame column `x`, `pairs`
-/// the chroma samples from the first even column at or after `x0` on. The arithmetic is [`yuv_to_rgb`]'s, term for
-/// term, so the floats are the same; only the chroma products are shared by the two pixels of a pair.
-#[inline(always)]
-fn yuv_row(
-    x0: usize,
-    luma: &[u8],
-    uv: impl Fn(usize) -> (u8, u8),
-    pairs: impl Iterator<Item = (u8, u8)>,
-    [d0, d1, d2]: [&mut [f32]; 3],
-    k: &[f32; 4],
-    norm: &RowNorm,
-) {
-    let one = |x: usize, l: u8, a: &mut f32, b: &mut f32, c: &mut f32| {
-        let (u, v) = uv(x);
-        put([a, b, c], yuv_to_rgb(l as f32, u as f32, v as f32, k), norm);
-    };
-    // An odd first column shares its chroma with the column left of the box.
-    let lead = x0 % 2;
-    if lead == 1 {
-        one(x0, luma[0], &mut d0[0], &mut d1[0], &mut d2[0]);
-    }
-    // `luma` has at least one sample (crops are never empty).
-    let n = luma.len() - lead;
-    let (luma, d0, d1, d2) = (&luma[lead..], &mut d0[lead..], &mut d1[lead..], &mut d2[lead..]);
-    let mut it = luma.chunks_exact(2);
-    let (mut a, mut b, mut c) = (d0.chunks_exact_mut(2), d1.chunks_exact_mut(2), d2.chunks_exact_mut(2));
-    for ((((l, a), b), c), (u, v)) in it.by_ref().zip(a.by_ref()).zip(b.by_ref()).zip(c.by_ref()).zip(pairs) {
-        let (u, v) = (u as f32 - 128.0, v as f32 - 128.0);
-        let (rv, gu, gv, bu) = (k[0] * v, k[1] * u, k[2] * v, k[3] * u);
-        for j in 0..2 {
-            let y = 1.164_383 * (l[j] as f32 - 16.0);
-            let p = [(y + rv).clamp(0.0, 255.0), (y - gu - gv).clamp(0.0, 255.0), (y + bu).clamp(0.0, 255.0)];
-            let [a, b, c] = [&mut a[j], &mut b[j], &mut c[j]];
-            put([a, b, c], p, norm);
-        }
-    }
-    // An odd last column.
-    if let [l] = it.remainder() {
-        let last = n - 1;
-        one(x0 + lead + last, *l, &mut d0[last], &mut d1[last], &mut d2[last]);
-    }
 }
 
 /// The body of [`crop_into`], inlined into each target's copy; `direct` allows the direct path (tests turn it off to
@@ -448,11 +333,7 @@ fn crop(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    thread_local! {
-        /// How many times [`direct_copy`] ran on this thread, so a test can tell that the direct path was taken.
-        pub(super) static DIRECT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    }
+    use crate::preprocess::direct::RUNS as DIRECT;
     use crate::preprocess::{Normalize, Plane};
 
     /// The AVX2 copy and the baseline copy give the same floats, bit for bit, for every layout.

@@ -18,6 +18,7 @@ use crate::bundle::{ColorOrder, InputSpec};
 use crate::error::PreprocessError;
 
 mod crop;
+mod direct;
 mod taps;
 
 pub use crop::{crop_into, crop_to_tensor, crop_to_tensor_with, CropScratch, Place};
