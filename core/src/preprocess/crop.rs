@@ -1,28 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The crop itself: the vertical pass into lines, then the horizontal pass, colour conversion and normalisation
-//! into the tensor; and the direct path, where the box maps pixel for pixel onto the output.
+//! into the tensor (the direct path, where the box maps pixel for pixel onto the output, is direct.rs).
 
 use super::direct::direct_copy;
+use super::pixel::{coefficients, put, yuv_to_rgb, RowNorm};
 use super::taps::{axis_taps, chroma_taps, filter_rows, Rows, Taps};
-use super::{check_roi, CropSpec, Frame, PixelFormat, Roi, YuvMatrix};
+use super::{check_roi, CropSpec, Frame, PixelFormat, Roi};
 use crate::bundle::ColorOrder;
 use crate::error::PreprocessError;
-
-/// The limited-range YUV to RGB coefficients of a matrix: V in R, U and V in G, U in B.
-#[inline(always)]
-pub(super) fn coefficients(m: YuvMatrix) -> [f32; 4] {
-    match m {
-        YuvMatrix::Bt601 => [1.596_027, 0.391_762, 0.812_968, 2.017_232],
-        YuvMatrix::Bt709 => [1.792_741, 0.213_249, 0.532_909, 2.112_402],
-    }
-}
-
-#[inline(always)]
-pub(super) fn yuv_to_rgb(y: f32, u: f32, v: f32, k: &[f32; 4]) -> [f32; 3] {
-    let (y, u, v) = (1.164_383 * (y - 16.0), u - 128.0, v - 128.0);
-    let (r, g, b) = (y + k[0] * v, y - k[1] * u - k[2] * v, y + k[3] * u);
-    [r.clamp(0.0, 255.0), g.clamp(0.0, 255.0), b.clamp(0.0, 255.0)]
-}
 
 /// Buffers reused by [`crop_to_tensor_with`]: the taps of both passes and the intermediate rows. A crop made with a
 /// scratch that has seen a crop of the same output size and a box at least as large allocates nothing.
@@ -39,22 +24,6 @@ pub struct CropScratch {
     /// The source rows of the output row being filtered: luma (or packed), and chroma.
     luma: Rows,
     crows: Rows,
-}
-
-/// The normalisation of one output row: channel order, then `v * scale - shift` per tensor channel.
-pub(super) struct RowNorm {
-    pub(super) bgr: bool,
-    pub(super) scale: [f32; 3],
-    pub(super) shift: [f32; 3],
-}
-
-/// Writes one output pixel of the three tensor channels from its filtered RGB.
-#[inline(always)]
-pub(super) fn put(dst: [&mut f32; 3], p: [f32; 3], n: &RowNorm) {
-    let (first, last) = if n.bgr { (p[2], p[0]) } else { (p[0], p[2]) };
-    *dst[0] = first * n.scale[0] - n.shift[0];
-    *dst[1] = p[1] * n.scale[1] - n.shift[1];
-    *dst[2] = last * n.scale[2] - n.shift[2];
 }
 
 /// `sum(w[i] * line[i])` over the taps `w` (the line is at least as long).
@@ -334,6 +303,7 @@ fn crop(
 mod tests {
     use super::*;
     use crate::preprocess::direct::RUNS as DIRECT;
+    use crate::preprocess::YuvMatrix;
     use crate::preprocess::{Normalize, Plane};
 
     /// The AVX2 copy and the baseline copy give the same floats, bit for bit, for every layout.

@@ -2,7 +2,7 @@
 //! The direct path of a crop: a box that maps pixel for pixel onto the output (a detector's unscaled letterbox of a
 //! whole frame) is read straight into the tensor, without the filter's two passes, giving the filter's floats.
 
-use super::crop::{coefficients, put, yuv_to_rgb, RowNorm};
+use super::pixel::{coefficients, put, yuv_to_rgb, RowNorm};
 use super::{Frame, PixelFormat};
 
 #[cfg(test)]

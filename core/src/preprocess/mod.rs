@@ -19,6 +19,7 @@ use crate::error::PreprocessError;
 
 mod crop;
 mod direct;
+mod pixel;
 mod taps;
 
 pub use crop::{crop_into, crop_to_tensor, crop_to_tensor_with, CropScratch, Place};
