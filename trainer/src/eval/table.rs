@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::metrics::{Metrics, SetRow};
+use super::metrics::{Confusion, Metrics, SetRow};
 use crate::error::TrainError;
 
 /// The paper's Table 2 for several runs side by side (`odm-train table`), from their `metrics*.json` files.
@@ -67,7 +67,37 @@ pub fn table(files: &[PathBuf], mean: bool) -> Result<String, TrainError> {
             ));
         }
     }
+    t.push_str(&verdict_table(&rows, &cell));
     Ok(t)
+}
+
+/// The verdicts under each run's own thresholds, for rows whose every run has a confusion matrix (metric-learning
+/// runs): known signs kept, unknown signs called `known` and `novelty`, not-a-sign called `known`, and the category of
+/// the unknown signs called `novelty` by the nearest design (the bundle's rule) where the runs have it. Empty when
+/// no row has them.
+fn verdict_table(rows: &[(String, Vec<&Metrics>)], cell: &dyn Fn(&[f64]) -> String) -> String {
+    let share = |row: &[usize; 3], i: usize| 100.0 * row[i] as f64 / row.iter().sum::<usize>().max(1) as f64;
+    let mut t = String::new();
+    for (label, runs) in rows {
+        let Some(conf) = runs.iter().map(|m| m.confusion.as_ref()).collect::<Option<Vec<_>>>() else { continue };
+        if t.is_empty() {
+            t.push_str("\n| method | known sign → known | unknown sign → known | unknown sign → novelty | ");
+            t.push_str("not a sign → known | category right (novelty, nearest design) |\n");
+            t.push_str("|---|---:|---:|---:|---:|---:|\n");
+        }
+        let col = |f: &dyn Fn(&Confusion) -> f64| cell(&conf.iter().map(|c| f(c)).collect::<Vec<_>>());
+        let category: Option<Vec<f64>> =
+            runs.iter().map(|m| m.categories.as_ref().and_then(|c| c.novelty_right_nearest_design)).collect();
+        t.push_str(&format!(
+            "| {label} | {} | {} | {} | {} | {} |\n",
+            col(&|c| share(&c.known, 0)),
+            col(&|c| share(&c.unknown_sign, 0)),
+            col(&|c| share(&c.unknown_sign, 1)),
+            col(&|c| share(&c.not_a_sign, 0)),
+            category.map_or_else(|| "—".to_owned(), |v| cell(&v)),
+        ));
+    }
+    t
 }
 
 /// A run folder's name without a trailing seed tag `-s<N>` (`odm-s2` → `odm`).
@@ -131,8 +161,26 @@ mod tests {
         // Distinct methods need no folder names.
         let t = table(&files[2..], false).unwrap();
         assert!(t.contains("| odm | 1 | 80.00 |") && t.contains("| novelty | ml | 40 |"), "{t}");
+        // Runs without a confusion matrix (cross-entropy) have no verdict table.
+        assert!(!t.contains("unknown sign → known"), "{t}");
         assert_eq!(strip_seed("run-s12"), "run");
         assert_eq!(strip_seed("signs"), "signs");
         assert_eq!(strip_seed("a-s"), "a-s");
+    }
+
+    #[test]
+    fn table_averages_verdict_shares_over_seeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for (seed, unknown) in [(1, [30, 60, 10]), (2, [50, 40, 10])] {
+            let path = write(dir.path(), &format!("odm-s{seed}"), "odm", 90.0, 96.0);
+            let mut m: Metrics = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            m.confusion = Some(Confusion { known: [95, 5, 0], unknown_sign: unknown, not_a_sign: [1, 9, 90] });
+            std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+            files.push(path);
+        }
+        let t = table(&files, true).unwrap();
+        // Unknown signs called known: 30% and 50%, mean 40 and sample standard deviation 14.14; no category report.
+        assert!(t.contains("| odm (odm) | 95.00 ± 0.00 | 40.00 ± 14.14 | 50.00 ± 14.14 | 1.00 ± 0.00 | — |"), "{t}");
     }
 }
