@@ -122,6 +122,9 @@ fn labels_come_from_a_file_or_the_metadata_or_are_numbered() {
     fs::write(&labels, "one\n").unwrap();
     let e = detect(dir.path(), &bare, "RGB", &[&format!("labels={}", labels.display())]).unwrap_err();
     assert!(e.contains("labels.txt") && e.contains("1 names") && e.contains("2 classes"), "{e}");
+    // Metadata naming 3 classes for a network of 2: not trusted, the classes are numbered.
+    let three = yolov8(dir.path(), &[("names", "{0: 'stop', 1: 'yield', 2: 'other'}")]);
+    assert_eq!(types(detect(dir.path(), &three, "RGB", &[]).unwrap()), ["class-0", "class-1"]);
 }
 
 #[test]
@@ -194,12 +197,53 @@ fn detectors_whose_outputs_fit_no_layout_are_refused_by_name() {
 }
 
 #[test]
+fn a_detector_that_gives_logits_is_named_and_its_frames_pass_without_boxes() {
+    // Scores of -3 and 2.5 (a network exported without its sigmoid): no threshold means anything on them. Every frame
+    // still reaches the export, with no box, on the streaming thread and with frames in flight; the warning names
+    // the file and the score.
+    let dir = tempfile::tempdir().unwrap();
+    #[rustfmt::skip]
+    let v = vec![
+        32.0, 40.0, // cx
+        32.0, 20.0, // cy
+        16.0, 8.0,  // w
+        8.0, 8.0,   // h
+        -3.0, 2.5,  // class 0
+    ];
+    let model = detector(dir.path(), "logits", &[("output0", vec![5, 2], v)], &[]);
+    for inflight in ["frames-in-flight=0", "frames-in-flight=2"] {
+        let out = dir.path().join("logits.jsonl");
+        let o = gst_tool("gst-launch-1.0", &dir.path().join("registry.bin"))
+            .args(["videotestsrc", "num-buffers=3", "!", "video/x-raw,width=128,height=64,format=NV12"])
+            .args(["!", "odmdetect", &format!("model={}", model.display()), inflight])
+            .args(["!", "odmexport", &format!("location={}", out.display()), "!", "fakesink"])
+            .output()
+            .unwrap();
+        let said = text(&o);
+        assert!(o.status.success(), "{inflight}: {said}");
+        assert!(said.contains(&model.display().to_string()) && said.contains("outside [0, 1]"), "{inflight}: {said}");
+        let lines: Vec<Value> =
+            fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3, "{inflight}: every frame exported");
+        assert!(lines.iter().all(|l| l["rois"].as_array().unwrap().is_empty()), "{inflight}: {lines:?}");
+    }
+}
+
+#[test]
 fn tiny_frames_and_more_tiles_than_pixels_are_handled_and_every_box_is_inside_the_frame() {
     // A 6 x 4 frame (smaller than the 64 x 64 input: scaled up) with 16 columns of tiles (more than its width): the
     // element runs, and every box lies inside the frame.
     let dir = tempfile::tempdir().unwrap();
     let model = yolov8(dir.path(), &[]);
-    for (w, h, tiles) in [(6u32, 4u32, "tiles=16"), (6, 4, "tiles=0"), (1, 1, "tiles=16"), (3000, 40, "tiles=16")] {
+    // A tall strip too: its tiles run down its height, 16 of them (not thousands).
+    let cases = [
+        (6u32, 4u32, "tiles=16"),
+        (6, 4, "tiles=0"),
+        (1, 1, "tiles=16"),
+        (3000, 40, "tiles=16"),
+        (40, 3000, "tiles=16"),
+    ];
+    for (w, h, tiles) in cases {
         let out = dir.path().join("tiny.jsonl");
         let o = gst_tool("gst-launch-1.0", &dir.path().join("registry.bin"))
             .args(["videotestsrc", "num-buffers=2", "!", &format!("video/x-raw,width={w},height={h},format=I420")])

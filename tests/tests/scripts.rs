@@ -115,11 +115,31 @@ fn classify_clip_takes_paths_with_spaces_and_a_failed_run_keeps_the_earlier_resu
     assert!(text(&out).contains("earlier results"), "{}", text(&out));
     kept();
 
-    // Without ROIs: odmproposals (and odmtrack where the plugin has it) on the same clip, replacing the results.
-    let out = classify(&["drive 1.mp4"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(fs::read_to_string(&results).unwrap().lines().count(), 10);
-    assert_eq!(files_in(&out_dir), ["drive 1.annotated.mp4", "drive 1.results.jsonl"]);
+    // Without ROIs: a detector and odmtrack on the same clip, replacing the results. By default odmdetect with the
+    // shipped detector (its start is logged: the file and the layout), with DETECTOR=proposals odmproposals; another
+    // DETECTOR is refused before anything is written.
+    let without_rois = |detector: Option<&str>| {
+        let mut c = script("pipelines/classify-clip.sh", &foot, &registry);
+        c.env("OUT", &out_dir).env("GST_DEBUG", "odmdetect:4").env("GST_DEBUG_NO_COLOR", "1").arg("drive 1.mp4");
+        if let Some(d) = detector {
+            c.env("DETECTOR", d);
+        }
+        c.output().unwrap()
+    };
+    let detector_started = "models/detector/detector.onnx (yolov8 layout";
+    for detector in [None, Some("proposals")] {
+        let out = without_rois(detector);
+        assert!(out.status.success(), "{detector:?}: {}", text(&out));
+        let said = text(&out);
+        assert_eq!(said.contains(detector_started), detector.is_none(), "{detector:?}: {said}");
+        assert_eq!(fs::read_to_string(&results).unwrap().lines().count(), 10);
+        assert_eq!(files_in(&out_dir), ["drive 1.annotated.mp4", "drive 1.results.jsonl"]);
+    }
+    let after = fs::read(&results).unwrap();
+    let out = without_rois(Some("yolo"));
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("DETECTOR must be detect or proposals, not yolo"), "{}", text(&out));
+    assert_eq!(fs::read(&results).unwrap(), after, "a refused run leaves the results as they were");
 }
 
 #[test]

@@ -165,9 +165,38 @@ impl Detection {
     }
 }
 
-/// The best class of `scores` (the first on ties) and its score.
+/// How far a score may stray outside [0, 1] by float rounding before the network's scores are taken for what they
+/// then are, logits or garbage.
+const SCORE_SLACK: f32 = 1e-3;
+
+/// A score the network gave outside [0, 1]: its scores are not probabilities (a model exported without its sigmoid),
+/// and no threshold on them means anything.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NotAProbability(pub f32);
+
+impl std::fmt::Display for NotAProbability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the network gave a score of {}, outside [0, 1]: odmdetect reads probabilities, and these look like \
+             logits (export the model with its sigmoid)",
+            self.0
+        )
+    }
+}
+
+/// `s` as a probability: clamped to [0, 1] when within rounding of it; NaN passes (its candidate is dropped).
+fn probability(s: f32) -> Result<f32, NotAProbability> {
+    if s.is_nan() || (-SCORE_SLACK..=1.0 + SCORE_SLACK).contains(&s) {
+        Ok(s.clamp(0.0, 1.0))
+    } else {
+        Err(NotAProbability(s))
+    }
+}
+
+/// The best class of `scores` (the first on ties) and its score; a class whose score is not a number is skipped.
 fn best(scores: impl Iterator<Item = f32>) -> Option<(usize, f32)> {
-    scores.enumerate().fold(None, |b, (i, s)| match b {
+    scores.enumerate().filter(|(_, s)| !s.is_nan()).fold(None, |b, (i, s)| match b {
         Some((_, bs)) if bs >= s => b,
         _ => Some((i, s)),
     })
@@ -178,45 +207,57 @@ fn centre_box(cx: f32, cy: f32, w: f32, h: f32, score: f32, class: usize) -> Det
 }
 
 /// Decode sample `b` of the outputs: every candidate whose score is at least `threshold` and whose box is finite and
-/// not empty, appended to `out`.
-pub fn decode(layout: &Layout, outputs: &[Output], b: usize, threshold: f32, out: &mut Vec<Detection>) {
-    let keep = |d: Detection, out: &mut Vec<Detection>| {
+/// not empty, appended to `out`. `Err` when a candidate's best score (or a YOLOv5 objectness) is outside [0, 1]: the
+/// sample's candidates appended so far stay in `out`, and the caller drops the frame's detections.
+pub fn decode(
+    layout: &Layout,
+    outputs: &[Output],
+    b: usize,
+    threshold: f32,
+    out: &mut Vec<Detection>,
+) -> Result<(), NotAProbability> {
+    let keep = |d: Detection, out: &mut Vec<Detection>| -> Result<(), NotAProbability> {
+        let d = Detection { score: probability(d.score)?, ..d };
         let finite = [d.x1, d.y1, d.x2, d.y2, d.score].iter().all(|v| v.is_finite());
         if finite && d.score >= threshold && d.x2 > d.x1 && d.y2 > d.y1 {
             out.push(d);
         }
+        Ok(())
     };
     match *layout {
         Layout::Yolov8 { classes, candidates: n } => {
             let rows = 4 + classes;
-            let Some(x) = outputs[0].data.get(b * rows * n..(b + 1) * rows * n) else { return };
+            let Some(x) = outputs[0].data.get(b * rows * n..(b + 1) * rows * n) else { return Ok(()) };
             for i in 0..n {
                 let at = |r: usize| x[r * n + i];
                 if let Some((class, score)) = best((0..classes).map(|c| at(4 + c))) {
-                    keep(centre_box(at(0), at(1), at(2), at(3), score, class), out);
+                    keep(centre_box(at(0), at(1), at(2), at(3), score, class), out)?;
                 }
             }
         }
         Layout::Yolov5 { classes, candidates: n } => {
             let cols = 5 + classes;
-            let Some(x) = outputs[0].data.get(b * cols * n..(b + 1) * cols * n) else { return };
+            let Some(x) = outputs[0].data.get(b * cols * n..(b + 1) * cols * n) else { return Ok(()) };
             for row in x.chunks_exact(cols) {
                 if let Some((class, score)) = best(row[5..].iter().copied()) {
-                    keep(centre_box(row[0], row[1], row[2], row[3], row[4] * score, class), out);
+                    // Each factor a probability, so that their product is one for the right reason.
+                    let objectness = probability(row[4])?;
+                    keep(centre_box(row[0], row[1], row[2], row[3], objectness * probability(score)?, class), out)?;
                 }
             }
         }
         Layout::BoxesScores { boxes, scores, classes, candidates: n } => {
             let bx = outputs[boxes].data.get(b * n * 4..(b + 1) * n * 4);
             let sc = outputs[scores].data.get(b * n * classes..(b + 1) * n * classes);
-            let (Some(bx), Some(sc)) = (bx, sc) else { return };
+            let (Some(bx), Some(sc)) = (bx, sc) else { return Ok(()) };
             for (r, s) in bx.chunks_exact(4).zip(sc.chunks_exact(classes)) {
                 if let Some((class, score)) = best(s.iter().copied()) {
-                    keep(Detection { x1: r[0], y1: r[1], x2: r[2], y2: r[3], score, class }, out);
+                    keep(Detection { x1: r[0], y1: r[1], x2: r[2], y2: r[3], score, class }, out)?;
                 }
             }
         }
     }
+    Ok(())
 }
 
 /// Class-aware non-maximum suppression: highest score first, a box is dropped when it overlaps a kept box of its
@@ -292,7 +333,7 @@ mod tests {
             0.05, 0.7, 0.1,   // class 1
         ];
         let mut d = Vec::new();
-        decode(&l, &[out(&[1, 6, 3], data)], 0, 0.25, &mut d);
+        decode(&l, &[out(&[1, 6, 3], data)], 0, 0.25, &mut d).unwrap();
         assert_eq!(d.len(), 2, "the third is below the threshold");
         assert_eq!(d[0], Detection { x1: 8.0, y1: 7.0, x2: 12.0, y2: 13.0, score: 0.9, class: 0 });
         assert_eq!((d[1].class, d[1].score, d[1].x1, d[1].y2), (1, 0.7, 26.0, 34.0));
@@ -303,7 +344,7 @@ mod tests {
         let l = Layout::Yolov5 { classes: 2, candidates: 2 };
         let data = vec![20.0, 20.0, 10.0, 10.0, 0.5, 0.2, 0.8, 5.0, 5.0, 2.0, 2.0, 0.1, 0.9, 0.1];
         let mut d = Vec::new();
-        decode(&l, &[out(&[1, 2, 7], data)], 0, 0.3, &mut d);
+        decode(&l, &[out(&[1, 2, 7], data)], 0, 0.3, &mut d).unwrap();
         assert_eq!(d, [Detection { x1: 15.0, y1: 15.0, x2: 25.0, y2: 25.0, score: 0.4, class: 1 }]);
     }
 
@@ -313,7 +354,7 @@ mod tests {
         let boxes = out(&[2, 1, 4], vec![0.0, 0.0, 1.0, 1.0, 2.0, 3.0, 12.0, 13.0]);
         let scores = out(&[2, 1, 1], vec![0.1, 0.6]);
         let mut d = Vec::new();
-        decode(&l, &[boxes, scores], 1, 0.5, &mut d);
+        decode(&l, &[boxes, scores], 1, 0.5, &mut d).unwrap();
         assert_eq!(d, [Detection { x1: 2.0, y1: 3.0, x2: 12.0, y2: 13.0, score: 0.6, class: 0 }]);
     }
 
@@ -322,8 +363,35 @@ mod tests {
         let l = Layout::Yolov5 { classes: 1, candidates: 2 };
         let data = vec![f32::NAN, 1.0, 1.0, 1.0, 0.9, 1.0, 5.0, 5.0, 0.0, 3.0, 0.9, 1.0];
         let mut d = Vec::new();
-        decode(&l, &[out(&[1, 2, 6], data)], 0, 0.1, &mut d);
+        decode(&l, &[out(&[1, 2, 6], data)], 0, 0.1, &mut d).unwrap();
         assert!(d.is_empty(), "{d:?}");
+        // A class score that is not a number does not win the candidate: the other class, 0.8, does.
+        let l = Layout::Yolov8 { classes: 2, candidates: 1 };
+        decode(&l, &[out(&[1, 6, 1], vec![8.0, 8.0, 4.0, 4.0, f32::NAN, 0.8])], 0, 0.1, &mut d).unwrap();
+        assert_eq!(d, [Detection { x1: 6.0, y1: 6.0, x2: 10.0, y2: 10.0, score: 0.8, class: 1 }]);
+    }
+
+    #[test]
+    fn scores_outside_zero_to_one_are_refused_and_rounding_is_clamped() {
+        let l = Layout::Yolov8 { classes: 1, candidates: 2 };
+        let mut d = Vec::new();
+        // Logits: a negative score, whatever the threshold.
+        let e = decode(&l, &[out(&[1, 5, 2], vec![8.0, 8.0, 8.0, 8.0, 4.0, 4.0, 4.0, 4.0, 0.5, -2.5])], 0, 0.9, &mut d);
+        assert_eq!(e, Err(NotAProbability(-2.5)));
+        assert!(e.unwrap_err().to_string().contains("-2.5, outside [0, 1]"));
+        // One above 1 in a YOLOv5 objectness, and in a boxes-scores score.
+        let l5 = Layout::Yolov5 { classes: 1, candidates: 1 };
+        let e = decode(&l5, &[out(&[1, 1, 6], vec![8.0, 8.0, 4.0, 4.0, 3.0, 0.5])], 0, 0.1, &mut d);
+        assert_eq!(e, Err(NotAProbability(3.0)));
+        let lb = Layout::BoxesScores { boxes: 0, scores: 1, classes: 1, candidates: 1 };
+        let (bx, sc) = (out(&[1, 1, 4], vec![0.0, 0.0, 4.0, 4.0]), out(&[1, 1, 1], vec![1.7]));
+        assert_eq!(decode(&lb, &[bx, sc], 0, 0.1, &mut d), Err(NotAProbability(1.7)));
+        // Rounding past 1 is clamped: the detection says 1.
+        d.clear();
+        let data = vec![8.0, 8.0, 8.0, 8.0, 4.0, 4.0, 4.0, 4.0, 1.0004, 0.0];
+        decode(&l, &[out(&[1, 5, 2], data)], 0, 0.5, &mut d).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].score, 1.0);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub const PARAM: &str = "odm-detection";
 /// Streaming state: made in `start()`, dropped in `stop()`.
 struct State {
     instance: Arc<DetectInstance>,
+    /// The model file, for the messages.
+    model: std::path::PathBuf,
     layout: Layout,
     labels: Vec<String>,
     net: (usize, usize),
@@ -158,6 +160,7 @@ impl State {
         );
         Ok(State {
             instance,
+            model,
             layout,
             labels,
             net,
@@ -198,14 +201,15 @@ impl State {
     }
 
     /// A frame's second half: the network's outputs decoded per view, mapped to the frame, suppressed; the result
-    /// is in `self.found`.
-    fn finish(&mut self, outputs: &[Output], placements: &[Placement], live: &Live) {
+    /// is in `self.found`. `Err` is a sentence for the bus (scores that are not probabilities): nothing found.
+    fn finish(&mut self, outputs: &[Output], placements: &[Placement], live: &Live) -> Result<(), String> {
         self.found.clear();
         let threshold = live.score_threshold as f32;
         self.merged.clear();
         for (b, p) in placements.iter().enumerate() {
             self.dets.clear();
-            decode::decode(&self.layout, outputs, b, threshold, &mut self.dets);
+            decode::decode(&self.layout, outputs, b, threshold, &mut self.dets)
+                .map_err(|e| format!("detector {}: {e}", self.model.display()))?;
             // In frame pixels, as a Detection again so that suppression runs across views.
             for d in &self.dets {
                 if let Some((x, y, w, h)) = letterbox::to_frame(d, p) {
@@ -219,6 +223,7 @@ impl State {
             let r = (d.x1 as u32, d.y1 as u32, (d.x2 - d.x1) as u32, (d.y2 - d.y1) as u32);
             (*d, r)
         }));
+        Ok(())
     }
 
     /// Detect on one frame on this thread: letterbox the views into one batch, run, decode. The result is in
@@ -231,10 +236,7 @@ impl State {
             batch::run(&*self.instance, &mut job, rows);
             match job.error.take() {
                 Some(e) => Err(e.to_string()),
-                None => {
-                    self.finish(&job.output, &placements, live);
-                    Ok(())
-                }
+                None => self.finish(&job.output, &placements, live),
             }
         });
         (self.job, self.placements) = (job, placements);
@@ -352,15 +354,21 @@ impl OdmDetect {
                 drop(guard);
                 self.warn_failed(&e.to_string(), first);
             }
-            None => {
-                // A frame that could not be letterboxed came with no rows: it passes without detections.
-                if job.rows > 0 {
-                    state.finish(&job.output, &placements, &live);
+            // A frame that could not be letterboxed came with no rows: it passes without detections.
+            None if job.rows == 0 => drop(guard),
+            None => match state.finish(&job.output, &placements, &live) {
+                Ok(()) => {
                     state.attach(buffer.make_mut(), &live);
                     gst::log!(CAT, imp = self, "{} detections", state.found.len());
+                    drop(guard);
                 }
-                drop(guard);
-            }
+                // Scores that are not probabilities: the frame passes without detections, said once.
+                Err(text) => {
+                    let first = state.failed();
+                    drop(guard);
+                    self.warn_failed(&text, first);
+                }
+            },
         }
         self.in_flight.give_back(job, placements);
         Ok(buffer)

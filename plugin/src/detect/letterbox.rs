@@ -25,16 +25,19 @@ pub struct Placement {
     pub pad_y: f32,
 }
 
-/// The views of a frame: the whole frame, and with `tiles` >= 2 a grid of `tiles` columns (rows to keep the tiles
-/// near square) overlapping by `overlap` of a tile, for small objects.
+/// The views of a frame: the whole frame, and with `tiles` >= 2 a grid of `tiles` tiles along the frame's longer
+/// side (as many along the shorter side as keep the tiles near square, at least one) overlapping by `overlap` of a
+/// tile, for small objects. At most `tiles`² tiles whatever the frame's shape: a tall, thin frame cannot ask for
+/// thousands.
 pub fn views(width: u32, height: u32, tiles: u32, overlap: f64, out: &mut Vec<View>) {
     out.clear();
     out.push((0, 0, width, height));
     if tiles < 2 || width == 0 || height == 0 {
         return;
     }
-    let cols = tiles;
-    let rows = ((tiles as f64 * height as f64 / width as f64).round() as u32).max(1);
+    let (long, short) = (width.max(height) as f64, width.min(height) as f64);
+    let across = ((tiles as f64 * short / long).round() as u32).clamp(1, tiles);
+    let (cols, rows) = if width >= height { (tiles, across) } else { (across, tiles) };
     let overlap = overlap.clamp(0.0, 0.9);
     let side = |len: u32, n: u32| -> (u32, f64) {
         let t = (len as f64 / (n as f64 * (1.0 - overlap) + overlap)).ceil().min(len as f64).max(1.0);
@@ -114,6 +117,16 @@ mod tests {
         let last = v[6];
         assert_eq!((last.0 + last.2, last.1 + last.3), (1280, 720), "the last tile reaches the corner");
         assert!(v[1].2 > 1280 / 3 && v[1].3 > 720 / 2, "tiles overlap: {v:?}");
+        // A portrait frame: the tiles run along its height (16 x 9, not 16 x 28).
+        views(720, 1280, 16, 0.2, &mut v);
+        assert_eq!(v.len(), 1 + 9 * 16);
+        assert!(v.iter().all(|t| t.0 + t.2 <= 720 && t.1 + t.3 <= 1280), "{v:?}");
+        // A thin strip either way: one row (or column) of 16, never thousands of tiles.
+        views(40, 3000, 16, 0.2, &mut v);
+        assert_eq!(v.len(), 1 + 16);
+        views(3000, 40, 16, 0.2, &mut v);
+        assert_eq!(v.len(), 1 + 16);
+        assert!(v.iter().all(|t| t.2 >= 1 && t.3 == 40 && t.0 + t.2 <= 3000), "{v:?}");
     }
 
     #[test]

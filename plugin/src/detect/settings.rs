@@ -130,8 +130,8 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecUInt::builder("tiles")
             .nick("Tiles")
             .blurb(
-                "0 or 1: the whole frame only; N >= 2: also N columns of tiles (rows to keep them near square), run \
-                 in one batch with the whole frame, for small objects",
+                "0 or 1: the whole frame only; N >= 2: also N tiles along the frame's longer side (as many across as \
+                 keep them near square), run in one batch with the whole frame, for small objects",
             )
             .maximum(16)
             .default_value(0)
