@@ -14,6 +14,9 @@ validation_config() {
   mkdir -p "$S/val-root"
   ln -sfn ../data/train "$S/val-root/train"
   ln -sfn ../val-data/test "$S/val-root/test"
-  cp models/signs/train.json "$dir/validation.json"
-  "$T" protocol --region eu --seed 1 --validation 0.6 --config "$dir/validation.json"
+  # Made once per folder (again when the shipped config changes), so that runs started side by side share it.
+  [ "$dir/validation.json" -nt models/signs/train.json ] && return
+  cp models/signs/train.json "$dir/validation.json.tmp"
+  "$T" protocol --region eu --seed 1 --validation 0.6 --config "$dir/validation.json.tmp"
+  mv "$dir/validation.json.tmp" "$dir/validation.json"
 }
