@@ -235,7 +235,8 @@ fn tiny_frames_and_more_tiles_than_pixels_are_handled_and_every_box_is_inside_th
     // element runs, and every box lies inside the frame.
     let dir = tempfile::tempdir().unwrap();
     let model = yolov8(dir.path(), &[]);
-    // A tall strip too: its tiles run down its height, 16 of them (not thousands).
+    // A tall strip too: its tiles run down its height (16 of them, not 19,201: the count is held by letterbox.rs's
+    // unit test; here every box must still land inside the frame).
     let cases = [
         (6u32, 4u32, "tiles=16"),
         (6, 4, "tiles=0"),
