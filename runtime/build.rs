@@ -7,5 +7,9 @@ fn main() {
         root.join(".deps/onnxruntime").display().to_string()
     });
     println!("cargo:rerun-if-env-changed=ODM_ORT_DIR");
+    // The path is the checkout's: a checkout elsewhere sharing this target folder (CI reuses one across clones) must
+    // run this again. Its files are newer than the last build, so this file's date says so; without a file listed,
+    // the env line above would be the only reason cargo reruns this and the old checkout's path would stay baked in.
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-env=ODM_BOOTSTRAP_ORT_LIBRARY={dir}/libonnxruntime.so");
 }

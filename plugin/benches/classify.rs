@@ -256,6 +256,13 @@ fn main() {
         eprintln!("classify bench: {e}");
         std::process::exit(2)
     });
+    // Each --compare model needs its bundle beside it (`odm-train export` writes both): said before any measuring.
+    for m in &compare {
+        if let Err(e) = Bundle::open(&odm_core::bundle::sibling_bundle_path(m)) {
+            eprintln!("classify bench: --compare {}: {e}", m.display());
+            std::process::exit(2)
+        }
+    }
     let (env, lib) = gstodm::runtime::environment(None).expect("ONNX Runtime");
     let spec = CropSpec::from_input(&bundle.model.input);
     println!(
@@ -366,7 +373,7 @@ fn main() {
             let mut sessions: Vec<(Session, Bundle)> = models
                 .iter()
                 .map(|m| {
-                    let b = Bundle::open(&odm_core::bundle::sibling_bundle_path(m)).expect("a bundle beside the model");
+                    let b = Bundle::open(&odm_core::bundle::sibling_bundle_path(m)).expect("checked at the start");
                     (bare_session(&env, m, t), b)
                 })
                 .collect();
