@@ -26,11 +26,14 @@ pub fn bench(
     steps: usize,
     warmup: usize,
 ) -> Result<(f64, f64, f64), TrainError> {
-    tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = Net::new(&vs.root(), arch, input, input, dim, None);
+    let (net, x) = crate::train::model::with_torch_rng(Some(0), || {
+        (
+            Net::new(&vs.root(), arch, input, input, dim, None),
+            Tensor::randn([batch, 3, input, input], (Kind::Float, Device::Cpu)),
+        )
+    });
     let mut opt = Adam::new(&vs);
-    let x = Tensor::randn([batch, 3, input, input], (Kind::Float, Device::Cpu));
     let labels: Vec<i64> = (0..batch).map(|i| i / 4).collect();
     let w = PairWeights { same: 0.25, in_out: 0.0, mean: PairMean::All };
     let mut t0 = std::time::Instant::now();

@@ -15,6 +15,7 @@ use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use super::data::{self, Dataset};
 use super::net::DetNet;
 use crate::error::TrainError;
+use crate::train::model::with_torch_rng;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FitConfig {
@@ -67,11 +68,11 @@ pub fn fit(out: &Path, cfg: &FitConfig, progress: bool) -> Result<(nn::VarStore,
     }
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     let t0 = std::time::Instant::now();
-    tch::manual_seed(cfg.seed as i64);
     let data: Dataset = data::load(&cfg.data)?;
     let n = data.boxes.len();
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = DetNet::new(&vs.root());
+    // Nothing draws from libtorch's generator between the seed and the initial weights (nor after them).
+    let net = with_torch_rng(Some(cfg.seed as i64), || DetNet::new(&vs.root()));
     let mut opt = nn::Adam::default().build(&vs, cfg.lr).map_err(|e| TrainError::Config(e.to_string()))?;
     let mut rng = Pcg64::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
@@ -141,7 +142,7 @@ pub fn fit(out: &Path, cfg: &FitConfig, progress: bool) -> Result<(nn::VarStore,
 /// A trained network from a run folder's `weights.ot`.
 pub fn load(run: &Path) -> Result<(nn::VarStore, DetNet), TrainError> {
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = DetNet::new(&vs.root());
+    let net = with_torch_rng(None, || DetNet::new(&vs.root()));
     let w = run.join("weights.ot");
     vs.load(&w).map_err(|e| TrainError::Config(format!("{}: cannot load the weights: {e}", w.display())))?;
     Ok((vs, net))

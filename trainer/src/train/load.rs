@@ -24,7 +24,10 @@ pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, P
     let bundle = Bundle::open(&bundle_path)?;
     let mut vs = nn::VarStore::new(Device::Cpu);
     let classes = cfg.has_classifier().then_some(bundle.classes.len() as i64);
-    let net = Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes);
+    // Its initial weights are overwritten, but drawing them moves the shared generator: not while a run is seeded.
+    let net = super::model::with_torch_rng(None, || {
+        Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes)
+    });
     let model = run.join("model.ot");
     vs.load(&model).map_err(|e| TrainError::Config(format!("{}: {e}", model.display())))?;
     Ok((cfg, vs, net, bundle, bundle_path))

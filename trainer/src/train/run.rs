@@ -167,14 +167,9 @@ pub fn train(cfg: &TrainConfig, out: &Path, progress: bool, existing: Existing) 
     let k = data.classes.len();
     let mut vs = nn::VarStore::new(device);
     let classes = cfg.has_classifier().then_some(k as i64);
-    let net = {
-        // libtorch's generator is process-wide: seeding and drawing the initial weights must not interleave with
-        // another training in the same process (parallel tests, an application training two models).
-        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = INIT.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(cfg.seed as i64);
+    let net = super::model::with_torch_rng(Some(cfg.seed as i64), || {
         Net::new(&vs.root(), arch, cfg.input as i64, cfg.input as i64, cfg.embedding, classes)
-    };
+    });
     let state_path = out.join("state.json");
     let ckpt = out.join("checkpoint.ot");
     let opt_path = out.join("optimizer.ot");
