@@ -24,24 +24,15 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
-/// `rgb` (W x H) letterboxed into a CHW tensor of `(h, w)` as odmdetect does: the aspect kept, centred on grey 114,
-/// RGB in [0, 1]; nearest-neighbour when it must scale (at 1280x720 into 1280x736 it does not: the same numbers as the
-/// element's).
+/// `rgb` (W x H) letterboxed into a CHW tensor of `(h, w)` by the element's own letterbox: the same numbers it feeds
+/// the network.
 fn letterboxed(rgb: &[u8], h: usize, w: usize) -> Vec<f32> {
-    let (fw, fh) = (W as usize, H as usize);
-    let scale = (w as f64 / fw as f64).min(h as f64 / fh as f64);
-    let (nw, nh) = (((fw as f64 * scale).round() as usize).min(w), ((fh as f64 * scale).round() as usize).min(h));
-    let (ox, oy) = ((w - nw) / 2, (h - nh) / 2);
-    let mut x = vec![114.0 / 255.0; 3 * h * w];
-    for y in 0..nh {
-        let sy = ((y as f64 / scale) as usize).min(fh - 1);
-        for c in 0..nw {
-            let sx = ((c as f64 / scale) as usize).min(fw - 1);
-            for ch in 0..3 {
-                x[ch * h * w + (oy + y) * w + ox + c] = rgb[(sy * fw + sx) * 3 + ch] as f32 / 255.0;
-            }
-        }
-    }
+    use odm_core::preprocess::{CropScratch, Frame, PixelFormat, Plane, YuvMatrix};
+    let planes = [Plane { data: rgb, stride: 3 * W as usize }];
+    let frame = Frame::new(PixelFormat::Rgb, W, H, &planes, YuvMatrix::Bt601).expect("a whole RGB frame");
+    let mut x = vec![0f32; 3 * h * w];
+    gstodm::detect::letterbox::letterbox(&frame, (0, 0, W, H), (h, w), &mut x, &mut CropScratch::default())
+        .expect("the frame letterboxes");
     x
 }
 
