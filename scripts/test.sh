@@ -12,6 +12,18 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
+# A full disk fails far into the run with a bare "No space left on device" (pip, the linker): say it first. A first
+# run needs about 3 GiB under .deps/ and, with a cold target folder, about 20 GiB for the debug build.
+free_gib() { df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print int($4 / 1048576) }'; }
+mkdir -p "$CARGO_TARGET_DIR"
+for where in "$ROOT" "$CARGO_TARGET_DIR"; do
+  gib=$(free_gib "$where")
+  if [ -n "$gib" ] && [ "$gib" -lt 8 ]; then
+    printf 'test: warning: only %s GiB free on the disk of %s; a first run needs about 3 GiB for .deps and 20 GiB for a cold target folder\n' \
+      "$gib" "$where" >&2
+  fi
+done
+
 step bootstrap
 scripts/bootstrap.sh
 
