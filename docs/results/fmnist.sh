@@ -14,7 +14,7 @@ seeds=${*:-1 2 3}
 W=out/fmnist
 scripts/bootstrap.sh >/dev/null
 cargo build --release -p odm-trainer
-T=target/release/odm-train
+T="${CARGO_TARGET_DIR:-$ROOT/target}/release/odm-train"
 mkdir -p $W
 if [ ! -d $W/data/train ]; then
   # Debian's dataset-fashion-mnist, unpacked here (no root needed), checked against its pinned sha256.
@@ -22,15 +22,15 @@ if [ ! -d $W/data/train ]; then
   (cd $W && { [ -f "$deb" ] || apt-get download dataset-fashion-mnist=0.0~git20200523.55506a9-1; } &&
     echo "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0  $deb" | sha256sum -c - &&
     dpkg-deb -x "$deb" deb)
-  $T import --format idx --data $W/deb/usr/share/datasets/fashion-mnist --out $W/data
+  "$T" import --format idx --data $W/deb/usr/share/datasets/fashion-mnist --out $W/data
 fi
-[ -d $W/synth/background ] || $T synth --out $W/synth --seed 1 --train-per-class 1 --test-per-class 1 --noise 0
+[ -d $W/synth/background ] || "$T" synth --out $W/synth --seed 1 --train-per-class 1 --test-per-class 1 --noise 0
 train_eval() { # RUN_FOLDER SEED ARGS...: train and evaluate once (a folder with metrics is kept)
   local out=$1 seed=$2; shift 2
   [ -f $out/metrics.json ] && return
-  $T train --data $W/data --in 0,1,2 --seen-ood 3,4,5,6 --unseen-ood 7,8,9 --anomaly-dir $W/synth/background \
+  "$T" train --data $W/data --in 0,1,2 --seen-ood 3,4,5,6 --unseen-ood 7,8,9 --anomaly-dir $W/synth/background \
     --seed "$seed" --out $out --name fm "$@"
-  $T eval --run $out > /dev/null
+  "$T" eval --run $out > /dev/null
 }
 run() { local name=$1 seed=$2; shift 2; train_eval $W/run-$name-s$seed "$seed" --arch lenet --input 28 --embedding 5 --steps 3000 "$@"; }
 files=()
@@ -49,15 +49,15 @@ for s in $seeds; do
   run odm-calibnone "$s" --calib-ood none  # class 4 trained on as seen OOD, not held out for calibration
   calib+=($W/run-odm-s$s/metrics.json $W/run-odm-calibnone-s$s/metrics.json)
 done
-$T table --mean "${files[@]}"
+"$T" table --mean "${files[@]}"
 echo
-$T table --mean "${active[@]}"  # margin terms averaged over the pairs inside the margin
+"$T" table --mean "${active[@]}"  # margin terms averaged over the pairs inside the margin
 echo
-$T table --mean "${calib[@]}"  # the calibration hold-out: default (class 4 held out) against none
+"$T" table --mean "${calib[@]}"  # the calibration hold-out: default (class 4 held out) against none
 echo
 drun() { local name=$1; shift; train_eval $W/default-$name-s1 1 "$@"; }  # the trainer's defaults but for the classes
 drun odm
 drun ml --method ml
 drun ce --method ce
-$T table $W/default-odm-s1/metrics.json $W/default-ml-s1/metrics.json $W/default-ce-s1/metrics.json \
+"$T" table $W/default-odm-s1/metrics.json $W/default-ml-s1/metrics.json $W/default-ce-s1/metrics.json \
   $W/default-ce-s1/metrics-odin.json

@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 steps=${1:-3000}
 threads=${2:-2}
-T=target/release/odm-train
+T="${CARGO_TARGET_DIR:-$ROOT/target}/release/odm-train"
 S=out/signs
 all="shipped permuted-0 pair-mean-all calib-none novelty-margin-0 paper"
 variants=${VARIANTS:-$all}

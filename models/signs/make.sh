@@ -17,21 +17,23 @@ threads=${1:-2}
 scripts/bootstrap.sh >/dev/null
 scripts/photos.sh
 cargo build --release -p odm-trainer -p gst-plugin-odm
-T=target/release/odm-train
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+T="$TARGET/release/odm-train"
 S=out/signs
 [ -f $S/data/manifest.json ] ||
-  $T synth --out $S/data --seed 1 --known-from models/signs/train.json --photos .deps/photos/seen
-[ -f $S/objects/mined.json ] || $T render --kind objects --out $S/objects --per-family 400 --seed 12
-[ -f $S/photos-seen/patches.json ] || $T patches --photos .deps/photos/seen --out $S/photos-seen --per-photo 120 --seed 21
+  "$T" synth --out $S/data --seed 1 --known-from models/signs/train.json --photos .deps/photos/seen
+[ -f $S/objects/mined.json ] || "$T" render --kind objects --out $S/objects --per-family 400 --seed 12
+[ -f $S/photos-seen/patches.json ] || "$T" patches --photos .deps/photos/seen --out $S/photos-seen --per-photo 120 --seed 21
 [ -f $S/photos-heldout/patches.json ] ||
-  $T patches --photos .deps/photos/heldout --out $S/photos-heldout --per-photo 60 --seed 22
+  "$T" patches --photos .deps/photos/heldout --out $S/photos-heldout --per-photo 60 --seed 22
 # Hard negatives: odmproposals' false positives and the rendered distractors of a drive with another seed than the
 # demo's (7), mined with the built plugin.
-export GST_PLUGIN_PATH=$ROOT/target/release
-[ -f $S/drive-s8/drive.mp4 ] || $T clip --out $S/drive-s8 --seed 8
+export GST_PLUGIN_PATH="$TARGET/release"
+export GST_REGISTRY="$TARGET/release/odm-registry.bin"
+[ -f $S/drive-s8/drive.mp4 ] || "$T" clip --out $S/drive-s8 --seed 8
 [ -f $S/mined-drive/mined.jsonl ] ||
-  $T mine --clip $S/drive-s8/drive.mp4 --proposals --truth $S/drive-s8/drive.rois.jsonl --out $S/mined-drive
-[ -f $S/mined-drive-rois/mined.jsonl ] || $T mine --clip $S/drive-s8/drive.mp4 --rois $S/drive-s8/drive.rois.jsonl \
+  "$T" mine --clip $S/drive-s8/drive.mp4 --proposals --truth $S/drive-s8/drive.rois.jsonl --out $S/mined-drive
+[ -f $S/mined-drive-rois/mined.jsonl ] || "$T" mine --clip $S/drive-s8/drive.mp4 --rois $S/drive-s8/drive.rois.jsonl \
   --truth $S/drive-s8/drive.rois.jsonl --out $S/mined-drive-rois
 # Background patches: five scenes are mined (bg-seen), three never are (bg-unseen: calibration and test only).
 mkdir -p $S/bg-seen $S/bg-unseen
@@ -43,16 +45,16 @@ methods=(odm)
 for m in "${methods[@]}"; do
   name=signs; [ $m = odm ] || name=signs-$m
   /usr/bin/time -f "$m: %e s wall, %M KiB peak" \
-    $T train --config models/signs/train.json --method $m --name $name --out $S/run-$m --force --threads "$threads"
-  $T eval --run $S/run-$m --anomaly-dir $S/photos-heldout > /dev/null
+    "$T" train --config models/signs/train.json --method $m --name $name --out $S/run-$m --force --threads "$threads"
+  "$T" eval --run $S/run-$m --anomaly-dir $S/photos-heldout > /dev/null
 done
 # The renderer-independent check: the known and unseen designs drawn by odm-train plain (none of synth's camera
 # model) over the held-out photographs, scored as the test set (metrics-plain).
 [ -f $S/plain/plain.json ] ||
-  $T plain --out $S/plain --config models/signs/train.json --per-design 10 --photos .deps/photos/heldout --seed 3
-$T eval --run $S/run-odm --test-data $S/plain --tag plain --anomaly-dir $S/photos-heldout > /dev/null
-$T plot --run $S/run-odm
-$T export --run $S/run-odm --out models/signs
+  "$T" plain --out $S/plain --config models/signs/train.json --per-design 10 --photos .deps/photos/heldout --seed 3
+"$T" eval --run $S/run-odm --test-data $S/plain --tag plain --anomaly-dir $S/photos-heldout > /dev/null
+"$T" plot --run $S/run-odm
+"$T" export --run $S/run-odm --out models/signs
 cp $S/run-odm/pca.png $S/run-odm/roc.png models/signs/
 mkdir -p models/signs/metrics
 cp $S/run-odm/metrics.json models/signs/metrics/odm.json

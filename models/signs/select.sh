@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 steps=${1:-2000}
 threads=${2:-2}
-T=target/release/odm-train
+T="${CARGO_TARGET_DIR:-$ROOT/target}/release/odm-train"
 S=out/signs
 V=$S/select-$steps
 . models/signs/validation.sh
@@ -22,8 +22,8 @@ for cand in ${CANDIDATES:-wrn-10-1:32 wrn-10-2:32 wrn-10-1:48 wrn-10-1:32:cosine
   schedule=${schedule:-constant}
   run=$V/$arch-$input; [ "$schedule" = constant ] || run=$run-$schedule
   [ -f "$run/metrics.json" ] && continue
-  /usr/bin/time -f "$cand: %e s wall" $T train --config "$V/validation.json" --data $S/val-root --arch "$arch" \
+  /usr/bin/time -f "$cand: %e s wall" "$T" train --config "$V/validation.json" --data $S/val-root --arch "$arch" \
     --input "$input" --lr-schedule "$schedule" --steps "$steps" --out "$run" --force --threads "$threads"
-  $T eval --run "$run" > /dev/null
+  "$T" eval --run "$run" > /dev/null
 done
-$T table "$V"/*/metrics.json | tee "$V/table.md"
+"$T" table "$V"/*/metrics.json | tee "$V/table.md"

@@ -253,3 +253,30 @@ fn export_under_a_file_size_limit_is_an_error_naming_the_file_and_leaves_whole_l
         assert!(t.contains(&format!("{} lines were not written", buffers - lines.len())) || buffers > 150, "{t}");
     }
 }
+
+/// CI and users with a shared cargo folder set CARGO_TARGET_DIR: a script that runs a built binary from a literal
+/// `target/release/` (as models/signs/make.sh once did: "target/release/odm-train: No such file or directory" after
+/// a 4-minute build elsewhere) fails for them. Every command line of every tracked script takes the folder from
+/// CARGO_TARGET_DIR, falling back to the checkout's target/.
+#[test]
+fn every_script_finds_the_build_where_cargo_target_dir_puts_it() {
+    let listed = Command::new("git").args(["ls-files", "*.sh"]).current_dir(repo()).output().unwrap();
+    assert!(listed.status.success(), "git ls-files: {}", String::from_utf8_lossy(&listed.stderr));
+    let scripts: Vec<String> = String::from_utf8(listed.stdout).unwrap().lines().map(str::to_owned).collect();
+    assert!(scripts.iter().any(|s| s == "models/signs/make.sh"), "{scripts:?}");
+    let mut bad = Vec::new();
+    for script in &scripts {
+        let text = fs::read_to_string(repo().join(script)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with('#') {
+                continue;
+            }
+            let literal = code.contains("target/release") || code.contains("target/debug");
+            if literal && !code.contains("CARGO_TARGET_DIR") {
+                bad.push(format!("{script}:{}: {code}", n + 1));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "a literal target folder, not CARGO_TARGET_DIR's:\n{}", bad.join("\n"));
+}
