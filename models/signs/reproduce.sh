@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# Proves that models/signs/make.sh rebuilds the shipped model byte for byte: clones this checkout's HEAD into a fresh
+# folder (nothing of out/ comes along), runs make.sh there with the shipped thread count, and compares what it wrote
+# with what HEAD ships. The downloads under .deps/ are linked, not fetched again (they are checked by their hashes).
+# The bundle records the training's wall time (training.train_seconds): that one field is left out of the comparison.
+# About 45 minutes on 2 cores, and a cold release build in the clone's own target folder (or CARGO_TARGET_DIR's).
+# Exit 0 when the ONNX, the bundle, the metrics and the figures are the same; 1 when any differs.
+# Usage: models/signs/reproduce.sh [THREADS] [FOLDER]   (THREADS=2 as shipped; FOLDER a new folder, default a
+#   temporary one under /var/tmp, kept for a look afterwards)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+threads=${1:-2}
+case $threads in '' | *[!0-9]* | 0) echo "reproduce: THREADS must be a positive number, got '$threads'" >&2; exit 2 ;; esac
+dir=${2:-$(mktemp -d /var/tmp/odm-reproduce.XXXXXX)}
+if [ -e "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
+  echo "reproduce: $dir is not empty: give a new folder" >&2
+  exit 2
+fi
+git -C "$ROOT" rev-parse --verify -q HEAD >/dev/null || { echo "reproduce: $ROOT is not a git checkout" >&2; exit 2; }
+[ -d "$ROOT/.deps" ] && ! git -C "$ROOT" diff --quiet HEAD -- models/signs &&
+  echo "reproduce: note: models/signs differs from HEAD in $ROOT; the comparison is with HEAD's files" >&2
+
+git clone -q "$ROOT" "$dir"
+commit=$(git -C "$dir" rev-parse --short HEAD)
+echo "reproduce: $commit cloned into $dir"
+[ -d "$ROOT/.deps" ] && cp -al "$ROOT/.deps" "$dir/.deps"
+/usr/bin/time -f "reproduce: make.sh took %e s wall" "$dir/models/signs/make.sh" "$threads"
+
+status=0
+same() { # FILE: the clone's file against HEAD's
+  if git -C "$dir" diff --quiet HEAD -- "$1"; then
+    echo "reproduce: same   $1"
+  else
+    echo "reproduce: DIFFER $1"
+    status=1
+  fi
+}
+same models/signs/signs.onnx
+same models/signs/metrics
+same models/signs/pca.png
+same models/signs/roc.png
+# The bundle: every line but the training's wall time.
+if diff <(git -C "$dir" show HEAD:models/signs/signs.odm.json | grep -v '"train_seconds"') \
+  <(grep -v '"train_seconds"' "$dir/models/signs/signs.odm.json") >/dev/null; then
+  echo "reproduce: same   models/signs/signs.odm.json (but its train_seconds)"
+else
+  echo "reproduce: DIFFER models/signs/signs.odm.json"
+  status=1
+fi
+sha256sum "$dir/models/signs/signs.onnx"
+exit $status
