@@ -18,13 +18,16 @@ if [ -e "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
   exit 2
 fi
 git -C "$ROOT" rev-parse --verify -q HEAD >/dev/null || { echo "reproduce: $ROOT is not a git checkout" >&2; exit 2; }
-[ -d "$ROOT/.deps" ] && ! git -C "$ROOT" diff --quiet HEAD -- models/signs &&
-  echo "reproduce: note: models/signs differs from HEAD in $ROOT; the comparison is with HEAD's files" >&2
+git -C "$ROOT" diff --quiet HEAD ||
+  echo "reproduce: note: $ROOT has uncommitted changes; the clone, and what it is compared with, are HEAD's" >&2
 
 git clone -q "$ROOT" "$dir"
 commit=$(git -C "$dir" rev-parse --short HEAD)
 echo "reproduce: $commit cloned into $dir"
-[ -d "$ROOT/.deps" ] && cp -al "$ROOT/.deps" "$dir/.deps"
+if [ -d "$ROOT/.deps" ] && ! cp -al "$ROOT/.deps" "$dir/.deps" 2>/dev/null; then
+  rm -rf "$dir/.deps" # another disk: no hard links; make.sh's bootstrap fetches and checks them again
+  echo "reproduce: $dir is on another disk than $ROOT/.deps: the downloads are fetched again" >&2
+fi
 /usr/bin/time -f "reproduce: make.sh took %e s wall" "$dir/models/signs/make.sh" "$threads"
 
 status=0
