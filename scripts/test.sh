@@ -17,7 +17,7 @@ step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 free_gib() { df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print int($4 / 1048576) }'; }
 mkdir -p "$CARGO_TARGET_DIR"
 for where in "$ROOT" "$CARGO_TARGET_DIR"; do
-  gib=$(free_gib "$where")
+  gib=$(free_gib "$where") || gib=""
   if [ -n "$gib" ] && [ "$gib" -lt 8 ]; then
     printf 'test: warning: only %s GiB free on the disk of %s; a first run needs about 3 GiB for .deps and 20 GiB for a cold target folder\n' \
       "$gib" "$where" >&2

@@ -254,12 +254,29 @@ fn export_under_a_file_size_limit_is_an_error_naming_the_file_and_leaves_whole_l
     }
 }
 
+/// Whether a script's command line names cargo's output folder itself instead of taking it from CARGO_TARGET_DIR.
+fn names_the_target_folder(code: &str) -> bool {
+    if code.contains("CARGO_TARGET_DIR") {
+        return false;
+    }
+    let literal = code.contains("target/release") || code.contains("target/debug");
+    let part = ["/target/", "/target\"", "/target}", "/target ", "/target'"].iter().any(|p| code.contains(p));
+    literal || part || code.ends_with("/target")
+}
+
 /// CI and users with a shared cargo folder set CARGO_TARGET_DIR: a script that runs a built binary from a literal
 /// `target/release/` (as models/signs/make.sh once did: "target/release/odm-train: No such file or directory" after
-/// a 4-minute build elsewhere) fails for them. Every command line of every tracked script takes the folder from
+/// a 4-minute build elsewhere) fails for them. Every command line of every tracked shell script takes the folder from
 /// CARGO_TARGET_DIR, falling back to the checkout's target/.
 #[test]
 fn every_script_finds_the_build_where_cargo_target_dir_puts_it() {
+    // The reader on the lines make.sh had, and on the forms that are right.
+    for bad in ["T=target/release/odm-train", "export GST_PLUGIN_PATH=$ROOT/target/release", "TARGET=$ROOT/target"] {
+        assert!(names_the_target_folder(bad), "{bad}");
+    }
+    for good in ["TARGET=${CARGO_TARGET_DIR:-$ROOT/target}", "T=\"$TARGET/release/odm-train\"", "cp \"$target/$p\" ."] {
+        assert!(!names_the_target_folder(good), "{good}");
+    }
     let listed = Command::new("git").args(["ls-files", "*.sh"]).current_dir(repo()).output().unwrap();
     assert!(listed.status.success(), "git ls-files: {}", String::from_utf8_lossy(&listed.stderr));
     let scripts: Vec<String> = String::from_utf8(listed.stdout).unwrap().lines().map(str::to_owned).collect();
@@ -269,14 +286,10 @@ fn every_script_finds_the_build_where_cargo_target_dir_puts_it() {
         let text = fs::read_to_string(repo().join(script)).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.trim_start();
-            if code.starts_with('#') {
-                continue;
-            }
-            let literal = code.contains("target/release") || code.contains("target/debug");
-            if literal && !code.contains("CARGO_TARGET_DIR") {
+            if !code.starts_with('#') && names_the_target_folder(code) {
                 bad.push(format!("{script}:{}: {code}", n + 1));
             }
         }
     }
-    assert!(bad.is_empty(), "a literal target folder, not CARGO_TARGET_DIR's:\n{}", bad.join("\n"));
+    assert!(bad.is_empty(), "a target folder of its own, not CARGO_TARGET_DIR's:\n{}", bad.join("\n"));
 }
