@@ -4,7 +4,7 @@
 # folder (nothing of out/ comes along), runs make.sh there with the shipped thread count, and compares what it wrote
 # with what HEAD ships. The downloads under .deps/ are linked, not fetched again (they are checked by their hashes).
 # The bundle records the training's wall time (training.train_seconds): that one field is left out of the comparison.
-# About 45 minutes on 2 cores, and a cold release build in the clone's own target folder (or CARGO_TARGET_DIR's).
+# About 45 minutes on 2 cores, and a cold release build in the clone's own target folder.
 # Exit 0 when the ONNX, the bundle, the metrics and the figures are the same; 1 when any differs or is missing; 2 when
 # the arguments are wrong or make.sh fails.
 # Usage: models/signs/reproduce.sh [THREADS] [FOLDER]   (THREADS=2 as shipped; FOLDER a new folder, default a
@@ -33,8 +33,10 @@ fi
 outputs=(signs.onnx signs.odm.json pca.png roc.png metrics/odm.json metrics/odm.md metrics/odm-plain.json
   metrics/odm-plain.md)
 for f in "${outputs[@]}"; do rm -f "$dir/models/signs/$f"; done
-# BASELINES would retrain the baselines too (twice the time); the shipped model is made without.
-if ! env -u BASELINES /usr/bin/time -f "reproduce: make.sh took %e s wall" "$dir/models/signs/make.sh" "$threads"; then
+# BASELINES would retrain the baselines too (twice the time); the shipped model is made without. The clone builds
+# into its own target folder: in a shared one (CARGO_TARGET_DIR) its build would replace the checkout's libgstodm.so
+# and odm-train with binaries that look for ONNX Runtime under the clone's .deps/.
+if ! env -u BASELINES CARGO_TARGET_DIR="$dir/target" /usr/bin/time -f "reproduce: make.sh took %e s wall" "$dir/models/signs/make.sh" "$threads"; then
   echo "reproduce: models/signs/make.sh failed in $dir: nothing compared" >&2
   exit 2
 fi
