@@ -23,7 +23,8 @@ S=out/signs
 [ -f $S/data/manifest.json ] ||
   "$T" synth --out $S/data --seed 1 --known-from models/signs/train.json --photos .deps/photos/seen
 [ -f $S/objects/mined.json ] || "$T" render --kind objects --out $S/objects --per-family 400 --seed 12
-[ -f $S/photos-seen/patches.json ] || "$T" patches --photos .deps/photos/seen --out $S/photos-seen --per-photo 120 --seed 21
+[ -f $S/photos-seen/patches.json ] ||
+  "$T" patches --photos .deps/photos/seen --out $S/photos-seen --per-photo 120 --seed 21
 [ -f $S/photos-heldout/patches.json ] ||
   "$T" patches --photos .deps/photos/heldout --out $S/photos-heldout --per-photo 60 --seed 22
 # Hard negatives: odmproposals' false positives and the rendered distractors of a drive with another seed than the

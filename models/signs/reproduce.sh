@@ -36,7 +36,8 @@ for f in "${outputs[@]}"; do rm -f "$dir/models/signs/$f"; done
 # BASELINES would retrain the baselines too (twice the time); the shipped model is made without. The clone builds
 # into its own target folder: in a shared one (CARGO_TARGET_DIR) its build would replace the checkout's libgstodm.so
 # and odm-train with binaries that look for ONNX Runtime under the clone's .deps/.
-if ! env -u BASELINES CARGO_TARGET_DIR="$dir/target" /usr/bin/time -f "reproduce: make.sh took %e s wall" "$dir/models/signs/make.sh" "$threads"; then
+if ! env -u BASELINES CARGO_TARGET_DIR="$dir/target" /usr/bin/time -f "reproduce: make.sh took %e s wall" \
+  "$dir/models/signs/make.sh" "$threads"; then
   echo "reproduce: models/signs/make.sh failed in $dir: nothing compared" >&2
   exit 2
 fi

@@ -20,8 +20,8 @@ printf '%-13s %10s %10s %10s\n' runtime 'img/s' 's/step' 'peak MiB'
 for arch in "10 1 32" "10 2 32" "10 3 32" "16 2 32"; do
   set -- $arch
   # odm-train bench prints a labelled table; its data row's img/s, s/step and peak MiB columns:
-  read -r ips sps mib < <("${CARGO_TARGET_DIR:-$ROOT/target}/release/odm-train" bench --arch "wrn-$1-$2" --input "$3" --steps "$steps" \
-    --threads "$threads" | awk -F'|' 'NR == 3 { print $9, $10, $11 }')
+  read -r ips sps mib < <("${CARGO_TARGET_DIR:-$ROOT/target}/release/odm-train" bench --arch "wrn-$1-$2" \
+    --input "$3" --steps "$steps" --threads "$threads" | awk -F'|' 'NR == 3 { print $9, $10, $11 }')
   printf '%-13s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' odm-tch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
   read -r _ ips sps mib < <("$venv/bin/python" trainer/bench/torch_ref.py "$1" "$2" "$3" 32 64 "$steps" 3 "$threads")
   printf '%-13s %10s %10s %10s   wrn-%s-%s %sx%s batch 64\n' pytorch "$ips" "$sps" "$mib" "$1" "$2" "$3" "$3"
