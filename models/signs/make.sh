@@ -7,7 +7,8 @@
 # out-of-distribution, 652 never seen), its evaluation (with held-out real photographs, never trained or calibrated
 # on) and figures. BASELINES=1 also retrains the ML and cross-entropy baselines on the same data and budget.
 # The protocol lists in train.json come from `odm-train protocol --region eu --seed 1 --config models/signs/train.json`.
-# Writes the runs to out/signs/ and copies the model, bundle, metrics and figures into models/signs/.
+# Writes the runs to out/signs/ and copies the model, bundle, metrics and figures into models/signs/, with the data's
+# fingerprint (data.sha256, models/signs/fingerprint.sh).
 # Usage: [BASELINES=1] models/signs/make.sh [THREADS]   (THREADS=2 as shipped; the same thread count reproduces the
 # shipped ONNX byte for byte: libtorch's float sums depend on it)
 set -euo pipefail
@@ -55,6 +56,10 @@ done
   "$T" plain --out $S/plain --config models/signs/train.json --per-design 10 --photos .deps/photos/heldout --seed 3
 "$T" eval --run $S/run-odm --test-data $S/plain --tag plain --anomaly-dir $S/photos-heldout > /dev/null
 "$T" plot --run $S/run-odm
+# The data's fingerprint: reproduce.sh compares it with the shipped one, so that a model that differs says whether
+# its data did.
+models/signs/fingerprint.sh $S data objects photos-seen photos-heldout drive-s8 mined-drive mined-drive-rois plain \
+  > models/signs/data.sha256
 "$T" export --run $S/run-odm --out models/signs
 cp $S/run-odm/pca.png $S/run-odm/roc.png models/signs/
 mkdir -p models/signs/metrics

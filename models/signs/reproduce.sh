@@ -4,9 +4,9 @@
 # folder (nothing of out/ comes along), runs make.sh there with the shipped thread count, and compares what it wrote
 # with what HEAD ships. The downloads under .deps/ are linked, not fetched again (they are checked by their hashes).
 # The bundle records the training's wall time (training.train_seconds): that one field is left out of the comparison.
-# About 45 minutes on 2 cores, and a cold release build in the clone's own target folder.
-# Exit 0 when the ONNX, the bundle, the metrics and the figures are the same; 1 when any differs or is missing; 2 when
-# the arguments are wrong or make.sh fails.
+# 45-70 minutes on 2 cores (the machine's speed), and a cold release build in the clone's own target folder.
+# Exit 0 when the data's fingerprint, the ONNX, the bundle, the metrics and the figures are the same; 1 when any
+# differs or is missing; 2 when the arguments are wrong or make.sh fails.
 # Usage: models/signs/reproduce.sh [THREADS] [FOLDER]   (THREADS=2 as shipped; FOLDER a new folder, default a
 #   temporary one under /var/tmp, kept for a look afterwards)
 set -euo pipefail
@@ -30,7 +30,7 @@ if [ -d "$ROOT/.deps" ] && ! cp -al "$ROOT/.deps" "$dir/.deps" 2>/dev/null; then
   echo "reproduce: $dir is on another disk than $ROOT/.deps: the downloads are fetched again" >&2
 fi
 # What make.sh writes, removed first: a file it no longer wrote would otherwise pass as HEAD's own copy.
-outputs=(signs.onnx signs.odm.json pca.png roc.png metrics/odm.json metrics/odm.md metrics/odm-plain.json
+outputs=(data.sha256 signs.onnx signs.odm.json pca.png roc.png metrics/odm.json metrics/odm.md metrics/odm-plain.json
   metrics/odm-plain.md)
 for f in "${outputs[@]}"; do rm -f "$dir/models/signs/$f"; done
 # BASELINES would retrain the baselines too (twice the time); the shipped model is made without. The clone builds
@@ -62,4 +62,8 @@ else
   status=1
 fi
 sha256sum "$dir/models/signs/signs.onnx"
+# The data first: if it is the same and the model is not, the training's arithmetic differs (another CPU, another
+# libtorch), not the data steps.
+git -C "$dir" diff --quiet HEAD -- models/signs/data.sha256 ||
+  git -C "$dir" diff HEAD -- models/signs/data.sha256 | grep '^[-+][0-9a-f]' || true
 exit $status

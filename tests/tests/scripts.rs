@@ -293,3 +293,72 @@ fn every_script_finds_the_build_where_cargo_target_dir_puts_it() {
     }
     assert!(bad.is_empty(), "a target folder of its own, not CARGO_TARGET_DIR's:\n{}", bad.join("\n"));
 }
+
+/// `models/signs/fingerprint.sh`, run as make.sh runs it but from another folder, on folders whose names hold a
+/// space: one line per folder, the same sum for the same bytes and names whatever the order the files were written
+/// in, another when one byte or one name changes; a missing folder is an error naming it, with nothing printed.
+/// And the shipped `data.sha256` fingerprints exactly the folders make.sh names.
+#[test]
+fn the_data_fingerprint_follows_bytes_and_names_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let make = |base: &Path, order: &[(&str, &[u8])]| {
+        for (name, bytes) in order {
+            let p = base.join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, bytes).unwrap();
+        }
+    };
+    let files: [(&str, &[u8]); 3] = [("a b/x.png", b"one"), ("a b/sub/y.json", b"{}"), ("c/z.txt", b"three")];
+    let first = tmp.path().join("first run");
+    let second = tmp.path().join("second run");
+    make(&first, &files);
+    let mut reversed = files;
+    reversed.reverse();
+    make(&second, &reversed);
+    let cwd = tmp.path().join("elsewhere");
+    fs::create_dir_all(&cwd).unwrap();
+    let run = |base: &Path, folders: &[&str]| {
+        Command::new(repo().join("models/signs/fingerprint.sh"))
+            .arg(base)
+            .args(folders)
+            .current_dir(&cwd)
+            .output()
+            .unwrap()
+    };
+    let lines = |out: &Output| -> Vec<(String, String, String)> {
+        assert!(out.status.success(), "{}", text(out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split("  ").collect();
+                assert_eq!(f.len(), 3, "{l}");
+                assert!(f[0].len() == 64 && f[0].bytes().all(|b| b.is_ascii_hexdigit()), "{l}");
+                (f[0].to_owned(), f[1].to_owned(), f[2].to_owned())
+            })
+            .collect()
+    };
+    let one = lines(&run(&first, &["a b", "c"]));
+    assert_eq!(one.iter().map(|l| (l.1.as_str(), l.2.as_str())).collect::<Vec<_>>(), [("a b", "2"), ("c", "1")]);
+    assert_eq!(lines(&run(&second, &["a b", "c"])), one, "the same bytes and names, written in another order");
+
+    fs::write(second.join("a b/sub/y.json"), b"{ }").unwrap();
+    let changed = lines(&run(&second, &["a b", "c"]));
+    assert_ne!(changed[0].0, one[0].0, "one file's bytes changed");
+    assert_eq!(changed[1], one[1], "the other folder is untouched");
+    fs::write(second.join("a b/sub/y.json"), b"{}").unwrap();
+    fs::rename(second.join("a b/x.png"), second.join("a b/w.png")).unwrap();
+    assert_ne!(lines(&run(&second, &["a b", "c"]))[0].0, one[0].0, "one file renamed");
+
+    let out = run(&first, &["a b", "missing"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "nothing printed: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing is not a folder"), "{}", text(&out));
+
+    // The shipped fingerprint names the folders make.sh fingerprints, in its order.
+    let make_sh = fs::read_to_string(repo().join("models/signs/make.sh")).unwrap();
+    let call = make_sh.lines().find(|l| l.starts_with("models/signs/fingerprint.sh")).expect("make.sh runs it");
+    let named: Vec<&str> = call.trim_end_matches('\\').split_whitespace().skip(2).collect();
+    let shipped = fs::read_to_string(repo().join("models/signs/data.sha256")).unwrap();
+    let listed: Vec<&str> = shipped.lines().map(|l| l.split("  ").nth(1).unwrap_or("")).collect();
+    assert_eq!(listed, named, "data.sha256 against make.sh's fingerprint line");
+}
