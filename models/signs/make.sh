@@ -59,8 +59,9 @@ done
 # The data's fingerprint: reproduce.sh compares it with the shipped one, so that a model that differs says whether
 # its data did.
 models/signs/fingerprint.sh $S data objects photos-seen photos-heldout drive-s8 mined-drive mined-drive-rois plain \
-  > models/signs/data.sha256
+  > $S/data.sha256
 "$T" export --run $S/run-odm --out models/signs
+cp $S/data.sha256 models/signs/data.sha256
 cp $S/run-odm/pca.png $S/run-odm/roc.png models/signs/
 mkdir -p models/signs/metrics
 cp $S/run-odm/metrics.json models/signs/metrics/odm.json

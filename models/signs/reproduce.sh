@@ -62,8 +62,12 @@ else
   status=1
 fi
 sha256sum "$dir/models/signs/signs.onnx"
-# The data first: if it is the same and the model is not, the training's arithmetic differs (another CPU, another
+# The data: if they are the same and the model is not, the training's arithmetic differs (another CPU, another
 # libtorch), not the data steps.
-git -C "$dir" diff --quiet HEAD -- models/signs/data.sha256 ||
+if ! git -C "$dir" diff --quiet HEAD -- models/signs/data.sha256; then
+  echo "reproduce: the data differ (- shipped, + rebuilt; sha256, folder, files):"
   git -C "$dir" diff HEAD -- models/signs/data.sha256 | grep '^[-+][0-9a-f]' || true
+elif [ $status = 1 ]; then
+  echo "reproduce: the data are the same: what differs comes from the training's arithmetic"
+fi
 exit $status

@@ -295,9 +295,10 @@ fn every_script_finds_the_build_where_cargo_target_dir_puts_it() {
 }
 
 /// `models/signs/fingerprint.sh`, run as make.sh runs it but from another folder, on folders whose names hold a
-/// space: one line per folder, the same sum for the same bytes and names whatever the order the files were written
-/// in, another when one byte or one name changes; a missing folder is an error naming it, with nothing printed.
-/// And the shipped `data.sha256` fingerprints exactly the folders make.sh names.
+/// space: one line per folder, the sum of the files' sums sorted by path (a fixed value for fixed files), another
+/// when one byte or one name changes, none for an MP4's bytes (mp4mux writes the time into them); a missing folder
+/// is an error naming it, with nothing printed. And the shipped `data.sha256` fingerprints exactly the folders
+/// make.sh names.
 #[test]
 fn the_data_fingerprint_follows_bytes_and_names_only() {
     let tmp = tempfile::tempdir().unwrap();
@@ -315,6 +316,8 @@ fn the_data_fingerprint_follows_bytes_and_names_only() {
     let mut reversed = files;
     reversed.reverse();
     make(&second, &reversed);
+    make(&first, &[("a b/drive.mp4", b"muxed at 20:39")]);
+    make(&second, &[("a b/drive.mp4", b"muxed at 21:07")]);
     let cwd = tmp.path().join("elsewhere");
     fs::create_dir_all(&cwd).unwrap();
     let run = |base: &Path, folders: &[&str]| {
@@ -339,11 +342,13 @@ fn the_data_fingerprint_follows_bytes_and_names_only() {
     };
     let one = lines(&run(&first, &["a b", "c"]));
     assert_eq!(one.iter().map(|l| (l.1.as_str(), l.2.as_str())).collect::<Vec<_>>(), [("a b", "2"), ("c", "1")]);
-    assert_eq!(lines(&run(&second, &["a b", "c"])), one, "the same bytes and names, written in another order");
+    // sha256 over "SUM  ./sub/y.json\nSUM  ./x.png\n" (sha256sum's lines, sorted by path).
+    assert_eq!(one[0].0, "ece30f256515a97f8b328679685c217902956974456dfa808cceb0a55bba406a");
+    assert_eq!(lines(&run(&second, &["a b", "c"])), one, "the same bytes and names, another MP4");
 
-    fs::write(second.join("a b/sub/y.json"), b"{ }").unwrap();
+    fs::write(second.join("a b/sub/y.json"), b"{]").unwrap();
     let changed = lines(&run(&second, &["a b", "c"]));
-    assert_ne!(changed[0].0, one[0].0, "one file's bytes changed");
+    assert_ne!(changed[0].0, one[0].0, "one file's byte changed");
     assert_eq!(changed[1], one[1], "the other folder is untouched");
     fs::write(second.join("a b/sub/y.json"), b"{}").unwrap();
     fs::rename(second.join("a b/x.png"), second.join("a b/w.png")).unwrap();
