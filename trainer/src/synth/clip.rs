@@ -9,6 +9,9 @@
 //! as JSON lines, one line per frame, in the format `odmroireplay` reads:
 //! `{"frame": N, "pts": NS, "rois": [{"x", "y", "w", "h", "type", "id", "label", "kind"}]}` where `kind` is
 //! `known`, `unknown` or `distractor`.
+//!
+//! mp4mux writes the wall-clock time of the run into the movie, track and media headers; `run` sets those times to
+//! zero ("unknown" in ISO/IEC 14496-12) after muxing, so the same seed and settings give the same file byte for byte.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -357,6 +360,9 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
+    let mut mp4 = std::fs::read(video).map_err(TrainError::io(video))?;
+    zero_times(&mut mp4).map_err(|reason| TrainError::Asset(format!("{}: {reason}", video.display())))?;
+    std::fs::write(video, mp4).map_err(TrainError::io(video))?;
     std::fs::write(rois, lines).map_err(TrainError::io(rois))?;
     Ok(ClipSummary {
         video: video.to_owned(),
@@ -366,6 +372,60 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
         boxes,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Sets the creation and modification times of every movie, track and media header (`mvhd`, `tkhd`, `mdhd`) of an
+/// MP4 to zero, in place; returns how many headers it set. A box structure that does not add up is an error (nothing
+/// is changed then).
+pub fn zero_times(mp4: &mut [u8]) -> Result<usize, String> {
+    fn walk(b: &[u8], at: usize, set: &mut Vec<(usize, usize)>) -> Result<(), String> {
+        let mut i = 0;
+        while i < b.len() {
+            let bad = |what: &str| format!("not an MP4: {what} at byte {}", at + i);
+            if b.len() - i < 8 {
+                return Err(bad("a truncated box header"));
+            }
+            let small = u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64;
+            let kind = [b[i + 4], b[i + 5], b[i + 6], b[i + 7]];
+            let (head, size) = match small {
+                0 => (8, (b.len() - i) as u64),
+                1 if b.len() - i >= 16 => {
+                    (16, u64::from_be_bytes(b[i + 8..i + 16].try_into().map_err(|_| bad("a 64-bit size"))?))
+                }
+                1 => return Err(bad("a truncated 64-bit box size")),
+                n => (8, n),
+            };
+            if size < head as u64 || size > (b.len() - i) as u64 {
+                return Err(bad(&format!("a box of {size} bytes in {} left", b.len() - i)));
+            }
+            let size = size as usize;
+            match &kind {
+                b"moov" | b"trak" | b"mdia" => walk(&b[i + head..i + size], at + i + head, set)?,
+                b"mvhd" | b"tkhd" | b"mdhd" => {
+                    // Version and flags (4 bytes), then the two times: 4 bytes each (version 0) or 8 (version 1).
+                    let body = i + head;
+                    let n = match b.get(body) {
+                        Some(0) => 8,
+                        Some(1) => 16,
+                        _ => return Err(bad("a header of an unknown version")),
+                    };
+                    if body + 4 + n > i + size {
+                        return Err(bad("a truncated header"));
+                    }
+                    set.push((at + body + 4, n));
+                }
+                _ => {}
+            }
+            i += size;
+        }
+        Ok(())
+    }
+    let mut set = Vec::new();
+    walk(mp4, 0, &mut set)?;
+    for &(at, n) in &set {
+        mp4[at..at + n].fill(0);
+    }
+    Ok(set.len())
 }
 
 fn put(rgb: &mut [u8], i: usize, c: [f32; 3]) {
@@ -483,5 +543,64 @@ fn draw_object(
             let c: [f32; 3] = std::array::from_fn(|k| src[k] + (1.0 - a) * dst[k]);
             put(rgb, i, c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zero_times;
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    }
+
+    /// A header: version, flags, the two times (all bytes 0xAB), then 4 more bytes of 0xCD.
+    fn header(kind: &[u8; 4], version: u8) -> Vec<u8> {
+        let n = if version == 1 { 16 } else { 8 };
+        let mut body = vec![version, 0, 0, 0];
+        body.extend(std::iter::repeat_n(0xAB, n));
+        body.extend([0xCD; 4]);
+        boxed(kind, &body)
+    }
+
+    fn movie() -> Vec<u8> {
+        let mdia = boxed(b"mdia", &header(b"mdhd", 0));
+        let trak = boxed(b"trak", &[header(b"tkhd", 1), mdia].concat());
+        let moov = boxed(b"moov", &[header(b"mvhd", 0), trak].concat());
+        [boxed(b"ftyp", b"isom\xAB\xAB\xAB\xAB"), boxed(b"mdat", &[0xAB; 32]), moov].concat()
+    }
+
+    #[test]
+    fn the_three_headers_lose_their_times_and_nothing_else_changes() {
+        let before = movie();
+        let mut after = before.clone();
+        assert_eq!(zero_times(&mut after), Ok(3));
+        // Only the time bytes (0xAB inside the three headers) changed: 8 + 16 + 8 of them.
+        let changed: Vec<usize> = (0..before.len()).filter(|&i| before[i] != after[i]).collect();
+        assert_eq!(changed.len(), 32);
+        assert!(changed.iter().all(|&i| before[i] == 0xAB && after[i] == 0));
+        // The ftyp and mdat bytes that look like times stay.
+        assert_eq!(after[..56].iter().filter(|&&b| b == 0xAB).count(), 36);
+        let mut again = after.clone();
+        assert_eq!(zero_times(&mut again), Ok(3));
+        assert_eq!(again, after);
+    }
+
+    #[test]
+    fn a_box_structure_that_does_not_add_up_is_an_error_and_changes_nothing() {
+        let good = movie();
+        for cut in [good.len() - 3, good.len() - 30, 5] {
+            let mut b = good[..cut].to_vec();
+            let kept = b.clone();
+            let err = zero_times(&mut b).expect_err("a cut file");
+            assert!(err.starts_with("not an MP4"), "{err}");
+            assert_eq!(b, kept);
+        }
+        let mut unknown_version = boxed(b"moov", &header(b"mvhd", 7));
+        assert!(zero_times(&mut unknown_version).is_err());
+        assert_eq!(zero_times(&mut Vec::new()), Ok(0));
     }
 }
