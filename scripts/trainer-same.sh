@@ -8,7 +8,8 @@
 # thread), run by each binary in the same folder (the files hold their paths), compared file by file. Identical means
 # byte for byte, except what differs from one run to the next of the same binary: wall-clock fields of JSON files
 # (seconds, train_seconds, img_per_s), the order of the tensors in tch checkpoints (.ot: compared tensor by tensor),
-# the MP4 container of `clip` (its ROI lines are compared), and timings in the printed lines.
+# and timings in the printed lines. MP4s are compared with the times of their movie, track and media headers zeroed
+# (what `odm-train clip` writes since 0aded82; a BEFORE binary older than that left mp4mux's wall clock there).
 # With --shipped, the AFTER binary also re-exports out/signs/run-odm, which must give models/signs' files byte for
 # byte (about a minute).
 # Usage: scripts/trainer-same.sh [--shipped] BEFORE AFTER [OUT]   (OUT: kept for reading; default a scratch folder)
@@ -151,10 +152,31 @@ def scrub(v):
         return [scrub(x) for x in v]
     return v
 
+def zero_times(b, parent=None):
+    # moov/mvhd, moov/trak/tkhd, moov/trak/mdia/mdhd: version, flags, then two times of 4 bytes (v0) or 8 (v1).
+    i = 0
+    while i + 8 <= len(b):
+        size, kind = int.from_bytes(b[i:i + 4], "big"), bytes(b[i + 4:i + 8])
+        head = 8
+        if size == 1:
+            size, head = int.from_bytes(b[i + 8:i + 16], "big"), 16
+        elif size == 0:
+            size = len(b) - i
+        if size < head or i + size > len(b):
+            raise ValueError(f"not an MP4 box structure at byte {i}")
+        body = memoryview(b)[i + head:i + size]
+        if (parent, kind) in ((None, b"moov"), (b"moov", b"trak"), (b"trak", b"mdia")):
+            zero_times(body, kind)
+        elif (parent, kind) in ((b"moov", b"mvhd"), (b"trak", b"tkhd"), (b"mdia", b"mdhd")):
+            n = 16 if body[0] == 1 else 8
+            body[4:4 + n] = bytes(n)
+        i += size
+    return b
+
 def key(path):
     data = open(path, "rb").read()
     if path.endswith(".mp4"):
-        return "not compared"
+        return bytes(zero_times(bytearray(data)))
     if path.endswith(".ot"):
         z = zipfile.ZipFile(path)
         return sorted((i.file_size, zlib.crc32(z.read(i))) for i in z.infolist() if "/data/" in i.filename)

@@ -361,7 +361,11 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
         )));
     }
     let mut mp4 = std::fs::read(video).map_err(TrainError::io(video))?;
-    zero_times(&mut mp4).map_err(|reason| TrainError::Asset(format!("{}: {reason}", video.display())))?;
+    match zero_times(&mut mp4) {
+        Ok(0) => return Err(TrainError::Asset(format!("{}: mp4mux wrote no movie header", video.display()))),
+        Ok(_) => {}
+        Err(reason) => return Err(TrainError::Asset(format!("{}: {reason}", video.display()))),
+    }
     std::fs::write(video, mp4).map_err(TrainError::io(video))?;
     std::fs::write(rois, lines).map_err(TrainError::io(rois))?;
     Ok(ClipSummary {
@@ -374,54 +378,59 @@ pub fn run(video: &Path, rois: &Path, cfg: &ClipConfig) -> Result<ClipSummary, T
     })
 }
 
-/// Sets the creation and modification times of every movie, track and media header (`mvhd`, `tkhd`, `mdhd`) of an
-/// MP4 to zero, in place; returns how many headers it set. A box structure that does not add up is an error (nothing
-/// is changed then).
+/// Sets the creation and modification times of the movie, track and media headers of an MP4 (`moov/mvhd`,
+/// `moov/trak/tkhd`, `moov/trak/mdia/mdhd`) to zero, in place; returns how many headers it set. A box structure that
+/// does not add up is an error, and nothing is changed then.
 pub fn zero_times(mp4: &mut [u8]) -> Result<usize, String> {
-    fn walk(b: &[u8], at: usize, set: &mut Vec<(usize, usize)>) -> Result<(), String> {
+    /// The boxes in `b` (at byte `at` of the file) inside `parent` (None: the file's top level).
+    fn walk(b: &[u8], at: usize, parent: Option<&[u8; 4]>, set: &mut Vec<(usize, usize)>) -> Result<(), String> {
         let mut i = 0;
         while i < b.len() {
             let bad = |what: &str| format!("not an MP4: {what} at byte {}", at + i);
-            if b.len() - i < 8 {
+            let left = b.len() - i;
+            if left < 8 {
                 return Err(bad("a truncated box header"));
             }
             let small = u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64;
             let kind = [b[i + 4], b[i + 5], b[i + 6], b[i + 7]];
             let (head, size) = match small {
-                0 => (8, (b.len() - i) as u64),
-                1 if b.len() - i >= 16 => {
+                0 => (8, left as u64),
+                1 if left >= 16 => {
                     (16, u64::from_be_bytes(b[i + 8..i + 16].try_into().map_err(|_| bad("a 64-bit size"))?))
                 }
                 1 => return Err(bad("a truncated 64-bit box size")),
                 n => (8, n),
             };
-            if size < head as u64 || size > (b.len() - i) as u64 {
-                return Err(bad(&format!("a box of {size} bytes in {} left", b.len() - i)));
+            if size < head as u64 || size > left as u64 {
+                return Err(bad(&format!("a box of {size} bytes in {left} left")));
             }
-            let size = size as usize;
-            match &kind {
-                b"moov" | b"trak" | b"mdia" => walk(&b[i + head..i + size], at + i + head, set)?,
-                b"mvhd" | b"tkhd" | b"mdhd" => {
+            let (body, end) = (i + head, i + size as usize);
+            // Only the path to the three headers is walked: a file of nested boxes cannot run the stack out.
+            match (parent, &kind) {
+                (None, b"moov") | (Some(b"moov"), b"trak") | (Some(b"trak"), b"mdia") => {
+                    walk(&b[body..end], at + body, Some(&kind), set)?
+                }
+                (Some(b"moov"), b"mvhd") | (Some(b"trak"), b"tkhd") | (Some(b"mdia"), b"mdhd") => {
                     // Version and flags (4 bytes), then the two times: 4 bytes each (version 0) or 8 (version 1).
-                    let body = i + head;
-                    let n = match b.get(body) {
+                    let n = match b[body..end].first() {
+                        None => return Err(bad("an empty header")),
                         Some(0) => 8,
                         Some(1) => 16,
-                        _ => return Err(bad("a header of an unknown version")),
+                        Some(v) => return Err(bad(&format!("a header of version {v}"))),
                     };
-                    if body + 4 + n > i + size {
+                    if end - body < 4 + n {
                         return Err(bad("a truncated header"));
                     }
                     set.push((at + body + 4, n));
                 }
                 _ => {}
             }
-            i += size;
+            i = end;
         }
         Ok(())
     }
     let mut set = Vec::new();
-    walk(mp4, 0, &mut set)?;
+    walk(mp4, 0, None, &mut set)?;
     for &(at, n) in &set {
         mp4[at..at + n].fill(0);
     }
@@ -599,8 +608,30 @@ mod tests {
             assert!(err.starts_with("not an MP4"), "{err}");
             assert_eq!(b, kept);
         }
-        let mut unknown_version = boxed(b"moov", &header(b"mvhd", 7));
-        assert!(zero_times(&mut unknown_version).is_err());
+        // Headers found before the fault are not set either.
+        let late_faults = [
+            [good.clone(), vec![0; 3]].concat(),
+            [good.clone(), boxed(b"moov", &[header(b"mvhd", 0), boxed(b"trak", &header(b"tkhd", 7))].concat())]
+                .concat(),
+            [good.clone(), boxed(b"moov", &boxed(b"mvhd", &[0]))].concat(),
+        ];
+        for mut b in late_faults {
+            let kept = b.clone();
+            let err = zero_times(&mut b).expect_err("a fault after the headers");
+            assert!(err.starts_with("not an MP4"), "{err}");
+            assert_eq!(b, kept);
+        }
         assert_eq!(zero_times(&mut Vec::new()), Ok(0));
+        // Headers only where the format puts them; deep nesting is not walked (nor the stack run out).
+        let mut astray = boxed(b"trak", &header(b"tkhd", 0));
+        assert_eq!(zero_times(&mut astray), Ok(0));
+        let (inner, depth) = (header(b"mvhd", 0), 100_000);
+        let mut deep = Vec::with_capacity(8 * depth + inner.len());
+        for k in 0..depth {
+            deep.extend(((8 * (depth - k) + inner.len()) as u32).to_be_bytes());
+            deep.extend(b"moov");
+        }
+        deep.extend(&inner);
+        assert_eq!(zero_times(&mut deep), Ok(0));
     }
 }
