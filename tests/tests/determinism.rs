@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use odm_e2e::*;
 use odm_trainer::synth::clip::{self, ClipConfig};
+use odm_trainer::synth::mp4;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
@@ -108,7 +109,7 @@ fn clip_and_mined_crops_are_the_same_on_any_cpu_count_thread_count_and_simd() {
     assert!(mp4_a == mp4_b, "the MP4s differ");
     // mp4mux's wall-clock times are zero in the file (so the equality above does not hang on the two runs' second).
     let mut again = mp4_a.clone();
-    assert_eq!(clip::zero_times(&mut again), Ok(3), "a movie, a track and a media header");
+    assert_eq!(mp4::zero_times(&mut again), Ok(3), "a movie, a track and a media header");
     assert!(again == mp4_a, "the clip's MP4 still holds mp4mux's times");
 
     // The encoder runs x264's routines up to SSSE3 whatever else the CPU has (`clip::x264_asm`): each level this CPU

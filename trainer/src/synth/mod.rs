@@ -19,6 +19,7 @@ pub mod assets;
 pub mod clip;
 pub mod designs;
 pub mod mined;
+pub mod mp4;
 pub mod plain;
 pub mod protocol;
 pub mod render;
