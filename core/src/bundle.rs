@@ -146,6 +146,11 @@ pub struct ScoreSpec {
     pub novelty_threshold: f64,
     /// Distances above are `anomaly`; in between, `novelty`.
     pub anomaly_threshold: f64,
+    /// The reference rule: a crop within the novelty threshold is `known` only when its nearest class is also nearer
+    /// than this times the nearest `category_refs` centre; otherwise `novelty` (a crop nearer a design the model knows
+    /// is no class than to its nearest class is not that class). Absent: the thresholds alone decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_ratio: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
 }
@@ -511,6 +516,17 @@ impl Bundle {
                     s.anomaly_threshold, s.novelty_threshold
                 ),
             ));
+        }
+        if let Some(r) = s.reference_ratio {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(invalid("score.reference_ratio", format!("{r} is not a finite positive number")));
+            }
+            if self.category_refs.is_empty() {
+                return Err(invalid(
+                    "score.reference_ratio",
+                    "needs category_refs to compare with (there are none)".into(),
+                ));
+            }
         }
         if let Some(c) = &s.calibration {
             if !(c.tpr > 0.0 && c.tpr <= 1.0) {

@@ -95,4 +95,6 @@ pub enum ScoreError {
     Output { rows: usize, out: usize },
     #[error("threshold override {0}: {1}")]
     Threshold(f64, &'static str),
+    #[error("reference ratio {0}: {1}")]
+    Ratio(f64, &'static str),
 }

@@ -95,6 +95,8 @@ pub struct Scorer {
     /// Design centres that are not classes, row-major, with their categories ([`Bundle::category_refs`]).
     ref_centers: Vec<f32>,
     ref_categories: Vec<Category>,
+    /// The bundle's reference rule ([`crate::bundle::ScoreSpec::reference_ratio`]), or the element's override.
+    reference_ratio: Option<f64>,
     /// Element-property overrides; when set they apply to every class.
     novelty_override: Option<f64>,
     anomaly_override: Option<f64>,
@@ -126,6 +128,7 @@ impl Scorer {
                 .collect(),
             ref_centers: bundle.category_refs.iter().flat_map(|r| r.center.iter().copied()).collect(),
             ref_categories: bundle.category_refs.iter().map(|r| r.category).collect(),
+            reference_ratio: bundle.score.reference_ratio.filter(|_| !bundle.category_refs.is_empty()),
             novelty_override: None,
             anomaly_override: None,
         }
@@ -223,7 +226,47 @@ impl Scorer {
         confidence(distance, self.thresholds(class_index).0)
     }
 
-    /// Verdict for a distance to the given class.
+    /// The reference rule in force: the bundle's ratio, or the one set by [`Scorer::set_reference_ratio`].
+    pub fn reference_ratio(&self) -> Option<f64> {
+        self.reference_ratio
+    }
+
+    /// Set the reference rule's ratio (`None`: the thresholds alone decide). Refused when not finite and positive, or
+    /// when the bundle has no category references to compare with.
+    pub fn set_reference_ratio(&mut self, ratio: Option<f64>) -> Result<(), ScoreError> {
+        if let Some(r) = ratio {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(ScoreError::Ratio(r, "must be finite and positive"));
+            }
+            if self.ref_categories.is_empty() {
+                return Err(ScoreError::Ratio(r, "the bundle has no category references to compare with"));
+            }
+        }
+        self.reference_ratio = ratio;
+        Ok(())
+    }
+
+    /// Distance from `embedding` to the nearest category reference (infinite without references).
+    pub fn nearest_reference(&self, embedding: &[f32]) -> f64 {
+        self.ref_centers
+            .chunks_exact(self.dim)
+            .map(|c| c.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum::<f32>())
+            .fold(f32::INFINITY, f32::min)
+            .sqrt() as f64
+    }
+
+    /// The verdict of `embedding`, whose nearest class and distance to it are given: [`Scorer::verdict`], then the
+    /// reference rule — a `known` crop that is not nearer its class than the ratio times the nearest category
+    /// reference is a `novelty`. What [`Scorer::score`] reports.
+    pub fn verdict_at(&self, embedding: &[f32], class_index: usize, distance: f64) -> Verdict {
+        match (self.verdict(class_index, distance), self.reference_ratio) {
+            (Verdict::Known, Some(r)) if distance >= r * self.nearest_reference(embedding) => Verdict::Novelty,
+            (v, _) => v,
+        }
+    }
+
+    /// Verdict for a distance to the given class by the thresholds alone (no reference rule: see
+    /// [`Scorer::verdict_at`]).
     pub fn verdict(&self, class_index: usize, distance: f64) -> Verdict {
         let (n, a) = self.thresholds(class_index);
         if distance <= n {
@@ -255,7 +298,7 @@ impl Scorer {
     /// Score one embedding.
     pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
         let (k, d) = self.nearest(embedding)?;
-        let verdict = self.verdict(k, d as f64);
+        let verdict = self.verdict_at(embedding, k, d as f64);
         let category = match verdict {
             Verdict::Novelty => self.novelty_category(embedding, k),
             v => self.category(k, v),

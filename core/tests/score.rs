@@ -168,3 +168,55 @@ fn a_novelty_takes_the_category_of_the_nearest_design_among_classes_and_referenc
     let e = b.validate(Path::new("t.odm.json")).unwrap_err().to_string();
     assert!(e.contains("category_refs[0].center"), "{e}");
 }
+
+#[test]
+fn the_reference_rule_turns_a_known_crop_nearer_a_seen_design_into_a_novelty() {
+    use odm_core::bundle::CategoryRef;
+    use odm_core::Category;
+    // Classes: regulatory at (0, 0), warning at (10, 0), "red" at (0, 10); known within 1 (novelty band (1, 3]).
+    // A reference (a seen design, warning) at (1.2, 0).
+    let mut b = categorised();
+    b.category_refs =
+        vec![CategoryRef { label: "warning--c--g1".into(), category: Category::Warning, center: vec![1.2, 0.0] }];
+    // (0.8, 0): 0.8 from class 0, 0.4 from the reference. (-0.8, 0): 0.8 from class 0, 2.0 from the reference.
+    let (near_ref, far_ref) = ([0.8f32, 0.0], [-0.8f32, 0.0]);
+    // Without the rule, the thresholds alone: both known.
+    let s = Scorer::new(&b);
+    assert_eq!(s.reference_ratio(), None);
+    assert_eq!(s.score(&near_ref).unwrap().verdict, Verdict::Known);
+    // Ratio 1: the crop nearer the reference is a novelty of the reference's category; the other stays known.
+    b.score.reference_ratio = Some(1.0);
+    b.validate(Path::new("t.odm.json")).unwrap();
+    let s = Scorer::new(&b);
+    let r = s.score(&near_ref).unwrap();
+    assert_eq!((r.verdict, r.category, r.class_index), (Verdict::Novelty, Some(Category::Warning), 0));
+    assert!((r.distance - 0.8).abs() < 1e-6, "the distance is still the class's: {}", r.distance);
+    assert_eq!(s.verdict(0, 0.8), Verdict::Known, "verdict() is the thresholds alone");
+    assert_eq!(s.verdict_at(&near_ref, 0, 0.8), Verdict::Novelty);
+    let r = s.score(&far_ref).unwrap();
+    assert_eq!((r.verdict, r.category), (Verdict::Known, Some(Category::Regulatory)));
+    // Ratio 2.5: 0.8 < 2.5 x 0.4, known again. Novelty and anomaly verdicts are never touched.
+    let mut s = s;
+    s.set_reference_ratio(Some(2.5)).unwrap();
+    assert_eq!(s.score(&near_ref).unwrap().verdict, Verdict::Known);
+    assert_eq!(s.score(&[1.2, 1.5]).unwrap().verdict, Verdict::Novelty);
+    assert_eq!(s.score(&[-4.0, 0.0]).unwrap().verdict, Verdict::Anomaly);
+    // The override is checked; None turns the rule off.
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert!(matches!(s.set_reference_ratio(Some(bad)), Err(odm_core::ScoreError::Ratio(..))), "{bad}");
+    }
+    s.set_reference_ratio(None).unwrap();
+    assert_eq!(s.score(&near_ref).unwrap().verdict, Verdict::Known);
+    // A bundle's ratio is checked by field: not positive, or with no references to compare with.
+    b.score.reference_ratio = Some(-1.0);
+    let e = b.validate(Path::new("t.odm.json")).unwrap_err().to_string();
+    assert!(e.contains("score.reference_ratio"), "{e}");
+    b.score.reference_ratio = Some(1.0);
+    b.category_refs.clear();
+    let e = b.validate(Path::new("t.odm.json")).unwrap_err().to_string();
+    assert!(e.contains("score.reference_ratio") && e.contains("category_refs"), "{e}");
+    // And a scorer without references refuses the override.
+    b.score.reference_ratio = None;
+    let mut s = Scorer::new(&b);
+    assert!(matches!(s.set_reference_ratio(Some(1.0)), Err(odm_core::ScoreError::Ratio(..))));
+}

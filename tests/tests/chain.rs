@@ -111,9 +111,11 @@ fn trainer_and_plugin_agree_on_every_crop() {
     let t = rundata::decode(&test, &idx, &cfg.crop_spec(), &|_| 0).unwrap();
     let e = embed::embed_all(&net, &t.x, tch::Device::Cpu);
     let want = embed::distances(&scorer, &e);
+    let rows = embed::to_vec(&e);
     for (i, ((label, verdict, dist), (k, d))) in got.iter().zip(&want).enumerate() {
         assert_eq!(label, scorer.label(*k), "crop {i}");
-        assert_eq!(verdict, scorer.verdict(*k, *d).as_str(), "crop {i}");
+        let row = &rows[i * scorer.dim()..(i + 1) * scorer.dim()];
+        assert_eq!(verdict, scorer.verdict_at(row, *k, *d).as_str(), "crop {i}");
         assert!((dist - d).abs() < 1e-3 * d.max(1.0), "crop {i}: plugin {dist} trainer {d}");
     }
 }

@@ -58,6 +58,9 @@ impl ObjectImpl for OdmClassify {
             "novelty-threshold" | "anomaly-threshold" => {
                 return reload::set_threshold(obj, &self.parts, name, value.get().expect("type checked upstream"))
             }
+            "reference-ratio" => {
+                return reload::set_reference_ratio(obj, &self.parts, value.get().expect("type checked upstream"))
+            }
             _ => {}
         }
         self.parts.settings().set(name, value);

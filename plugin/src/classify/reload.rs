@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Hot reload and live thresholds: the `bundle` property while running (read and checked with no lock held, swapped
-//! in between two frames) and `novelty-threshold` / `anomaly-threshold` (applied to the scorer between two frames).
+//! in between two frames) and `novelty-threshold` / `anomaly-threshold` / `reference-ratio` (applied to the scorer
+//! between two frames).
 //! Frames already cropped keep the bundle and thresholds they were cropped under.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use odm_core::bundle::sibling_bundle_path;
 use super::messages::{self, Obj};
 use super::parts::Parts;
 use super::scoring::{raised_text, Scoring};
-use super::settings::{threshold, Live};
+use super::settings::{reference_ratio, threshold, Live};
 use super::state::{read_bundle, Network};
 
 /// The `bundle` property. Stopped, it is only stored. Running, the file is read and checked against the running
@@ -33,11 +34,17 @@ pub(super) fn set_bundle(obj: &Obj, parts: &Parts, new: Option<PathBuf>) {
             (Ok((mut scoring, classes)), Some(state)) if Arc::ptr_eq(&state.network, &network) => {
                 // A new generation: per-object memory of the old bundle is forgotten before its next frame.
                 scoring.generation = state.scoring.generation + 1;
-                // The thresholds in force now (one may have been set while the file was read).
-                match scoring
-                    .scorer
-                    .set_overrides(threshold(s.live.novelty_threshold), threshold(s.live.anomaly_threshold))
-                {
+                // The thresholds and the reference ratio in force now (one may have been set while the file was read).
+                let ratio = match reference_ratio(s.live.reference_ratio) {
+                    Some(r) => scoring.scorer.set_reference_ratio(r).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                };
+                match ratio.and_then(|()| {
+                    scoring
+                        .scorer
+                        .set_overrides(threshold(s.live.novelty_threshold), threshold(s.live.anomaly_threshold))
+                        .map_err(|e| e.to_string())
+                }) {
                     Ok(()) => {
                         let text = format!(
                             "bundle {} ({}, {classes} classes) is live in place of {}",
@@ -53,7 +60,8 @@ pub(super) fn set_bundle(obj: &Obj, parts: &Parts, new: Option<PathBuf>) {
                         obj,
                         gst::ResourceError::Settings,
                         &format!(
-                            "bundle {} refused, {} stays: the threshold overrides in force do not fit it: {e}",
+                            "bundle {} refused, {} stays: the threshold or reference-ratio overrides in force do not \
+                             fit it: {e}",
                             path.display(),
                             state.scoring.path.display()
                         ),
@@ -119,6 +127,32 @@ pub(super) fn set_threshold(obj: &Obj, parts: &Parts, name: &str, v: f64) {
         ));
     }
     messages::post_all(obj, posts);
+}
+
+/// `reference-ratio`: applied to the scorer between two frames (frames already cropped keep the rule they were
+/// cropped under), or refused with a warning and the old value kept (a ratio on a bundle with no category
+/// references).
+pub(super) fn set_reference_ratio(obj: &Obj, parts: &Parts, v: f64) {
+    let refused = {
+        let mut s = parts.settings();
+        let refused = match (parts.state().as_mut(), reference_ratio(v)) {
+            (Some(state), Some(r)) => Arc::make_mut(&mut state.scoring).scorer.set_reference_ratio(r).err(),
+            // -1 while running: the bundle's own rule again.
+            (Some(state), None) => {
+                let scoring = Arc::make_mut(&mut state.scoring);
+                scoring.scorer.set_reference_ratio(scoring.bundle_reference_ratio).err()
+            }
+            (None, _) => None,
+        };
+        if refused.is_none() {
+            s.live.reference_ratio = v;
+        }
+        refused
+    };
+    if let Some(e) = refused {
+        let text = format!("reference-ratio = {v} refused: {e}");
+        messages::post_all(obj, vec![messages::warning(obj, gst::LibraryError::Settings, &text)]);
+    }
 }
 
 /// A reload's first half, with no lock held: read the bundle at `path` and check it against the running

@@ -10,7 +10,7 @@ use odm_core::bundle::Bundle;
 use odm_core::preprocess::CropSpec;
 use odm_core::Scorer;
 
-use super::settings::{threshold, Live};
+use super::settings::{reference_ratio, threshold, Live};
 
 /// What the loaded bundle contributes to scoring; swapped whole by a hot reload. Shared with the frames cropped under
 /// it, so a frame in flight is scored by the bundle it was cropped for, whatever was reloaded meanwhile.
@@ -24,6 +24,8 @@ pub(super) struct Scoring {
     pub(super) path: PathBuf,
     /// The bundle's own anomaly threshold (the drift histogram spans twice the one in force).
     pub(super) anomaly_threshold: f64,
+    /// The bundle's own reference ratio (`reference-ratio` = -1 restores it).
+    pub(super) bundle_reference_ratio: Option<f64>,
     /// Which load of a bundle this is in the stream (0 at start, one more per reload): per-object memory is kept
     /// per generation.
     pub(super) generation: u64,
@@ -36,6 +38,11 @@ impl Scoring {
         scorer
             .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(r) = reference_ratio(live.reference_ratio) {
+            scorer
+                .set_reference_ratio(r)
+                .map_err(|e| format!("{}: reference-ratio = {}: {e}", path.display(), live.reference_ratio))?;
+        }
         Ok(Scoring {
             scorer,
             crop: CropSpec::from_input(&bundle.model.input),
@@ -43,6 +50,7 @@ impl Scoring {
             labels: bundle.classes.iter().map(|c| Arc::from(c.label.as_str())).collect(),
             path: path.to_owned(),
             anomaly_threshold: bundle.score.anomaly_threshold,
+            bundle_reference_ratio: bundle.score.reference_ratio,
             generation: 0,
         })
     }

@@ -46,6 +46,8 @@ pub(super) struct Live {
     pub(super) max_size: u32,
     pub(super) novelty_threshold: f64,
     pub(super) anomaly_threshold: f64,
+    /// The reference rule's ratio: -1 the bundle's, 0 off, else this ratio.
+    pub(super) reference_ratio: f64,
     pub(super) emit_messages: bool,
     pub(super) stats_interval: u32,
     /// Add each crop's embedding to its result (`embedding`).
@@ -81,6 +83,7 @@ impl Default for Settings {
                 max_size: 0,
                 novelty_threshold: THRESHOLD_FROM_BUNDLE,
                 anomaly_threshold: THRESHOLD_FROM_BUNDLE,
+                reference_ratio: THRESHOLD_FROM_BUNDLE,
                 emit_messages: false,
                 stats_interval: 0,
                 attach_embedding: false,
@@ -99,6 +102,16 @@ pub(super) const DEFAULT_MEMORY_IOU: f64 = 0.3;
 /// A threshold property's value as an override: `None` for -1 (the bundle's own).
 pub(super) fn threshold(v: f64) -> Option<f64> {
     (v >= 0.0).then_some(v)
+}
+
+/// The `reference-ratio` property as the scorer's setting: `None` for -1 (the bundle's own), `Some(None)` for 0
+/// (the rule off), `Some(Some(r))` for a ratio.
+pub(super) fn reference_ratio(v: f64) -> Option<Option<f64>> {
+    if v < 0.0 {
+        None
+    } else {
+        Some((v > 0.0).then_some(v))
+    }
 }
 
 /// odmclassify's properties (their names, ranges, defaults and when they may change).
@@ -203,6 +216,16 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecDouble::builder("anomaly-threshold")
             .nick("Anomaly threshold")
             .blurb("Distances above are anomalies; -1: the bundle's calibrated value")
+            .minimum(-1.0)
+            .maximum(f64::MAX)
+            .default_value(THRESHOLD_FROM_BUNDLE)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecDouble::builder("reference-ratio")
+            .nick("Reference ratio")
+            .blurb(
+                "A crop within the novelty threshold is known only when its nearest class is nearer than this times                  the nearest of the bundle's category references (designs it has seen that are no class), else a                  novelty; -1: the bundle's score.reference_ratio; 0: off, the thresholds alone",
+            )
             .minimum(-1.0)
             .maximum(f64::MAX)
             .default_value(THRESHOLD_FROM_BUNDLE)
@@ -343,6 +366,7 @@ impl Settings {
             "max-size" => self.live.max_size.to_value(),
             "novelty-threshold" => self.live.novelty_threshold.to_value(),
             "anomaly-threshold" => self.live.anomaly_threshold.to_value(),
+            "reference-ratio" => self.live.reference_ratio.to_value(),
             "emit-messages" => self.live.emit_messages.to_value(),
             "stats-interval" => self.live.stats_interval.to_value(),
             "attach-embedding" => self.live.attach_embedding.to_value(),

@@ -23,13 +23,18 @@ pub struct Args {
     /// precision fp16.
     #[arg(long)]
     fp16: bool,
+    /// The reference rule, written when the run has seen out-of-distribution designs (their centres become the
+    /// bundle's category references): a crop within the novelty threshold is `known` only when its nearest class is
+    /// nearer than RATIO times the nearest reference, else `novelty`. 0 writes no rule (the thresholds alone).
+    #[arg(long, value_name = "RATIO", default_value_t = odm_trainer::export::bundle::REFERENCE_RATIO)]
+    reference_ratio: f64,
     #[command(flatten)]
     threads: Threads,
 }
 
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
-        let Args { run, out, name, int8, fp16, threads } = self;
+        let Args { run, out, name, int8, fp16, reference_ratio, threads } = self;
         threads.apply()?;
         use odm_trainer::export::bundle::Precision;
         let precision = match (int8, fp16) {
@@ -37,7 +42,8 @@ impl Args {
             (None, true) => Precision::Fp16,
             (None, false) => Precision::Fp32,
         };
-        let b = odm_trainer::export::bundle::export(&run, &out, name, precision)?;
+        let ratio = (reference_ratio != 0.0).then_some(reference_ratio);
+        let b = odm_trainer::export::bundle::export_with(&run, &out, name, precision, ratio)?;
         out!("wrote {}", b.display());
         Ok(())
     }

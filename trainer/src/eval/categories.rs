@@ -176,7 +176,7 @@ pub fn report(
     for (name, e, k, dist) in unseen {
         let Some(truth) = category_of(name) else { continue };
         counted += 1;
-        let verdict = if *k == usize::MAX { Verdict::Anomaly } else { scorer.verdict(*k, *dist) };
+        let verdict = if *k == usize::MAX { Verdict::Anomaly } else { scorer.verdict_at(e, *k, *dist) };
         let nc = cat_of_class(*k) == Some(truth);
         let cc = nearest_centre(e, &centres) == Some(truth);
         let nd = !seen.is_empty() && nearest_centre(e, &designs) == Some(truth);

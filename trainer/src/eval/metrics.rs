@@ -10,10 +10,12 @@ use odm_core::{Bundle, Scorer, Verdict};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::categories::{self, design_centres, CategoryReport};
+use super::categories::{self, design_refs, CategoryReport};
+use super::refs::{self, Crop, RefReport};
 use super::sets::{SetKind, TestSets};
 use super::sizes::{self, SizeReport};
 use crate::error::TrainError;
+use crate::export::bundle::REFERENCE_RATIO;
 use crate::train::embed::{distances, to_vec};
 
 /// One test set's row.
@@ -52,6 +54,9 @@ pub struct Metrics {
     /// Accuracy and novelty figures by crop size (metric-learning runs on image folders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sizes: Option<SizeReport>,
+    /// The seen designs' centres as a second opinion on `known` (measured; not odmclassify's rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refs: Option<RefReport>,
 }
 
 /// Verdict counts: rows are the truth (known sign, unknown sign, not a sign), columns the verdicts in
@@ -64,11 +69,10 @@ pub struct Confusion {
 }
 
 impl Confusion {
-    /// Count verdicts of `(nearest class, distance)` pairs into `row`.
-    fn add(row: &mut [usize; 3], scorer: &Scorer, d: &[(usize, f64)]) {
-        for &(k, dist) in d {
-            let v = if k == usize::MAX { Verdict::Anomaly } else { scorer.verdict(k, dist) };
-            if let Some(i) = Verdict::ALL.iter().position(|&w| w == v) {
+    /// Count `verdicts` into `row`.
+    fn add(row: &mut [usize; 3], verdicts: &[Verdict]) {
+        for v in verdicts {
+            if let Some(i) = Verdict::ALL.iter().position(|w| w == v) {
                 row[i] += 1;
             }
         }
@@ -123,18 +127,32 @@ impl Metrics {
             s.push('\n');
             s.push_str(&z.markdown());
         }
+        if let Some(r) = &self.refs {
+            s.push('\n');
+            s.push_str(&r.markdown());
+        }
         s
     }
 }
 
-fn verdict_rates(scorer: &Scorer, d: &[(usize, f64)]) -> BTreeMap<String, f64> {
+/// Share of each verdict, in percent (crops with no nearest class count in none).
+fn verdict_rates(verdicts: &[Verdict], d: &[(usize, f64)]) -> BTreeMap<String, f64> {
     let mut m: BTreeMap<String, f64> = Verdict::ALL.iter().map(|v| (v.as_str().to_owned(), 0.0)).collect();
-    for &(k, dist) in d {
+    for (v, &(k, _)) in verdicts.iter().zip(d) {
         if k != usize::MAX {
-            *m.get_mut(scorer.verdict(k, dist).as_str()).expect("all verdicts present") += 100.0 / d.len() as f64;
+            *m.get_mut(v.as_str()).expect("all verdicts present") += 100.0 / d.len() as f64;
         }
     }
     m
+}
+
+/// The verdict of each crop as odmclassify gives it ([`Scorer::verdict_at`]: thresholds, then the reference rule);
+/// `e` row-major embeddings, `d` their (nearest class, distance).
+fn verdicts(scorer: &Scorer, e: &[f32], d: &[(usize, f64)]) -> Vec<Verdict> {
+    e.chunks_exact(scorer.dim())
+        .zip(d)
+        .map(|(row, &(k, dist))| if k == usize::MAX { Verdict::Anomaly } else { scorer.verdict_at(row, k, dist) })
+        .collect()
 }
 
 /// One row of the paper's table: in-distribution distances `ins` against one set's `outs`.
@@ -165,52 +183,73 @@ pub fn score_sets(
     tests: &TestSets,
     embed: &mut dyn FnMut(&Tensor) -> Result<Tensor, TrainError>,
 ) -> Result<Metrics, TrainError> {
-    let scorer = Scorer::new(bundle);
+    // The bundle as `export` writes it: the seen designs' centres as category references (when the bundle has none
+    // and the run has seen designs), and the reference rule at export's default ratio.
+    let mut scoring = bundle.clone();
+    if scoring.category_refs.is_empty() {
+        if let Some((names, x)) = &tests.seen_train {
+            scoring.category_refs = design_refs(names, &to_vec(&embed(x)?), bundle.dim());
+        }
+    }
+    if scoring.score.reference_ratio.is_none() && !scoring.category_refs.is_empty() {
+        scoring.score.reference_ratio = Some(REFERENCE_RATIO);
+    }
+    let scorer = Scorer::new(&scoring);
     let (in_t, sets) = (&tests.inside, &tests.sets);
-    let din = distances(&scorer, &embed(&in_t.x)?);
+    let in_e = embed(&in_t.x)?;
+    let din = distances(&scorer, &in_e);
+    let in_e = to_vec(&in_e);
+    let in_v = verdicts(&scorer, &in_e, &din);
     let pred: Vec<i64> = din.iter().map(|p| if p.0 == usize::MAX { -1 } else { p.0 as i64 }).collect();
     let ins: Vec<f64> = din.iter().map(|p| p.1).collect();
     let mut m = Metrics {
         method: method.to_owned(),
         in_accuracy: 100.0 * accuracy(&pred, &in_t.y).map_err(|e| TrainError::Config(e.to_string()))?,
         in_count: ins.len(),
-        in_verdicts: Some(verdict_rates(&scorer, &din)),
+        in_verdicts: Some(verdict_rates(&in_v, &din)),
         sets: BTreeMap::new(),
         novelty_vs_anomaly: BTreeMap::new(),
         confusion: None,
         categories: None,
         sizes: None,
+        refs: None,
     };
     let in_rows: Vec<(i64, usize, f64)> = in_t.y.iter().zip(&din).map(|(&y, &(k, d))| (y, k, d)).collect();
     let mut unseen_rows: Vec<(String, Vec<f32>, usize, f64)> = Vec::new();
-    let mut unseen_d: Vec<(usize, f64)> = Vec::new();
+    let (mut unseen_d, mut unseen_v): (Vec<(usize, f64)>, Vec<Verdict>) = (Vec::new(), Vec::new());
     let mut confusion = Confusion::default();
-    Confusion::add(&mut confusion.known, &scorer, &din);
+    Confusion::add(&mut confusion.known, &in_v);
     let mut novelty: Vec<f64> = Vec::new();
     let mut anomalies: Vec<(String, Vec<f64>)> = Vec::new();
+    // Embeddings and (nearest class, distance) of every anomaly crop, for the reference rule.
+    let (mut not_sign_e, mut not_sign_d): (Vec<f32>, Vec<(usize, f64)>) = (Vec::new(), Vec::new());
     for (name, kind, x) in sets {
         let e = embed(x)?;
         let d = distances(&scorer, &e);
+        let e = to_vec(&e);
+        let v = verdicts(&scorer, &e, &d);
         let outs: Vec<f64> = d.iter().map(|p| p.1).collect();
         if *kind == SetKind::Novelty && tests.novelty_classes.len() == d.len() {
-            let v = to_vec(&e);
             unseen_rows = tests
                 .novelty_classes
                 .iter()
-                .zip(v.chunks_exact(scorer.dim()))
+                .zip(e.chunks_exact(scorer.dim()))
                 .zip(&d)
                 .map(|((c, row), &(k, dist))| (c.clone(), row.to_vec(), k, dist))
                 .collect();
         }
-        m.sets.insert(name.clone(), set_row(&ins, &outs, outs.len(), Some(verdict_rates(&scorer, &d)))?);
+        m.sets.insert(name.clone(), set_row(&ins, &outs, outs.len(), Some(verdict_rates(&v, &d)))?);
         match kind {
             SetKind::Novelty => {
-                Confusion::add(&mut confusion.unknown_sign, &scorer, &d);
+                Confusion::add(&mut confusion.unknown_sign, &v);
                 unseen_d = d.clone();
+                unseen_v = v;
                 novelty = outs;
             }
             SetKind::Anomaly => {
-                Confusion::add(&mut confusion.not_a_sign, &scorer, &d);
+                Confusion::add(&mut confusion.not_a_sign, &v);
+                not_sign_e.extend(e);
+                not_sign_d.extend_from_slice(&d);
                 anomalies.push((name.clone(), outs));
             }
             SetKind::SeenNovelty => {}
@@ -230,12 +269,21 @@ pub fn score_sets(
         }
     }
     m.confusion = Some(confusion);
-    let seen_refs = match &tests.seen_train {
-        Some((names, x)) => design_centres(names, &to_vec(&embed(x)?), scorer.dim()),
-        None => Vec::new(),
-    };
+    let seen_refs: Vec<(odm_core::Category, Vec<f32>)> =
+        scoring.category_refs.iter().map(|r| (r.category, r.center.clone())).collect();
     m.categories = categories::report(bundle, &scorer, &in_rows, &unseen_rows, &seen_refs)?;
-    let known = |k: usize, d: f64| scorer.verdict(k, d) == Verdict::Known;
-    m.sizes = sizes::report(known, &in_rows, &tests.inside_sizes, &unseen_d, &tests.novelty_sizes)?;
+    let dim = scorer.dim();
+    let known: Vec<Crop> =
+        in_e.chunks_exact(dim).zip(&in_rows).map(|(e, &(y, k, d))| Crop { e, k, d, label: Some(y) }).collect();
+    let unseen: Vec<Crop> = unseen_rows.iter().map(|(_, e, k, d)| Crop { e, k: *k, d: *d, label: None }).collect();
+    let not_signs: Vec<Crop> =
+        not_sign_e.chunks_exact(dim).zip(&not_sign_d).map(|(e, &(k, d))| Crop { e, k, d, label: None }).collect();
+    let centres: Vec<Vec<f32>> = seen_refs.iter().map(|(_, c)| c.clone()).collect();
+    m.refs = refs::report(&scorer, &centres, &known, &unseen, &not_signs)?;
+    let is_known = |v: &[Verdict]| -> Vec<bool> { v.iter().map(|v| *v == Verdict::Known).collect() };
+    m.sizes = sizes::report(
+        (&in_rows, &is_known(&in_v), &tests.inside_sizes),
+        (&unseen_d, &is_known(&unseen_v), &tests.novelty_sizes),
+    )?;
     Ok(m)
 }

@@ -17,6 +17,7 @@
 pub mod categories;
 pub mod metrics;
 pub mod onnx;
+pub mod refs;
 pub mod sets;
 pub mod sizes;
 pub mod table;
@@ -144,6 +145,7 @@ pub fn eval_full(
                     confusion: None,
                     categories: None,
                     sizes: None,
+                    refs: None,
                 };
                 for (name, _, x) in sets {
                     let (outs, _) = msp(&net, x, odin);

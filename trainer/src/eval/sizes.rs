@@ -40,26 +40,32 @@ fn bin(size: u32) -> usize {
 }
 
 /// The report from the known test crops (`label`, nearest class, distance) and the unseen-design crops (nearest
-/// class, distance), each with its crop's longer side, in the same order; `is_known` is the verdict (the scorer's
-/// `known` under the bundle's thresholds). None when the sizes are not known for every crop (a dataset read without
-/// them: the caller gives empty sizes).
+/// class, distance), each with whether its verdict is `known` (as odmclassify gives it) and its crop's longer side,
+/// in the same order. None when the sizes are not known for every crop (a dataset read without them: the caller
+/// gives empty sizes).
 pub fn report(
-    is_known: impl Fn(usize, f64) -> bool,
-    known: &[(i64, usize, f64)],
-    known_sizes: &[u32],
-    unseen: &[(usize, f64)],
-    unseen_sizes: &[u32],
+    (known, known_v, known_sizes): (&[(i64, usize, f64)], &[bool], &[u32]),
+    (unseen, unseen_v, unseen_sizes): (&[(usize, f64)], &[bool], &[u32]),
 ) -> Result<Option<SizeReport>, TrainError> {
-    if known.is_empty() || known.len() != known_sizes.len() || unseen.len() != unseen_sizes.len() {
+    if known.is_empty()
+        || known.len() != known_sizes.len()
+        || unseen.len() != unseen_sizes.len()
+        || known.len() != known_v.len()
+        || unseen.len() != unseen_v.len()
+    {
         return Ok(None);
     }
-    let is_known = |k: usize, d: f64| k != usize::MAX && is_known(k, d);
+    // Rows with their verdict: (label, nearest class, distance, known) and (nearest class, distance, known).
+    let known: Vec<(i64, usize, f64, bool)> =
+        known.iter().zip(known_v).map(|(&(y, k, d), &v)| (y, k, d, v && k != usize::MAX)).collect();
+    let unseen: Vec<(usize, f64, bool)> =
+        unseen.iter().zip(unseen_v).map(|(&(k, d), &v)| (k, d, v && k != usize::MAX)).collect();
     let pct = |n: usize, of: usize| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
     let mut rows = Vec::new();
     for (b, &lo) in EDGES.iter().enumerate() {
-        let ks: Vec<&(i64, usize, f64)> =
+        let ks: Vec<&(i64, usize, f64, bool)> =
             known.iter().zip(known_sizes).filter(|(_, &s)| bin(s) == b).map(|(r, _)| r).collect();
-        let us: Vec<&(usize, f64)> =
+        let us: Vec<&(usize, f64, bool)> =
             unseen.iter().zip(unseen_sizes).filter(|(_, &s)| bin(s) == b).map(|(r, _)| r).collect();
         if ks.is_empty() && us.is_empty() {
             continue;
@@ -81,9 +87,9 @@ pub fn report(
             hi: EDGES.get(b + 1).copied(),
             known: ks.len(),
             accuracy: pct(ks.iter().filter(|r| r.1 != usize::MAX && r.0 == r.1 as i64).count(), ks.len()),
-            known_kept: pct(ks.iter().filter(|r| is_known(r.1, r.2)).count(), ks.len()),
+            known_kept: pct(ks.iter().filter(|r| r.3).count(), ks.len()),
             unseen: us.len(),
-            unseen_known: pct(us.iter().filter(|r| is_known(r.0, r.1)).count(), us.len()),
+            unseen_known: pct(us.iter().filter(|r| r.2).count(), us.len()),
             auroc,
         });
     }
@@ -126,7 +132,9 @@ mod tests {
         let known_sizes = [12, 15, 90, 120, 200];
         let unseen = [(0, 0.5), (1, 0.8), (0, 8.0), (2, 9.0)];
         let unseen_sizes = [10, 19, 85, 300];
-        let r = report(|_, d| d < 5.0, &known, &known_sizes, &unseen, &unseen_sizes).unwrap().unwrap();
+        let kv: Vec<bool> = known.iter().map(|r| r.2 < 5.0).collect();
+        let uv: Vec<bool> = unseen.iter().map(|r| r.1 < 5.0).collect();
+        let r = report((&known, &kv, &known_sizes), (&unseen, &uv, &unseen_sizes)).unwrap().unwrap();
         assert_eq!(r.rows.len(), 2, "only the bins with crops: {r:?}");
         let (small, large) = (&r.rows[0], &r.rows[1]);
         assert_eq!((small.lo, small.hi, large.lo, large.hi), (0, Some(20), 80, None));
@@ -139,10 +147,12 @@ mod tests {
         assert_eq!(small.auroc, Some(0.0));
         assert!((large.auroc.unwrap() - 75.0).abs() < 1e-9, "{r:?}");
         // A crop with no nearest class (usize::MAX) is never known nor right.
-        let none = report(|_, _| true, &[(0, usize::MAX, 1.0)], &[30], &[], &[]).unwrap().unwrap();
+        let none = report((&[(0, usize::MAX, 1.0)], &[true], &[30]), (&[], &[], &[])).unwrap().unwrap();
         assert_eq!((none.rows[0].accuracy, none.rows[0].known_kept), (0.0, 0.0));
         // Sizes missing for the rows: no report.
-        assert!(report(|_, _| true, &known, &[], &unseen, &unseen_sizes).unwrap().is_none());
+        assert!(report((&known, &kv, &[]), (&unseen, &uv, &unseen_sizes)).unwrap().is_none());
+        // Verdicts out of step with the rows: no report either.
+        assert!(report((&known, &kv[1..], &known_sizes), (&unseen, &uv, &unseen_sizes)).unwrap().is_none());
     }
 
     #[test]

@@ -134,6 +134,7 @@ mod tests {
             confusion: None,
             categories: None,
             sizes: None,
+            refs: None,
         };
         let path = dir.join(folder).join("metrics.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -45,6 +45,7 @@ pub fn calibrated(
             novelty_threshold: 1.0,
             anomaly_threshold: 1.0,
             calibration: Some(Calibration { set: "validation".into(), tpr: cfg.tpr }),
+            reference_ratio: None,
         },
         training,
         metrics: serde_json::Value::Null,
@@ -127,6 +128,12 @@ pub fn class_entries(labels: &[String], centres: Vec<Vec<f32>>) -> Vec<ClassEntr
         .collect()
 }
 
+/// The reference rule's ratio `export` writes by default when the bundle has category references
+/// ([`odm_core::bundle::ScoreSpec::reference_ratio`]): a crop nearer a seen design than to its nearest class is not
+/// that class. Parameter-free (1), not tuned on test data; `eval` scores with it, and its table "The seen designs as
+/// a second opinion" shows other ratios.
+pub const REFERENCE_RATIO: f64 = 1.0;
+
 /// What an export computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -144,6 +151,25 @@ pub enum Precision {
 /// (`model.precision`; centres and thresholds stay the float network's). The bundle gains the seen
 /// out-of-distribution designs' centres as category references when the run has them.
 pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision) -> Result<PathBuf, TrainError> {
+    export_with(run, out, name, precision, Some(REFERENCE_RATIO))
+}
+
+/// [`export`] with the reference rule's ratio (`None`: no rule, the thresholds alone decide); it is written only when
+/// the bundle has category references.
+pub fn export_with(
+    run: &Path,
+    out: &Path,
+    name: Option<String>,
+    precision: Precision,
+    reference_ratio: Option<f64>,
+) -> Result<PathBuf, TrainError> {
+    if let Some(r) = reference_ratio {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(TrainError::Config(format!(
+                "export: the reference ratio must be finite and positive, got {r}"
+            )));
+        }
+    }
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
     let name = name.unwrap_or(cfg.name.clone());
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
@@ -181,6 +207,7 @@ pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision
             bundle.category_refs = crate::eval::categories::design_refs(&names, &e, bundle.dim());
         }
     }
+    bundle.score.reference_ratio = reference_ratio.filter(|_| !bundle.category_refs.is_empty());
     bundle.name = name.clone();
     bundle.model.file = onnx_name;
     bundle.model.sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;

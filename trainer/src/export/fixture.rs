@@ -98,6 +98,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
             novelty_threshold: NOVELTY_THRESHOLD,
             anomaly_threshold: ANOMALY_THRESHOLD,
             calibration: Some(Calibration { set: "by construction".into(), tpr: 1.0 }),
+            reference_ratio: None,
         },
         training: serde_json::json!({
             "command": "odm-train fixture --out DIR",

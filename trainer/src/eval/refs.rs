@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The seen designs as a second opinion on `known` (the reference rule), at several ratios. ODM pushes the seen out-of-distribution designs into a
+//! ring around the known classes; an unknown sign that passes the novelty threshold of a known class may still sit
+//! nearer a seen design's centre (the bundle's category references) than the class's. The rule measured here keeps
+//! `known` only when the nearest class is also nearer than `gamma` times the nearest seen design (`export` writes
+//! gamma 1 into the bundle, `score.reference_ratio`, and odmclassify applies it):
+//! `d_class <= threshold` and `d_class < gamma * d_ref`. Smaller `gamma` is stricter. Each row gives what it keeps of
+//! the known signs and what it lets through of the unknown signs and of what is not a sign, and the novelty AUROC
+//! of the matching score `max(d_class / threshold, d_class / (gamma * d_ref))`.
+
+use odm_core::metrics::OodReport;
+use odm_core::{Scorer, Verdict};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// The `gamma` values measured.
+pub const GAMMAS: [f64; 6] = [0.8, 0.9, 1.0, 1.1, 1.25, 1.5];
+
+/// One `gamma`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefRow {
+    /// None: the bundle's rule alone.
+    pub gamma: Option<f64>,
+    /// Known test crops called `known`, and called `known` with their own class (percent).
+    pub known_kept: f64,
+    pub known_label: f64,
+    /// Unseen-design crops called `known`, and the rest of them that stay within the anomaly threshold (`novelty`).
+    pub unseen_known: f64,
+    pub unseen_novelty: f64,
+    /// Crops of every anomaly set called `known`.
+    pub not_sign_known: f64,
+    /// Unseen designs against the known test crops by the rule's score.
+    pub auroc: f64,
+    pub fpr95: f64,
+}
+
+/// The rule at every `gamma`, beside the bundle's own rule (`gamma` infinite: the first row of the table).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefReport {
+    /// Seen designs whose centres were the references.
+    pub refs: usize,
+    pub rows: Vec<RefRow>,
+}
+
+/// One crop: embedding, nearest class, distance to it; `label` the true class for known crops.
+pub struct Crop<'a> {
+    pub e: &'a [f32],
+    pub k: usize,
+    pub d: f64,
+    pub label: Option<i64>,
+}
+
+fn nearest_ref(e: &[f32], refs: &[Vec<f32>]) -> f64 {
+    refs.iter()
+        .map(|c| c.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
+        .fold(f32::INFINITY, f32::min)
+        .sqrt() as f64
+}
+
+fn pct(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / of as f64
+    }
+}
+
+/// The report; None without references or without unseen designs.
+pub fn report(
+    scorer: &Scorer,
+    refs: &[Vec<f32>],
+    known: &[Crop],
+    unseen: &[Crop],
+    not_signs: &[Crop],
+) -> Result<Option<RefReport>, TrainError> {
+    if refs.is_empty() || unseen.is_empty() || known.is_empty() {
+        return Ok(None);
+    }
+    // (nearest class, distance, distance to the nearest reference, label) of each crop.
+    let prep = |crops: &[Crop]| -> Vec<(usize, f64, f64, Option<i64>)> {
+        crops.iter().map(|c| (c.k, c.d, nearest_ref(c.e, refs), c.label)).collect()
+    };
+    let (kn, un, ns) = (prep(known), prep(unseen), prep(not_signs));
+    let verdict = |k: usize, d: f64, dr: f64, gamma: f64| -> Verdict {
+        if k == usize::MAX {
+            return Verdict::Anomaly;
+        }
+        match scorer.verdict(k, d) {
+            Verdict::Known if d >= gamma * dr => Verdict::Novelty,
+            v => v,
+        }
+    };
+    let score = |k: usize, d: f64, dr: f64, gamma: f64| -> f64 {
+        if k == usize::MAX {
+            return f64::MAX;
+        }
+        let t = scorer.thresholds(k).0.max(f64::MIN_POSITIVE);
+        (d / t).max(d / (gamma * dr).max(f64::MIN_POSITIVE))
+    };
+    let mut rows = Vec::new();
+    for g in [None].into_iter().chain(GAMMAS.map(Some)) {
+        let gamma = g.unwrap_or(f64::INFINITY);
+        let count = |rows: &[(usize, f64, f64, Option<i64>)], v: Verdict| {
+            rows.iter().filter(|r| verdict(r.0, r.1, r.2, gamma) == v).count()
+        };
+        let label =
+            kn.iter().filter(|r| verdict(r.0, r.1, r.2, gamma) == Verdict::Known && r.3 == Some(r.0 as i64)).count();
+        let s = |rows: &[(usize, f64, f64, Option<i64>)]| -> Vec<f64> {
+            rows.iter().map(|r| if gamma.is_finite() { score(r.0, r.1, r.2, gamma) } else { r.1 }).collect()
+        };
+        let o =
+            OodReport::compute(&s(&kn), &s(&un)).map_err(|e| TrainError::Config(format!("metrics: {e}")))?.percent();
+        rows.push(RefRow {
+            gamma: g,
+            known_kept: pct(count(&kn, Verdict::Known), kn.len()),
+            known_label: pct(label, kn.len()),
+            unseen_known: pct(count(&un, Verdict::Known), un.len()),
+            unseen_novelty: pct(count(&un, Verdict::Novelty), un.len()),
+            not_sign_known: pct(count(&ns, Verdict::Known), ns.len()),
+            auroc: o.auroc,
+            fpr95: o.fpr95,
+        });
+    }
+    Ok(Some(RefReport { refs: refs.len(), rows }))
+}
+
+impl RefReport {
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "The seen designs as a second opinion (the reference rule): `known` only when the nearest class is also \
+             nearer than gamma times the nearest of {} seen-design centres; gamma 1 is what `export` writes into the \
+             bundle and odmclassify applies (the verdicts above), ∞ the thresholds alone.\n\n| gamma | known kept | own label | unseen → known | unseen → novelty | not a sign → known | \
+             novelty AUROC | FPR95 |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            self.refs
+        );
+        for r in &self.rows {
+            let g = r.gamma.map_or("∞".into(), |g| format!("{g:.2}"));
+            s.push_str(&format!(
+                "| {g} | {:.2}% | {:.2}% | {:.1}% | {:.1}% | {:.2}% | {:.2} | {:.2} |\n",
+                r.known_kept, r.known_label, r.unseen_known, r.unseen_novelty, r.not_sign_known, r.auroc, r.fpr95
+            ));
+        }
+        s
+    }
+}
