@@ -291,6 +291,21 @@ fn export_is_deterministic_renames_and_writes_int8_and_fp16_bundles() {
         assert_eq!(Some(r.category), odm_core::taxonomy::category_of(&r.label));
         assert_eq!(r.center.len(), b.dim());
     }
+    // With references, the reference rule at the default ratio; another ratio or none on request; a ratio that is
+    // not finite and positive is refused before anything is written.
+    assert_eq!(same.score.reference_ratio, Some(bundle::REFERENCE_RATIO));
+    let other = tempfile::tempdir().unwrap();
+    let with = |ratio| {
+        let p = bundle::export_with(r.out.path(), other.path(), Some("r".into()), Precision::Fp32, ratio).unwrap();
+        Bundle::open(&p).unwrap().score.reference_ratio
+    };
+    assert_eq!(with(Some(1.5)), Some(1.5));
+    assert_eq!(with(None), None);
+    for bad in [0.0, -1.0, f64::NAN] {
+        let e = bundle::export_with(r.out.path(), other.path(), Some("bad".into()), Precision::Fp32, Some(bad));
+        assert!(e.unwrap_err().to_string().contains("reference ratio"), "{bad}");
+        assert!(!other.path().join("bad.odm.json").exists() && !other.path().join("bad.onnx").exists());
+    }
     let eb = export(Some("renamed"), Precision::Fp32);
     assert_eq!((eb.name.as_str(), eb.model.file.as_str()), ("renamed", "renamed.onnx"));
     assert_eq!(eb.classes, b.classes, "an export keeps the run's classes and centres");

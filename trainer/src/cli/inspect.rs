@@ -30,6 +30,16 @@ impl Args {
         );
         out!("output      {} [N,{}]", b.model.output.name, b.model.output.dim);
         out!("thresholds  novelty {} anomaly {}", b.score.novelty_threshold, b.score.anomaly_threshold);
+        match b.score.reference_ratio {
+            Some(r) => out!(
+                "references  {} (known only when nearer the class than {r} x the nearest reference)",
+                b.category_refs.len()
+            ),
+            None if !b.category_refs.is_empty() => {
+                out!("references  {} (categories only; no reference rule)", b.category_refs.len())
+            }
+            None => {}
+        }
         if b.novelty_collapsed() {
             out!("WARNING     {}", odm_trainer::train::calibrate::COLLAPSE_WARNING);
         }
