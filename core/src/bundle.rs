@@ -142,7 +142,7 @@ impl ClassEntry {
 #[serde(deny_unknown_fields)]
 pub struct ScoreSpec {
     pub kind: String,
-    /// Distances at or below are `known`.
+    /// Distances at or below are `known` (unless the reference rule, [`ScoreSpec::reference_ratio`], says `novelty`).
     pub novelty_threshold: f64,
     /// Distances above are `anomaly`; in between, `novelty`.
     pub anomaly_threshold: f64,

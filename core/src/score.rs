@@ -2,8 +2,10 @@
 //! Open-set scoring: the nearest class centre names the class, the Euclidean distance to it decides the verdict.
 //!
 //! `d = min_k ||e - c_k||`; `known` if `d <= novelty_threshold`, `anomaly` if `d > anomaly_threshold`, `novelty`
-//! in between (DESIGN.md, "Verdict"). Larger distances mean "further from the training distribution": every score in
-//! odm follows that one direction.
+//! in between (../shared/DESIGN.md, "Verdict"). With the bundle's reference rule (`score.reference_ratio`), a `known`
+//! crop that is not nearer its class than the ratio times the nearest category reference is a `novelty`
+//! ([`Scorer::verdict_at`]). Larger distances mean "further from the training distribution": every score in odm
+//! follows that one direction.
 
 use std::fmt;
 use std::str::FromStr;
@@ -65,8 +67,8 @@ pub struct ScoreResult {
 
 /// The `confidence` of a result, in [0, 1], from its distance `d` to the nearest centre and the novelty threshold `t`
 /// in force for that class (the calibrated one, or the element's override): `2^-(d/t)^2`. It is 1 at the centre,
-/// exactly 0.5 at the threshold — so `confidence >= 0.5` is the same test as the verdict `known` — 0.06 at twice the
-/// threshold, and falls towards 0 beyond. For users of DeepStream's `result_prob` or DL Streamer's `confidence`;
+/// exactly 0.5 at the threshold — so `confidence >= 0.5` is the same test as the thresholds' `known` (a crop the
+/// reference rule makes a `novelty` keeps the confidence of its distance) — 0.06 at twice the threshold, and falls towards 0 beyond. For users of DeepStream's `result_prob` or DL Streamer's `confidence`;
 /// the distance and the thresholds stay beside it. With `t = 0`, 1 at `d = 0` and 0 elsewhere; 0 for a non-finite
 /// distance.
 pub fn confidence(d: f64, t: f64) -> f64 {

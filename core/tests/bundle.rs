@@ -280,6 +280,7 @@ fn the_json_schema_refuses_what_the_reader_refuses_where_a_schema_can_tell() {
         ("category type", Box::new(|v| v["classes"][0]["category"] = json!(1))),
         ("kind", Box::new(|v| v["score"]["kind"] = json!("softmax"))),
         ("tpr", Box::new(|v| v["score"]["calibration"]["tpr"] = json!(1.5))),
+        ("reference ratio", Box::new(|v| v["score"]["reference_ratio"] = json!(0.0))),
         ("unknown field", Box::new(|v| v["model"]["input"]["colour"] = json!("RGB"))),
         ("missing field", Box::new(|v| drop(v["model"].as_object_mut().unwrap().remove("sha256")))),
     ];

@@ -8,7 +8,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use gst::prelude::*;
@@ -39,7 +39,7 @@ fn frame(pts: u64) -> gst::Buffer {
     buffer_with_rois(rgb_frame(64, 64, &patches), &rois, pts)
 }
 
-fn harness(model: &PathBuf, props: &[(&str, &str)]) -> (gst::Element, gst_check::Harness) {
+fn harness(model: &Path, props: &[(&str, &str)]) -> (gst::Element, gst_check::Harness) {
     init();
     let el = gst::ElementFactory::make("odmclassify")
         .property("model", model.display().to_string())
@@ -107,6 +107,14 @@ fn the_reference_ratio_decides_between_known_and_novelty_as_the_scorer_does() {
     el.set_property("reference-ratio", -1.0f64);
     scorer.set_reference_ratio(bundle.score.reference_ratio).unwrap();
     assert_eq!(check(&mut h, 3, &scorer), bundles);
+    drop(h);
+
+    // Set before start, with a bundle that has references: in force from the first frame.
+    let (el, mut h) =
+        harness(&model, &[("novelty-threshold", "1e6"), ("anomaly-threshold", "2e6"), ("reference-ratio", "1e-6")]);
+    assert_eq!(el.property::<f64>("reference-ratio"), 1e-6);
+    scorer.set_reference_ratio(Some(1e-6)).unwrap();
+    assert_eq!(check(&mut h, 0, &scorer), strict);
 }
 
 #[test]

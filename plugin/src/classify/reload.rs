@@ -35,10 +35,8 @@ pub(super) fn set_bundle(obj: &Obj, parts: &Parts, new: Option<PathBuf>) {
                 // A new generation: per-object memory of the old bundle is forgotten before its next frame.
                 scoring.generation = state.scoring.generation + 1;
                 // The thresholds and the reference ratio in force now (one may have been set while the file was read).
-                let ratio = match reference_ratio(s.live.reference_ratio) {
-                    Some(r) => scoring.scorer.set_reference_ratio(r).map_err(|e| e.to_string()),
-                    None => Ok(()),
-                };
+                let ratio = reference_ratio(s.live.reference_ratio).unwrap_or(scoring.bundle_reference_ratio);
+                let ratio = scoring.scorer.set_reference_ratio(ratio).map_err(|e| e.to_string());
                 match ratio.and_then(|()| {
                     scoring
                         .scorer

@@ -54,7 +54,7 @@ pub struct Metrics {
     /// Accuracy and novelty figures by crop size (metric-learning runs on image folders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sizes: Option<SizeReport>,
-    /// The seen designs' centres as a second opinion on `known` (measured; not odmclassify's rule).
+    /// The reference rule at several ratios (ratio 1 is the verdicts above, as `export` writes the bundle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refs: Option<RefReport>,
 }
@@ -281,9 +281,10 @@ pub fn score_sets(
     let centres: Vec<Vec<f32>> = seen_refs.iter().map(|(_, c)| c.clone()).collect();
     m.refs = refs::report(&scorer, &centres, &known, &unseen, &not_signs)?;
     let is_known = |v: &[Verdict]| -> Vec<bool> { v.iter().map(|v| *v == Verdict::Known).collect() };
+    let (in_k, unseen_k) = (is_known(&in_v), is_known(&unseen_v));
     m.sizes = sizes::report(
-        (&in_rows, &is_known(&in_v), &tests.inside_sizes),
-        (&unseen_d, &is_known(&unseen_v), &tests.novelty_sizes),
+        sizes::Side { rows: &in_rows, known: &in_k, sizes: &tests.inside_sizes },
+        sizes::Side { rows: &unseen_d, known: &unseen_k, sizes: &tests.novelty_sizes },
     )?;
     Ok(m)
 }

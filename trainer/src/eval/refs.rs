@@ -20,7 +20,7 @@ pub const GAMMAS: [f64; 6] = [0.8, 0.9, 1.0, 1.1, 1.25, 1.5];
 /// One `gamma`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefRow {
-    /// None: the bundle's rule alone.
+    /// None: the thresholds alone (no reference rule).
     pub gamma: Option<f64>,
     /// Known test crops called `known`, and called `known` with their own class (percent).
     pub known_kept: f64,
@@ -35,7 +35,7 @@ pub struct RefRow {
     pub fpr95: f64,
 }
 
-/// The rule at every `gamma`, beside the bundle's own rule (`gamma` infinite: the first row of the table).
+/// The rule at every `gamma`, beside the thresholds alone (the first row of the table).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefReport {
     /// Seen designs whose centres were the references.
@@ -96,7 +96,13 @@ pub fn report(
             return f64::MAX;
         }
         let t = scorer.thresholds(k).0.max(f64::MIN_POSITIVE);
-        (d / t).max(d / (gamma * dr).max(f64::MIN_POSITIVE))
+        let s = (d / t).max(d / (gamma * dr).max(f64::MIN_POSITIVE));
+        // A crop on a reference (or a threshold of 0) scores as far as can be, not as infinity.
+        if s.is_finite() {
+            s
+        } else {
+            f64::MAX
+        }
     };
     let mut rows = Vec::new();
     for g in [None].into_iter().chain(GAMMAS.map(Some)) {

@@ -39,14 +39,20 @@ fn bin(size: u32) -> usize {
     EDGES.iter().rposition(|&e| size >= e).unwrap_or(0)
 }
 
+/// One side of the report: rows, whether each one's verdict is `known` (as odmclassify gives it), and each one's
+/// crop's longer side, in the same order.
+pub struct Side<'a, R> {
+    pub rows: &'a [R],
+    pub known: &'a [bool],
+    pub sizes: &'a [u32],
+}
+
 /// The report from the known test crops (`label`, nearest class, distance) and the unseen-design crops (nearest
-/// class, distance), each with whether its verdict is `known` (as odmclassify gives it) and its crop's longer side,
-/// in the same order. None when the sizes are not known for every crop (a dataset read without them: the caller
+/// class, distance). None when the sizes are not known for every crop (a dataset read without them: the caller
 /// gives empty sizes).
-pub fn report(
-    (known, known_v, known_sizes): (&[(i64, usize, f64)], &[bool], &[u32]),
-    (unseen, unseen_v, unseen_sizes): (&[(usize, f64)], &[bool], &[u32]),
-) -> Result<Option<SizeReport>, TrainError> {
+pub fn report(known: Side<(i64, usize, f64)>, unseen: Side<(usize, f64)>) -> Result<Option<SizeReport>, TrainError> {
+    let Side { rows: known, known: known_v, sizes: known_sizes } = known;
+    let Side { rows: unseen, known: unseen_v, sizes: unseen_sizes } = unseen;
     if known.is_empty()
         || known.len() != known_sizes.len()
         || unseen.len() != unseen_sizes.len()
@@ -134,7 +140,10 @@ mod tests {
         let unseen_sizes = [10, 19, 85, 300];
         let kv: Vec<bool> = known.iter().map(|r| r.2 < 5.0).collect();
         let uv: Vec<bool> = unseen.iter().map(|r| r.1 < 5.0).collect();
-        let r = report((&known, &kv, &known_sizes), (&unseen, &uv, &unseen_sizes)).unwrap().unwrap();
+        let side = |rows, known, sizes| Side { rows, known, sizes };
+        let r = report(side(&known, &kv, &known_sizes), Side { rows: &unseen, known: &uv, sizes: &unseen_sizes })
+            .unwrap()
+            .unwrap();
         assert_eq!(r.rows.len(), 2, "only the bins with crops: {r:?}");
         let (small, large) = (&r.rows[0], &r.rows[1]);
         assert_eq!((small.lo, small.hi, large.lo, large.hi), (0, Some(20), 80, None));
@@ -147,12 +156,15 @@ mod tests {
         assert_eq!(small.auroc, Some(0.0));
         assert!((large.auroc.unwrap() - 75.0).abs() < 1e-9, "{r:?}");
         // A crop with no nearest class (usize::MAX) is never known nor right.
-        let none = report((&[(0, usize::MAX, 1.0)], &[true], &[30]), (&[], &[], &[])).unwrap().unwrap();
+        let none = report(side(&[(0, usize::MAX, 1.0)], &[true], &[30]), Side { rows: &[], known: &[], sizes: &[] })
+            .unwrap()
+            .unwrap();
         assert_eq!((none.rows[0].accuracy, none.rows[0].known_kept), (0.0, 0.0));
         // Sizes missing for the rows: no report.
-        assert!(report((&known, &kv, &[]), (&unseen, &uv, &unseen_sizes)).unwrap().is_none());
+        let u = || Side { rows: &unseen[..], known: &uv[..], sizes: &unseen_sizes[..] };
+        assert!(report(side(&known, &kv, &[]), u()).unwrap().is_none());
         // Verdicts out of step with the rows: no report either.
-        assert!(report((&known, &kv[1..], &known_sizes), (&unseen, &uv, &unseen_sizes)).unwrap().is_none());
+        assert!(report(side(&known, &kv[1..], &known_sizes), u()).unwrap().is_none());
     }
 
     #[test]
