@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The whole chain: the trainer renders data, trains a small ODM model and writes a bundle; the built plugin
 //! (libgstodm.so, loaded from the cargo target folder) classifies the same test crops as PNG files decoded by
-//! GStreamer; both sides must give the same classes, verdicts and distances.
+//! GStreamer; both sides must give the same classes, verdicts and distances. The plugin runs the exported bundle, so
+//! the seen design's centre is a category reference and the reference rule is in force on both sides.
 
 use std::path::Path;
 
 use gst::prelude::*;
 use odm_core::{Bundle, Scorer};
 use odm_trainer::data::{self, Format};
+use odm_trainer::export::bundle::{self, Precision};
 use odm_trainer::synth::{self, SynthConfig};
 use odm_trainer::train::{embed, run, rundata, Method, TrainConfig};
 
@@ -90,10 +92,15 @@ fn trainer_and_plugin_agree_on_every_crop() {
         name: "chain".into(),
         ..Default::default()
     };
-    let bundle_path = run::train(&cfg, run_dir.path(), false, run::Existing::Refuse).unwrap();
+    run::train(&cfg, run_dir.path(), false, run::Existing::Refuse).unwrap();
+    let exported = tempfile::tempdir().unwrap();
+    let bundle_path = bundle::export(run_dir.path(), exported.path(), None, Precision::Fp32).unwrap();
     let bundle = Bundle::open(&bundle_path).unwrap();
+    let labels: Vec<&str> = bundle.category_refs.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, [classes[3]], "the seen design is the one reference");
+    assert_eq!(bundle.score.reference_ratio, Some(bundle::REFERENCE_RATIO));
     let scorer = Scorer::new(&bundle);
-    let model = run_dir.path().join("chain.onnx");
+    let model = exported.path().join("chain.onnx");
 
     // Every test crop of every class, copied in order as NNNNN.png.
     let test = data::load(&data.path().join("test"), Format::Folder).unwrap();

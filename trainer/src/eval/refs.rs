@@ -150,3 +150,47 @@ impl RefReport {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Classes at (0, 0) and (10, 0), known within 2, anomaly beyond 4; one reference at (2, 0).
+    #[test]
+    fn the_rows_count_what_the_rule_keeps_and_the_infinite_row_is_the_thresholds_alone() {
+        let v = serde_json::json!({
+            "format": "odm-bundle/1", "name": "t",
+            "model": {"file": "m.onnx", "sha256": "0".repeat(64),
+                      "input": {"name": "input", "width": 8, "height": 8, "color": "RGB",
+                                "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "context": 0.0},
+                      "output": {"name": "embedding", "dim": 2}},
+            "classes": [{"id": 0, "label": "a", "center": [0.0, 0.0]}, {"id": 1, "label": "b", "center": [10.0, 0.0]}],
+            "score": {"kind": "nearest-center-euclidean", "novelty_threshold": 2.0, "anomaly_threshold": 4.0}
+        });
+        let bundle = odm_core::Bundle::from_json(&v.to_string(), std::path::Path::new("t.odm.json")).unwrap();
+        let scorer = Scorer::new(&bundle);
+        let refs = vec![vec![2.0f32, 0.0]];
+        let crop = |e: &'static [f32], label| Crop { e, k: 0, d: (e[0] * e[0] + e[1] * e[1]).sqrt() as f64, label };
+        // Known: one far from the reference (kept), one nearer it than its class (0.5 against 1.5: not kept at 1).
+        let known = [crop(&[0.5, 0.0], Some(0)), crop(&[1.5, 0.0], Some(0))];
+        // Unseen: both within the threshold; one 0.2 from the reference, one on it (its score stays finite).
+        let unseen = [crop(&[1.8, 0.0], None), crop(&[2.0, 0.0], None)];
+        let not_signs = [crop(&[0.0, 5.0], None)];
+        let r = report(&scorer, &refs, &known, &unseen, &not_signs).unwrap().unwrap();
+        assert_eq!(r.refs, 1);
+        assert_eq!(r.rows.len(), 1 + GAMMAS.len());
+        let row = |g: Option<f64>| r.rows.iter().find(|x| x.gamma == g).unwrap().clone();
+        let inf = row(None);
+        assert_eq!((inf.known_kept, inf.known_label, inf.unseen_known, inf.unseen_novelty), (100.0, 100.0, 100.0, 0.0));
+        assert_eq!(inf.not_sign_known, 0.0);
+        let one = row(Some(1.0));
+        assert_eq!((one.known_kept, one.known_label, one.unseen_known, one.unseen_novelty), (50.0, 50.0, 0.0, 100.0));
+        // At 1.5 the kept known crop needs 0.5 < 1.5 x 1.5; the other 1.5 < 1.5 x 0.5 fails: the same as 1.
+        assert_eq!(row(Some(1.5)).known_kept, 50.0);
+        assert!(r.rows.iter().all(|x| x.auroc.is_finite() && x.fpr95.is_finite()), "{r:?}");
+        // Without references or unseen crops there is nothing to table.
+        assert!(report(&scorer, &[], &known, &unseen, &not_signs).unwrap().is_none());
+        assert!(report(&scorer, &refs, &known, &[], &not_signs).unwrap().is_none());
+        assert!(r.markdown().contains("| ∞ | 100.00% |"), "{}", r.markdown());
+    }
+}
