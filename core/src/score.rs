@@ -2,7 +2,7 @@
 //! Open-set scoring: the nearest class centre names the class, the Euclidean distance to it decides the verdict.
 //!
 //! `d = min_k ||e - c_k||`; `known` if `d <= novelty_threshold`, `anomaly` if `d > anomaly_threshold`, `novelty`
-//! in between (../shared/DESIGN.md, "Verdict"). With the bundle's reference rule (`score.reference_ratio`), a `known`
+//! in between (docs/bundle.md, `score`). With the bundle's reference rule (`score.reference_ratio`), a `known`
 //! crop that is not nearer its class than the ratio times the nearest category reference is a `novelty`
 //! ([`Scorer::verdict_at`]). Larger distances mean "further from the training distribution": every score in odm
 //! follows that one direction.
@@ -246,6 +246,11 @@ impl Scorer {
         }
         self.reference_ratio = ratio;
         Ok(())
+    }
+
+    /// How many category references the scorer holds.
+    pub fn num_references(&self) -> usize {
+        self.ref_categories.len()
     }
 
     /// Distance from `embedding` to the nearest category reference (infinite without references).

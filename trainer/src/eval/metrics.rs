@@ -278,8 +278,7 @@ pub fn score_sets(
     let unseen: Vec<Crop> = unseen_rows.iter().map(|(_, e, k, d)| Crop { e, k: *k, d: *d, label: None }).collect();
     let not_signs: Vec<Crop> =
         not_sign_e.chunks_exact(dim).zip(&not_sign_d).map(|(e, &(k, d))| Crop { e, k, d, label: None }).collect();
-    let centres: Vec<Vec<f32>> = seen_refs.iter().map(|(_, c)| c.clone()).collect();
-    m.refs = refs::report(&scorer, &centres, &known, &unseen, &not_signs)?;
+    m.refs = refs::report(&scorer, &known, &unseen, &not_signs)?;
     let is_known = |v: &[Verdict]| -> Vec<bool> { v.iter().map(|v| *v == Verdict::Known).collect() };
     let (in_k, unseen_k) = (is_known(&in_v), is_known(&unseen_v));
     m.sizes = sizes::report(

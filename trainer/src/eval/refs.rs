@@ -51,13 +51,6 @@ pub struct Crop<'a> {
     pub label: Option<i64>,
 }
 
-fn nearest_ref(e: &[f32], refs: &[Vec<f32>]) -> f64 {
-    refs.iter()
-        .map(|c| c.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
-        .fold(f32::INFINITY, f32::min)
-        .sqrt() as f64
-}
-
 fn pct(n: usize, of: usize) -> f64 {
     if of == 0 {
         0.0
@@ -66,22 +59,22 @@ fn pct(n: usize, of: usize) -> f64 {
     }
 }
 
-/// The report; None without references or without unseen designs.
+/// The report, with the scorer's category references; None without references or without unseen designs.
 pub fn report(
     scorer: &Scorer,
-    refs: &[Vec<f32>],
     known: &[Crop],
     unseen: &[Crop],
     not_signs: &[Crop],
 ) -> Result<Option<RefReport>, TrainError> {
-    if refs.is_empty() || unseen.is_empty() || known.is_empty() {
+    if scorer.num_references() == 0 || unseen.is_empty() || known.is_empty() {
         return Ok(None);
     }
     // (nearest class, distance, distance to the nearest reference, label) of each crop.
     let prep = |crops: &[Crop]| -> Vec<(usize, f64, f64, Option<i64>)> {
-        crops.iter().map(|c| (c.k, c.d, nearest_ref(c.e, refs), c.label)).collect()
+        crops.iter().map(|c| (c.k, c.d, scorer.nearest_reference(c.e), c.label)).collect()
     };
     let (kn, un, ns) = (prep(known), prep(unseen), prep(not_signs));
+    // Scorer::verdict_at at ratio `gamma`, with the reference distance worked out once per crop.
     let verdict = |k: usize, d: f64, dr: f64, gamma: f64| -> Verdict {
         if k == usize::MAX {
             return Verdict::Anomaly;
@@ -128,7 +121,7 @@ pub fn report(
             fpr95: o.fpr95,
         });
     }
-    Ok(Some(RefReport { refs: refs.len(), rows }))
+    Ok(Some(RefReport { refs: scorer.num_references(), rows }))
 }
 
 impl RefReport {
@@ -167,16 +160,21 @@ mod tests {
             "classes": [{"id": 0, "label": "a", "center": [0.0, 0.0]}, {"id": 1, "label": "b", "center": [10.0, 0.0]}],
             "score": {"kind": "nearest-center-euclidean", "novelty_threshold": 2.0, "anomaly_threshold": 4.0}
         });
-        let bundle = odm_core::Bundle::from_json(&v.to_string(), std::path::Path::new("t.odm.json")).unwrap();
+        let mut bundle = odm_core::Bundle::from_json(&v.to_string(), std::path::Path::new("t.odm.json")).unwrap();
+        let bare = Scorer::new(&bundle);
+        bundle.category_refs = vec![odm_core::bundle::CategoryRef {
+            label: "warning--r--g1".into(),
+            category: odm_core::Category::Warning,
+            center: vec![2.0, 0.0],
+        }];
         let scorer = Scorer::new(&bundle);
-        let refs = vec![vec![2.0f32, 0.0]];
         let crop = |e: &'static [f32], label| Crop { e, k: 0, d: (e[0] * e[0] + e[1] * e[1]).sqrt() as f64, label };
         // Known: one far from the reference (kept), one nearer it than its class (0.5 against 1.5: not kept at 1).
         let known = [crop(&[0.5, 0.0], Some(0)), crop(&[1.5, 0.0], Some(0))];
         // Unseen: both within the threshold; one 0.2 from the reference, one on it (its score stays finite).
         let unseen = [crop(&[1.8, 0.0], None), crop(&[2.0, 0.0], None)];
         let not_signs = [crop(&[0.0, 5.0], None)];
-        let r = report(&scorer, &refs, &known, &unseen, &not_signs).unwrap().unwrap();
+        let r = report(&scorer, &known, &unseen, &not_signs).unwrap().unwrap();
         assert_eq!(r.refs, 1);
         assert_eq!(r.rows.len(), 1 + GAMMAS.len());
         let row = |g: Option<f64>| r.rows.iter().find(|x| x.gamma == g).unwrap().clone();
@@ -189,8 +187,8 @@ mod tests {
         assert_eq!(row(Some(1.5)).known_kept, 50.0);
         assert!(r.rows.iter().all(|x| x.auroc.is_finite() && x.fpr95.is_finite()), "{r:?}");
         // Without references or unseen crops there is nothing to table.
-        assert!(report(&scorer, &[], &known, &unseen, &not_signs).unwrap().is_none());
-        assert!(report(&scorer, &refs, &known, &[], &not_signs).unwrap().is_none());
+        assert!(report(&bare, &known, &unseen, &not_signs).unwrap().is_none());
+        assert!(report(&scorer, &known, &[], &not_signs).unwrap().is_none());
         assert!(r.markdown().contains("| ∞ | 100.00% |"), "{}", r.markdown());
     }
 }
