@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Scoring time per crop on the shipped signs bundle (172 classes, 362 category references, 32-d embeddings): the
+//! thresholds alone against the reference rule, side by side in one run: `cargo bench -p odm-core --bench score`.
+//! The embeddings are the class centres and the references moved by a fixed pseudo-random offset, so that every
+//! verdict occurs.
+
+use std::path::Path;
+use std::time::Instant;
+
+use odm_core::{Bundle, Scorer, Verdict};
+
+fn main() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/signs/signs.odm.json");
+    let bundle = Bundle::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let dim = bundle.dim();
+    // Every centre and reference, each moved by offsets of three sizes.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let bases = bundle.classes.iter().map(|c| &c.center).chain(bundle.category_refs.iter().map(|r| &r.center));
+    let mut rows: Vec<f32> = Vec::new();
+    for base in bases.collect::<Vec<_>>() {
+        for scale in [1.0f32, 3.0, 8.0] {
+            rows.extend(base.iter().map(|v| v + scale * next()));
+        }
+    }
+    let n = rows.len() / dim;
+    let mut plain = Scorer::new(&bundle);
+    plain.set_reference_ratio(None).expect("no rule");
+    let rule = Scorer::new(&bundle);
+    println!(
+        "{n} embeddings of {dim} floats; {} classes, {} references, ratio {:?}\n",
+        bundle.classes.len(),
+        rule.num_references(),
+        rule.reference_ratio()
+    );
+    println!("| scorer | known | novelty | anomaly | µs/crop median | µs/crop best |\n|---|---:|---:|---:|---:|---:|");
+    // This machine is shared and noisy: 9 rounds, interleaved, each over every embedding.
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut counts = [[0usize; 3]; 2];
+    for round in 0..9 {
+        for (i, s) in [&plain, &rule].into_iter().enumerate() {
+            let t = Instant::now();
+            let mut c = [0usize; 3];
+            for e in rows.chunks_exact(dim) {
+                let v = std::hint::black_box(s.score(e)).map(|r| r.verdict);
+                if let Some(k) = v.and_then(|v| Verdict::ALL.iter().position(|w| *w == v)) {
+                    c[k] += 1;
+                }
+            }
+            times[i].push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+            if round == 0 {
+                counts[i] = c;
+            }
+        }
+    }
+    for (i, name) in ["thresholds alone (reference-ratio=0)", "reference rule (the bundle's)"].iter().enumerate() {
+        let t = &mut times[i];
+        t.sort_by(f64::total_cmp);
+        let c = counts[i];
+        println!("| {name} | {} | {} | {} | {:.2} | {:.2} |", c[0], c[1], c[2], t[t.len() / 2], t[0]);
+    }
+}
