@@ -68,7 +68,8 @@ pub struct ScoreResult {
 /// The `confidence` of a result, in [0, 1], from its distance `d` to the nearest centre and the novelty threshold `t`
 /// in force for that class (the calibrated one, or the element's override): `2^-(d/t)^2`. It is 1 at the centre,
 /// exactly 0.5 at the threshold — so `confidence >= 0.5` is the same test as the thresholds' `known` (a crop the
-/// reference rule makes a `novelty` keeps the confidence of its distance) — 0.06 at twice the threshold, and falls towards 0 beyond. For users of DeepStream's `result_prob` or DL Streamer's `confidence`;
+/// reference rule makes a `novelty` keeps the confidence of its distance) — 0.06 at twice the threshold, and falls
+/// towards 0 beyond. For users of DeepStream's `result_prob` or DL Streamer's `confidence`;
 /// the distance and the thresholds stay beside it. With `t = 0`, 1 at `d = 0` and 0 elsewhere; 0 for a non-finite
 /// distance.
 pub fn confidence(d: f64, t: f64) -> f64 {
@@ -79,6 +80,12 @@ pub fn confidence(d: f64, t: f64) -> f64 {
         return if d == 0.0 { 1.0 } else { 0.0 };
     }
     0.5f64.powf((d / t) * (d / t))
+}
+
+/// Squared Euclidean distance between a centre and an embedding of the same length: the one sum every distance of
+/// the scorer (classes, category references) is made of.
+fn squared_distance(center: &[f32], embedding: &[f32]) -> f32 {
+    center.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum()
 }
 
 /// Nearest-centre scorer built once from a bundle; scoring allocates nothing.
@@ -142,7 +149,7 @@ impl Scorer {
         if self.ref_categories.is_empty() {
             return self.categories[nearest_class];
         }
-        let d2 = |c: &[f32]| -> f32 { c.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum() };
+        let d2 = |c: &[f32]| squared_distance(c, embedding);
         let classes =
             self.centers.chunks_exact(self.dim).zip(&self.categories).filter_map(|(c, k)| Some((d2(c), (*k)?)));
         let refs = self.ref_centers.chunks_exact(self.dim).zip(&self.ref_categories).map(|(c, k)| (d2(c), *k));
@@ -257,7 +264,7 @@ impl Scorer {
     pub fn nearest_reference(&self, embedding: &[f32]) -> f64 {
         self.ref_centers
             .chunks_exact(self.dim)
-            .map(|c| c.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum::<f32>())
+            .map(|c| squared_distance(c, embedding))
             .fold(f32::INFINITY, f32::min)
             .sqrt() as f64
     }
@@ -293,7 +300,7 @@ impl Scorer {
         }
         let mut best = (0usize, f32::INFINITY);
         for (k, center) in self.centers.chunks_exact(self.dim).enumerate() {
-            let d2: f32 = center.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum();
+            let d2 = squared_distance(center, embedding);
             if d2 < best.1 {
                 best = (k, d2);
             }
