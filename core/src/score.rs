@@ -3,8 +3,8 @@
 //!
 //! `d = min_k ||e - c_k||`; `known` if `d <= novelty_threshold`, `anomaly` if `d > anomaly_threshold`, `novelty`
 //! in between (docs/bundle.md, `score`). With the bundle's reference rule (`score.reference_ratio`), a `known`
-//! crop that is not nearer its class than the ratio times the nearest category reference is a `novelty`
-//! ([`Scorer::verdict_at`]). Larger distances mean "further from the training distribution": every score in odm
+//! crop further from its class than the ratio times the distance to the nearest category reference (its
+//! reference bound) is a `novelty` ([`Scorer::verdict_at`]): the bound lowers that crop's novelty threshold. Larger distances mean "further from the training distribution": every score in odm
 //! follows that one direction.
 
 use std::fmt;
@@ -63,16 +63,21 @@ pub struct ScoreResult {
     /// belongs to the category of the known design it is closest to); for `anomaly` (not a sign), none. Also none
     /// when the class has no category (see [`crate::bundle::ClassEntry::effective_category`]).
     pub category: Option<Category>,
+    /// With the reference rule in force: the ratio times the distance to the nearest category reference. The crop
+    /// is `known` only within both its class's novelty threshold and this bound ([`Scorer::reference_bound`]);
+    /// none without the rule.
+    pub reference_bound: Option<f32>,
 }
 
-/// The `confidence` of a result, in [0, 1], from its distance `d` to the nearest centre and the novelty threshold `t`
-/// in force for that class (the calibrated one, or the element's override): `2^-(d/t)^2`. It is 1 at the centre,
-/// exactly 0.5 at the threshold — so `confidence >= 0.5` is the same test as the thresholds' `known` (a crop the
-/// reference rule makes a `novelty` keeps the confidence of its distance) — 0.06 at twice the threshold, and falls
-/// towards 0 beyond. For users of DeepStream's `result_prob` or DL Streamer's `confidence`;
-/// the distance and the thresholds stay beside it. With `t = 0`, 1 at `d = 0` and 0 elsewhere; 0 for a non-finite
-/// distance.
-pub fn confidence(d: f64, t: f64) -> f64 {
+/// The `confidence` of a result, in [0, 1], from its distance `d` to the nearest centre, the novelty threshold `t`
+/// in force for that class (the calibrated one, or the element's override) and the crop's reference bound `b` when
+/// the reference rule is in force ([`ScoreResult::reference_bound`]): `2^-(d/t')^2` with `t' = min(t, b)`. It is 1
+/// at the centre, exactly 0.5 at `t'` — so `confidence >= 0.5` is the same test as the verdict `known` (before any
+/// vote over a track's results) — 0.06 at twice `t'`, and falls towards 0 beyond. For users of DeepStream's
+/// `result_prob` or DL Streamer's `confidence`; the distance, the thresholds and the bound stay beside it. With
+/// `t' = 0`, 1 at `d = 0` and 0 elsewhere; 0 for a non-finite distance.
+pub fn confidence(d: f64, t: f64, reference_bound: Option<f64>) -> f64 {
+    let t = reference_bound.map_or(t, |b| t.min(b));
     if !d.is_finite() || d < 0.0 {
         return 0.0;
     }
@@ -229,10 +234,10 @@ impl Scorer {
         (hit.0 > 0).then_some(hit)
     }
 
-    /// Confidence in [0, 1] that a crop at `distance` from the given class's centre is that class: see
-    /// [`confidence`], with the class's novelty threshold in force.
-    pub fn confidence(&self, class_index: usize, distance: f64) -> f64 {
-        confidence(distance, self.thresholds(class_index).0)
+    /// Confidence in [0, 1] that a crop at `distance` from the given class's centre, with this reference bound, is
+    /// that class: see [`confidence`], with the class's novelty threshold in force.
+    pub fn confidence(&self, class_index: usize, distance: f64, reference_bound: Option<f64>) -> f64 {
+        confidence(distance, self.thresholds(class_index).0, reference_bound)
     }
 
     /// The reference rule in force: the bundle's ratio, or the one set by [`Scorer::set_reference_ratio`].
@@ -269,13 +274,26 @@ impl Scorer {
             .sqrt() as f64
     }
 
+    /// The reference bound of `embedding` with the rule in force: the ratio times the distance to the nearest
+    /// category reference, rounded to `f32` as the distances are (so that the verdict and the confidence made of
+    /// a result's fields agree to the last bit); `None` without the rule.
+    pub fn reference_bound(&self, embedding: &[f32]) -> Option<f32> {
+        self.reference_ratio.map(|r| (r * self.nearest_reference(embedding)) as f32)
+    }
+
     /// The verdict of `embedding`, whose nearest class and distance to it are given: [`Scorer::verdict`], then the
-    /// reference rule — a `known` crop that is not nearer its class than the ratio times the nearest category
-    /// reference is a `novelty`. What [`Scorer::score`] reports.
+    /// reference rule — a `known` crop further from its class than its reference bound is a `novelty`. What
+    /// [`Scorer::score`] reports.
     pub fn verdict_at(&self, embedding: &[f32], class_index: usize, distance: f64) -> Verdict {
-        match (self.verdict(class_index, distance), self.reference_ratio) {
-            (Verdict::Known, Some(r)) if distance >= r * self.nearest_reference(embedding) => Verdict::Novelty,
-            (v, _) => v,
+        self.verdict_bounded(class_index, distance, || self.reference_bound(embedding))
+    }
+
+    /// [`Scorer::verdict`], then the rule with the crop's reference bound (asked for only when the thresholds say
+    /// `known`).
+    fn verdict_bounded(&self, class_index: usize, distance: f64, bound: impl FnOnce() -> Option<f32>) -> Verdict {
+        match self.verdict(class_index, distance) {
+            Verdict::Known if bound().is_some_and(|b| distance > b as f64) => Verdict::Novelty,
+            v => v,
         }
     }
 
@@ -312,12 +330,21 @@ impl Scorer {
     /// Score one embedding.
     pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
         let (k, d) = self.nearest(embedding)?;
-        let verdict = self.verdict_at(embedding, k, d as f64);
+        // Every crop's bound, not only the ones the thresholds call known: the confidence is made of it.
+        let bound = self.reference_bound(embedding);
+        let verdict = self.verdict_bounded(k, d as f64, || bound);
         let category = match verdict {
             Verdict::Novelty => self.novelty_category(embedding, k),
             v => self.category(k, v),
         };
-        Some(ScoreResult { class_index: k, class_id: self.ids[k], distance: d, verdict, category })
+        Some(ScoreResult {
+            class_index: k,
+            class_id: self.ids[k],
+            distance: d,
+            verdict,
+            category,
+            reference_bound: bound,
+        })
     }
 
     /// Score a row-major `[N, dim]` batch into `out[..N]`. Rows that hold non-finite values give `None`.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use odm_core::{Bundle, ScoreError, Scorer, Verdict};
+use odm_core::{Bundle, ScoreError, ScoreResult, Scorer, Verdict};
 use serde_json::json;
 
 fn bundle() -> Bundle {
@@ -70,17 +70,21 @@ fn overrides_apply_to_every_class_and_are_checked() {
 #[test]
 fn confidence_is_one_half_exactly_at_the_novelty_threshold() {
     use odm_core::score::confidence;
-    assert_eq!(confidence(0.0, 2.0), 1.0);
-    assert_eq!(confidence(2.0, 2.0), 0.5);
-    assert!((confidence(4.0, 2.0) - 0.0625).abs() < 1e-12);
-    assert!(confidence(1.0, 2.0) > 0.5 && confidence(2.0001, 2.0) < 0.5);
-    assert_eq!((confidence(0.0, 0.0), confidence(0.1, 0.0)), (1.0, 0.0));
-    assert_eq!((confidence(f64::INFINITY, 1.0), confidence(f64::NAN, 1.0)), (0.0, 0.0));
+    assert_eq!(confidence(0.0, 2.0, None), 1.0);
+    assert_eq!(confidence(2.0, 2.0, None), 0.5);
+    assert!((confidence(4.0, 2.0, None) - 0.0625).abs() < 1e-12);
+    assert!(confidence(1.0, 2.0, None) > 0.5 && confidence(2.0001, 2.0, None) < 0.5);
+    assert_eq!((confidence(0.0, 0.0, None), confidence(0.1, 0.0, None)), (1.0, 0.0));
+    assert_eq!((confidence(f64::INFINITY, 1.0, None), confidence(f64::NAN, 1.0, None)), (0.0, 0.0));
+    // A reference bound below the threshold takes its place; one above it changes nothing.
+    assert_eq!(confidence(1.0, 2.0, Some(1.0)), 0.5);
+    assert_eq!(confidence(1.0, 2.0, Some(3.0)), confidence(1.0, 2.0, None));
+    assert_eq!((confidence(0.0, 2.0, Some(0.0)), confidence(0.1, 2.0, Some(0.0))), (1.0, 0.0));
     // Monotone in the distance, and the same test as the verdict `known` at every distance.
     let mut last = 1.0;
     for i in 0..400 {
         let d = i as f64 * 0.01;
-        let c = confidence(d, 1.7);
+        let c = confidence(d, 1.7, None);
         assert!(c <= last && (0.0..=1.0).contains(&c));
         assert_eq!(c >= 0.5, d <= 1.7, "{d}");
         last = c;
@@ -195,6 +199,23 @@ fn the_reference_rule_turns_a_known_crop_nearer_a_seen_design_into_a_novelty() {
     assert_eq!(s.verdict_at(&near_ref, 0, 0.8), Verdict::Novelty);
     let r = s.score(&far_ref).unwrap();
     assert_eq!((r.verdict, r.category), (Verdict::Known, Some(Category::Regulatory)));
+    // Each result carries its bound (ratio x distance to the reference), and its confidence, made of it, is below
+    // one half exactly when the rule or the thresholds make it no `known`.
+    let bound = |e: &[f32]| s.score(e).unwrap().reference_bound.expect("the rule is in force");
+    assert!((bound(&near_ref) - 0.4).abs() < 1e-6 && (bound(&far_ref) - 2.0).abs() < 1e-6);
+    let conf = |r: ScoreResult| s.confidence(r.class_index, r.distance as f64, r.reference_bound.map(f64::from));
+    assert!(conf(s.score(&near_ref).unwrap()) < 0.5 && conf(s.score(&far_ref).unwrap()) > 0.5);
+    for i in 0..60 {
+        for j in 0..60 {
+            let e = [i as f32 * 0.1 - 3.0, j as f32 * 0.1 - 3.0];
+            let r = s.score(&e).unwrap();
+            assert_eq!(conf(r) >= 0.5, r.verdict == Verdict::Known, "{e:?}: {r:?}");
+        }
+    }
+    // On the bound itself the crop is known, as on the threshold: (0.6, 0) is 0.6 from its class and the reference.
+    let r = s.score(&[0.6, 0.0]).unwrap();
+    assert_eq!(r.distance, r.reference_bound.unwrap(), "a tie");
+    assert_eq!((r.verdict, conf(r)), (Verdict::Known, 0.5));
     // Ratio 2.5: 0.8 < 2.5 x 0.4, known again. Novelty and anomaly verdicts are never touched.
     let mut s = s;
     s.set_reference_ratio(Some(2.5)).unwrap();

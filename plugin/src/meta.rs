@@ -71,6 +71,10 @@ pub struct RoiResult {
     pub outcome: Outcome,
     pub novelty_threshold: f64,
     pub anomaly_threshold: f64,
+    /// With the bundle's reference rule in force, for a classified crop: the ratio times its distance to the
+    /// nearest category reference (`odm_core::ScoreResult::reference_bound`); the crop is `known` only within both
+    /// this and the novelty threshold. None without the rule, and on a skipped ROI.
+    pub reference_bound: Option<f64>,
     /// Bundle name of the model that produced it (shared, as the labels).
     pub model: Arc<str>,
     /// Reused from an earlier frame for the same ROI id (`reclassify-interval`), not computed on this one.
@@ -103,7 +107,10 @@ impl RoiResult {
                 .field("class-id", *class_id)
                 .field("label", &**label)
                 .field("distance", *distance)
-                .field("confidence", odm_core::score::confidence(*distance, self.novelty_threshold))
+                .field(
+                    "confidence",
+                    odm_core::score::confidence(*distance, self.novelty_threshold, self.reference_bound),
+                )
                 .field("verdict", verdict.as_str())
                 // A NULL string when there is none (`anomaly`, or a bundle without categories).
                 .field("category", category.map(Category::as_str)),
@@ -121,6 +128,9 @@ impl RoiResult {
             .field("anomaly-threshold", self.anomaly_threshold)
             .field("model", &*self.model)
             .field("reused", self.reused);
+        if let Some(bound) = self.reference_bound {
+            b = b.field("reference-bound", bound);
+        }
         if let Some(raw) = &self.raw {
             b = b
                 .field("raw-class-id", raw.class_id)
@@ -158,6 +168,8 @@ impl RoiResult {
             outcome,
             novelty_threshold: s.get("novelty-threshold").ok()?,
             anomaly_threshold: s.get("anomaly-threshold").ok()?,
+            // Present only with the reference rule in force.
+            reference_bound: s.get("reference-bound").ok(),
             model: Arc::from(s.get::<&str>("model").ok()?),
             // Optional: absent in results of older odm versions.
             reused: s.get("reused").unwrap_or(false),

@@ -41,17 +41,6 @@ fn taxonomy_signs() -> (tempfile::TempDir, PathBuf, BTreeMap<i32, &'static str>)
     (dir, model, categories)
 }
 
-/// docs/results.schema.json, compiled.
-fn results_schema() -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results.schema.json");
-    let v: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    jsonschema::validator_for(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn schema_errors(s: &jsonschema::Validator, v: &Value) -> Vec<String> {
-    s.iter_errors(v).map(|e| format!("{e} at {}", e.instance_path)).collect()
-}
-
 /// What one run saw: the buffers' ROI params and custom-meta entries, the bus messages' entries, the JSON lines.
 struct Seen {
     params: Vec<gst::Structure>,

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The reference rule end to end, on the shipped signs model and bundle with real ONNX Runtime: a crop within the
-//! novelty threshold is `known` only when its nearest class is nearer than `reference-ratio` times the nearest of the
-//! bundle's category references (the seen designs' centres); otherwise `novelty`. The element's results equal
-//! odm-core's scorer on the same embeddings, the property changes the rule while PLAYING, and a ratio on a bundle
-//! with no references is refused (a warning while PLAYING, an error naming the bundle at start).
+//! novelty threshold is `known` only when its nearest class is no further than `reference-ratio` times the nearest of
+//! the bundle's category references (the seen designs' centres); otherwise `novelty`. The element's results equal
+//! odm-core's scorer on the same embeddings, the property changes the rule while PLAYING, the confidence and the
+//! `reference-bound` follow the rule on buffers and in JSON lines, and a ratio on a bundle with no references is
+//! refused (a warning while PLAYING, an error naming the bundle at start).
 
 mod common;
 
@@ -152,4 +153,108 @@ fn a_reference_ratio_without_references_is_refused() {
     let text = format!("{} {}", e.error(), e.debug().unwrap_or_default());
     assert!(text.contains("signs.odm.json") && text.contains("no category references"), "{text}");
     pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// Each `odm` structure of a buffer (the ROI params, then the custom meta's entries).
+fn structures(buf: &gst::BufferRef) -> Vec<gst::Structure> {
+    let params = buf
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .filter_map(|m| m.param("odm").map(|s| s.to_owned()))
+        .collect::<Vec<_>>();
+    let meta = gst::meta::CustomMeta::from_buffer(buf, meta::RESULTS_META).expect("the results meta");
+    let custom = meta.structure().get::<gst::Array>("results").unwrap();
+    params.into_iter().chain(custom.iter().map(|v| v.get::<gst::Structure>().unwrap())).collect()
+}
+
+fn embedding_of(s: &gst::StructureRef) -> Vec<f32> {
+    s.get::<gst::Array>("embedding").unwrap().iter().map(|v| v.get::<f32>().unwrap()).collect()
+}
+
+#[test]
+fn the_confidence_and_the_reference_bound_follow_the_rule_on_buffers_and_in_json_lines() {
+    let (dir, model) = signs(true);
+    let bundle = Bundle::open(&dir.path().join("signs.odm.json")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    init();
+    // Every crop within the thresholds, so that the rule alone decides between known and novelty.
+    let mut h = gst_check::Harness::new_parse(&format!(
+        "odmclassify name=c model={} attach-embedding=true novelty-threshold=1e6 anomaly-threshold=2e6 ! odmexport \
+         location={}",
+        model.display(),
+        out.display()
+    ));
+    h.set_src_caps(rgb_caps(64, 64));
+    let el = h.element().unwrap().downcast::<gst::Bin>().unwrap().by_name("c").unwrap();
+    let mut scorer = Scorer::new(&bundle);
+    scorer.set_overrides(Some(1e6), Some(2e6)).unwrap();
+    let mut frame_at = |pts: u64| {
+        h.push(frame(pts)).unwrap();
+        structures(&h.pull().unwrap())
+    };
+
+    // The rule off: every crop known, no bound, the confidence of the distance alone.
+    el.set_property("reference-ratio", 0.0f64);
+    let off = frame_at(0);
+    assert_eq!(off.len(), 8, "4 ROI params and 4 custom-meta entries");
+    for s in &off {
+        assert_eq!(s.get::<&str>("verdict").unwrap(), "known", "{s}");
+        assert!(!s.has_field("reference-bound"), "{s}");
+        assert!(s.get::<f64>("confidence").unwrap() > 0.5, "{s}");
+    }
+    // A ratio between the crops' own distance ratios (class / nearest reference): some known, some not.
+    let mut q: Vec<f64> = off[..4]
+        .iter()
+        .map(|s| {
+            let e = embedding_of(s);
+            scorer.nearest(&e).unwrap().1 as f64 / scorer.nearest_reference(&e)
+        })
+        .collect();
+    q.sort_by(f64::total_cmp);
+    assert!(q[1] < q[2], "the four crops sit at distinct ratios: {q:?}");
+    let ratio = (q[1] + q[2]) / 2.0;
+    el.set_property("reference-ratio", ratio);
+    scorer.set_reference_ratio(Some(ratio)).unwrap();
+    let on = frame_at(1);
+    let mut verdicts = Vec::new();
+    for s in &on {
+        let want = scorer.score(&embedding_of(s)).unwrap();
+        let (verdict, confidence) = (s.get::<&str>("verdict").unwrap(), s.get::<f64>("confidence").unwrap());
+        assert_eq!(verdict, want.verdict.as_str(), "{s}");
+        assert_eq!(s.get::<f64>("reference-bound").ok(), want.reference_bound.map(f64::from), "{s}");
+        assert_eq!(confidence >= 0.5, want.verdict == Verdict::Known, "{s}");
+        verdicts.push(want.verdict);
+    }
+    assert!(verdicts.contains(&Verdict::Known) && verdicts.contains(&Verdict::Novelty), "{verdicts:?}");
+    // The Rust reader keeps the bound.
+    let pushed = {
+        h.push(frame(2)).unwrap();
+        h.pull().unwrap()
+    };
+    for r in meta::read(&pushed) {
+        let Outcome::Classified { verdict, .. } = r.outcome else { panic!("skipped: {r:?}") };
+        let want = scorer.score(r.embedding.as_deref().unwrap()).unwrap();
+        assert_eq!((verdict, r.reference_bound), (want.verdict, want.reference_bound.map(f64::from)));
+    }
+    drop(h);
+
+    // odmexport's lines: the same fields with underscores, and the schema's.
+    let lines: Vec<Value> =
+        fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    let schema = results_schema();
+    for (line, structures) in lines.iter().zip([&off, &on]) {
+        assert_eq!(schema_errors(&schema, line), Vec::<String>::new(), "{line}");
+        for roi in line["rois"].as_array().unwrap() {
+            let id = roi["id"].as_i64().unwrap() as i32;
+            let s = structures.iter().find(|s| s.get::<i32>("roi-id").unwrap() == id).unwrap();
+            assert_eq!(roi["verdict"].as_str(), s.get::<&str>("verdict").ok(), "{roi}");
+            // serde_json reads floats to within an ulp or so (no float_roundtrip).
+            let near = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                (a, b) => a == b,
+            };
+            assert!(near(roi["confidence"].as_f64(), s.get::<f64>("confidence").ok()), "{roi}: {s}");
+            assert!(near(roi["reference_bound"].as_f64(), s.get::<f64>("reference-bound").ok()), "{roi}: {s}");
+        }
+    }
 }

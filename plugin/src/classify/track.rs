@@ -253,7 +253,8 @@ fn vote(
     } else {
         category(class.0, verdict)
     };
-    ScoreResult { class_index: class.0, class_id: class.1, distance: raw.distance, verdict, category }
+    // This frame's distance and reference bound, as its confidence is made of them.
+    ScoreResult { class_index: class.0, class_id: class.1, verdict, category, ..raw }
 }
 
 #[cfg(test)]
@@ -267,7 +268,8 @@ mod tests {
     }
 
     fn r(class: usize, verdict: Verdict, distance: f32) -> ScoreResult {
-        ScoreResult { class_index: class, class_id: class as i32, distance, verdict, category: cat(class, verdict) }
+        let category = cat(class, verdict);
+        ScoreResult { class_index: class, class_id: class as i32, distance, verdict, category, reference_bound: None }
     }
 
     const BOX: Rect = (10, 10, 20, 20);

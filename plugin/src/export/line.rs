@@ -22,7 +22,8 @@ pub struct RoiLine<'a> {
     pub class_id: Option<i32>,
     pub label: Option<&'a str>,
     pub distance: Option<f64>,
-    /// In [0, 1], 0.5 at the class's novelty threshold (`odm_core::score::confidence`).
+    /// In [0, 1], 0.5 at the class's novelty threshold or the crop's reference bound, whichever is lower
+    /// (`odm_core::score::confidence`): at least 0.5 exactly when the (unvoted) verdict is `known`.
     pub confidence: Option<f64>,
     /// known, novelty, anomaly, skipped, or null when no classifier saw this ROI.
     pub verdict: Option<&'a str>,
@@ -38,6 +39,10 @@ pub struct RoiLine<'a> {
     pub novelty_threshold: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly_threshold: Option<f64>,
+    /// With the bundle's reference rule in force: the ratio times the crop's distance to the nearest category
+    /// reference; `known` needs the distance within both it and the novelty threshold. Absent without the rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_bound: Option<f64>,
     /// Reused from an earlier frame (`reclassify-interval`); absent when computed on this frame.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reused: bool,
@@ -96,7 +101,7 @@ impl RoiLine<'_> {
             distance,
             confidence: result.and_then(|r| match &r.outcome {
                 Outcome::Classified { distance, .. } => {
-                    Some(odm_core::score::confidence(*distance, r.novelty_threshold))
+                    Some(odm_core::score::confidence(*distance, r.novelty_threshold, r.reference_bound))
                 }
                 Outcome::Skipped { .. } => None,
             }),
@@ -106,6 +111,7 @@ impl RoiLine<'_> {
             model: result.map(|r| &*r.model),
             novelty_threshold: result.map(|r| r.novelty_threshold),
             anomaly_threshold: result.map(|r| r.anomaly_threshold),
+            reference_bound: result.and_then(|r| r.reference_bound),
             reused: result.is_some_and(|r| r.reused),
             raw_class_id: raw.map(|r| r.class_id),
             raw_label: raw.map(|r| &*r.label),

@@ -114,6 +114,7 @@ mod tests {
             model: None,
             novelty_threshold: None,
             anomaly_threshold: None,
+            reference_bound: None,
             reused: false,
             raw_class_id: None,
             raw_label: None,

@@ -182,3 +182,16 @@ pub fn model_copy(dir: &Path, family: &str, stem: &str, edit: impl FnOnce(&mut s
     std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     path
 }
+
+/// docs/results.schema.json (one line of odmexport), compiled.
+pub fn results_schema() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results.schema.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    jsonschema::validator_for(&v).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What the schema finds wrong with a line (empty: it follows the schema).
+pub fn schema_errors(s: &jsonschema::Validator, v: &serde_json::Value) -> Vec<String> {
+    s.iter_errors(v).map(|e| format!("{e} at {}", e.instance_path)).collect()
+}

@@ -25,7 +25,7 @@ pub struct Args {
     fp16: bool,
     /// The reference rule, written when the run has seen out-of-distribution designs (their centres become the
     /// bundle's category references): a crop within the novelty threshold is `known` only when its nearest class is
-    /// nearer than RATIO times the nearest reference, else `novelty`. 0 writes no rule (the thresholds alone).
+    /// no further than RATIO times the nearest reference, else `novelty`. 0 writes no rule (the thresholds alone).
     #[arg(long, value_name = "RATIO", default_value_t = odm_trainer::export::bundle::REFERENCE_RATIO)]
     reference_ratio: f64,
     #[command(flatten)]

@@ -2,9 +2,9 @@
 //! The seen designs as a second opinion on `known` (the reference rule), at several ratios. ODM pushes the seen out-of-distribution designs into a
 //! ring around the known classes; an unknown sign that passes the novelty threshold of a known class may still sit
 //! nearer a seen design's centre (the bundle's category references) than the class's. The rule measured here keeps
-//! `known` only when the nearest class is also nearer than `gamma` times the nearest seen design (`export` writes
-//! gamma 1 into the bundle, `score.reference_ratio`, and odmclassify applies it):
-//! `d_class <= threshold` and `d_class < gamma * d_ref`. Smaller `gamma` is stricter. Each row gives what it keeps of
+//! `known` only when the nearest class is also no further than `gamma` times the nearest seen design (`export`
+//! writes gamma 1 into the bundle, `score.reference_ratio`, and odmclassify applies it):
+//! `d_class <= threshold` and `d_class <= gamma * d_ref`. Smaller `gamma` is stricter. Each row gives what it keeps of
 //! the known signs and what it lets through of the unknown signs and of what is not a sign, and the novelty AUROC
 //! of the matching score `max(d_class / threshold, d_class / (gamma * d_ref))`.
 
@@ -74,13 +74,14 @@ pub fn report(
         crops.iter().map(|c| (c.k, c.d, scorer.nearest_reference(c.e), c.label)).collect()
     };
     let (kn, un, ns) = (prep(known), prep(unseen), prep(not_signs));
-    // Scorer::verdict_at at ratio `gamma`, with the reference distance worked out once per crop.
+    // Scorer::verdict_at at ratio `gamma` (its bound rounded to f32 as there), with the reference distance worked
+    // out once per crop.
     let verdict = |k: usize, d: f64, dr: f64, gamma: f64| -> Verdict {
         if k == usize::MAX {
             return Verdict::Anomaly;
         }
         match scorer.verdict(k, d) {
-            Verdict::Known if d >= gamma * dr => Verdict::Novelty,
+            Verdict::Known if d > (gamma * dr) as f32 as f64 => Verdict::Novelty,
             v => v,
         }
     };
@@ -128,7 +129,7 @@ impl RefReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
             "The seen designs as a second opinion (the reference rule): `known` only when the nearest class is also \
-             nearer than gamma times the nearest of {} seen-design centres; gamma 1 is what `export` writes into the \
+             no further than gamma times the nearest of {} seen-design centres; gamma 1 is what `export` writes into the \
              bundle and odmclassify applies (the verdicts above), ∞ the thresholds alone.\n\n| gamma | known kept | own label | unseen → known | unseen → novelty | not a sign → known | \
              novelty AUROC | FPR95 |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             self.refs
