@@ -87,6 +87,12 @@ pub fn confidence(d: f64, t: f64, reference_bound: Option<f64>) -> f64 {
     0.5f64.powf((d / t) * (d / t))
 }
 
+/// The reference bound at `ratio` for a crop `d_ref` from its nearest category reference, rounded to `f32` as the
+/// distances are.
+fn bound(ratio: f64, d_ref: f64) -> f32 {
+    (ratio * d_ref) as f32
+}
+
 /// Squared Euclidean distance between a centre and an embedding of the same length: the one sum every distance of
 /// the scorer (classes, category references) is made of.
 fn squared_distance(center: &[f32], embedding: &[f32]) -> f32 {
@@ -151,14 +157,34 @@ impl Scorer {
     /// The category of an unknown sign at `embedding`: that of the nearest design centre among the classes (with a
     /// category) and the bundle's category references; the nearest class's when the bundle has no references.
     pub fn novelty_category(&self, embedding: &[f32], nearest_class: usize) -> Option<Category> {
-        if self.ref_categories.is_empty() {
-            return self.categories[nearest_class];
-        }
-        let d2 = |c: &[f32]| squared_distance(c, embedding);
-        let classes =
-            self.centers.chunks_exact(self.dim).zip(&self.categories).filter_map(|(c, k)| Some((d2(c), (*k)?)));
-        let refs = self.ref_centers.chunks_exact(self.dim).zip(&self.ref_categories).map(|(c, k)| (d2(c), *k));
-        classes.chain(refs).min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, k)| k)
+        self.novelty_category_with(embedding, nearest_class, self.nearest_ref(embedding))
+    }
+
+    /// [`Scorer::novelty_category`] with the nearest reference already found ([`Scorer::nearest_ref`]).
+    fn novelty_category_with(
+        &self,
+        embedding: &[f32],
+        nearest_class: usize,
+        nearest_ref: Option<(f32, Category)>,
+    ) -> Option<Category> {
+        let Some(nearest_ref) = nearest_ref else { return self.categories[nearest_class] };
+        let classes = self
+            .centers
+            .chunks_exact(self.dim)
+            .zip(&self.categories)
+            .filter_map(|(c, k)| Some((squared_distance(c, embedding), (*k)?)));
+        // The first of equals wins, a class before a reference.
+        classes.chain([nearest_ref]).min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, k)| k)
+    }
+
+    /// The nearest category reference: its squared distance and category (the first of equals); `None` without
+    /// references.
+    fn nearest_ref(&self, embedding: &[f32]) -> Option<(f32, Category)> {
+        self.ref_centers
+            .chunks_exact(self.dim)
+            .zip(&self.ref_categories)
+            .map(|(c, k)| (squared_distance(c, embedding), *k))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
     }
 
     pub fn dim(&self) -> usize {
@@ -267,18 +293,14 @@ impl Scorer {
 
     /// Distance from `embedding` to the nearest category reference (infinite without references).
     pub fn nearest_reference(&self, embedding: &[f32]) -> f64 {
-        self.ref_centers
-            .chunks_exact(self.dim)
-            .map(|c| squared_distance(c, embedding))
-            .fold(f32::INFINITY, f32::min)
-            .sqrt() as f64
+        self.nearest_ref(embedding).map_or(f32::INFINITY, |r| r.0).sqrt() as f64
     }
 
     /// The reference bound of `embedding` with the rule in force: the ratio times the distance to the nearest
     /// category reference, rounded to `f32` as the distances are (so that the verdict and the confidence made of
     /// a result's fields agree to the last bit); `None` without the rule.
     pub fn reference_bound(&self, embedding: &[f32]) -> Option<f32> {
-        self.reference_ratio.map(|r| (r * self.nearest_reference(embedding)) as f32)
+        self.reference_ratio.map(|r| bound(r, self.nearest_reference(embedding)))
     }
 
     /// The verdict of `embedding`, whose nearest class and distance to it are given: [`Scorer::verdict`], then the
@@ -330,11 +352,13 @@ impl Scorer {
     /// Score one embedding.
     pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
         let (k, d) = self.nearest(embedding)?;
-        // Every crop's bound, not only the ones the thresholds call known: the confidence is made of it.
-        let bound = self.reference_bound(embedding);
+        // The references are walked once: for every crop's bound (the confidence is made of it, not only the verdict
+        // of the ones the thresholds call known) and for a novelty's category.
+        let nearest_ref = if self.ref_categories.is_empty() { None } else { self.nearest_ref(embedding) };
+        let bound = self.reference_ratio.map(|r| bound(r, nearest_ref.map_or(f32::INFINITY, |n| n.0).sqrt() as f64));
         let verdict = self.verdict_bounded(k, d as f64, || bound);
         let category = match verdict {
-            Verdict::Novelty => self.novelty_category(embedding, k),
+            Verdict::Novelty => self.novelty_category_with(embedding, k, nearest_ref),
             v => self.category(k, v),
         };
         Some(ScoreResult {
