@@ -4,8 +4,8 @@
 //! `d = min_k ||e - c_k||`; `known` if `d <= novelty_threshold`, `anomaly` if `d > anomaly_threshold`, `novelty`
 //! in between (docs/bundle.md, `score`). With the bundle's reference rule (`score.reference_ratio`), a `known`
 //! crop further from its class than the ratio times the distance to the nearest category reference (its
-//! reference bound) is a `novelty` ([`Scorer::verdict_at`]): the bound lowers that crop's novelty threshold. Larger distances mean "further from the training distribution": every score in odm
-//! follows that one direction.
+//! reference bound) is a `novelty` ([`Scorer::verdict_at`]): the bound lowers that crop's novelty threshold. Larger
+//! distances mean "further from the training distribution": every score in odm follows that one direction.
 
 use std::fmt;
 use std::str::FromStr;
@@ -87,10 +87,15 @@ pub fn confidence(d: f64, t: f64, reference_bound: Option<f64>) -> f64 {
     0.5f64.powf((d / t) * (d / t))
 }
 
-/// The reference bound at `ratio` for a crop `d_ref` from its nearest category reference, rounded to `f32` as the
-/// distances are.
-fn bound(ratio: f64, d_ref: f64) -> f32 {
-    (ratio * d_ref) as f32
+/// The reference bound at `ratio` of a crop whose nearest category reference is `nearest` (squared distance, as
+/// [`Scorer::nearest_ref`] gives it; infinitely far without one), rounded to `f32` as the distances are.
+fn bound(ratio: f64, nearest: Option<(f32, Category)>) -> f32 {
+    (ratio * reference_distance(nearest)) as f32
+}
+
+/// The distance to the nearest category reference (infinite without one).
+fn reference_distance(nearest: Option<(f32, Category)>) -> f64 {
+    nearest.map_or(f32::INFINITY, |r| r.0).sqrt() as f64
 }
 
 /// Squared Euclidean distance between a centre and an embedding of the same length: the one sum every distance of
@@ -293,14 +298,14 @@ impl Scorer {
 
     /// Distance from `embedding` to the nearest category reference (infinite without references).
     pub fn nearest_reference(&self, embedding: &[f32]) -> f64 {
-        self.nearest_ref(embedding).map_or(f32::INFINITY, |r| r.0).sqrt() as f64
+        reference_distance(self.nearest_ref(embedding))
     }
 
     /// The reference bound of `embedding` with the rule in force: the ratio times the distance to the nearest
     /// category reference, rounded to `f32` as the distances are (so that the verdict and the confidence made of
     /// a result's fields agree to the last bit); `None` without the rule.
     pub fn reference_bound(&self, embedding: &[f32]) -> Option<f32> {
-        self.reference_ratio.map(|r| bound(r, self.nearest_reference(embedding)))
+        self.reference_ratio.map(|r| bound(r, self.nearest_ref(embedding)))
     }
 
     /// The verdict of `embedding`, whose nearest class and distance to it are given: [`Scorer::verdict`], then the
@@ -354,8 +359,8 @@ impl Scorer {
         let (k, d) = self.nearest(embedding)?;
         // The references are walked once: for every crop's bound (the confidence is made of it, not only the verdict
         // of the ones the thresholds call known) and for a novelty's category.
-        let nearest_ref = if self.ref_categories.is_empty() { None } else { self.nearest_ref(embedding) };
-        let bound = self.reference_ratio.map(|r| bound(r, nearest_ref.map_or(f32::INFINITY, |n| n.0).sqrt() as f64));
+        let nearest_ref = self.nearest_ref(embedding);
+        let bound = self.reference_ratio.map(|r| bound(r, nearest_ref));
         let verdict = self.verdict_bounded(k, d as f64, || bound);
         let category = match verdict {
             Verdict::Novelty => self.novelty_category_with(embedding, k, nearest_ref),

@@ -224,9 +224,9 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecDouble::builder("reference-ratio")
             .nick("Reference ratio")
             .blurb(
-                "A crop within the novelty threshold is known only when its nearest class is no further than this times \
-                 the nearest of the bundle's category references (designs it has seen that are no class), else a \
-                 novelty; -1: the bundle's score.reference_ratio; 0: off, the thresholds alone",
+                "A crop within the novelty threshold is known only when its nearest class is no further than this \
+                 times the nearest of the bundle's category references (designs it has seen that are no class), else \
+                 a novelty; -1: the bundle's score.reference_ratio; 0: off, the thresholds alone",
             )
             .minimum(-1.0)
             .maximum(f64::MAX)
