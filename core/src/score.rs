@@ -67,6 +67,9 @@ pub struct ScoreResult {
     /// is `known` only within both its class's novelty threshold and this bound ([`Scorer::reference_bound`]);
     /// none without the rule.
     pub reference_bound: Option<f32>,
+    /// [`confidence`] of this result, with the thresholds and the rule it was scored under: at least 0.5 exactly
+    /// when [`ScoreResult::verdict`] is `known` as the scorer gave it.
+    pub confidence: f64,
 }
 
 /// The `confidence` of a result, in [0, 1], from its distance `d` to the nearest centre, the novelty threshold `t`
@@ -88,9 +91,10 @@ pub fn confidence(d: f64, t: f64, reference_bound: Option<f64>) -> f64 {
 }
 
 /// The reference bound at `ratio` of a crop whose nearest category reference is `nearest` (squared distance, as
-/// [`Scorer::nearest_ref`] gives it; infinitely far without one), rounded to `f32` as the distances are.
-fn bound(ratio: f64, nearest: Option<(f32, Category)>) -> f32 {
-    (ratio * reference_distance(nearest)) as f32
+/// [`Scorer::nearest_ref`] gives it; infinitely far without one), rounded to `f32` as the distances are, and finite
+/// (at most `f32::MAX`, beyond any distance) whatever the ratio.
+fn bound_at(ratio: f64, nearest: Option<(f32, Category)>) -> f32 {
+    (ratio * reference_distance(nearest)).min(f32::MAX as f64) as f32
 }
 
 /// The distance to the nearest category reference (infinite without one).
@@ -305,7 +309,7 @@ impl Scorer {
     /// category reference, rounded to `f32` as the distances are (so that the verdict and the confidence made of
     /// a result's fields agree to the last bit); `None` without the rule.
     pub fn reference_bound(&self, embedding: &[f32]) -> Option<f32> {
-        self.reference_ratio.map(|r| bound(r, self.nearest_ref(embedding)))
+        self.reference_ratio.map(|r| bound_at(r, self.nearest_ref(embedding)))
     }
 
     /// The verdict of `embedding`, whose nearest class and distance to it are given: [`Scorer::verdict`], then the
@@ -317,9 +321,14 @@ impl Scorer {
 
     /// [`Scorer::verdict`], then the rule with the crop's reference bound (asked for only when the thresholds say
     /// `known`).
-    fn verdict_bounded(&self, class_index: usize, distance: f64, bound: impl FnOnce() -> Option<f32>) -> Verdict {
+    fn verdict_bounded(
+        &self,
+        class_index: usize,
+        distance: f64,
+        reference_bound: impl FnOnce() -> Option<f32>,
+    ) -> Verdict {
         match self.verdict(class_index, distance) {
-            Verdict::Known if bound().is_some_and(|b| distance > b as f64) => Verdict::Novelty,
+            Verdict::Known if reference_bound().is_some_and(|b| distance > b as f64) => Verdict::Novelty,
             v => v,
         }
     }
@@ -357,22 +366,26 @@ impl Scorer {
     /// Score one embedding.
     pub fn score(&self, embedding: &[f32]) -> Option<ScoreResult> {
         let (k, d) = self.nearest(embedding)?;
-        // The references are walked once: for every crop's bound (the confidence is made of it, not only the verdict
-        // of the ones the thresholds call known) and for a novelty's category.
-        let nearest_ref = self.nearest_ref(embedding);
-        let bound = self.reference_ratio.map(|r| bound(r, nearest_ref));
-        let verdict = self.verdict_bounded(k, d as f64, || bound);
+        // The references are walked at most once: with the rule, for every crop's bound (the confidence is made of
+        // it, not only the verdict of the ones the thresholds call known); and for a novelty's category.
+        let walked = self.reference_ratio.map(|_| self.nearest_ref(embedding));
+        let reference_bound = self.reference_ratio.zip(walked).map(|(r, nearest)| bound_at(r, nearest));
+        let verdict = self.verdict_bounded(k, d as f64, || reference_bound);
         let category = match verdict {
-            Verdict::Novelty => self.novelty_category_with(embedding, k, nearest_ref),
+            Verdict::Novelty => {
+                self.novelty_category_with(embedding, k, walked.unwrap_or_else(|| self.nearest_ref(embedding)))
+            }
             v => self.category(k, v),
         };
+        let confidence = self.confidence(k, d as f64, reference_bound.map(f64::from));
         Some(ScoreResult {
             class_index: k,
             class_id: self.ids[k],
             distance: d,
             verdict,
             category,
-            reference_bound: bound,
+            reference_bound,
+            confidence,
         })
     }
 

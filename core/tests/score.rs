@@ -209,13 +209,18 @@ fn the_reference_rule_turns_a_known_crop_nearer_a_seen_design_into_a_novelty() {
         for j in 0..60 {
             let e = [i as f32 * 0.1 - 3.0, j as f32 * 0.1 - 3.0];
             let r = s.score(&e).unwrap();
-            assert_eq!(conf(r) >= 0.5, r.verdict == Verdict::Known, "{e:?}: {r:?}");
+            assert_eq!(conf(r), r.confidence, "the result's own confidence: {e:?}");
+            assert_eq!(r.confidence >= 0.5, r.verdict == Verdict::Known, "{e:?}: {r:?}");
         }
     }
     // On the bound itself the crop is known, as on the threshold: (0.6, 0) is 0.6 from its class and the reference.
     let r = s.score(&[0.6, 0.0]).unwrap();
     assert_eq!(r.distance, r.reference_bound.unwrap(), "a tie");
     assert_eq!((r.verdict, conf(r)), (Verdict::Known, 0.5));
+    // A ratio beyond f32's range gives the largest finite bound, never an infinite one.
+    let mut huge = s.clone();
+    huge.set_reference_ratio(Some(f64::MAX)).unwrap();
+    assert_eq!(huge.score(&near_ref).unwrap().reference_bound, Some(f32::MAX));
     // Ratio 2.5: 0.8 < 2.5 x 0.4, known again. Novelty and anomaly verdicts are never touched.
     let mut s = s;
     s.set_reference_ratio(Some(2.5)).unwrap();

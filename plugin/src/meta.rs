@@ -46,6 +46,13 @@ pub enum Outcome {
         /// The sign category: the class's for `known`, the nearest class's for `novelty`, none for `anomaly` or
         /// when the bundle gives the class none (`odm_core::Scorer::category`).
         category: Option<Category>,
+        /// In [0, 1], at least 0.5 exactly when the scorer said `known` (`odm_core::ScoreResult::confidence`): with
+        /// `vote-window` this frame's own, and on a reused result the earlier frame's, as its distance.
+        confidence: f64,
+        /// With the bundle's reference rule in force when the crop was scored: the ratio times its distance to the
+        /// nearest category reference (`odm_core::ScoreResult::reference_bound`); the crop is `known` only within
+        /// both this and the novelty threshold. None without the rule.
+        reference_bound: Option<f64>,
     },
     /// Not classified; `reason` says why (too small, outside the frame, invalid model output...).
     Skipped { reason: String },
@@ -71,10 +78,6 @@ pub struct RoiResult {
     pub outcome: Outcome,
     pub novelty_threshold: f64,
     pub anomaly_threshold: f64,
-    /// With the bundle's reference rule in force, for a classified crop: the ratio times its distance to the
-    /// nearest category reference (`odm_core::ScoreResult::reference_bound`); the crop is `known` only within both
-    /// this and the novelty threshold. None without the rule, and on a skipped ROI.
-    pub reference_bound: Option<f64>,
     /// Bundle name of the model that produced it (shared, as the labels).
     pub model: Arc<str>,
     /// Reused from an earlier frame for the same ROI id (`reclassify-interval`), not computed on this one.
@@ -103,17 +106,16 @@ impl RoiResult {
             .field("w", self.rect.2)
             .field("h", self.rect.3);
         let b = match &self.outcome {
-            Outcome::Classified { class_id, label, distance, verdict, category } => b
+            Outcome::Classified { class_id, label, distance, verdict, category, confidence, reference_bound } => b
                 .field("class-id", *class_id)
                 .field("label", &**label)
                 .field("distance", *distance)
-                .field(
-                    "confidence",
-                    odm_core::score::confidence(*distance, self.novelty_threshold, self.reference_bound),
-                )
+                .field("confidence", *confidence)
                 .field("verdict", verdict.as_str())
                 // A NULL string when there is none (`anomaly`, or a bundle without categories).
-                .field("category", category.map(Category::as_str)),
+                .field("category", category.map(Category::as_str))
+                // Only with the reference rule.
+                .field_if_some("reference-bound", *reference_bound),
             Outcome::Skipped { reason } => b
                 .field("class-id", -1i32)
                 .field("label", "")
@@ -128,9 +130,6 @@ impl RoiResult {
             .field("anomaly-threshold", self.anomaly_threshold)
             .field("model", &*self.model)
             .field("reused", self.reused);
-        if let Some(bound) = self.reference_bound {
-            b = b.field("reference-bound", bound);
-        }
         if let Some(raw) = &self.raw {
             b = b
                 .field("raw-class-id", raw.class_id)
@@ -160,6 +159,8 @@ impl RoiResult {
                 distance: s.get("distance").ok()?,
                 verdict: verdict.parse().ok()?,
                 category: category(s, "category")?,
+                confidence: s.get("confidence").ok()?,
+                reference_bound: optional(s, "reference-bound")?,
             }
         };
         Some(RoiResult {
@@ -168,8 +169,6 @@ impl RoiResult {
             outcome,
             novelty_threshold: s.get("novelty-threshold").ok()?,
             anomaly_threshold: s.get("anomaly-threshold").ok()?,
-            // Present only with the reference rule in force.
-            reference_bound: s.get("reference-bound").ok(),
             model: Arc::from(s.get::<&str>("model").ok()?),
             // Optional: absent in results of older odm versions.
             reused: s.get("reused").unwrap_or(false),
@@ -193,6 +192,15 @@ fn category(s: &gst::StructureRef, field: &str) -> Option<Option<Category>> {
     match s.get::<Option<&str>>(field) {
         Ok(Some(name)) => name.parse().ok().map(Some),
         Ok(None) | Err(gst::structure::GetError::FieldNotFound { .. }) => Some(None),
+        Err(_) => None,
+    }
+}
+
+/// An optional double field of an `odm` structure: `Some(None)` when absent, `None` when of another type.
+fn optional(s: &gst::StructureRef, field: &str) -> Option<Option<f64>> {
+    match s.get::<f64>(field) {
+        Ok(v) => Some(Some(v)),
+        Err(gst::structure::GetError::FieldNotFound { .. }) => Some(None),
         Err(_) => None,
     }
 }

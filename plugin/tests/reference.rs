@@ -221,20 +221,36 @@ fn the_confidence_and_the_reference_bound_follow_the_rule_on_buffers_and_in_json
         let (verdict, confidence) = (s.get::<&str>("verdict").unwrap(), s.get::<f64>("confidence").unwrap());
         assert_eq!(verdict, want.verdict.as_str(), "{s}");
         assert_eq!(s.get::<f64>("reference-bound").ok(), want.reference_bound.map(f64::from), "{s}");
+        assert_eq!(confidence, want.confidence, "{s}");
         assert_eq!(confidence >= 0.5, want.verdict == Verdict::Known, "{s}");
         verdicts.push(want.verdict);
     }
     assert!(verdicts.contains(&Verdict::Known) && verdicts.contains(&Verdict::Novelty), "{verdicts:?}");
-    // The Rust reader keeps the bound.
+    // The Rust reader reads the confidence and the bound back.
     let pushed = {
         h.push(frame(2)).unwrap();
         h.pull().unwrap()
     };
+    let last = structures(&pushed);
     for r in meta::read(&pushed) {
-        let Outcome::Classified { verdict, .. } = r.outcome else { panic!("skipped: {r:?}") };
+        let Outcome::Classified { verdict, confidence, reference_bound, .. } = r.outcome else {
+            panic!("skipped: {r:?}")
+        };
         let want = scorer.score(r.embedding.as_deref().unwrap()).unwrap();
-        assert_eq!((verdict, r.reference_bound), (want.verdict, want.reference_bound.map(f64::from)));
+        assert_eq!(
+            (verdict, confidence, reference_bound),
+            (want.verdict, want.confidence, want.reference_bound.map(f64::from))
+        );
     }
+    // A reference-bound field of another type is refused as the whole result (never read as no bound, which would
+    // change what the result says); an absent one is no rule.
+    let mut s = last[0].clone();
+    assert!(gstodm::meta::RoiResult::from_structure(&s).is_some());
+    s.set("reference-bound", "far");
+    assert_eq!(gstodm::meta::RoiResult::from_structure(&s), None);
+    s.remove_field("reference-bound");
+    let r = gstodm::meta::RoiResult::from_structure(&s).unwrap();
+    assert!(matches!(r.outcome, Outcome::Classified { reference_bound: None, .. }), "{r:?}");
     drop(h);
 
     // odmexport's lines: the same fields with underscores, and the schema's.
@@ -242,7 +258,7 @@ fn the_confidence_and_the_reference_bound_follow_the_rule_on_buffers_and_in_json
         fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
     let schema = results_schema();
-    for (line, structures) in lines.iter().zip([&off, &on]) {
+    for (line, structures) in lines.iter().zip([&off, &on, &last]) {
         assert_eq!(schema_errors(&schema, line), Vec::<String>::new(), "{line}");
         for roi in line["rois"].as_array().unwrap() {
             let id = roi["id"].as_i64().unwrap() as i32;
@@ -256,5 +272,26 @@ fn the_confidence_and_the_reference_bound_follow_the_rule_on_buffers_and_in_json
             assert!(near(roi["confidence"].as_f64(), s.get::<f64>("confidence").ok()), "{roi}: {s}");
             assert!(near(roi["reference_bound"].as_f64(), s.get::<f64>("reference-bound").ok()), "{roi}: {s}");
         }
+    }
+}
+
+/// A reused result (`reclassify-interval`) is the earlier frame's whole: verdict, distance, bound and confidence.
+#[test]
+fn a_reused_result_keeps_the_bound_and_confidence_it_was_scored_with() {
+    let (_dir, model) = signs(true);
+    let (_el, mut h) = harness(&model, &[("reclassify-interval", "2")]);
+    let mut seen = Vec::new();
+    for pts in 0..2 {
+        h.push(frame(pts)).unwrap();
+        let mut results = meta::read(&h.pull().unwrap());
+        results.sort_by_key(|r| r.roi_id);
+        seen.push(results);
+    }
+    assert_eq!(seen[0].len(), 4);
+    for (first, second) in seen[0].iter().zip(&seen[1]) {
+        assert!(!first.reused && second.reused, "{second:?}");
+        assert_eq!(first.outcome, second.outcome);
+        let Outcome::Classified { reference_bound, .. } = &second.outcome else { panic!("skipped: {second:?}") };
+        assert!(reference_bound.is_some(), "the shipped bundle's rule is in force: {second:?}");
     }
 }

@@ -234,23 +234,20 @@ pub(super) fn finish(
                         distance: r.distance as f64,
                         verdict: r.verdict,
                         category: r.category,
+                        confidence: r.confidence,
+                        reference_bound: r.reference_bound.map(f64::from),
                     },
                     r.class_index,
                 ),
                 Err(skip) => (Outcome::Skipped { reason: skip.to_string() }, 0),
             };
             let (n, a) = scorer.thresholds(k);
-            let reference_bound = match (&outcome, &job.outcome) {
-                (Outcome::Classified { .. }, Ok(r)) => r.reference_bound.map(f64::from),
-                _ => None,
-            };
             RoiResult {
                 roi_id: job.id,
                 rect: job.rect,
                 outcome,
                 novelty_threshold: n,
                 anomaly_threshold: a,
-                reference_bound,
                 model: scoring.name.clone(),
                 reused: job.reused && job.outcome.is_ok(),
                 raw: job.raw.map(|r| RawResult {

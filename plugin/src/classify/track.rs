@@ -253,7 +253,7 @@ fn vote(
     } else {
         category(class.0, verdict)
     };
-    // This frame's distance and reference bound, as its confidence is made of them.
+    // This frame's distance, reference bound and confidence (every field but the voted ones is this frame's).
     ScoreResult { class_index: class.0, class_id: class.1, verdict, category, ..raw }
 }
 
@@ -268,8 +268,18 @@ mod tests {
     }
 
     fn r(class: usize, verdict: Verdict, distance: f32) -> ScoreResult {
+        // A bound and a confidence of its own per distance, to tell which result a vote reports them from.
+        let (reference_bound, confidence) = (Some(distance + 0.5), 0.5 / distance as f64);
         let category = cat(class, verdict);
-        ScoreResult { class_index: class, class_id: class as i32, distance, verdict, category, reference_bound: None }
+        ScoreResult {
+            class_index: class,
+            class_id: class as i32,
+            distance,
+            verdict,
+            category,
+            reference_bound,
+            confidence,
+        }
     }
 
     const BOX: Rect = (10, 10, 20, 20);
@@ -319,9 +329,12 @@ mod tests {
         t.next_frame(100);
         classify(&mut t, 5, BOX, r(1, Verdict::Novelty, 3.2), 3);
         t.next_frame(100);
-        // This frame says anomaly (no category), the vote says novelty: the nearest class's category.
-        let v = classify(&mut t, 5, BOX, r(1, Verdict::Anomaly, 9.0), 3);
+        // This frame says anomaly (no category), the vote says novelty: the nearest class's category; the distance,
+        // the bound and the confidence stay this frame's.
+        let raw = r(1, Verdict::Anomaly, 9.0);
+        let v = classify(&mut t, 5, BOX, raw, 3);
         assert_eq!((v.verdict, v.category), (Verdict::Novelty, Some(Category::Warning)));
+        assert_eq!((v.distance, v.reference_bound, v.confidence), (raw.distance, raw.reference_bound, raw.confidence));
         t.next_frame(100);
         classify(&mut t, 5, BOX, r(1, Verdict::Anomaly, 9.5), 3);
         t.next_frame(100);

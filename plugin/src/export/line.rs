@@ -23,7 +23,8 @@ pub struct RoiLine<'a> {
     pub label: Option<&'a str>,
     pub distance: Option<f64>,
     /// In [0, 1], 0.5 at the class's novelty threshold or the crop's reference bound, whichever is lower
-    /// (`odm_core::score::confidence`): at least 0.5 exactly when the (unvoted) verdict is `known`.
+    /// (`odm_core::score::confidence`): at least 0.5 exactly when the scorer said `known` (with `vote-window`: when
+    /// `raw_verdict` is `known`).
     pub confidence: Option<f64>,
     /// known, novelty, anomaly, skipped, or null when no classifier saw this ROI.
     pub verdict: Option<&'a str>,
@@ -88,6 +89,10 @@ impl RoiLine<'_> {
             Some(Outcome::Skipped { reason }) => (None, None, None, None, Some(reason.as_str())),
             None => (None, None, None, None, None),
         };
+        let (confidence, reference_bound) = match result.map(|r| &r.outcome) {
+            Some(Outcome::Classified { confidence, reference_bound, .. }) => (Some(*confidence), *reference_bound),
+            _ => (None, None),
+        };
         RoiLine {
             id: e.id,
             roi_type: &e.roi_type,
@@ -99,19 +104,14 @@ impl RoiLine<'_> {
             class_id,
             label,
             distance,
-            confidence: result.and_then(|r| match &r.outcome {
-                Outcome::Classified { distance, .. } => {
-                    Some(odm_core::score::confidence(*distance, r.novelty_threshold, r.reference_bound))
-                }
-                Outcome::Skipped { .. } => None,
-            }),
+            confidence,
             verdict: result.map(|r| r.verdict_str()),
             category,
             reason,
             model: result.map(|r| &*r.model),
             novelty_threshold: result.map(|r| r.novelty_threshold),
             anomaly_threshold: result.map(|r| r.anomaly_threshold),
-            reference_bound: result.and_then(|r| r.reference_bound),
+            reference_bound,
             reused: result.is_some_and(|r| r.reused),
             raw_class_id: raw.map(|r| r.class_id),
             raw_label: raw.map(|r| &*r.label),
