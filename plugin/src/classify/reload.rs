@@ -12,7 +12,7 @@ use odm_core::bundle::sibling_bundle_path;
 use super::messages::{self, Obj};
 use super::parts::Parts;
 use super::scoring::{raised_text, Scoring};
-use super::settings::{reference_ratio, threshold, Live};
+use super::settings::{threshold, Live};
 use super::state::{read_bundle, Network};
 
 /// The `bundle` property. Stopped, it is only stored. Running, the file is read and checked against the running
@@ -35,8 +35,7 @@ pub(super) fn set_bundle(obj: &Obj, parts: &Parts, new: Option<PathBuf>) {
                 // A new generation: per-object memory of the old bundle is forgotten before its next frame.
                 scoring.generation = state.scoring.generation + 1;
                 // The thresholds and the reference ratio in force now (one may have been set while the file was read).
-                let ratio = reference_ratio(s.live.reference_ratio).unwrap_or(scoring.bundle_reference_ratio);
-                let ratio = scoring.scorer.set_reference_ratio(ratio).map_err(|e| e.to_string());
+                let ratio = scoring.set_reference_ratio(s.live.reference_ratio).map_err(|e| e.to_string());
                 match ratio.and_then(|()| {
                     scoring
                         .scorer
@@ -133,15 +132,9 @@ pub(super) fn set_threshold(obj: &Obj, parts: &Parts, name: &str, v: f64) {
 pub(super) fn set_reference_ratio(obj: &Obj, parts: &Parts, v: f64) {
     let refused = {
         let mut s = parts.settings();
-        let refused = match (parts.state().as_mut(), reference_ratio(v)) {
-            (Some(state), Some(r)) => Arc::make_mut(&mut state.scoring).scorer.set_reference_ratio(r).err(),
-            // -1 while running: the bundle's own rule again.
-            (Some(state), None) => {
-                let scoring = Arc::make_mut(&mut state.scoring);
-                scoring.scorer.set_reference_ratio(scoring.bundle_reference_ratio).err()
-            }
-            (None, _) => None,
-        };
+        // -1 while running: the bundle's own rule again.
+        let refused =
+            parts.state().as_mut().and_then(|state| Arc::make_mut(&mut state.scoring).set_reference_ratio(v).err());
         if refused.is_none() {
             s.live.reference_ratio = v;
         }

@@ -38,12 +38,7 @@ impl Scoring {
         scorer
             .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Some(r) = reference_ratio(live.reference_ratio) {
-            scorer
-                .set_reference_ratio(r)
-                .map_err(|e| format!("{}: reference-ratio = {}: {e}", path.display(), live.reference_ratio))?;
-        }
-        Ok(Scoring {
+        let mut scoring = Scoring {
             scorer,
             crop: CropSpec::from_input(&bundle.model.input),
             name: Arc::from(bundle.name.as_str()),
@@ -52,7 +47,17 @@ impl Scoring {
             anomaly_threshold: bundle.score.anomaly_threshold,
             bundle_reference_ratio: bundle.score.reference_ratio,
             generation: 0,
-        })
+        };
+        scoring
+            .set_reference_ratio(live.reference_ratio)
+            .map_err(|e| format!("{}: reference-ratio = {}: {e}", path.display(), live.reference_ratio))?;
+        Ok(scoring)
+    }
+
+    /// Put a `reference-ratio` value in force: -1 the bundle's own rule, 0 the thresholds alone, > 0 that ratio
+    /// (refused when the bundle has no category references).
+    pub(super) fn set_reference_ratio(&mut self, v: f64) -> Result<(), odm_core::ScoreError> {
+        self.scorer.set_reference_ratio(reference_ratio(v).unwrap_or(self.bundle_reference_ratio))
     }
 }
 
