@@ -17,6 +17,8 @@ threads=${2:-2}
 T="${CARGO_TARGET_DIR:-$ROOT/target}/release/odm-train"
 S=out/signs
 all="shipped permuted-0 pair-mean-all calib-none novelty-margin-0 paper"
+# Changes to the recipe tried as candidates (run only when VARIANTS names them).
+more="ce-1 embedding-64 lr-2e-3"
 variants=${VARIANTS:-$all}
 seeds=${SEEDS:-1 2 3}
 net=${NET:-wrn-10-1:32}
@@ -30,7 +32,10 @@ flags() {
     calib-none) echo --calib-ood none ;;                    # no seen design held out of training to calibrate (paper)
     novelty-margin-0) echo --novelty-margin 0 ;;            # mined sign-like unknowns pushed to the full margin
     paper) echo --permuted-ood 0 --calib-ood none ;;        # both of the paper's settings the issue names, at once
-    *) echo "ablate.sh: unknown variant '$1' ($all)" >&2
+    ce-1) echo --ce-weight 1 ;;                             # a cross-entropy head on the embedding beside the pairs
+    embedding-64) echo --embedding 64 ;;                    # twice the embedding's dimensions
+    lr-2e-3) echo --lr 0.002 ;;                             # twice Adam's learning rate
+    *) echo "ablate.sh: unknown variant '$1' ($all $more)" >&2
        return 1 ;;
   esac
 }
@@ -57,7 +62,7 @@ for seed in $seeds; do
 done
 # The table of every variant scored in the folder, for the seeds asked (a run beside this one adds its own).
 files=()
-for v in $all; do
+for v in $all $more; do
   for seed in $seeds; do
     [ -f "$V/$v-s$seed/metrics.json" ] && files+=("$V/$v-s$seed/metrics.json")
   done

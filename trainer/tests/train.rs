@@ -8,11 +8,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use odm_core::metrics::rate_at_or_below;
-use odm_core::{Bundle, Scorer};
+use odm_core::{Bundle, Scorer, Verdict};
 use odm_trainer::eval;
-use odm_trainer::export::bundle::{self, Precision};
+use odm_trainer::export::bundle::{self, Precision, Rule};
 use odm_trainer::export::centers::{self, Enrol};
 use odm_trainer::synth::{self, SynthConfig};
+use odm_trainer::train::calibrate::RuleFit;
 use odm_trainer::train::load::load_net;
 use odm_trainer::train::{calibrate, embed, run, rundata, Method, TrainConfig};
 
@@ -295,14 +296,14 @@ fn export_is_deterministic_renames_and_writes_int8_and_fp16_bundles() {
     // not finite and positive is refused before anything is written.
     assert_eq!(same.score.reference_ratio, Some(bundle::REFERENCE_RATIO));
     let other = tempfile::tempdir().unwrap();
-    let with = |ratio| {
-        let p = bundle::export_with(r.out.path(), other.path(), Some("r".into()), Precision::Fp32, ratio).unwrap();
+    let with = |rule| {
+        let p = bundle::export_with(r.out.path(), other.path(), Some("r".into()), Precision::Fp32, rule).unwrap();
         Bundle::open(&p).unwrap().score.reference_ratio
     };
-    assert_eq!(with(Some(1.5)), Some(1.5));
-    assert_eq!(with(None), None);
+    assert_eq!(with(Rule::Ratio(1.5)), Some(1.5));
+    assert_eq!(with(Rule::Off), None);
     for bad in [0.0, -1.0, f64::NAN] {
-        let e = bundle::export_with(r.out.path(), other.path(), Some("bad".into()), Precision::Fp32, Some(bad));
+        let e = bundle::export_with(r.out.path(), other.path(), Some("bad".into()), Precision::Fp32, Rule::Ratio(bad));
         assert!(e.unwrap_err().to_string().contains("reference ratio"), "{bad}");
         assert!(!other.path().join("bad.odm.json").exists() && !other.path().join("bad.onnx").exists());
     }
@@ -424,7 +425,7 @@ fn plain_renders_are_deterministic_and_scored_by_eval_test_data() {
     assert!(plain_dir.path().join(odm_trainer::synth::plain::DONE).is_file(), "plain.json is written last");
     let before = std::fs::read(&r.bundle).unwrap();
     let td = eval::TestData { root: plain_dir.path(), tag: "plain" };
-    let p = eval::eval_full(r.out.path(), 10, &[], None, Some(td)).unwrap();
+    let p = eval::eval_full(r.out.path(), 10, &[], None, Some(td), Rule::default()).unwrap();
     assert_eq!(p[0].in_count, 4 * b.classes.len(), "known crops scored");
     assert_eq!(p[0].sets["novelty"].count, 8, "unseen crops scored");
     assert!(r.out.path().join("metrics-plain.md").is_file(), "no metrics-plain.md");
@@ -433,8 +434,89 @@ fn plain_renders_are_deterministic_and_scored_by_eval_test_data() {
     assert_eq!(std::fs::read(&r.bundle).unwrap(), before, "eval --test-data left the run's bundle alone");
     // A test root without test/ is refused by name.
     let td = eval::TestData { root: Path::new("/nonexistent-plain"), tag: "plain" };
-    let e = eval::eval_full(r.out.path(), 10, &[], None, Some(td)).unwrap_err().to_string();
+    let e = eval::eval_full(r.out.path(), 10, &[], None, Some(td), Rule::default()).unwrap_err().to_string();
     assert!(e.contains("/nonexistent-plain/test"), "{e}");
+}
+
+#[test]
+fn export_and_eval_calibrate_the_reference_rule_with_the_thresholds_on_validation_data() {
+    let data = tempfile::tempdir().unwrap();
+    tiny_data(data.path());
+    let out = tempfile::tempdir().unwrap();
+    // Two seen designs: one trained on (the reference), one held out to judge the rule on.
+    let c = TrainConfig {
+        seen_ood: ["warning--other-danger--g1", "regulatory--keep-left--g1"].map(String::from).to_vec(),
+        unseen_ood: vec!["regulatory--no-motor-vehicles--g1".into()],
+        calib_ood: vec!["regulatory--keep-left--g1".into()],
+        ..cfg(data.path(), Method::Odm)
+    };
+    let plain = Bundle::open(&run::train(&c, out.path(), false, run::Existing::Refuse).unwrap()).unwrap();
+    let exported = tempfile::tempdir().unwrap();
+    let export = |name: &str, rule| {
+        let p = bundle::export_with(out.path(), exported.path(), Some(name.into()), Precision::Fp32, rule).unwrap();
+        let b = Bundle::open(&p).unwrap();
+        let fit: RuleFit = serde_json::from_value(b.training["reference_rule"].clone()).expect("the fit is recorded");
+        (b, fit)
+    };
+    let (b, fit) = export("cal", Rule::Calibrate(None));
+    let refs: Vec<&str> = b.category_refs.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(refs, ["warning--other-danger--g1"], "the held-out design is no reference");
+    assert_eq!(b.score.reference_ratio, fit.ratio, "the bundle carries the fitted ratio");
+    assert_eq!(fit.tpr, plain.score.calibration.as_ref().unwrap().tpr, "the run's own TPR by default");
+    assert!((b.score.novelty_threshold - plain.score.novelty_threshold * fit.scale).abs() < 1e-12);
+    assert!(b.score.anomaly_threshold >= b.score.novelty_threshold);
+    assert_eq!(
+        b.classes.iter().map(|c| &c.center).collect::<Vec<_>>(),
+        plain.classes.iter().map(|c| &c.center).collect::<Vec<_>>()
+    );
+    // The validation crops, loaded alone, are train's; odm-core's scorer with the exported bundle keeps at least
+    // the asked share of them `known` (the fit's arithmetic and the scorer's agree).
+    let (cfg2, _vs, net, _, _) = load_net(out.path()).unwrap();
+    let val = rundata::load_validation_data(&cfg2).unwrap();
+    let (full, _) = rundata::load_run_data(&cfg2).unwrap();
+    assert_eq!(val.val_in.y, full.val_in.y);
+    assert!(val.val_in.x.equal(&full.val_in.x), "the same validation crops");
+    assert!(val.val_ood.as_ref().unwrap().x.equal(&full.val_ood.as_ref().unwrap().x), "the same calibration novelties");
+    assert_eq!(val.train_in.y.len(), 0, "no training crop decoded");
+    let kept = |b: &Bundle| {
+        let scorer = Scorer::new(b);
+        let e = embed::to_vec(&embed::embed_all(&net, &val.val_in.x, tch::Device::Cpu));
+        let n = e.chunks_exact(b.dim()).filter(|row| scorer.score(row).unwrap().verdict == Verdict::Known).count();
+        n as f64 / val.val_in.y.len() as f64
+    };
+    let slack = 1.0 / val.val_in.y.len() as f64;
+    assert!(kept(&b) >= fit.tpr - slack && (kept(&b) - fit.kept).abs() <= slack, "{} against {fit:?}", kept(&b));
+    // Another TPR on request.
+    let (b5, fit5) = export("half", Rule::Calibrate(Some(0.5)));
+    assert_eq!(fit5.tpr, 0.5);
+    assert!(kept(&b5) >= 0.5 - slack, "{}", kept(&b5));
+    // eval --reference-ratio calibrate scores the bundle export writes, and says so.
+    let m = eval::eval_full(out.path(), 10, &[], None, None, Rule::Calibrate(None)).unwrap().remove(0);
+    assert_eq!(m.rule_fit, Some(fit));
+    assert!(m.markdown().contains("chosen together on validation data"), "{}", m.markdown());
+    // A run with no held-out seen design has nothing to judge the rule on: refused, nothing written.
+    let r = odm_run();
+    let none = tempfile::tempdir().unwrap();
+    let e = bundle::export_with(r.out.path(), none.path(), Some("x".into()), Precision::Fp32, Rule::Calibrate(None));
+    assert!(e.unwrap_err().to_string().contains("--calib-ood"));
+    assert!(!none.path().join("x.onnx").exists() && !none.path().join("x.odm.json").exists());
+}
+
+#[test]
+fn the_reference_rule_is_parsed_as_the_flags_take_it() {
+    use std::str::FromStr;
+    assert_eq!(Rule::from_str("calibrate"), Ok(Rule::Calibrate(None)));
+    assert_eq!(Rule::from_str("calibrate:0.9"), Ok(Rule::Calibrate(Some(0.9))));
+    assert_eq!(Rule::from_str("0"), Ok(Rule::Off));
+    assert_eq!(Rule::from_str("1.25"), Ok(Rule::Ratio(1.25)));
+    for bad in ["", "-1", "nan", "inf", "calibrate:0", "calibrate:1.5", "calibrate:x", "calib"] {
+        let e = Rule::from_str(bad).unwrap_err();
+        assert!(e.contains(&format!("{:?}", bad.trim_start_matches("calibrate:"))), "{bad}: {e}");
+    }
+    for r in [Rule::Off, Rule::Ratio(1.5), Rule::Calibrate(None), Rule::Calibrate(Some(0.9))] {
+        assert_eq!(Rule::from_str(&r.to_string()), Ok(r), "{r}");
+    }
+    assert_eq!(Rule::default(), Rule::Ratio(bundle::REFERENCE_RATIO));
 }
 
 /// The weights of a run folder's `model.ot`, by name.

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use odm_trainer::export::bundle::Rule;
+
 use super::shared::Threads;
 
 #[derive(clap::Args)]
@@ -29,16 +31,21 @@ pub struct Args {
     /// Name of the --test-data tables.
     #[arg(long, default_value = "plain")]
     tag: String,
+    /// Score with the reference rule `export --reference-ratio` would write: a ratio, 0 for none, or `calibrate`
+    /// (the ratio and the novelty thresholds chosen together on the run's validation data to keep the run's TPR of
+    /// known crops; `calibrate:TPR` another share).
+    #[arg(long, value_name = "RATIO|calibrate[:TPR]", default_value_t = Rule::default())]
+    reference_ratio: Rule,
     #[command(flatten)]
     threads: Threads,
 }
 
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
-        let Args { run, noise, anomaly_dirs, onnx, test_data, tag, threads } = self;
+        let Args { run, noise, anomaly_dirs, onnx, test_data, tag, reference_ratio, threads } = self;
         threads.apply()?;
         let td = test_data.as_deref().map(|root| odm_trainer::eval::TestData { root, tag: &tag });
-        for m in odm_trainer::eval::eval_full(&run, noise, &anomaly_dirs, onnx.as_deref(), td)? {
+        for m in odm_trainer::eval::eval_full(&run, noise, &anomaly_dirs, onnx.as_deref(), td, reference_ratio)? {
             out!("{}", m.markdown());
         }
         Ok(())

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use odm_trainer::export::bundle::Rule;
+
 use super::shared::Threads;
 
 #[derive(clap::Args)]
@@ -25,9 +27,13 @@ pub struct Args {
     fp16: bool,
     /// The reference rule, written when the run has seen out-of-distribution designs (their centres become the
     /// bundle's category references): a crop within the novelty threshold is `known` only when its nearest class is
-    /// no further than RATIO times the nearest reference, else `novelty`. 0 writes no rule (the thresholds alone).
-    #[arg(long, value_name = "RATIO", default_value_t = odm_trainer::export::bundle::REFERENCE_RATIO)]
-    reference_ratio: f64,
+    /// no further than RATIO times the nearest reference, else `novelty`. 0 writes no rule (the thresholds alone);
+    /// `calibrate` chooses the ratio and the novelty thresholds together on the run's validation data (the
+    /// thresholds keep the run's calibration TPR of known crops under the rule, `calibrate:TPR` another share;
+    /// the ratio, 0.5-2.0 or none, is the one that then lets the fewest held-out seen designs and calibration
+    /// anomalies through); the fit is recorded in the bundle's `training.reference_rule`.
+    #[arg(long, value_name = "RATIO|calibrate[:TPR]", default_value_t = Rule::default())]
+    reference_ratio: Rule,
     #[command(flatten)]
     threads: Threads,
 }
@@ -42,8 +48,7 @@ impl Args {
             (None, true) => Precision::Fp16,
             (None, false) => Precision::Fp32,
         };
-        let ratio = (reference_ratio != 0.0).then_some(reference_ratio);
-        let b = odm_trainer::export::bundle::export_with(&run, &out, name, precision, ratio)?;
+        let b = odm_trainer::export::bundle::export_with(&run, &out, name, precision, reference_ratio)?;
         out!("wrote {}", b.display());
         Ok(())
     }

@@ -10,12 +10,12 @@ use odm_core::{Bundle, Scorer, Verdict};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::categories::{self, design_refs, CategoryReport};
+use super::categories::{self, CategoryReport};
 use super::refs::{self, Crop, RefReport};
 use super::sets::{SetKind, TestSets};
 use super::sizes::{self, SizeReport};
 use crate::error::TrainError;
-use crate::export::bundle::REFERENCE_RATIO;
+use crate::train::calibrate::RuleFit;
 use crate::train::embed::{distances, to_vec};
 
 /// One test set's row.
@@ -54,9 +54,13 @@ pub struct Metrics {
     /// Accuracy and novelty figures by crop size (metric-learning runs on image folders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sizes: Option<SizeReport>,
-    /// The reference rule at several ratios (ratio 1 is the verdicts above, as `export` writes the bundle).
+    /// The reference rule at several ratios, at the bundle's novelty thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refs: Option<RefReport>,
+    /// The novelty thresholds and the rule's ratio chosen together on validation data (`eval --reference-ratio
+    /// calibrate`), when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_fit: Option<RuleFit>,
 }
 
 /// Verdict counts: rows are the truth (known sign, unknown sign, not a sign), columns the verdicts in
@@ -131,6 +135,20 @@ impl Metrics {
             s.push('\n');
             s.push_str(&r.markdown());
         }
+        if let Some(f) = &self.rule_fit {
+            s.push_str(&format!(
+                "\nThe novelty thresholds and the reference rule chosen together on validation data to keep {:.1}% \
+                 of known crops: ratio {}, thresholds x {:.4}; on the validation crops {:.2}% of the known classes' \
+                 kept, {:.2}% of the calibration novelties{} called `known`.\n",
+                100.0 * f.tpr,
+                f.ratio.map_or("none (the thresholds alone)".into(), |r| format!("{r:.2}")),
+                f.scale,
+                100.0 * f.kept,
+                100.0 * f.novelty_known,
+                f.anomaly_known
+                    .map_or(String::new(), |a| format!(" and {:.2}% of the calibration anomalies", 100.0 * a))
+            ));
+        }
         s
     }
 }
@@ -176,25 +194,15 @@ pub(crate) fn set_row(
 
 /// The paper's table for a metric-learning bundle on its test sets (accuracy, every set against the in-distribution
 /// test images, novelty against each anomaly set, the verdict confusion matrix), with `embed` giving the embeddings:
-/// the run's network, or an ONNX file in ONNX Runtime (`eval --onnx`, `bundle --onnx`).
+/// the run's network, or an ONNX file in ONNX Runtime (`eval --onnx`, `bundle --onnx`). The bundle is scored as it
+/// is: `eval` gives it the references and the rule `export` would write ([`crate::export::bundle::scoring_bundle`]).
 pub fn score_sets(
     method: &str,
     bundle: &Bundle,
     tests: &TestSets,
     embed: &mut dyn FnMut(&Tensor) -> Result<Tensor, TrainError>,
 ) -> Result<Metrics, TrainError> {
-    // The bundle as `export` writes it: the seen designs' centres as category references (when the bundle has none
-    // and the run has seen designs), and the reference rule at export's default ratio.
-    let mut scoring = bundle.clone();
-    if scoring.category_refs.is_empty() {
-        if let Some((names, x)) = &tests.seen_train {
-            scoring.category_refs = design_refs(names, &to_vec(&embed(x)?), bundle.dim());
-        }
-    }
-    if scoring.score.reference_ratio.is_none() && !scoring.category_refs.is_empty() {
-        scoring.score.reference_ratio = Some(REFERENCE_RATIO);
-    }
-    let scorer = Scorer::new(&scoring);
+    let scorer = Scorer::new(bundle);
     let (in_t, sets) = (&tests.inside, &tests.sets);
     let in_e = embed(&in_t.x)?;
     let din = distances(&scorer, &in_e);
@@ -213,6 +221,7 @@ pub fn score_sets(
         categories: None,
         sizes: None,
         refs: None,
+        rule_fit: None,
     };
     let in_rows: Vec<(i64, usize, f64)> = in_t.y.iter().zip(&din).map(|(&y, &(k, d))| (y, k, d)).collect();
     let mut unseen_rows: Vec<(String, Vec<f32>, usize, f64)> = Vec::new();
@@ -270,7 +279,7 @@ pub fn score_sets(
     }
     m.confusion = Some(confusion);
     let seen_refs: Vec<(odm_core::Category, Vec<f32>)> =
-        scoring.category_refs.iter().map(|r| (r.category, r.center.clone())).collect();
+        bundle.category_refs.iter().map(|r| (r.category, r.center.clone())).collect();
     m.categories = categories::report(bundle, &scorer, &in_rows, &unseen_rows, &seen_refs)?;
     let dim = scorer.dim();
     let known: Vec<Crop> =

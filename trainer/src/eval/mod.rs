@@ -34,12 +34,12 @@ pub use sets::{noise_images, test_sets, SetKind, TestSets};
 pub use table::table;
 
 use crate::error::TrainError;
+use crate::export::bundle::{scoring_bundle, Rule};
 use crate::train::config::Method;
 use crate::train::embed::{embed_all, to_vec};
 use crate::train::load::load_net;
 use crate::train::model::Net;
 use metrics::set_row;
-use sets::seen_training_images;
 
 /// Maximum softmax probability scores `1 - max p` (and predictions) of a CE network, optionally with ODIN.
 fn msp(net: &Net, x: &Tensor, odin: Option<(f64, f64)>) -> (Vec<f64>, Vec<i64>) {
@@ -83,7 +83,7 @@ pub fn eval_with(
     extra_anomaly_dirs: &[PathBuf],
     onnx: Option<&Path>,
 ) -> Result<Vec<Metrics>, TrainError> {
-    eval_full(run, noise, extra_anomaly_dirs, onnx, None)
+    eval_full(run, noise, extra_anomaly_dirs, onnx, None, Rule::default())
 }
 
 /// Another rendering of the test designs to score a run on (`eval --test-data ROOT --tag NAME`): `ROOT/test/`
@@ -94,16 +94,20 @@ pub struct TestData<'a> {
 }
 
 /// [`eval_with`], optionally on [`TestData`]: its tables go to `metrics-TAG.json|md`, the bundle is left as it is.
+/// A metric-learning run is scored with the bundle `export` would write with `rule`
+/// ([`crate::export::bundle::scoring_bundle`]: the seen designs' centres as references, the rule; with
+/// [`Rule::Calibrate`], its fit is in the tables).
 pub fn eval_full(
     run: &Path,
     noise: usize,
     extra_anomaly_dirs: &[PathBuf],
     onnx: Option<&Path>,
     test_data: Option<TestData>,
+    rule: Rule,
 ) -> Result<Vec<Metrics>, TrainError> {
     let (mut cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
-    // The seen designs' training images stay the run's own, whatever test data is scored.
-    let seen_train = seen_training_images(&cfg, &bundle)?;
+    // The references and the validation data stay the run's own, whatever test data is scored.
+    let run_cfg = cfg.clone();
     if let Some(t) = &test_data {
         if !t.root.join("test").is_dir() {
             return Err(TrainError::Data(crate::error::DataError::MissingFolder { path: t.root.join("test") }));
@@ -124,13 +128,15 @@ pub fn eval_full(
             None => Ok(embed_all(&net, x, Device::Cpu)),
         }
     };
-    let mut tests = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
-    tests.seen_train = seen_train;
+    let tests = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
     let (in_t, sets) = (&tests.inside, &tests.sets);
     let mut tables = Vec::new();
     match cfg.method {
         Method::Odm | Method::Ml => {
-            tables.push(score_sets(&format!("{:?}", cfg.method).to_lowercase(), &bundle, &tests, &mut embed)?)
+            let (scoring, fit) = scoring_bundle(&run_cfg, &bundle, rule, &mut embed)?;
+            let mut m = score_sets(&format!("{:?}", cfg.method).to_lowercase(), &scoring, &tests, &mut embed)?;
+            m.rule_fit = fit;
+            tables.push(m)
         }
         Method::Ce => {
             for (method, odin) in [("ce-msp", None), ("ce-odin", Some((1000.0, 0.0014)))] {
@@ -146,6 +152,7 @@ pub fn eval_full(
                     categories: None,
                     sizes: None,
                     refs: None,
+                    rule_fit: None,
                 };
                 for (name, _, x) in sets {
                     let (outs, _) = msp(&net, x, odin);

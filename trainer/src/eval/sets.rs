@@ -53,9 +53,6 @@ pub struct TestSets {
     /// The longer side of each in-distribution and each `novelty` test crop, in their orders (for the rows by size).
     pub inside_sizes: Vec<u32>,
     pub novelty_sizes: Vec<u32>,
-    /// Training images of the seen out-of-distribution designs with their names (for the category rule that looks
-    /// at every design centre, known and seen); only when [`test_sets`] is asked for them.
-    pub seen_train: Option<(Vec<String>, Tensor)>,
 }
 
 /// Build a run's [`TestSets`] from the split stored in its bundle; `cap` keeps about that many images of each
@@ -151,7 +148,7 @@ pub fn test_sets(
             && (x.select(1, 1) - x.select(1, 2)).abs().max().double_value(&[]) == 0.0;
         sets.push(("noise".into(), SetKind::Anomaly, noise_images(noise, &spec, cfg.seed, gray)));
     }
-    Ok(TestSets { inside: in_t, sets, novelty_classes, inside_sizes, novelty_sizes, seen_train: None })
+    Ok(TestSets { inside: in_t, sets, novelty_classes, inside_sizes, novelty_sizes })
 }
 
 /// The training images of a run's seen out-of-distribution designs (those ODM trained on, not the calibration

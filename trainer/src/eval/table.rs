@@ -135,6 +135,7 @@ mod tests {
             categories: None,
             sizes: None,
             refs: None,
+            rule_fit: None,
         };
         let path = dir.join(folder).join("metrics.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

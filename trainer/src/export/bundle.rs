@@ -14,12 +14,12 @@ use tch::{Device, Tensor};
 
 use crate::data::split;
 use crate::error::TrainError;
-use crate::train::calibrate::calibrate;
+use crate::train::calibrate::{calibrate, fit_rule, rule_ratios, RuleCrop, RuleFit};
 use crate::train::config::TrainConfig;
 use crate::train::embed::{class_centres, embed_all, to_vec};
 use crate::train::load::load_net;
 use crate::train::model::Net;
-use crate::train::rundata::{load_run_data, RunData};
+use crate::train::rundata::{load_run_data, load_validation_data, RunData};
 
 /// The one place a bundle is made from data: one class per label of `data` (ids 0.., in order) at its centre,
 /// the novelty and anomaly thresholds (global and per class) calibrated on the run's validation data through
@@ -134,6 +134,162 @@ pub fn class_entries(labels: &[String], centres: Vec<Vec<f32>>) -> Vec<ClassEntr
 /// a second opinion" shows other ratios.
 pub const REFERENCE_RATIO: f64 = 1.0;
 
+/// How `export` sets the reference rule, and `eval` scores (as `export` would write the bundle).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// No rule: the thresholds alone decide.
+    Off,
+    /// This ratio, with the novelty thresholds `train` calibrated on distances alone.
+    Ratio(f64),
+    /// The ratio and the novelty thresholds chosen together on the run's validation data ([`fit_rule`]): the
+    /// thresholds keep `tpr` (the run's calibration TPR when `None`) of the known classes' validation crops under
+    /// the rule, and the ratio is the one that then calls the fewest calibration novelties and anomalies `known`.
+    Calibrate(Option<f64>),
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule::Ratio(REFERENCE_RATIO)
+    }
+}
+
+impl std::str::FromStr for Rule {
+    type Err = String;
+    /// `calibrate`, `calibrate:TPR`, `0` (no rule), or a finite positive ratio.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "calibrate" {
+            return Ok(Rule::Calibrate(None));
+        }
+        if let Some(t) = s.strip_prefix("calibrate:") {
+            return match t.parse::<f64>() {
+                Ok(t) if t > 0.0 && t <= 1.0 => Ok(Rule::Calibrate(Some(t))),
+                _ => Err(format!("calibrate:TPR takes a TPR in (0, 1], got {t:?}")),
+            };
+        }
+        match s.parse::<f64>() {
+            Ok(0.0) => Ok(Rule::Off),
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(Rule::Ratio(r)),
+            _ => {
+                Err(format!("expected `calibrate`, `calibrate:TPR`, 0 (no rule) or a finite positive ratio, got {s:?}"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Off => f.write_str("0"),
+            Rule::Ratio(r) => write!(f, "{r}"),
+            Rule::Calibrate(None) => f.write_str("calibrate"),
+            Rule::Calibrate(Some(t)) => write!(f, "calibrate:{t}"),
+        }
+    }
+}
+
+/// The bundle a run is exported and scored with: the run's `bundle`, plus the seen out-of-distribution designs'
+/// centres as category references (when it has none and the run trained on seen designs of the taxonomy: so that
+/// odmclassify gives an unknown sign the category of the nearest design it knows of, not only of the nearest class),
+/// and the reference rule as `rule` asks. With [`Rule::Calibrate`], the run's validation data is embedded with
+/// `embed` ([`load_validation_data`]) and the novelty thresholds are scaled as [`fit_rule`] chose (each anomaly
+/// threshold raised to its novelty threshold when below), the fit recorded in `training.reference_rule`; without
+/// references there is no rule to calibrate, and the bundle keeps its thresholds. `cfg.data` must be the run's own
+/// data. Returns the fit, if one was made.
+pub fn scoring_bundle(
+    cfg: &TrainConfig,
+    bundle: &Bundle,
+    rule: Rule,
+    embed: &mut dyn FnMut(&Tensor) -> Result<Tensor, TrainError>,
+) -> Result<(Bundle, Option<RuleFit>), TrainError> {
+    if let Rule::Ratio(r) = rule {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(TrainError::Config(format!("the reference ratio must be finite and positive, got {r}")));
+        }
+    }
+    let mut b = bundle.clone();
+    if b.category_refs.is_empty() {
+        if let Some((names, x)) = crate::eval::sets::seen_training_images(cfg, bundle)? {
+            b.category_refs = crate::eval::categories::design_refs(&names, &to_vec(&embed(&x)?), b.dim());
+        }
+    }
+    if b.category_refs.is_empty() {
+        b.score.reference_ratio = None;
+        return Ok((b, None));
+    }
+    match rule {
+        Rule::Off => b.score.reference_ratio = None,
+        Rule::Ratio(r) => b.score.reference_ratio = Some(r),
+        Rule::Calibrate(tpr) => {
+            b.score.reference_ratio = None;
+            let fit = fit_bundle_rule(cfg, &b, tpr.unwrap_or(cfg.tpr), embed)?;
+            apply_fit(&mut b, &fit);
+            return Ok((b, Some(fit)));
+        }
+    }
+    Ok((b, None))
+}
+
+/// [`fit_rule`] on the run's validation data for `bundle` (which has category references and no rule).
+fn fit_bundle_rule(
+    cfg: &TrainConfig,
+    bundle: &Bundle,
+    tpr: f64,
+    embed: &mut dyn FnMut(&Tensor) -> Result<Tensor, TrainError>,
+) -> Result<RuleFit, TrainError> {
+    let data = load_validation_data(cfg)?;
+    // Without held-out seen designs the novelties would be the references' own designs, which the rule stops by
+    // construction.
+    if data.calib_ood.is_empty() {
+        return Err(TrainError::Config(
+            "calibrating the reference rule needs seen designs held out of training and of the references \
+             (--calib-ood, or three or more seen designs for train to pick them); this run has none"
+                .into(),
+        ));
+    }
+    let scorer = Scorer::new(bundle);
+    let mut crops = |x: &Tensor| -> Result<Vec<RuleCrop>, TrainError> {
+        let e = to_vec(&embed(x)?);
+        Ok(e.chunks_exact(scorer.dim())
+            .map(|row| match scorer.nearest(row) {
+                Some((k, d)) => {
+                    let d = d as f64;
+                    RuleCrop { tau: d / scorer.thresholds(k).0, rho: d / scorer.nearest_reference(row) }
+                }
+                None => RuleCrop { tau: f64::INFINITY, rho: f64::INFINITY },
+            })
+            .collect())
+    };
+    let known = crops(&data.val_in.x)?;
+    let novelties = match &data.val_ood {
+        Some(t) => crops(&t.x)?,
+        None => Vec::new(),
+    };
+    let mut anomalies = Vec::new();
+    for (_, t) in &data.val_anomaly {
+        anomalies.extend(crops(&t.x)?);
+    }
+    fit_rule(&known, &novelties, &anomalies, tpr, &rule_ratios())
+}
+
+/// Put a fit into a bundle: the ratio, every novelty threshold times the scale, each anomaly threshold at least its
+/// novelty threshold, and the fit under `training.reference_rule`.
+fn apply_fit(b: &mut Bundle, fit: &RuleFit) {
+    b.score.reference_ratio = fit.ratio;
+    b.score.novelty_threshold *= fit.scale;
+    b.score.anomaly_threshold = b.score.anomaly_threshold.max(b.score.novelty_threshold);
+    for c in &mut b.classes {
+        if let Some(n) = c.novelty_threshold.as_mut() {
+            *n *= fit.scale;
+            if let Some(a) = c.anomaly_threshold.as_mut() {
+                *a = a.max(*n);
+            }
+        }
+    }
+    if let Some(t) = b.training.as_object_mut() {
+        t.insert("reference_rule".into(), serde_json::to_value(fit).expect("a fit serialises"));
+    }
+}
+
 /// What an export computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -151,25 +307,18 @@ pub enum Precision {
 /// (`model.precision`; centres and thresholds stay the float network's). The bundle gains the seen
 /// out-of-distribution designs' centres as category references when the run has them.
 pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision) -> Result<PathBuf, TrainError> {
-    export_with(run, out, name, precision, Some(REFERENCE_RATIO))
+    export_with(run, out, name, precision, Rule::default())
 }
 
-/// [`export`] with the reference rule's ratio (`None`: no rule, the thresholds alone decide); it is written only when
-/// the bundle has category references.
+/// [`export`] with the reference rule `rule` ([`scoring_bundle`]); a rule is written only when the bundle has
+/// category references.
 pub fn export_with(
     run: &Path,
     out: &Path,
     name: Option<String>,
     precision: Precision,
-    reference_ratio: Option<f64>,
+    rule: Rule,
 ) -> Result<PathBuf, TrainError> {
-    if let Some(r) = reference_ratio {
-        if !(r.is_finite() && r > 0.0) {
-            return Err(TrainError::Config(format!(
-                "export: the reference ratio must be finite and positive, got {r}"
-            )));
-        }
-    }
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
     let name = name.unwrap_or(cfg.name.clone());
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
@@ -198,16 +347,9 @@ pub fn export_with(
             super::net::onnx_int8(&net, &name, "input", "embedding", &calib).map_err(TrainError::Config)?
         }
     };
+    // The references and the rule (centres and thresholds from the float network whatever the precision).
+    let (mut bundle, _) = scoring_bundle(&cfg, &bundle, rule, &mut |x| Ok(embed_all(&net, x, Device::Cpu)))?;
     std::fs::write(&onnx_path, bytes).map_err(TrainError::io(&onnx_path))?;
-    // The seen out-of-distribution designs' centres, so that odmclassify gives an unknown sign the category of the
-    // nearest design it knows of, not only of the nearest class (tables: `eval`'s category figures).
-    if bundle.category_refs.is_empty() {
-        if let Some((names, x)) = crate::eval::sets::seen_training_images(&cfg, &bundle)? {
-            let e = to_vec(&embed_all(&net, &x, Device::Cpu));
-            bundle.category_refs = crate::eval::categories::design_refs(&names, &e, bundle.dim());
-        }
-    }
-    bundle.score.reference_ratio = reference_ratio.filter(|_| !bundle.category_refs.is_empty());
     bundle.name = name.clone();
     bundle.model.file = onnx_name;
     bundle.model.sha256 = sha256_file(&onnx_path).map_err(TrainError::io(&onnx_path))?;

@@ -77,6 +77,19 @@ fn pick(d: &Dataset, names: &[String], val_fraction: f64, seed: u64) -> Result<(
 }
 
 pub fn load_run_data(cfg: &TrainConfig) -> Result<(RunData, split::ClassSplit), TrainError> {
+    load_parts(cfg, true)
+}
+
+/// [`load_run_data`] without decoding what only training needs: `val_in`, `val_ood` and `val_anomaly` as
+/// `train` calibrates on them (the same split, seed and calibration classes); `train_in` empty, no other
+/// training part. For calibrating an exported bundle again without the whole training set in memory.
+pub fn load_validation_data(cfg: &TrainConfig) -> Result<RunData, TrainError> {
+    load_parts(cfg, false).map(|(d, _)| d)
+}
+
+fn load_parts(cfg: &TrainConfig, training: bool) -> Result<(RunData, split::ClassSplit), TrainError> {
+    // Only the indices of the training parts are decoded when `training` is false.
+    let keep = |idx: Vec<usize>| if training { idx } else { Vec::new() };
     let mut train = data::load(&cfg.data.join("train"), Format::Folder)?;
     for (c, n) in train.drop_small_classes(10) {
         eprintln!("odm-train: warning: class {c:?} dropped: {n} images, fewer than 10");
@@ -88,11 +101,12 @@ pub fn load_run_data(cfg: &TrainConfig) -> Result<(RunData, split::ClassSplit), 
     if tr.is_empty() {
         return Err(DataError::EmptySplit { which: "in", reason: "no in-distribution training image".into() }.into());
     }
-    let train_in = decode(&train, &tr, &spec, &in_index)?;
+    let train_in = decode(&train, &keep(tr), &spec, &in_index)?;
     let val_in = decode(&train, &va, &spec, &in_index)?;
     let calib_ood = calibration_classes(cfg, &roles)?;
     let trained_ood: Vec<String> = roles.seen_ood.iter().filter(|c| !calib_ood.contains(c)).cloned().collect();
     let (tr, va) = pick(&train, &trained_ood, cfg.val_fraction, cfg.seed)?;
+    let tr = keep(tr);
     let train_ood = (!tr.is_empty()).then(|| decode(&train, &tr, &spec, &|_| OOD)).transpose()?;
     let mut novel: Vec<usize> =
         (0..train.samples.len()).filter(|&i| calib_ood.contains(&train.classes[train.samples[i].class])).collect();
@@ -120,7 +134,9 @@ pub fn load_run_data(cfg: &TrainConfig) -> Result<(RunData, split::ClassSplit), 
             if s.train.is_empty() {
                 return Err(TrainError::Config(format!("{flag} {}: no image left for training", dir.display())));
             }
-            parts.push(decode(&d, &s.train, &spec, &|_| OOD)?.x);
+            if training {
+                parts.push(decode(&d, &s.train, &spec, &|_| OOD)?.x);
+            }
             if calibrate {
                 val_anomaly.push((set_name(dir), decode(&d, &s.val, &spec, &|_| OOD)?));
             }
