@@ -136,6 +136,14 @@ fn short_odm_run_writes_a_bundle_odm_core_accepts() {
     for f in ["checkpoint.ot", "optimizer.ot", "state.json", "config.json", "model.ot", "log.jsonl", "tiny.onnx"] {
         assert!(r.out.path().join(f).is_file(), "the run folder lacks {f}");
     }
+    // The seen design's centre as a reference and the rule at the default ratio, as `export` writes them: the run's
+    // own bundle scores as its export.
+    let refs: Vec<&str> = b.category_refs.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(refs, ["warning--other-danger--g1"]);
+    assert_eq!(b.score.reference_ratio, Some(bundle::REFERENCE_RATIO));
+    let exported = tempfile::tempdir().unwrap();
+    let e = Bundle::open(&bundle::export(r.out.path(), exported.path(), None, Precision::Fp32).unwrap()).unwrap();
+    assert_eq!((&e.category_refs, &e.score), (&b.category_refs, &b.score), "the export's references and score");
 }
 
 #[test]
@@ -264,6 +272,11 @@ fn centers_add_keeps_the_runs_classes_and_appends_the_new_ones() {
         (ab.score.novelty_threshold, ab.score.anomaly_threshold),
         (b.score.novelty_threshold, b.score.anomaly_threshold),
         "the global thresholds stay the run's"
+    );
+    assert_eq!(
+        (&ab.category_refs, ab.score.reference_ratio),
+        (&b.category_refs, b.score.reference_ratio),
+        "and its rule"
     );
     assert!(ab.classes[3].novelty_threshold.is_some(), "the added class carries thresholds from its own data");
     assert_eq!(ab.training["enrolled"]["added"][0], "regulatory--no-motor-vehicles--g1");

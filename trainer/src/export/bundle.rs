@@ -60,7 +60,8 @@ pub fn calibrated(
 }
 
 /// A trained network's bundle in `out`: `NAME.onnx` (the network, fp32) and `NAME.odm.json` with the centres (mean
-/// training embedding per class) and the thresholds of [`calibrated`]. The end of `train`, and `centers`.
+/// training embedding per class), the thresholds of [`calibrated`], and the seen designs' references with the rule
+/// at its default ratio as `export` writes them ([`scoring_bundle`]). The end of `train`, and `centers`.
 pub fn write_bundle(
     cfg: &TrainConfig,
     net: &Net,
@@ -105,7 +106,10 @@ pub fn write_bundle(
             .and_then(|m| m.get("generator").cloned()),
         "odm_train": env!("CARGO_PKG_VERSION"),
     });
-    let bundle = calibrated(cfg, data, model, centers, training, &mut |x| Ok(embed_all(net, x, device)))?;
+    let mut embed = |x: &Tensor| Ok(embed_all(net, x, device));
+    let bundle = calibrated(cfg, data, model, centers, training, &mut embed)?;
+    // The references and the rule `export` writes by default, so that the run's own bundle scores as its export.
+    let (bundle, _) = scoring_bundle(cfg, &bundle, Rule::default(), &mut embed)?;
     let path = out.join(format!("{}.odm.json", cfg.name));
     bundle.save(&path)?;
     Ok(path)

@@ -110,7 +110,13 @@ pub fn centers(
     }
     // Add: the run's classes first, in their order and with their ids; a label in --data replaces its entry.
     let fresh = Bundle::open(&path)?;
-    let mut merged = Bundle { classes: Vec::new(), score: old.score.clone(), ..fresh.clone() };
+    // The run's score and its references go together (the same network's embeddings of the run's seen designs).
+    let mut merged = Bundle {
+        classes: Vec::new(),
+        score: old.score.clone(),
+        category_refs: old.category_refs.clone(),
+        ..fresh.clone()
+    };
     let mut next_id = old.classes.iter().map(|c| c.id).max().map_or(0, |m| m.saturating_add(1));
     let (mut kept, mut added, mut reenrolled) = (Vec::new(), Vec::new(), Vec::new());
     for c in &old.classes {
