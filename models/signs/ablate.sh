@@ -4,7 +4,8 @@
 # (no pixel-shuffled OOD slots, no seen design held out of training to calibrate), over several seeds on the
 # validation protocol of models/signs (models/signs/validation.sh: never the test designs). Each run trains STEPS
 # steps of NET (default wrn-10-1:32, smaller than the shipped network so that 18 runs fit in an hour of 2 cores)
-# with the shipped recipe but for its variant's flags. The mean ± standard deviation over SEEDS of every variant in
+# with the shipped recipe but for its variant's flags; candidate changes to the recipe (ce-1, embedding-64,
+# lr-2e-3) run only when VARIANTS names them. The mean ± standard deviation over SEEDS of every variant in
 # the folder is written to out/signs/ablate-ARCH-INPUT-STEPS/table.md, each run's wall time to times.txt beside it.
 # Usage: [VARIANTS='shipped paper ...'] [SEEDS='1 2 3'] [NET=wrn-10-1:32] models/signs/ablate.sh [STEPS] [THREADS]
 #   (needs out/signs from models/signs/make.sh's data steps; a run already scored in the folder is not trained
