@@ -497,6 +497,16 @@ impl Bundle {
             for (j, v) in r.center.iter().enumerate() {
                 finite(format!("category_refs[{k}].center[{j}]"), *v as f64)?;
             }
+            if self.classes.iter().any(|c| c.label == r.label) {
+                return Err(invalid(
+                    &format!("category_refs[{k}].label"),
+                    format!(
+                        "{:?} is also a class: a design is a class or a reference, never both (the reference rule \
+                         would call the class's own crops novelties)",
+                        r.label
+                    ),
+                ));
+            }
         }
 
         let s = &self.score;

@@ -94,7 +94,25 @@ pub fn confidence(d: f64, t: f64, reference_bound: Option<f64>) -> f64 {
 /// [`Scorer::nearest_ref`] gives it; infinitely far without one), rounded to `f32` as the distances are, and finite
 /// (at most `f32::MAX`, beyond any distance) whatever the ratio.
 fn bound_at(ratio: f64, nearest: Option<(f32, Category)>) -> f32 {
-    (ratio * reference_distance(nearest)).min(f32::MAX as f64) as f32
+    reference_bound_at(ratio, reference_distance(nearest))
+}
+
+/// The reference bound at `ratio` of a crop `reference` away from its nearest category reference (infinite without
+/// one): `ratio * reference`, rounded to `f32` as the scorer rounds it, and at most `f32::MAX`.
+pub fn reference_bound_at(ratio: f64, reference: f64) -> f32 {
+    (ratio * reference).min(f32::MAX as f64) as f32
+}
+
+/// Whether the reference rule at `ratio` lets a crop `distance` from its nearest class and `reference` from its
+/// nearest category reference stay `known`: the scorer's own test ([`Scorer::verdict_at`]), to the last bit, for
+/// whoever chooses a ratio or thresholds on the scorer's behalf (the trainer's calibration).
+pub fn within_reference_bound(ratio: f64, distance: f64, reference: f64) -> bool {
+    within_bound(distance, reference_bound_at(ratio, reference))
+}
+
+/// The rule's one comparison: a crop at `distance` from its class stays `known` when at most its reference bound.
+fn within_bound(distance: f64, bound: f32) -> bool {
+    distance <= bound as f64
 }
 
 /// The distance to the nearest category reference (infinite without one).
@@ -328,7 +346,7 @@ impl Scorer {
         reference_bound: impl FnOnce() -> Option<f32>,
     ) -> Verdict {
         match self.verdict(class_index, distance) {
-            Verdict::Known if reference_bound().is_some_and(|b| distance > b as f64) => Verdict::Novelty,
+            Verdict::Known if reference_bound().is_some_and(|b| !within_bound(distance, b)) => Verdict::Novelty,
             v => v,
         }
     }

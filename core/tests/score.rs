@@ -171,6 +171,11 @@ fn a_novelty_takes_the_category_of_the_nearest_design_among_classes_and_referenc
     b.category_refs[0].center = vec![1.0];
     let e = b.validate(Path::new("t.odm.json")).unwrap_err().to_string();
     assert!(e.contains("category_refs[0].center"), "{e}");
+    // So is a reference that is also a class.
+    b.category_refs[0].center = vec![2.0, 2.0];
+    b.category_refs[0].label = b.classes[1].label.clone();
+    let e = b.validate(Path::new("t.odm.json")).unwrap_err().to_string();
+    assert!(e.contains("category_refs[0].label") && e.contains("also a class"), "{e}");
 }
 
 #[test]
@@ -211,6 +216,12 @@ fn the_reference_rule_turns_a_known_crop_nearer_a_seen_design_into_a_novelty() {
             let r = s.score(&e).unwrap();
             assert_eq!(conf(r), r.confidence, "the result's own confidence: {e:?}");
             assert_eq!(r.confidence >= 0.5, r.verdict == Verdict::Known, "{e:?}: {r:?}");
+            // The rule's test, published for calibration, is the scorer's to the bit.
+            let (k, d) = s.nearest(&e).unwrap();
+            let within = odm_core::score::within_reference_bound(1.0, d as f64, s.nearest_reference(&e));
+            if s.verdict(k, d as f64) == Verdict::Known {
+                assert_eq!(within, s.verdict_at(&e, k, d as f64) == Verdict::Known, "{e:?}");
+            }
         }
     }
     // On the bound itself the crop is known, as on the threshold: (0.6, 0) is 0.6 from its class and the reference.

@@ -202,8 +202,13 @@ fn eval_writes_every_test_set_and_its_table_into_the_bundle_and_the_figures_agre
 
 /// A dataset of the run's stop images and of no-motor-vehicles, a class the run never had in distribution.
 fn enrol_data(run: &Run) -> tempfile::TempDir {
+    enrol_classes(run, &["regulatory--stop--g1", "regulatory--no-motor-vehicles--g1"])
+}
+
+/// A `centers --data` tree with these classes of the run's data.
+fn enrol_classes(run: &Run, classes: &[&str]) -> tempfile::TempDir {
     let enrol = tempfile::tempdir().unwrap();
-    for class in ["regulatory--stop--g1", "regulatory--no-motor-vehicles--g1"] {
+    for class in classes {
         let dst = enrol.path().join("train").join(class);
         std::fs::create_dir_all(&dst).unwrap();
         for e in std::fs::read_dir(run.data.path().join("train").join(class)).unwrap() {
@@ -280,6 +285,45 @@ fn centers_add_keeps_the_runs_classes_and_appends_the_new_ones() {
     );
     assert!(ab.classes[3].novelty_threshold.is_some(), "the added class carries thresholds from its own data");
     assert_eq!(ab.training["enrolled"]["added"][0], "regulatory--no-motor-vehicles--g1");
+}
+
+#[test]
+fn centers_add_of_a_seen_design_takes_it_out_of_the_references() {
+    let r = odm_run();
+    let b = Bundle::open(&r.bundle).unwrap();
+    let design = "warning--other-danger--g1";
+    assert_eq!(b.category_refs.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), [design]);
+    let enrol = enrol_classes(&r, &[design]);
+    let out = tempfile::tempdir().unwrap();
+    let a = centers::centers(r.out.path(), enrol.path(), vec![], vec![], vec![], out.path(), Enrol::Add).unwrap();
+    assert_eq!(a.added, [design]);
+    // The bundle validates (a design is a class or a reference, never both), and the rule, with no reference left,
+    // is gone: the new class's own crops are not called novelties for being near their own design.
+    let ab = Bundle::open(&a.bundle).unwrap();
+    assert!(ab.category_refs.is_empty() && ab.score.reference_ratio.is_none(), "{:?}", ab.category_refs);
+    let (cfg, _vs, net, _, _) = load_net(r.out.path()).unwrap();
+    let x = rundata::load_validation_data(&TrainConfig {
+        data: enrol.path().to_owned(),
+        in_dist: vec![design.into()],
+        seen_ood: vec![],
+        unseen_ood: vec![],
+        anomaly_dirs: vec![],
+        seen_anomaly_dirs: vec![],
+        seen_novelty_dirs: vec![],
+        ..cfg
+    })
+    .unwrap()
+    .val_in
+    .x;
+    let scorer = Scorer::new(&ab);
+    let e = embed::to_vec(&embed::embed_all(&net, &x, tch::Device::Cpu));
+    let verdicts: Vec<(String, Verdict)> = e
+        .chunks_exact(ab.dim())
+        .map(|row| scorer.score(row).unwrap())
+        .map(|s| (scorer.label(s.class_index).to_owned(), s.verdict))
+        .collect();
+    let own_known = verdicts.iter().filter(|(l, v)| l == design && *v == Verdict::Known).count();
+    assert!(own_known > 0, "the enrolled design's crops reach their class: {verdicts:?}");
 }
 
 #[test]
@@ -476,8 +520,14 @@ fn export_and_eval_calibrate_the_reference_rule_with_the_thresholds_on_validatio
     assert_eq!(refs, ["warning--other-danger--g1"], "the held-out design is no reference");
     assert_eq!(b.score.reference_ratio, fit.ratio, "the bundle carries the fitted ratio");
     assert_eq!(fit.tpr, plain.score.calibration.as_ref().unwrap().tpr, "the run's own TPR by default");
-    assert!((b.score.novelty_threshold - plain.score.novelty_threshold * fit.scale).abs() < 1e-12);
-    assert!(b.score.anomaly_threshold >= b.score.novelty_threshold);
+    // Every novelty threshold scaled; each class's anomaly threshold the global one raised to its novelty one.
+    assert_eq!(b.score.novelty_threshold, plain.score.novelty_threshold * fit.scale);
+    for (c, p) in b.classes.iter().zip(&plain.classes) {
+        assert_eq!(c.novelty_threshold, p.novelty_threshold.map(|n| n * fit.scale), "{}", c.label);
+        if let Some(n) = c.novelty_threshold {
+            assert_eq!(c.anomaly_threshold, Some(b.score.anomaly_threshold.max(n)), "{}", c.label);
+        }
+    }
     assert_eq!(
         b.classes.iter().map(|c| &c.center).collect::<Vec<_>>(),
         plain.classes.iter().map(|c| &c.center).collect::<Vec<_>>()
@@ -497,16 +547,35 @@ fn export_and_eval_calibrate_the_reference_rule_with_the_thresholds_on_validatio
         let n = e.chunks_exact(b.dim()).filter(|row| scorer.score(row).unwrap().verdict == Verdict::Known).count();
         n as f64 / val.val_in.y.len() as f64
     };
-    let slack = 1.0 / val.val_in.y.len() as f64;
-    assert!(kept(&b) >= fit.tpr - slack && (kept(&b) - fit.kept).abs() <= slack, "{} against {fit:?}", kept(&b));
-    // Another TPR on request.
+    // Exactly: the fit decides as the scorer does, bit for bit.
+    assert!(kept(&b) >= fit.tpr && kept(&b) == fit.kept, "{} against {fit:?}", kept(&b));
+    assert!(b.metrics.is_null(), "the run's tables were scored with another rule: the export carries none");
+    // Another TPR on request, recorded as the calibration's.
     let (b5, fit5) = export("half", Rule::Calibrate(Some(0.5)));
-    assert_eq!(fit5.tpr, 0.5);
-    assert!(kept(&b5) >= 0.5 - slack, "{}", kept(&b5));
-    // eval --reference-ratio calibrate scores the bundle export writes, and says so.
+    assert_eq!((fit5.tpr, b5.score.calibration.as_ref().unwrap().tpr), (0.5, 0.5));
+    assert!(kept(&b5) >= 0.5 && kept(&b5) == fit5.kept, "{} against {fit5:?}", kept(&b5));
+    // The calibration novelties are the held-out designs only: for ODM all of val_ood; for a run that did not
+    // train on its seen designs (ml), their validation crops follow and are left out of the fit.
+    let held = val.val_ood.as_ref().unwrap().y.len();
+    assert_eq!(val.val_ood_held_out, held);
+    let ml = rundata::load_validation_data(&TrainConfig { method: Method::Ml, ..cfg2.clone() }).unwrap();
+    assert_eq!(ml.val_ood_held_out, held);
+    assert!(ml.val_ood.as_ref().unwrap().y.len() > held, "ml calibrates its anomaly threshold on more novelties");
+    // eval --reference-ratio calibrate scores the bundle export writes, says so, and files its tables apart: the
+    // default rule's tables and the run's bundle are left alone.
+    let (metrics, run_bundle) = (out.path().join("metrics.json"), out.path().join("tiny.odm.json"));
+    let before = (std::fs::read(&metrics).ok(), std::fs::read(&run_bundle).unwrap());
     let m = eval::eval_full(out.path(), 10, &[], None, None, Rule::Calibrate(None)).unwrap().remove(0);
     assert_eq!(m.rule_fit, Some(fit));
-    assert!(m.markdown().contains("chosen together on validation data"), "{}", m.markdown());
+    assert_eq!(m.reference_rule.as_deref(), Some("calibrate"));
+    let md = m.markdown();
+    assert!(md.contains("chosen together on validation data") && md.contains("--reference-ratio calibrate"), "{md}");
+    assert_eq!((std::fs::read(&metrics).ok(), std::fs::read(&run_bundle).unwrap()), before);
+    let filed: eval::Metrics =
+        serde_json::from_slice(&std::fs::read(out.path().join("metrics-rule-calibrate.json")).unwrap()).unwrap();
+    assert_eq!(filed.rule_fit, Some(fit));
+    eval::eval_full(out.path(), 10, &[], None, None, Rule::Calibrate(Some(0.5))).unwrap();
+    assert!(out.path().join("metrics-rule-calibrate-0.5.md").is_file());
     // A run with no held-out seen design has nothing to judge the rule on: refused, nothing written.
     let r = odm_run();
     let none = tempfile::tempdir().unwrap();
@@ -721,6 +790,11 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
     run::train(&cfg(data.path(), Method::Ce), out.path(), false, run::Existing::Refuse).unwrap();
     let tables = eval::eval(out.path(), 10, &[]).unwrap();
     assert_eq!(tables.iter().map(|t| t.method.as_str()).collect::<Vec<_>>(), ["ce-msp", "ce-odin"]);
+    // A softmax run has no reference rule to score with: asking for one is refused, not ignored.
+    for rule in [Rule::Calibrate(None), Rule::Ratio(1.5), Rule::Off] {
+        let e = eval::eval_full(out.path(), 10, &[], None, None, rule).unwrap_err().to_string();
+        assert!(e.contains("softmax (ce) run"), "{rule}: {e}");
+    }
 
     // The MSP table's values, recomputed here from the network's softmax on the same test sets: accuracy of the
     // arg-max, and each set's AUROC with 1 - max probability as the out-of-distribution score.

@@ -61,6 +61,10 @@ pub struct Metrics {
     /// calibrate`), when they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_fit: Option<RuleFit>,
+    /// The reference rule the tables were scored with, as `--reference-ratio` takes it, when not the default
+    /// (`metrics-rule-*` tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_rule: Option<String>,
 }
 
 /// Verdict counts: rows are the truth (known sign, unknown sign, not a sign), columns the verdicts in
@@ -135,19 +139,11 @@ impl Metrics {
             s.push('\n');
             s.push_str(&r.markdown());
         }
+        if let Some(r) = &self.reference_rule {
+            s.push_str(&format!("\nScored with the reference rule `--reference-ratio {r}`.\n"));
+        }
         if let Some(f) = &self.rule_fit {
-            s.push_str(&format!(
-                "\nThe novelty thresholds and the reference rule chosen together on validation data to keep {:.1}% \
-                 of known crops: ratio {}, thresholds x {:.4}; on the validation crops {:.2}% of the known classes' \
-                 kept, {:.2}% of the calibration novelties{} called `known`.\n",
-                100.0 * f.tpr,
-                f.ratio.map_or("none (the thresholds alone)".into(), |r| format!("{r:.2}")),
-                f.scale,
-                100.0 * f.kept,
-                100.0 * f.novelty_known,
-                f.anomaly_known
-                    .map_or(String::new(), |a| format!(" and {:.2}% of the calibration anomalies", 100.0 * a))
-            ));
+            s.push_str(&format!("\n{}\n", f.describe()));
         }
         s
     }
@@ -222,6 +218,7 @@ pub fn score_sets(
         sizes: None,
         refs: None,
         rule_fit: None,
+        reference_rule: None,
     };
     let in_rows: Vec<(i64, usize, f64)> = in_t.y.iter().zip(&din).map(|(&y, &(k, d))| (y, k, d)).collect();
     let mut unseen_rows: Vec<(String, Vec<f32>, usize, f64)> = Vec::new();

@@ -96,7 +96,9 @@ pub struct TestData<'a> {
 /// [`eval_with`], optionally on [`TestData`]: its tables go to `metrics-TAG.json|md`, the bundle is left as it is.
 /// A metric-learning run is scored with the bundle `export` would write with `rule`
 /// ([`crate::export::bundle::scoring_bundle`]: the seen designs' centres as references, the rule; with
-/// [`Rule::Calibrate`], its fit is in the tables).
+/// [`Rule::Calibrate`], its fit is in the tables). With a rule other than the default, the tables go to
+/// `metrics[-…]-rule-RULE.json|md` (`calibrate:0.9` as `calibrate-0.9`) and say which rule; the bundle is left as it
+/// is. A softmax run has no rule: another is refused.
 pub fn eval_full(
     run: &Path,
     noise: usize,
@@ -106,6 +108,13 @@ pub fn eval_full(
     rule: Rule,
 ) -> Result<Vec<Metrics>, TrainError> {
     let (mut cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    if cfg.method == Method::Ce && rule != Rule::default() {
+        return Err(TrainError::Config(format!(
+            "eval --reference-ratio {rule}: {} is a softmax (ce) run, scored by its class probabilities; the \
+             reference rule is for metric-learning runs (odm, ml)",
+            run.display()
+        )));
+    }
     // The references and the validation data stay the run's own, whatever test data is scored.
     let run_cfg = cfg.clone();
     if let Some(t) = &test_data {
@@ -136,6 +145,7 @@ pub fn eval_full(
             let (scoring, fit) = scoring_bundle(&run_cfg, &bundle, rule, &mut embed)?;
             let mut m = score_sets(&format!("{:?}", cfg.method).to_lowercase(), &scoring, &tests, &mut embed)?;
             m.rule_fit = fit;
+            m.reference_rule = (rule != Rule::default()).then(|| rule.to_string());
             tables.push(m)
         }
         Method::Ce => {
@@ -153,6 +163,7 @@ pub fn eval_full(
                     sizes: None,
                     refs: None,
                     rule_fit: None,
+                    reference_rule: None,
                 };
                 for (name, _, x) in sets {
                     let (outs, _) = msp(&net, x, odin);
@@ -171,13 +182,16 @@ pub fn eval_full(
         if let Some(t) = &test_data {
             stem = format!("{stem}-{}", t.tag);
         }
+        if rule != Rule::default() {
+            stem = format!("{stem}-rule-{}", rule.to_string().replace(':', "-"));
+        }
         let json = run.join(format!("{stem}.json"));
         std::fs::write(&json, serde_json::to_string_pretty(m).expect("metrics serialise") + "\n")
             .map_err(TrainError::io(&json))?;
         let md = run.join(format!("{stem}.md"));
         std::fs::write(&md, m.markdown()).map_err(TrainError::io(&md))?;
     }
-    if onnx.is_none() && test_data.is_none() {
+    if onnx.is_none() && test_data.is_none() && rule == Rule::default() {
         bundle.metrics = serde_json::to_value(&tables).expect("metrics serialise");
         bundle.save(&bundle_path)?;
     }

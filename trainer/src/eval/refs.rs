@@ -3,8 +3,9 @@
 //! out-of-distribution designs into a ring around the known classes; an unknown sign that passes the novelty
 //! threshold of a known class may still sit nearer a seen design's centre (the bundle's category references) than
 //! the class's. The rule measured here keeps `known` only when the nearest class is also no further than `gamma`
-//! times the nearest seen design (`export` writes gamma 1 into the bundle, `score.reference_ratio`, and odmclassify
-//! applies it): `d_class <= threshold` and `d_class <= gamma * d_ref`. Smaller `gamma` is stricter. Each row gives
+//! times the nearest seen design (`export` writes gamma 1 into the bundle by default, `score.reference_ratio`, and
+//! odmclassify applies it): `d_class <= threshold` and `d_class <= gamma * d_ref`. The thresholds are those of the
+//! bundle the table's run was scored with. Smaller `gamma` is stricter. Each row gives
 //! what it keeps of the known signs and what it lets through of the unknown signs and of what is not a sign, and the
 //! novelty AUROC of the matching score `max(d_class / threshold, d_class / (gamma * d_ref))`.
 
@@ -129,8 +130,9 @@ impl RefReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
             "The seen designs as a second opinion (the reference rule): `known` only when the nearest class is also \
-             no further than gamma times the nearest of {} seen-design centres; gamma 1 is what `export` writes into \
-             the bundle and odmclassify applies (the verdicts above), ∞ the thresholds alone.\n\n| gamma | known kept | \
+             no further than gamma times the nearest of {} seen-design centres, at the novelty thresholds the verdicts \
+             above were scored with; gamma 1 is what `export` writes into the bundle by default, ∞ the thresholds \
+             alone.\n\n| gamma | known kept | \
              own label | unseen → known | unseen → novelty | not a sign → known | novelty AUROC | FPR95 |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             self.refs
         );

@@ -136,6 +136,7 @@ mod tests {
             sizes: None,
             refs: None,
             rule_fit: None,
+            reference_rule: None,
         };
         let path = dir.join(folder).join("metrics.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

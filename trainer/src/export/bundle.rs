@@ -194,11 +194,12 @@ impl std::fmt::Display for Rule {
 /// The bundle a run is exported and scored with: the run's `bundle`, plus the seen out-of-distribution designs'
 /// centres as category references (when it has none and the run trained on seen designs of the taxonomy: so that
 /// odmclassify gives an unknown sign the category of the nearest design it knows of, not only of the nearest class),
-/// and the reference rule as `rule` asks. With [`Rule::Calibrate`], the run's validation data is embedded with
-/// `embed` ([`load_validation_data`]) and the novelty thresholds are scaled as [`fit_rule`] chose (each anomaly
-/// threshold raised to its novelty threshold when below), the fit recorded in `training.reference_rule`; without
-/// references there is no rule to calibrate, and the bundle keeps its thresholds. `cfg.data` must be the run's own
-/// data. Returns the fit, if one was made.
+/// and the reference rule as `rule` asks. A reference is never one of the bundle's classes (a design enrolled as a
+/// class is dropped from the references: the rule would otherwise call its own crops novelties). With
+/// [`Rule::Calibrate`], the run's validation data is embedded with `embed` ([`load_validation_data`], from
+/// `cfg.data`, the data the bundle's classes were calibrated on) and the novelty thresholds are scaled as
+/// [`fit_rule`] chose ([`apply_fit`]), the fit recorded in `training.reference_rule`. Without references, a rule
+/// other than the default or none is refused: there is nothing to compare with. Returns the fit, if one was made.
 pub fn scoring_bundle(
     cfg: &TrainConfig,
     bundle: &Bundle,
@@ -216,9 +217,17 @@ pub fn scoring_bundle(
             b.category_refs = crate::eval::categories::design_refs(&names, &to_vec(&embed(&x)?), b.dim());
         }
     }
+    b.category_refs.retain(|r| !b.classes.iter().any(|c| c.label == r.label));
     if b.category_refs.is_empty() {
         b.score.reference_ratio = None;
-        return Ok((b, None));
+        return match rule {
+            Rule::Off => Ok((b, None)),
+            Rule::Ratio(r) if r == REFERENCE_RATIO => Ok((b, None)),
+            _ => Err(TrainError::Config(format!(
+                "--reference-ratio {rule}: the bundle has no category references to compare with (the run trained \
+                 on no seen out-of-distribution design of the sign taxonomy), so there is no reference rule to set"
+            ))),
+        };
     }
     match rule {
         Rule::Off => b.score.reference_ratio = None,
@@ -233,7 +242,9 @@ pub fn scoring_bundle(
     Ok((b, None))
 }
 
-/// [`fit_rule`] on the run's validation data for `bundle` (which has category references and no rule).
+/// [`fit_rule`] on the run's validation data for `bundle` (which has category references and no rule): the known
+/// classes' validation crops, the held-out calibration designs as novelties (never designs the references hold),
+/// and the calibration anomalies.
 fn fit_bundle_rule(
     cfg: &TrainConfig,
     bundle: &Bundle,
@@ -243,7 +254,7 @@ fn fit_bundle_rule(
     let data = load_validation_data(cfg)?;
     // Without held-out seen designs the novelties would be the references' own designs, which the rule stops by
     // construction.
-    if data.calib_ood.is_empty() {
+    if data.calib_ood.is_empty() || data.val_ood_held_out == 0 {
         return Err(TrainError::Config(
             "calibrating the reference rule needs seen designs held out of training and of the references \
              (--calib-ood, or three or more seen designs for train to pick them); this run has none"
@@ -255,17 +266,18 @@ fn fit_bundle_rule(
         let e = to_vec(&embed(x)?);
         Ok(e.chunks_exact(scorer.dim())
             .map(|row| match scorer.nearest(row) {
-                Some((k, d)) => {
-                    let d = d as f64;
-                    RuleCrop { tau: d / scorer.thresholds(k).0, rho: d / scorer.nearest_reference(row) }
-                }
-                None => RuleCrop { tau: f64::INFINITY, rho: f64::INFINITY },
+                Some((k, d)) => RuleCrop {
+                    distance: d as f64,
+                    threshold: scorer.thresholds(k).0,
+                    reference: scorer.nearest_reference(row),
+                },
+                None => RuleCrop { distance: f64::INFINITY, threshold: 1.0, reference: f64::INFINITY },
             })
             .collect())
     };
     let known = crops(&data.val_in.x)?;
     let novelties = match &data.val_ood {
-        Some(t) => crops(&t.x)?,
+        Some(t) => crops(&t.x.narrow(0, 0, data.val_ood_held_out as i64))?,
         None => Vec::new(),
     };
     let mut anomalies = Vec::new();
@@ -275,19 +287,37 @@ fn fit_bundle_rule(
     fit_rule(&known, &novelties, &anomalies, tpr, &rule_ratios())
 }
 
-/// Put a fit into a bundle: the ratio, every novelty threshold times the scale, each anomaly threshold at least its
-/// novelty threshold, and the fit under `training.reference_rule`.
-fn apply_fit(b: &mut Bundle, fit: &RuleFit) {
+/// Put a fit into a bundle: the ratio, every novelty threshold times the scale, each anomaly threshold the global
+/// one raised to its novelty threshold (as `train` calibrates them), the fit's TPR as the calibration's, and the fit
+/// under `training.reference_rule`. Warns when the anomaly band closes (the scaled novelty threshold reaches the
+/// anomaly threshold): such classes never say `novelty`.
+pub fn apply_fit(b: &mut Bundle, fit: &RuleFit) {
+    let open = |n: f64, a: f64| a > n;
+    let was_open = open(b.score.novelty_threshold, b.score.anomaly_threshold);
     b.score.reference_ratio = fit.ratio;
     b.score.novelty_threshold *= fit.scale;
     b.score.anomaly_threshold = b.score.anomaly_threshold.max(b.score.novelty_threshold);
+    let global = b.score.anomaly_threshold;
+    let mut closed = usize::from(was_open && !open(b.score.novelty_threshold, global));
     for c in &mut b.classes {
         if let Some(n) = c.novelty_threshold.as_mut() {
+            let was_open = open(*n, c.anomaly_threshold.unwrap_or(global));
             *n *= fit.scale;
-            if let Some(a) = c.anomaly_threshold.as_mut() {
-                *a = a.max(*n);
-            }
+            let a = global.max(*n);
+            closed += usize::from(was_open && !open(*n, a));
+            c.anomaly_threshold = Some(a);
         }
+    }
+    if closed > 0 {
+        eprintln!(
+            "odm-train: warning: with the novelty thresholds x {:.4}, {closed} anomaly threshold(s) (the global one \
+             or per-class ones) fell to their novelty threshold: crops beyond those are called `anomaly`, never \
+             `novelty`",
+            fit.scale
+        );
+    }
+    if let Some(c) = b.score.calibration.as_mut() {
+        c.tpr = fit.tpr;
     }
     if let Some(t) = b.training.as_object_mut() {
         t.insert("reference_rule".into(), serde_json::to_value(fit).expect("a fit serialises"));
@@ -352,7 +382,14 @@ pub fn export_with(
         }
     };
     // The references and the rule (centres and thresholds from the float network whatever the precision).
-    let (mut bundle, _) = scoring_bundle(&cfg, &bundle, rule, &mut |x| Ok(embed_all(&net, x, Device::Cpu)))?;
+    let (mut bundle, fit) = scoring_bundle(&cfg, &bundle, rule, &mut |x| Ok(embed_all(&net, x, Device::Cpu)))?;
+    if let Some(f) = &fit {
+        eprintln!("odm-train: {}", f.describe());
+    }
+    // The run's tables were scored with the default rule: a bundle with another carries none rather than theirs.
+    if rule != Rule::default() {
+        bundle.metrics = serde_json::Value::Null;
+    }
     std::fs::write(&onnx_path, bytes).map_err(TrainError::io(&onnx_path))?;
     bundle.name = name.clone();
     bundle.model.file = onnx_name;

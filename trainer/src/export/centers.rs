@@ -141,6 +141,18 @@ pub fn centers(
         next_id = next_id.saturating_add(1);
         added.push(n.label.clone());
     }
+    // A design enrolled as a class is no longer a reference: the rule would call its own crops novelties.
+    let before = merged.category_refs.len();
+    merged.category_refs.retain(|r| !merged.classes.iter().any(|c| c.label == r.label));
+    if merged.category_refs.len() < before {
+        eprintln!(
+            "odm-train: {} of the run's category references are now classes and were dropped from the references",
+            before - merged.category_refs.len()
+        );
+    }
+    if merged.category_refs.is_empty() {
+        merged.score.reference_ratio = None;
+    }
     if let Some(t) = merged.training.as_object_mut() {
         t.insert(
             "enrolled".into(),

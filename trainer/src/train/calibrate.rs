@@ -102,18 +102,42 @@ pub fn calibrate(
     Ok(Thresholds { novelty: nov, anomaly: ano, per_class })
 }
 
-/// The reference rule's ratios [`fit_rule`] tries: 0.50, 0.55, ..., 2.00.
+/// The reference rule's ratios [`fit_rule`] tries: 0.50, 0.55, ..., 2.00 (each the nearest `f64` to its decimal).
 pub fn rule_ratios() -> Vec<f64> {
-    (10..=40).map(|i| i as f64 * 0.05).collect()
+    (10..=40).map(|i| i as f64 / 20.0).collect()
 }
 
-/// One validation crop as the rule sees it: its distance over its nearest class's novelty threshold (`tau`;
-/// `known` by the thresholds alone when at most the scale) and over its distance to the nearest category
-/// reference (`rho`; `known` by the rule when at most the ratio). Infinite for a crop with no nearest class.
+/// One validation crop as the scorer sees it: its distance to its nearest class, that class's novelty threshold in
+/// the bundle, and its distance to the nearest category reference. A crop with no nearest class (an embedding the
+/// scorer refuses) has an infinite distance.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RuleCrop {
-    pub tau: f64,
-    pub rho: f64,
+    pub distance: f64,
+    pub threshold: f64,
+    pub reference: f64,
+}
+
+impl RuleCrop {
+    /// Whether the scorer calls this crop `known` once every novelty threshold is multiplied by `scale` and the
+    /// reference rule is at `ratio` (none: the thresholds alone): the scorer's own comparisons, to the last bit.
+    pub fn known(&self, scale: f64, ratio: Option<f64>) -> bool {
+        self.distance <= self.threshold * scale && self.within_rule(ratio)
+    }
+
+    /// Whether the reference rule at `ratio` (none: no rule) lets this crop stay `known`, whatever the thresholds.
+    fn within_rule(&self, ratio: Option<f64>) -> bool {
+        self.distance.is_finite()
+            && ratio.is_none_or(|r| odm_core::score::within_reference_bound(r, self.distance, self.reference))
+    }
+
+    /// The smallest scale at which the thresholds keep this crop (before rounding: see [`fit_rule`]).
+    fn scale_needed(&self) -> f64 {
+        if self.distance <= 0.0 {
+            0.0
+        } else {
+            self.distance / self.threshold
+        }
+    }
 }
 
 /// The novelty thresholds and the reference rule's ratio chosen together ([`fit_rule`]).
@@ -126,15 +150,33 @@ pub struct RuleFit {
     /// The share of the known classes' validation crops the fit was asked to keep.
     pub tpr: f64,
     /// Shares (0..1) of the validation crops of known classes kept `known`, of the calibration novelties and of the
-    /// calibration anomalies called `known`, at this fit (by its arithmetic, before any rounding).
+    /// calibration anomalies called `known`, at this fit, as the scorer decides.
     pub kept: f64,
     pub novelty_known: f64,
     pub anomaly_known: Option<f64>,
 }
 
+impl RuleFit {
+    /// One sentence: the ratio, the scale and what they do on the validation crops.
+    pub fn describe(&self) -> String {
+        format!(
+            "The novelty thresholds and the reference rule chosen together on validation data to keep {:.1}% of \
+             known crops: ratio {}, thresholds x {:.4}; on the validation crops {:.2}% of the known classes' kept, \
+             {:.2}% of the calibration novelties{} called `known`.",
+            100.0 * self.tpr,
+            self.ratio.map_or("none (the thresholds alone)".into(), |r| format!("{r:.2}")),
+            self.scale,
+            100.0 * self.kept,
+            100.0 * self.novelty_known,
+            self.anomaly_known
+                .map_or(String::new(), |a| format!(" and {:.2}% of the calibration anomalies", 100.0 * a))
+        )
+    }
+}
+
 /// Choose the novelty thresholds and the reference rule's ratio together on validation data: for each ratio of
-/// `ratios` (and for no rule), the one scale of the novelty thresholds that keeps `tpr` of the known classes'
-/// validation crops `known` under the rule (`tau <= scale` and `rho <= ratio`); of those, the one that calls the
+/// `ratios` (and for no rule), the smallest scale of the novelty thresholds at which the scorer keeps `tpr` of the
+/// known classes' validation crops `known` under the rule ([`RuleCrop::known`]); of those, the one that calls the
 /// fewest calibration crops `known` (the mean of the novelties' and the anomalies' shares; the novelties' alone
 /// without anomalies). A ratio that cannot keep `tpr` at any scale is not a candidate. Ties go to no rule, then to
 /// the larger ratio. The novelties must be designs the rule's references do not hold (the held-out calibration
@@ -164,28 +206,35 @@ pub fn fit_rule(
     }
     // As threshold_at_tpr: the smallest count that is at least `tpr` of the crops.
     let need = ((tpr * known.len() as f64) - 1e-9).ceil().max(1.0) as usize;
-    let share = |crops: &[RuleCrop], scale: f64, ratio: f64| {
-        crops.iter().filter(|c| c.tau <= scale && c.rho <= ratio).count() as f64 / crops.len() as f64
-    };
+    let count =
+        |crops: &[RuleCrop], scale: f64, ratio: Option<f64>| crops.iter().filter(|c| c.known(scale, ratio)).count();
+    let share =
+        |crops: &[RuleCrop], scale: f64, ratio: Option<f64>| count(crops, scale, ratio) as f64 / crops.len() as f64;
     let mut order: Vec<f64> = ratios.to_vec();
     order.sort_by(|a, b| b.total_cmp(a));
     let mut best: Option<(f64, RuleFit)> = None;
     for ratio in [None].into_iter().chain(order.into_iter().map(Some)) {
-        let r = ratio.unwrap_or(f64::INFINITY);
-        let mut taus: Vec<f64> = known.iter().filter(|c| c.rho <= r).map(|c| c.tau).collect();
-        if taus.len() < need {
+        let mut scales: Vec<f64> = known.iter().filter(|c| c.within_rule(ratio)).map(RuleCrop::scale_needed).collect();
+        if scales.len() < need {
             continue;
         }
-        taus.sort_by(f64::total_cmp);
-        let scale = taus[need - 1];
-        if !scale.is_finite() {
+        scales.sort_by(f64::total_cmp);
+        let mut scale = scales[need - 1];
+        // `distance / threshold * threshold` may round below `distance`: step up to the scorer's own verdict.
+        for _ in 0..4 {
+            if !scale.is_finite() || count(known, scale, ratio) >= need {
+                break;
+            }
+            scale = scale.next_up();
+        }
+        if !scale.is_finite() || count(known, scale, ratio) < need {
             continue;
         }
-        let novelty_known = share(novelties, scale, r);
-        let anomaly_known = (!anomalies.is_empty()).then(|| share(anomalies, scale, r));
+        let novelty_known = share(novelties, scale, ratio);
+        let anomaly_known = (!anomalies.is_empty()).then(|| share(anomalies, scale, ratio));
         let cost = anomaly_known.map_or(novelty_known, |a| 0.5 * (novelty_known + a));
         if best.as_ref().is_none_or(|b| cost < b.0) {
-            let kept = share(known, scale, r);
+            let kept = share(known, scale, ratio);
             best = Some((cost, RuleFit { ratio, scale, tpr, kept, novelty_known, anomaly_known }));
         }
     }
@@ -202,8 +251,15 @@ pub fn fit_rule(
 mod tests {
     use super::*;
 
+    /// Crops at distance `tau` (rounded to `f32`, as the scorer's distances are) from a class whose threshold is
+    /// 1, and `tau / rho` from the nearest reference.
     fn crops(v: &[(f64, f64)]) -> Vec<RuleCrop> {
-        v.iter().map(|&(tau, rho)| RuleCrop { tau, rho }).collect()
+        v.iter()
+            .map(|&(tau, rho)| {
+                let distance = tau as f32 as f64;
+                RuleCrop { distance, threshold: 1.0, reference: distance / rho }
+            })
+            .collect()
     }
 
     #[test]
@@ -215,7 +271,7 @@ mod tests {
         let fit = fit_rule(&known, &novel, &[], 0.9, &rule_ratios()).unwrap();
         let r = fit.ratio.expect("the rule helps here");
         assert!((0.6..1.21).contains(&r), "a ratio between the two groups: {r}");
-        assert_eq!(fit.scale, 0.9, "9 of 10 known crops");
+        assert_eq!(fit.scale, 0.9f32 as f64, "9 of 10 known crops");
         assert_eq!((fit.kept, fit.novelty_known, fit.anomaly_known), (0.9, 0.0, None));
     }
 
@@ -226,14 +282,14 @@ mod tests {
         let novel = crops(&(1..=20).map(|i| (0.5 + i as f64 / 20.0, 1.0)).collect::<Vec<_>>());
         let fit = fit_rule(&known, &novel, &[], 0.95, &rule_ratios()).unwrap();
         assert_eq!(fit.ratio, None, "ties go to no rule");
-        assert_eq!(fit.scale, 0.95, "threshold_at_tpr's quantile: 19 of 20");
-        let plain = odm_core::metrics::threshold_at_tpr(&known.iter().map(|c| c.tau).collect::<Vec<_>>(), 0.95);
+        assert_eq!(fit.scale, 0.95f32 as f64, "threshold_at_tpr's quantile: 19 of 20");
+        let plain = odm_core::metrics::threshold_at_tpr(&known.iter().map(|c| c.distance).collect::<Vec<_>>(), 0.95);
         assert_eq!(fit.scale, plain.unwrap());
         assert_eq!(fit.novelty_known, 0.45, "the 9 novelties at or below 0.95");
     }
 
     #[test]
-    fn a_strict_ratio_raises_the_threshold_to_keep_the_tpr() {
+    fn a_ratio_that_stops_the_novelties_keeps_the_tpr_at_the_known_crops_own_quantile() {
         // Half the known crops sit far from the references (rho 0.5), half near one (rho 0.9); the novelties are
         // near references (rho 1.5) but close to a class (tau 0.3). A ratio below 1.5 stops them all; to keep 90%
         // the scale must stay at the known crops' own 90th percentile.
@@ -250,6 +306,55 @@ mod tests {
     }
 
     #[test]
+    fn a_strict_ratio_can_raise_the_thresholds_above_the_plain_quantile() {
+        // The two known crops nearest their class are nearer a reference still (rho 1.5); a ratio that stops the
+        // novelties (rho 1.2, close to a class) stops them too, so keeping 80% needs the furthest known crop.
+        let mut v: Vec<(f64, f64)> = (1..=2).map(|i| (i as f64 / 10.0, 1.5)).collect();
+        v.extend((3..=10).map(|i| (i as f64 / 10.0, 0.5)));
+        let novel = crops(&[(0.2, 1.2); 10]);
+        let fit = fit_rule(&crops(&v), &novel, &[], 0.8, &rule_ratios()).unwrap();
+        let plain = fit_rule(&crops(&v), &novel, &[], 0.8, &[]).unwrap();
+        assert_eq!((plain.ratio, plain.scale, plain.novelty_known), (None, 0.8f32 as f64, 1.0));
+        let r = fit.ratio.expect("the rule stops every novelty");
+        assert!((r - 1.15).abs() < 1e-12, "the largest ratio below the novelties' 1.2: {r}");
+        assert_eq!((fit.scale, fit.kept, fit.novelty_known), (1.0, 0.8, 0.0), "raised from 0.8 to 1.0");
+    }
+
+    #[test]
+    fn the_scale_keeps_the_tpr_by_the_scorers_own_comparison_where_division_rounds_down() {
+        // Distances and thresholds whose quotient, multiplied back, falls one ulp short of the distance.
+        let mut odd = Vec::new();
+        for i in 1..4000u32 {
+            let d = (i as f32 * 0.0137) as f64;
+            let t = 0.1 + i as f64 * 0.00731;
+            if (d / t) * t < d {
+                odd.push(RuleCrop { distance: d, threshold: t, reference: f64::INFINITY });
+            }
+        }
+        assert!(odd.len() >= 5, "the arithmetic gives such pairs: {}", odd.len());
+        for c in &odd {
+            // One crop alone: TPR 1 must keep it, with and without a rule.
+            for ratio in [None, Some(1.0)] {
+                let ratios: Vec<f64> = ratio.into_iter().collect();
+                let fit = fit_rule(&[*c], &[*c], &[], 1.0, &ratios).unwrap();
+                assert!(c.known(fit.scale, fit.ratio), "{c:?} at {fit:?}");
+                assert_eq!(fit.kept, 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn the_rule_test_is_the_scorers() {
+        // A crop just at its bound: the scorer rounds the bound to f32, and so does RuleCrop::known.
+        let distance = 0.7f32 as f64;
+        let c = RuleCrop { distance, threshold: 1.0, reference: distance / 0.9 };
+        let bound = odm_core::score::reference_bound_at(0.9, c.reference) as f64;
+        assert_eq!(c.known(1.0, Some(0.9)), distance <= bound);
+        assert!(!c.known(1.0, Some(0.5)) && c.known(1.0, Some(1.0)) && c.known(1.0, None));
+        assert!(!c.known(0.5, None), "beyond the scaled threshold");
+    }
+
+    #[test]
     fn bad_input_is_refused_with_its_reason() {
         let k = crops(&[(0.5, 0.5)]);
         let e = fit_rule(&[], &k, &[], 0.95, &rule_ratios()).unwrap_err().to_string();
@@ -260,8 +365,9 @@ mod tests {
         assert!(e.contains("TPR"), "{e}");
         let e = fit_rule(&k, &k, &[], 0.95, &[0.0]).unwrap_err().to_string();
         assert!(e.contains("ratio must be positive"), "{e}");
-        // A known crop with no class (infinite tau) cannot be kept at any finite scale.
-        let e = fit_rule(&crops(&[(f64::INFINITY, f64::INFINITY)]), &k, &[], 0.95, &[1.0]).unwrap_err().to_string();
+        // A known crop with no class (infinite distance) cannot be kept at any scale.
+        let lost = RuleCrop { distance: f64::INFINITY, threshold: 1.0, reference: f64::INFINITY };
+        let e = fit_rule(&[lost], &k, &[], 0.95, &[1.0]).unwrap_err().to_string();
         assert!(e.contains("no ratio keeps 95.0%"), "{e}");
     }
 }

@@ -53,6 +53,9 @@ pub struct RunData {
     /// The novelty side of the anomaly-threshold calibration: every image of the held-out calibration classes,
     /// plus the validation part of the seen OOD classes a method did not train on.
     pub val_ood: Option<Tensors>,
+    /// How many of `val_ood`'s first rows are images of the held-out calibration classes (`calib_ood`); the rest,
+    /// if any, are validation images of seen OOD classes the method did not train on but the run knows of.
+    pub val_ood_held_out: usize,
     /// The seen OOD classes held out of training for calibration.
     pub calib_ood: Vec<String>,
     /// The anomaly side of the calibration: the calibration part of every anomaly tree, mined or not, by set name.
@@ -110,6 +113,7 @@ fn load_parts(cfg: &TrainConfig, training: bool) -> Result<(RunData, split::Clas
     let train_ood = (!tr.is_empty()).then(|| decode(&train, &tr, &spec, &|_| OOD)).transpose()?;
     let mut novel: Vec<usize> =
         (0..train.samples.len()).filter(|&i| calib_ood.contains(&train.classes[train.samples[i].class])).collect();
+    let val_ood_held_out = novel.len();
     if cfg.method != Method::Odm || calib_ood.is_empty() {
         if cfg.method == Method::Odm && !va.is_empty() && !cfg.anomaly_dirs.is_empty() {
             eprintln!(
@@ -157,6 +161,7 @@ fn load_parts(cfg: &TrainConfig, training: bool) -> Result<(RunData, split::Clas
             train_novelty,
             val_in,
             val_ood,
+            val_ood_held_out,
             calib_ood,
             val_anomaly,
         },
