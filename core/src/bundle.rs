@@ -502,7 +502,8 @@ impl Bundle {
                     &format!("category_refs[{k}].label"),
                     format!(
                         "{:?} is also a class: a design is a class or a reference, never both (the reference rule \
-                         would call the class's own crops novelties)",
+                         would call the class's own crops novelties); remove it from category_refs (odm-train centers \
+                         --mode add does, for bundles it writes)",
                         r.label
                     ),
                 ));

@@ -58,6 +58,21 @@ fn valid_bundle_opens_and_round_trips() {
     let copy = dir.path().join("copy.odm.json");
     b.save(&copy).unwrap();
     assert_eq!(Bundle::open(&copy).unwrap(), b);
+    // Thresholds come back to the bit, whatever their digits (a calibrated threshold is chosen so that a crop sits
+    // exactly on it; a reader one ulp short would call that crop a novelty). These decimals are among those a
+    // parser without exact rounding reads one ulp off.
+    let mut b = b;
+    for t in [130.65331632653061, 0.30000000000000004, 1.2119999999999997, 7.105427357601002e-15] {
+        b.score.novelty_threshold = t;
+        b.score.anomaly_threshold = t * 2.0;
+        b.classes[0].novelty_threshold = Some(t.next_up());
+        b.classes[0].anomaly_threshold = Some(t * 3.0);
+        b.save(&copy).unwrap();
+        let back = Bundle::open(&copy).unwrap();
+        assert_eq!(back.score.novelty_threshold.to_bits(), t.to_bits(), "{t}");
+        assert_eq!(back.classes[0].novelty_threshold.map(f64::to_bits), Some(t.next_up().to_bits()), "{t}");
+        assert_eq!(back, b);
+    }
 }
 
 #[test]

@@ -224,6 +224,19 @@ fn the_reference_rule_turns_a_known_crop_nearer_a_seen_design_into_a_novelty() {
             }
         }
     }
+    // At ratios whose products round in f32 too.
+    for ratio in [0.55, 0.9, 1.15, 1.45] {
+        let mut t = s.clone();
+        t.set_reference_ratio(Some(ratio)).unwrap();
+        for i in 0..400 {
+            let e = [i as f32 * 0.0031, (i % 9) as f32 * 0.011];
+            let (k, d) = t.nearest(&e).unwrap();
+            if t.verdict(k, d as f64) == Verdict::Known {
+                let within = odm_core::score::within_reference_bound(ratio, d as f64, t.nearest_reference(&e));
+                assert_eq!(within, t.score(&e).unwrap().verdict == Verdict::Known, "{ratio} {e:?}");
+            }
+        }
+    }
     // On the bound itself the crop is known, as on the threshold: (0.6, 0) is 0.6 from its class and the reference.
     let r = s.score(&[0.6, 0.0]).unwrap();
     assert_eq!(r.distance, r.reference_bound.unwrap(), "a tie");

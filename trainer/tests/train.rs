@@ -302,7 +302,7 @@ fn centers_add_of_a_seen_design_takes_it_out_of_the_references() {
     let ab = Bundle::open(&a.bundle).unwrap();
     assert!(ab.category_refs.is_empty() && ab.score.reference_ratio.is_none(), "{:?}", ab.category_refs);
     let (cfg, _vs, net, _, _) = load_net(r.out.path()).unwrap();
-    let x = rundata::load_validation_data(&TrainConfig {
+    let enrol_cfg = TrainConfig {
         data: enrol.path().to_owned(),
         in_dist: vec![design.into()],
         seen_ood: vec![],
@@ -311,10 +311,21 @@ fn centers_add_of_a_seen_design_takes_it_out_of_the_references() {
         seen_anomaly_dirs: vec![],
         seen_novelty_dirs: vec![],
         ..cfg
-    })
-    .unwrap()
-    .val_in
-    .x;
+    };
+    // With no reference left, a rule is refused by name (and the default and none leave the bundle without one).
+    for rule in [Rule::Ratio(1.5), Rule::Calibrate(None)] {
+        let e = bundle::scoring_bundle(&enrol_cfg, &ab, rule, &mut |x| Ok(embed::embed_all(&net, x, tch::Device::Cpu)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no category references") && e.contains(&format!("{:?}", ab.name)), "{rule}: {e}");
+    }
+    for rule in [Rule::Off, Rule::default()] {
+        let (s, fit) =
+            bundle::scoring_bundle(&enrol_cfg, &ab, rule, &mut |x| Ok(embed::embed_all(&net, x, tch::Device::Cpu)))
+                .unwrap();
+        assert!(s.category_refs.is_empty() && s.score.reference_ratio.is_none() && fit.is_none(), "{rule}");
+    }
+    let x = rundata::load_validation_data(&enrol_cfg).unwrap().val_in.x;
     let scorer = Scorer::new(&ab);
     let e = embed::to_vec(&embed::embed_all(&net, &x, tch::Device::Cpu));
     let verdicts: Vec<(String, Verdict)> = e
@@ -324,6 +335,55 @@ fn centers_add_of_a_seen_design_takes_it_out_of_the_references() {
         .collect();
     let own_known = verdicts.iter().filter(|(l, v)| l == design && *v == Verdict::Known).count();
     assert!(own_known > 0, "the enrolled design's crops reach their class: {verdicts:?}");
+}
+
+#[test]
+fn a_fit_scales_every_novelty_threshold_and_keeps_each_anomaly_band_valid() {
+    let r = odm_run();
+    let mut b = Bundle::open(&r.bundle).unwrap();
+    // An open global band to start from (the tiny run's calibration may have closed its own).
+    let (gn, ga) = (b.score.novelty_threshold, b.score.novelty_threshold * 2.0);
+    b.score.anomaly_threshold = ga;
+    // Class 0: an anomaly threshold of its own and the global novelty threshold. Class 1: a band calibration
+    // closed (its anomaly threshold raised to its novelty threshold, above the global anomaly threshold). Class 2:
+    // the global thresholds.
+    (b.classes[0].novelty_threshold, b.classes[0].anomaly_threshold) = (None, Some(gn * 1.5));
+    (b.classes[1].novelty_threshold, b.classes[1].anomaly_threshold) = (Some(ga * 1.2), Some(ga * 1.2));
+    (b.classes[2].novelty_threshold, b.classes[2].anomaly_threshold) = (None, None);
+    let fit = |scale| RuleFit {
+        ratio: Some(1.25),
+        scale,
+        tpr: 0.9,
+        kept: 0.9,
+        novelty_known: 0.1,
+        anomaly_known: None,
+        crops: [10, 10, 0],
+    };
+    let mut down = b.clone();
+    bundle::apply_fit(&mut down, &fit(0.5));
+    assert_eq!(down.score.novelty_threshold, gn * 0.5);
+    assert_eq!(down.classes[0].novelty_threshold, Some(gn * 0.5), "the global one it used, scaled");
+    assert_eq!(down.classes[0].anomaly_threshold, Some(gn * 1.5), "its own anomaly threshold stays");
+    assert_eq!(down.classes[1].novelty_threshold, Some(ga * 0.6));
+    assert_eq!(down.classes[1].anomaly_threshold, Some(ga), "the raised band falls back to the global one");
+    assert_eq!((down.classes[2].novelty_threshold, down.classes[2].anomaly_threshold), (None, None));
+    assert_eq!((down.score.reference_ratio, down.score.calibration.as_ref().map(|c| c.tpr)), (Some(1.25), Some(0.9)));
+    // Scaled up past the anomaly thresholds: every band at least closed, never inverted, and the bundle valid.
+    let mut up = b.clone();
+    bundle::apply_fit(&mut up, &fit(4.0));
+    assert_eq!(up.score.anomaly_threshold, up.score.novelty_threshold.max(ga));
+    for c in &up.classes {
+        if let (Some(n), Some(a)) = (c.novelty_threshold, c.anomaly_threshold) {
+            assert!(a >= n, "{}: {n} {a}", c.label);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(r.out.path().join(&b.model.file), dir.path().join(&b.model.file)).unwrap();
+    for (name, x) in [("down", &down), ("up", &up)] {
+        let p = dir.path().join(format!("{name}.odm.json"));
+        x.save(&p).unwrap();
+        assert_eq!(&Bundle::open(&p).unwrap(), x, "{name}");
+    }
 }
 
 #[test]
@@ -561,6 +621,14 @@ fn export_and_eval_calibrate_the_reference_rule_with_the_thresholds_on_validatio
     let ml = rundata::load_validation_data(&TrainConfig { method: Method::Ml, ..cfg2.clone() }).unwrap();
     assert_eq!(ml.val_ood_held_out, held);
     assert!(ml.val_ood.as_ref().unwrap().y.len() > held, "ml calibrates its anomaly threshold on more novelties");
+    assert_eq!(fit.crops, [val.val_in.y.len(), held, fit.crops[2]]);
+    let ml_out = tempfile::tempdir().unwrap();
+    run::train(&TrainConfig { method: Method::Ml, ..c.clone() }, ml_out.path(), false, run::Existing::Refuse).unwrap();
+    let p =
+        bundle::export_with(ml_out.path(), exported.path(), Some("ml".into()), Precision::Fp32, Rule::Calibrate(None))
+            .unwrap();
+    let ml_fit: RuleFit = serde_json::from_value(Bundle::open(&p).unwrap().training["reference_rule"].clone()).unwrap();
+    assert_eq!(ml_fit.crops[1], held, "the ml fit is judged on the held-out design alone, not on its references");
     // eval --reference-ratio calibrate scores the bundle export writes, says so, and files its tables apart: the
     // default rule's tables and the run's bundle are left alone.
     let (metrics, run_bundle) = (out.path().join("metrics.json"), out.path().join("tiny.odm.json"));

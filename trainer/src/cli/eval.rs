@@ -33,7 +33,8 @@ pub struct Args {
     tag: String,
     /// Score with the reference rule `export --reference-ratio` would write: a ratio, 0 for none, or `calibrate`
     /// (the ratio and the novelty thresholds chosen together on the run's validation data to keep the run's TPR of
-    /// known crops; `calibrate:TPR` another share).
+    /// known crops; `calibrate:TPR` another share). With another rule than the default the tables go to
+    /// metrics[-onnx-STEM][-TAG]-rule-RULE.json and .md and the run's bundle is left alone; refused on a ce run.
     #[arg(long, value_name = "RATIO|calibrate[:TPR]", default_value_t = Rule::default())]
     reference_ratio: Rule,
     #[command(flatten)]

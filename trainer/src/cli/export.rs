@@ -31,7 +31,9 @@ pub struct Args {
     /// `calibrate` chooses the ratio and the novelty thresholds together on the run's validation data (the
     /// thresholds keep the run's calibration TPR of known crops under the rule, `calibrate:TPR` another share;
     /// the ratio, 0.5-2.0 or none, is the one that then lets the fewest held-out seen designs and calibration
-    /// anomalies through); the fit is recorded in the bundle's `training.reference_rule`.
+    /// anomalies through); the fit is recorded in the bundle's `training.reference_rule`. A ratio other than 1, or
+    /// `calibrate`, is refused on a run without references and on a ce run; a bundle with another rule than the
+    /// default carries no `metrics` (`eval --reference-ratio` with the same value scores it).
     #[arg(long, value_name = "RATIO|calibrate[:TPR]", default_value_t = Rule::default())]
     reference_ratio: Rule,
     #[command(flatten)]

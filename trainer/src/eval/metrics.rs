@@ -139,8 +139,12 @@ impl Metrics {
             s.push('\n');
             s.push_str(&r.markdown());
         }
-        if let Some(r) = &self.reference_rule {
-            s.push_str(&format!("\nScored with the reference rule `--reference-ratio {r}`.\n"));
+        match self.reference_rule.as_deref() {
+            Some("0") => {
+                s.push_str("\nScored without the reference rule (`--reference-ratio 0`: the thresholds alone).\n")
+            }
+            Some(r) => s.push_str(&format!("\nScored with the reference rule `--reference-ratio {r}`.\n")),
+            None => {}
         }
         if let Some(f) = &self.rule_fit {
             s.push_str(&format!("\n{}\n", f.describe()));

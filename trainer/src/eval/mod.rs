@@ -142,7 +142,10 @@ pub fn eval_full(
     let mut tables = Vec::new();
     match cfg.method {
         Method::Odm | Method::Ml => {
-            let (scoring, fit) = scoring_bundle(&run_cfg, &bundle, rule, &mut embed)?;
+            // The bundle export writes: references and a calibrated rule from the float network, whatever network
+            // (`--onnx`) the tables are scored with.
+            let mut float_net = |x: &Tensor| Ok(embed_all(&net, x, Device::Cpu));
+            let (scoring, fit) = scoring_bundle(&run_cfg, &bundle, rule, &mut float_net)?;
             let mut m = score_sets(&format!("{:?}", cfg.method).to_lowercase(), &scoring, &tests, &mut embed)?;
             m.rule_fit = fit;
             m.reference_rule = (rule != Rule::default()).then(|| rule.to_string());

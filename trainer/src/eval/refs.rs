@@ -82,7 +82,7 @@ pub fn report(
             return Verdict::Anomaly;
         }
         match scorer.verdict(k, d) {
-            Verdict::Known if d > (gamma * dr) as f32 as f64 => Verdict::Novelty,
+            Verdict::Known if !odm_core::score::within_reference_bound(gamma, d, dr) => Verdict::Novelty,
             v => v,
         }
     };

@@ -20,12 +20,17 @@ pub fn table(files: &[PathBuf], mean: bool) -> Result<String, TrainError> {
         let folder = f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy()).unwrap_or_default();
         all.push((m, if mean { strip_seed(&folder).to_owned() } else { folder.into_owned() }));
     }
-    let methods: std::collections::HashSet<&str> = all.iter().map(|(m, _)| m.method.as_str()).collect();
+    // A table scored with another reference rule than the default (`metrics-rule-*`) is its own method.
+    let method = |m: &Metrics| match &m.reference_rule {
+        Some(r) => format!("{} [rule {r}]", m.method),
+        None => m.method.clone(),
+    };
+    let methods: std::collections::HashSet<String> = all.iter().map(|(m, _)| method(m)).collect();
     let named_by_folder = methods.len() < all.len();
     // Rows in first-seen order: (label, the runs' metrics).
     let mut rows: Vec<(String, Vec<&Metrics>)> = Vec::new();
     for (m, folder) in &all {
-        let label = if named_by_folder { format!("{} ({folder})", m.method) } else { m.method.clone() };
+        let label = if named_by_folder { format!("{} ({folder})", method(m)) } else { method(m) };
         // Without --mean every file is its own row.
         match rows.iter_mut().find(|(l, _)| mean && *l == label) {
             Some((_, runs)) => runs.push(m),
@@ -155,6 +160,13 @@ mod tests {
         ];
         let t = table(&files, false).unwrap();
         assert!(t.contains("| novelty | odm (odm-s2) | 40 | 2.00 | 1.00 | 98.00 |"), "{t}");
+        // A table of another reference rule in a run's folder is a row of its own, never a seed of the default's.
+        let mut ruled: Metrics = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+        ruled.reference_rule = Some("calibrate".into());
+        let ruled_path = files[0].with_file_name("metrics-rule-calibrate.json");
+        std::fs::write(&ruled_path, serde_json::to_string(&ruled).unwrap()).unwrap();
+        let t2 = table(&[files[0].clone(), files[1].clone(), ruled_path], true).unwrap();
+        assert!(t2.contains("| odm [rule calibrate] (odm) | 1 |") && t2.contains("| odm (odm) | 2 |"), "{t2}");
         assert!(t.contains("| novelty | ml (ml-s1) | 40 | 7.00 |"), "{t}");
         let t = table(&files, true).unwrap();
         // Mean and sample standard deviation of the two odm seeds; the paper variant stays apart.

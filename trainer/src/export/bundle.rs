@@ -224,8 +224,12 @@ pub fn scoring_bundle(
             Rule::Off => Ok((b, None)),
             Rule::Ratio(r) if r == REFERENCE_RATIO => Ok((b, None)),
             _ => Err(TrainError::Config(format!(
-                "--reference-ratio {rule}: the bundle has no category references to compare with (the run trained \
-                 on no seen out-of-distribution design of the sign taxonomy), so there is no reference rule to set"
+                "--reference-ratio {rule}: bundle {:?} has no category references to compare with (none in the \
+                 bundle, and no seen out-of-distribution design of the sign taxonomy that is not one of its classes in \
+                 its training split under {}), so there is no reference rule to set; 0 or 1 (the default) leave it \
+                 without one",
+                bundle.name,
+                cfg.data.join("train").display()
             ))),
         };
     }
@@ -255,11 +259,13 @@ fn fit_bundle_rule(
     // Without held-out seen designs the novelties would be the references' own designs, which the rule stops by
     // construction.
     if data.calib_ood.is_empty() || data.val_ood_held_out == 0 {
-        return Err(TrainError::Config(
-            "calibrating the reference rule needs seen designs held out of training and of the references \
-             (--calib-ood, or three or more seen designs for train to pick them); this run has none"
-                .into(),
-        ));
+        return Err(TrainError::Config(format!(
+            "--reference-ratio calibrate: bundle {:?} (data {}) has no seen design held out of training and of the \
+             references to judge the rule on; train the run with `odm-train train --calib-ood NAME,...` (an odm run \
+             with three or more seen designs holds some out by itself)",
+            bundle.name,
+            cfg.data.display()
+        )));
     }
     let scorer = Scorer::new(bundle);
     let mut crops = |x: &Tensor| -> Result<Vec<RuleCrop>, TrainError> {
@@ -287,33 +293,46 @@ fn fit_bundle_rule(
     fit_rule(&known, &novelties, &anomalies, tpr, &rule_ratios())
 }
 
-/// Put a fit into a bundle: the ratio, every novelty threshold times the scale, each anomaly threshold the global
-/// one raised to its novelty threshold (as `train` calibrates them), the fit's TPR as the calibration's, and the fit
-/// under `training.reference_rule`. Warns when the anomaly band closes (the scaled novelty threshold reaches the
-/// anomaly threshold): such classes never say `novelty`.
+/// Put a fit into a bundle: the ratio; every novelty threshold (global, and each class's own) times the scale; each
+/// anomaly threshold at least its novelty threshold, where one raised to its novelty threshold by calibration (a
+/// closed band) falls back to the global one first; the fit's TPR as the calibration's, and the fit under
+/// `training.reference_rule`. Warns when a band that was open closes: crops beyond it are called `anomaly`, never
+/// `novelty`.
 pub fn apply_fit(b: &mut Bundle, fit: &RuleFit) {
-    let open = |n: f64, a: f64| a > n;
-    let was_open = open(b.score.novelty_threshold, b.score.anomaly_threshold);
+    let (gn_old, ga_old) = (b.score.novelty_threshold, b.score.anomaly_threshold);
+    // (novelty, anomaly) of a band after the fit, and whether it closed.
+    let refit = |n_old: f64, a_old: f64| {
+        let n = n_old * fit.scale;
+        let base = if a_old <= n_old { ga_old.min(a_old) } else { a_old };
+        let a = base.max(n);
+        (n, a, a_old > n_old && a <= n)
+    };
     b.score.reference_ratio = fit.ratio;
-    b.score.novelty_threshold *= fit.scale;
-    b.score.anomaly_threshold = b.score.anomaly_threshold.max(b.score.novelty_threshold);
-    let global = b.score.anomaly_threshold;
-    let mut closed = usize::from(was_open && !open(b.score.novelty_threshold, global));
+    let (gn, ga, global_closed) = refit(gn_old, ga_old);
+    (b.score.novelty_threshold, b.score.anomaly_threshold) = (gn, ga);
+    let mut closed = Vec::new();
+    let mut global_used = false;
     for c in &mut b.classes {
-        if let Some(n) = c.novelty_threshold.as_mut() {
-            let was_open = open(*n, c.anomaly_threshold.unwrap_or(global));
-            *n *= fit.scale;
-            let a = global.max(*n);
-            closed += usize::from(was_open && !open(*n, a));
-            c.anomaly_threshold = Some(a);
+        if c.novelty_threshold.is_none() && c.anomaly_threshold.is_none() {
+            global_used = true;
+            continue;
+        }
+        let (n, a, shut) = refit(c.novelty_threshold.unwrap_or(gn_old), c.anomaly_threshold.unwrap_or(ga_old));
+        (c.novelty_threshold, c.anomaly_threshold) = (Some(n), Some(a));
+        if shut {
+            closed.push(c.label.clone());
         }
     }
-    if closed > 0 {
+    if global_closed && global_used {
+        closed.push("(the global thresholds)".into());
+    }
+    if !closed.is_empty() {
         eprintln!(
-            "odm-train: warning: with the novelty thresholds x {:.4}, {closed} anomaly threshold(s) (the global one \
-             or per-class ones) fell to their novelty threshold: crops beyond those are called `anomaly`, never \
-             `novelty`",
-            fit.scale
+            "odm-train: warning: with the novelty thresholds x {:.4}, {} anomaly band(s) closed (the anomaly threshold \
+             reached the novelty threshold), so crops beyond them are called `anomaly`, never `novelty`: {}",
+            fit.scale,
+            closed.len(),
+            closed.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
         );
     }
     if let Some(c) = b.score.calibration.as_mut() {
@@ -344,8 +363,9 @@ pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision
     export_with(run, out, name, precision, Rule::default())
 }
 
-/// [`export`] with the reference rule `rule` ([`scoring_bundle`]); a rule is written only when the bundle has
-/// category references.
+/// [`export`] with the reference rule `rule` ([`scoring_bundle`]: a rule other than the default or none is refused
+/// when the bundle has no category references, and on a `ce` run). With another rule than the default the bundle
+/// carries no `metrics` (the run's tables are the default rule's).
 pub fn export_with(
     run: &Path,
     out: &Path,
@@ -354,6 +374,13 @@ pub fn export_with(
     rule: Rule,
 ) -> Result<PathBuf, TrainError> {
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
+    if cfg.method == crate::train::Method::Ce && rule != Rule::default() {
+        return Err(TrainError::Config(format!(
+            "export --reference-ratio {rule}: {} is a softmax (ce) run; its bundle scores by distance with the \
+             default rule only (the rule's calibration is for metric-learning runs, odm and ml)",
+            run.display()
+        )));
+    }
     let name = name.unwrap_or(cfg.name.clone());
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     let onnx_name = format!("{name}.onnx");
@@ -387,7 +414,7 @@ pub fn export_with(
         eprintln!("odm-train: {}", f.describe());
     }
     // The run's tables were scored with the default rule: a bundle with another carries none rather than theirs.
-    if rule != Rule::default() {
+    if rule != Rule::default() && !bundle.category_refs.is_empty() {
         bundle.metrics = serde_json::Value::Null;
     }
     std::fs::write(&onnx_path, bytes).map_err(TrainError::io(&onnx_path))?;

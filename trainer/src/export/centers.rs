@@ -142,16 +142,25 @@ pub fn centers(
         added.push(n.label.clone());
     }
     // A design enrolled as a class is no longer a reference: the rule would call its own crops novelties.
-    let before = merged.category_refs.len();
-    merged.category_refs.retain(|r| !merged.classes.iter().any(|c| c.label == r.label));
-    if merged.category_refs.len() < before {
+    let now_classes: Vec<String> = merged
+        .category_refs
+        .iter()
+        .filter(|r| merged.classes.iter().any(|c| c.label == r.label))
+        .map(|r| r.label.clone())
+        .collect();
+    if !now_classes.is_empty() {
+        merged.category_refs.retain(|r| !now_classes.contains(&r.label));
+        let rule = if merged.category_refs.is_empty() && merged.score.reference_ratio.is_some() {
+            merged.score.reference_ratio = None;
+            "; none is left, so the bundle has no reference rule"
+        } else {
+            ""
+        };
         eprintln!(
-            "odm-train: {} of the run's category references are now classes and were dropped from the references",
-            before - merged.category_refs.len()
+            "odm-train: {} of the run's category references are now classes and left the references: {}{rule}",
+            now_classes.len(),
+            some(&now_classes)
         );
-    }
-    if merged.category_refs.is_empty() {
-        merged.score.reference_ratio = None;
     }
     if let Some(t) = merged.training.as_object_mut() {
         t.insert(

@@ -154,6 +154,9 @@ pub struct RuleFit {
     pub kept: f64,
     pub novelty_known: f64,
     pub anomaly_known: Option<f64>,
+    /// How many validation crops of the known classes, calibration novelties and calibration anomalies it was fit on.
+    #[serde(default)]
+    pub crops: [usize; 3],
 }
 
 impl RuleFit {
@@ -161,11 +164,14 @@ impl RuleFit {
     pub fn describe(&self) -> String {
         format!(
             "The novelty thresholds and the reference rule chosen together on validation data to keep {:.1}% of \
-             known crops: ratio {}, thresholds x {:.4}; on the validation crops {:.2}% of the known classes' kept, \
-             {:.2}% of the calibration novelties{} called `known`.",
+             known crops: ratio {}, thresholds x {:.4}; on the validation crops ({} known, {} novelties, {} \
+             anomalies) {:.2}% of the known classes' kept, {:.2}% of the calibration novelties{} called `known`.",
             100.0 * self.tpr,
             self.ratio.map_or("none (the thresholds alone)".into(), |r| format!("{r:.2}")),
             self.scale,
+            self.crops[0],
+            self.crops[1],
+            self.crops[2],
             100.0 * self.kept,
             100.0 * self.novelty_known,
             self.anomaly_known
@@ -204,7 +210,7 @@ pub fn fit_rule(
     if let Some(r) = ratios.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
         return Err(TrainError::Config(format!("calibrating the reference rule: a ratio must be positive, got {r}")));
     }
-    // As threshold_at_tpr: the smallest count that is at least `tpr` of the crops.
+    // As threshold_at_tpr: the smallest count that is at least `tpr` of the crops (to within 1e-9 of a crop).
     let need = ((tpr * known.len() as f64) - 1e-9).ceil().max(1.0) as usize;
     let count =
         |crops: &[RuleCrop], scale: f64, ratio: Option<f64>| crops.iter().filter(|c| c.known(scale, ratio)).count();
@@ -235,7 +241,8 @@ pub fn fit_rule(
         let cost = anomaly_known.map_or(novelty_known, |a| 0.5 * (novelty_known + a));
         if best.as_ref().is_none_or(|b| cost < b.0) {
             let kept = share(known, scale, ratio);
-            best = Some((cost, RuleFit { ratio, scale, tpr, kept, novelty_known, anomaly_known }));
+            let crops = [known.len(), novelties.len(), anomalies.len()];
+            best = Some((cost, RuleFit { ratio, scale, tpr, kept, novelty_known, anomaly_known, crops }));
         }
     }
     best.map(|b| b.1).ok_or_else(|| {
@@ -250,6 +257,7 @@ pub fn fit_rule(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use odm_core::Verdict;
 
     /// Crops at distance `tau` (rounded to `f32`, as the scorer's distances are) from a class whose threshold is
     /// 1, and `tau / rho` from the nearest reference.
@@ -333,25 +341,53 @@ mod tests {
         }
         assert!(odd.len() >= 5, "the arithmetic gives such pairs: {}", odd.len());
         for c in &odd {
-            // One crop alone: TPR 1 must keep it, with and without a rule.
-            for ratio in [None, Some(1.0)] {
-                let ratios: Vec<f64> = ratio.into_iter().collect();
-                let fit = fit_rule(&[*c], &[*c], &[], 1.0, &ratios).unwrap();
-                assert!(c.known(fit.scale, fit.ratio), "{c:?} at {fit:?}");
-                assert_eq!(fit.kept, 1.0);
-            }
+            // One crop alone: TPR 1 must keep it, by the thresholds alone (a novelty no rule can stop: as far from
+            // the references) and under a rule at ratio 1 (its reference as far as its class; a novelty close to
+            // its class but on a reference, which only the rule stops).
+            let fit = fit_rule(&[*c], &[*c], &[], 1.0, &[1.0]).unwrap();
+            assert_eq!(fit.ratio, None, "{c:?}");
+            assert!(c.known(fit.scale, fit.ratio) && fit.kept == 1.0, "{c:?} at {fit:?}");
+            let on_edge = RuleCrop { reference: c.distance, ..*c };
+            let stopped = RuleCrop { distance: 0.0, threshold: c.threshold, reference: 0.0 };
+            let fit = fit_rule(&[on_edge], &[RuleCrop { distance: 1e-3, ..stopped }], &[], 1.0, &[1.0]).unwrap();
+            assert_eq!((fit.ratio, fit.novelty_known), (Some(1.0), 0.0), "{c:?}");
+            assert!(on_edge.known(fit.scale, fit.ratio) && fit.kept == 1.0, "{c:?} at {fit:?}");
         }
     }
 
     #[test]
     fn the_rule_test_is_the_scorers() {
-        // A crop just at its bound: the scorer rounds the bound to f32, and so does RuleCrop::known.
-        let distance = 0.7f32 as f64;
-        let c = RuleCrop { distance, threshold: 1.0, reference: distance / 0.9 };
-        let bound = odm_core::score::reference_bound_at(0.9, c.reference) as f64;
-        assert_eq!(c.known(1.0, Some(0.9)), distance <= bound);
-        assert!(!c.known(1.0, Some(0.5)) && c.known(1.0, Some(1.0)) && c.known(1.0, None));
-        assert!(!c.known(0.5, None), "beyond the scaled threshold");
+        // Against odm-core's scorer on a bundle: one class at 0 (novelty threshold 1, anomaly 10), one reference at
+        // 1 on the first axis; crops along the segment and off it, at ratios whose products round in f32.
+        let json = serde_json::json!({
+            "format": odm_core::bundle::FORMAT, "name": "t",
+            "model": {"file": "t.onnx", "sha256": "0".repeat(64),
+                "input": {"name": "i", "width": 4, "height": 4, "color": "RGB", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+                    "context": 0.0},
+                "output": {"name": "o", "dim": 2}, "precision": "fp32"},
+            "classes": [{"id": 0, "label": "regulatory--stop--g1", "center": [0.0, 0.0]}],
+            "category_refs": [{"label": "warning--other-danger--g1", "category": "warning", "center": [1.0, 0.0]}],
+            "score": {"kind": odm_core::bundle::SCORE_KIND, "novelty_threshold": 1.0, "anomaly_threshold": 10.0},
+            "training": {}
+        });
+        let bundle: odm_core::Bundle = serde_json::from_value(json).unwrap();
+        let mut scorer = Scorer::new(&bundle);
+        let mut checked = 0;
+        for ratio in [0.55, 0.9, 1.0, 1.15, 1.45] {
+            scorer.set_reference_ratio(Some(ratio)).unwrap();
+            for i in 0..200 {
+                let e = [i as f32 * 0.0049, (i % 7) as f32 * 0.013];
+                let (k, d) = scorer.nearest(&e).unwrap();
+                let c = RuleCrop {
+                    distance: d as f64,
+                    threshold: scorer.thresholds(k).0,
+                    reference: scorer.nearest_reference(&e),
+                };
+                assert_eq!(c.known(1.0, Some(ratio)), scorer.score(&e).unwrap().verdict == Verdict::Known, "{e:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 1000);
     }
 
     #[test]
