@@ -862,6 +862,10 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
     for rule in [Rule::Calibrate(None), Rule::Ratio(1.5), Rule::Off] {
         let e = eval::eval_full(out.path(), 10, &[], None, None, rule).unwrap_err().to_string();
         assert!(e.contains("softmax (ce) run"), "{rule}: {e}");
+        let none = tempfile::tempdir().unwrap();
+        let e = bundle::export_with(out.path(), none.path(), Some("x".into()), Precision::Fp32, rule);
+        assert!(e.unwrap_err().to_string().contains("export --reference-ratio"), "{rule}");
+        assert!(!none.path().join("x.odm.json").exists());
     }
 
     // The MSP table's values, recomputed here from the network's softmax on the same test sets: accuracy of the

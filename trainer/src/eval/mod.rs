@@ -108,13 +108,7 @@ pub fn eval_full(
     rule: Rule,
 ) -> Result<Vec<Metrics>, TrainError> {
     let (mut cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
-    if cfg.method == Method::Ce && rule != Rule::default() {
-        return Err(TrainError::Config(format!(
-            "eval --reference-ratio {rule}: {} is a softmax (ce) run, scored by its class probabilities; the \
-             reference rule is for metric-learning runs (odm, ml)",
-            run.display()
-        )));
-    }
+    rule.check_method(cfg.method, run, "eval")?;
     // The references and the validation data stay the run's own, whatever test data is scored.
     let run_cfg = cfg.clone();
     if let Some(t) = &test_data {

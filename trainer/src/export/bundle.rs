@@ -180,6 +180,21 @@ impl std::str::FromStr for Rule {
     }
 }
 
+impl Rule {
+    /// Refuse any rule but the default on a softmax (`ce`) run, for `command` on `run`: the rule and its
+    /// calibration are for metric-learning runs (odm, ml).
+    pub fn check_method(self, method: crate::train::Method, run: &Path, command: &str) -> Result<(), TrainError> {
+        if method == crate::train::Method::Ce && self != Rule::default() {
+            return Err(TrainError::Config(format!(
+                "{command} --reference-ratio {self}: {} is a softmax (ce) run, scored by its class probabilities; the \
+                 reference rule is for metric-learning runs (odm, ml)",
+                run.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -374,13 +389,7 @@ pub fn export_with(
     rule: Rule,
 ) -> Result<PathBuf, TrainError> {
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
-    if cfg.method == crate::train::Method::Ce && rule != Rule::default() {
-        return Err(TrainError::Config(format!(
-            "export --reference-ratio {rule}: {} is a softmax (ce) run; its bundle scores by distance with the \
-             default rule only (the rule's calibration is for metric-learning runs, odm and ml)",
-            run.display()
-        )));
-    }
+    rule.check_method(cfg.method, run, "export")?;
     let name = name.unwrap_or(cfg.name.clone());
     std::fs::create_dir_all(out).map_err(TrainError::io(out))?;
     let onnx_name = format!("{name}.onnx");
