@@ -16,7 +16,7 @@ use crate::data::split;
 use crate::error::TrainError;
 use crate::train::calibrate::{calibrate, fit_rule, rule_ratios, RuleCrop, RuleFit};
 use crate::train::config::TrainConfig;
-use crate::train::embed::{class_centres, embed_all, to_vec};
+use crate::train::embed::{class_centres, embed_all, rule_crops, to_vec};
 use crate::train::load::load_net;
 use crate::train::model::Net;
 use crate::train::rundata::{load_run_data, load_validation_data, RunData};
@@ -283,19 +283,7 @@ fn fit_bundle_rule(
         )));
     }
     let scorer = Scorer::new(bundle);
-    let mut crops = |x: &Tensor| -> Result<Vec<RuleCrop>, TrainError> {
-        let e = to_vec(&embed(x)?);
-        Ok(e.chunks_exact(scorer.dim())
-            .map(|row| match scorer.nearest(row) {
-                Some((k, d)) => RuleCrop {
-                    distance: d as f64,
-                    threshold: scorer.thresholds(k).0,
-                    reference: scorer.nearest_reference(row),
-                },
-                None => RuleCrop { distance: f64::INFINITY, threshold: 1.0, reference: f64::INFINITY },
-            })
-            .collect())
-    };
+    let mut crops = |x: &Tensor| -> Result<Vec<RuleCrop>, TrainError> { Ok(rule_crops(&scorer, &embed(x)?)) };
     let known = crops(&data.val_in.x)?;
     let novelties = match &data.val_ood {
         Some(t) => crops(&t.x.narrow(0, 0, data.val_ood_held_out as i64))?,
