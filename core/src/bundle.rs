@@ -138,6 +138,9 @@ impl ClassEntry {
     }
 }
 
+/// The most design centres a novelty's category may be the vote of ([`ScoreSpec::category_votes`]).
+pub const MAX_CATEGORY_VOTES: u32 = 32;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreSpec {
@@ -151,6 +154,11 @@ pub struct ScoreSpec {
     /// is no class than to its nearest class is not that class). Absent: the thresholds alone decide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_ratio: Option<f64>,
+    /// A `novelty`'s category is the vote of this many nearest design centres (the classes that have a category and
+    /// the `category_refs`), each weighted by the inverse of its distance, the nearest's category breaking a tie.
+    /// Absent or 1: the nearest design's category. At most [`MAX_CATEGORY_VOTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_votes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
 }
@@ -536,6 +544,14 @@ impl Bundle {
                 return Err(invalid(
                     "score.reference_ratio",
                     "needs category_refs to compare with (there are none)".into(),
+                ));
+            }
+        }
+        if let Some(v) = s.category_votes {
+            if !(1..=MAX_CATEGORY_VOTES).contains(&v) {
+                return Err(invalid(
+                    "score.category_votes",
+                    format!("{v} is not a number of design centres from 1 to {MAX_CATEGORY_VOTES}"),
                 ));
             }
         }

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, MAX_CATEGORY_VOTES};
 use crate::error::ScoreError;
 use crate::taxonomy::Category;
 
@@ -126,6 +126,48 @@ fn squared_distance(center: &[f32], embedding: &[f32]) -> f32 {
     center.iter().zip(embedding).map(|(c, e)| (e - c) * (e - c)).sum()
 }
 
+/// The category of the `votes` (at most [`MAX_CATEGORY_VOTES`]) nearest of `designs` (squared distance, category),
+/// each weighted by the inverse of its distance: a design at distance 0 decides alone, and a tie goes to the nearest
+/// design's category (the first of equals). `None` without designs. Allocates nothing.
+fn category_vote(designs: impl Iterator<Item = (f32, Category)>, votes: usize) -> Option<Category> {
+    let votes = votes.clamp(1, MAX_CATEGORY_VOTES as usize);
+    // The nearest `votes`, nearest first (insertion into a fixed array; a later equal goes after an earlier one).
+    let mut near = [(f32::INFINITY, Category::Regulatory); MAX_CATEGORY_VOTES as usize];
+    let mut n = 0;
+    for (d, k) in designs {
+        if n == votes && d.total_cmp(&near[n - 1].0).is_ge() {
+            continue;
+        }
+        let mut i = n.min(votes - 1);
+        while i > 0 && d.total_cmp(&near[i - 1].0).is_lt() {
+            near[i] = near[i - 1];
+            i -= 1;
+        }
+        near[i] = (d, k);
+        n = (n + 1).min(votes);
+    }
+    let near = &near[..n];
+    let &(d0, first) = near.first()?;
+    if d0 <= 0.0 {
+        return Some(first);
+    }
+    let mut weight = [0f64; 4];
+    for &(d, k) in near {
+        weight[category_index(k)] += 1.0 / (d as f64).sqrt();
+    }
+    let w = |k: Category| weight[category_index(k)];
+    Category::ALL.into_iter().max_by(|a, b| w(*a).total_cmp(&w(*b)).then_with(|| (*a == first).cmp(&(*b == first))))
+}
+
+fn category_index(k: Category) -> usize {
+    match k {
+        Category::Regulatory => 0,
+        Category::Warning => 1,
+        Category::Information => 2,
+        Category::Complementary => 3,
+    }
+}
+
 /// Nearest-centre scorer built once from a bundle; scoring allocates nothing.
 #[derive(Debug, Clone)]
 pub struct Scorer {
@@ -144,6 +186,9 @@ pub struct Scorer {
     ref_categories: Vec<Category>,
     /// The bundle's reference rule ([`crate::bundle::ScoreSpec::reference_ratio`]), or the element's override.
     reference_ratio: Option<f64>,
+    /// How many nearest design centres a novelty's category is the vote of
+    /// ([`crate::bundle::ScoreSpec::category_votes`]; 1: the nearest's).
+    category_votes: usize,
     /// Element-property overrides; when set they apply to every class.
     novelty_override: Option<f64>,
     anomaly_override: Option<f64>,
@@ -176,13 +221,16 @@ impl Scorer {
             ref_centers: bundle.category_refs.iter().flat_map(|r| r.center.iter().copied()).collect(),
             ref_categories: bundle.category_refs.iter().map(|r| r.category).collect(),
             reference_ratio: bundle.score.reference_ratio.filter(|_| !bundle.category_refs.is_empty()),
+            category_votes: bundle.score.category_votes.map_or(1, |v| v.clamp(1, MAX_CATEGORY_VOTES) as usize),
             novelty_override: None,
             anomaly_override: None,
         }
     }
 
     /// The category of an unknown sign at `embedding`: that of the nearest design centre among the classes (with a
-    /// category) and the bundle's category references; the nearest class's when the bundle has no references.
+    /// category) and the bundle's category references, or with `score.category_votes` above 1 the vote of that many
+    /// nearest, each weighted by the inverse of its distance (a centre at distance 0 decides alone; the nearest's
+    /// category breaks a tie); the nearest class's when the bundle has no references and no vote.
     pub fn novelty_category(&self, embedding: &[f32], nearest_class: usize) -> Option<Category> {
         self.novelty_category_with(embedding, nearest_class, self.nearest_ref(embedding))
     }
@@ -194,12 +242,20 @@ impl Scorer {
         nearest_class: usize,
         nearest_ref: Option<(f32, Category)>,
     ) -> Option<Category> {
-        let Some(nearest_ref) = nearest_ref else { return self.categories[nearest_class] };
         let classes = self
             .centers
             .chunks_exact(self.dim)
             .zip(&self.categories)
             .filter_map(|(c, k)| Some((squared_distance(c, embedding), (*k)?)));
+        if self.category_votes > 1 {
+            let refs = self
+                .ref_centers
+                .chunks_exact(self.dim)
+                .zip(&self.ref_categories)
+                .map(|(c, k)| (squared_distance(c, embedding), *k));
+            return category_vote(classes.chain(refs), self.category_votes);
+        }
+        let Some(nearest_ref) = nearest_ref else { return self.categories[nearest_class] };
         // The first of equals wins, a class before a reference.
         classes.chain([nearest_ref]).min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, k)| k)
     }

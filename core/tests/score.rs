@@ -179,6 +179,74 @@ fn a_novelty_takes_the_category_of_the_nearest_design_among_classes_and_referenc
 }
 
 #[test]
+fn a_novelty_takes_the_category_the_nearest_designs_vote_for_with_score_category_votes() {
+    use odm_core::bundle::CategoryRef;
+    use odm_core::Category::{Information, Regulatory, Warning};
+    // Classes: regulatory at (0, 0), warning at (10, 0), "red" (no category, never voting) at (0, 10); novelty band
+    // (1, 3]. Two information references at (3, 0) and (0, -3), a warning reference at (-2.5, 0).
+    let mut b = categorised();
+    let r =
+        |label: &str, category, center: [f32; 2]| CategoryRef { label: label.into(), category, center: center.into() };
+    b.category_refs = vec![
+        r("information--a--g1", Information, [3.0, 0.0]),
+        r("information--b--g1", Information, [0.0, -3.0]),
+        r("warning--c--g1", Warning, [-2.5, 0.0]),
+    ];
+    let crop = [1.2f32, -1.2];
+    // Distances by hand: regulatory 1.697, information (3, 0) 2.163, information (0, -3) 2.163, warning (-2.5, 0)
+    // 3.889, warning (10, 0) 8.88.
+    let scored = |b: &Bundle| Scorer::new(b).score(&crop).unwrap();
+    assert_eq!((scored(&b).verdict, scored(&b).category), (Verdict::Novelty, Some(Regulatory)), "the nearest design");
+    let with = |votes: u32| {
+        let mut b = b.clone();
+        b.score.category_votes = Some(votes);
+        b.validate(Path::new("t.odm.json")).unwrap();
+        scored(&b).category
+    };
+    assert_eq!(with(1), Some(Regulatory), "one vote is the nearest design");
+    // Three nearest: regulatory 1/1.697 = 0.589 against information 2/2.163 = 0.925.
+    assert_eq!(with(3), Some(Information));
+    // Two nearest: 0.589 against one information 0.462.
+    assert_eq!(with(2), Some(Regulatory));
+    // Every design (more votes than designs): information 0.925 against regulatory 0.589 and warning 0.37.
+    assert_eq!(with(32), Some(Information));
+    // A tie goes to the nearest design's category: at (0, -2), two information references 2 away (weight 1/2 + 1/2)
+    // against a warning reference 1 away (weight 1), the regulatory class 2 away outvoted.
+    let mut tie = b.clone();
+    tie.category_refs = vec![
+        r("information--a--g1", Information, [0.0, -4.0]),
+        r("information--b--g1", Information, [2.0, -2.0]),
+        r("warning--c--g1", Warning, [0.0, -3.0]),
+    ];
+    tie.score.category_votes = Some(3);
+    let t = Scorer::new(&tie).score(&[0.0, -2.0]).unwrap();
+    assert_eq!((t.verdict, t.class_index, t.category), (Verdict::Novelty, 0, Some(Warning)));
+    // A design at distance 0 decides alone.
+    let mut on = b.clone();
+    on.category_refs[2].center = vec![1.2, -1.2];
+    on.score.category_votes = Some(5);
+    assert_eq!(Scorer::new(&on).score(&crop).unwrap().category, Some(Warning));
+    // The vote names only a novelty's category: a known crop keeps its class's, an anomaly none.
+    let mut v = b.clone();
+    v.score.category_votes = Some(3);
+    let s = Scorer::new(&v);
+    assert_eq!(s.score(&[0.3, -0.3]).unwrap().category, Some(Regulatory));
+    assert_eq!(s.score(&[100.0, 100.0]).unwrap().category, None);
+    // The batch path and novelty_category agree with score.
+    let mut out = [None; 1];
+    s.score_batch(&crop, &mut out).unwrap();
+    assert_eq!(out[0].unwrap().category, Some(Information));
+    assert_eq!(s.novelty_category(&crop, 0), Some(Information));
+    // Out of range: refused by field.
+    for bad in [0, 33] {
+        let mut v = b.clone();
+        v.score.category_votes = Some(bad);
+        let e = v.validate(Path::new("t.odm.json")).unwrap_err().to_string();
+        assert!(e.contains("score.category_votes") && e.contains(&bad.to_string()), "{e}");
+    }
+}
+
+#[test]
 fn the_reference_rule_turns_a_known_crop_nearer_a_seen_design_into_a_novelty() {
     use odm_core::bundle::CategoryRef;
     use odm_core::Category;

@@ -454,6 +454,36 @@ fn eval_onnx_scores_an_export_of_the_run_in_its_own_files() {
 }
 
 #[test]
+fn eval_onnx_scores_a_run_whose_weights_are_gone_through_its_export_alone() {
+    let r = odm_run();
+    let whole = eval::eval_with(r.out.path(), 10, &[], Some(&r.out.path().join("tiny.onnx"))).unwrap().remove(0);
+    // What a user has when only the export is left: the run's config.json beside the exported bundle and network.
+    let gone = tempfile::tempdir().unwrap();
+    let b = Bundle::open(&bundle::export(r.out.path(), gone.path(), None, Precision::Fp32).unwrap()).unwrap();
+    assert!(!b.category_refs.is_empty(), "the tiny run's export carries its seen design's centre");
+    assert_eq!(b.score.category_votes, Some(bundle::CATEGORY_VOTES), "an export with references votes");
+    std::fs::copy(r.out.path().join("config.json"), gone.path().join("config.json")).unwrap();
+    assert!(!gone.path().join("model.ot").exists());
+    let alone = eval::eval_with(gone.path(), 10, &[], Some(&gone.path().join("tiny.onnx"))).unwrap().remove(0);
+    assert_eq!(
+        serde_json::to_value(&alone).unwrap(),
+        serde_json::to_value(&whole).unwrap(),
+        "the same tables as the run with its weights scored through the same network"
+    );
+    let cats = alone.categories.as_ref().expect("taxonomy labels give a category report");
+    assert_eq!(cats.design_votes, Some(bundle::CATEGORY_VOTES));
+    assert!(cats.novelty_right_design_vote.is_some() && cats.unseen_right_design_vote.is_some());
+    // Without --onnx the missing weights are named; a calibrated rule, which needs the float network, is refused.
+    let e = eval::eval(gone.path(), 10, &[]).unwrap_err().to_string();
+    assert!(e.contains("model.ot"), "{e}");
+    let e = eval::eval_full(gone.path(), 10, &[], Some(&gone.path().join("tiny.onnx")), None, Rule::Calibrate(None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.ot") && e.contains("calibrate"), "{e}");
+    assert!(!gone.path().join("metrics-onnx-tiny-rule-calibrate.json").exists(), "a refused eval wrote its table");
+}
+
+#[test]
 fn eval_onnx_refuses_another_runs_network() {
     let r = odm_run();
     // Another run of the same shape (another seed): it would score without an error, under this run's name.

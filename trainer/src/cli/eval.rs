@@ -21,7 +21,9 @@ pub struct Args {
     anomaly_dirs: Vec<PathBuf>,
     /// Embed with this ONNX export of the run in ONNX Runtime (an `export --int8` model, say) instead of the
     /// run's network; the tables go to metrics-onnx-STEM.json and .md. Another run's network is refused: the file
-    /// must be the run's own ONNX or an export whose bundle (STEM.odm.json beside it) holds the run's centres.
+    /// must be the run's own ONNX or an export whose bundle (STEM.odm.json beside it) holds the run's centres. A
+    /// run folder without `model.ot` (its weights gone: only `config.json`, the bundle's `training.config`, and
+    /// NAME.odm.json) is scored through the ONNX alone, with the bundle's own references and the default rule.
     #[arg(long)]
     onnx: Option<PathBuf>,
     /// Score the known and unknown signs of ROOT/test instead of the run's own test tree (another rendering of

@@ -45,6 +45,15 @@ pub struct CategoryReport {
     pub unseen_right_category_centre: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unseen_right_nearest_design: Option<f64>,
+    /// With the bundle's `score.category_votes` above 1 (what odmclassify attaches then): that many nearest design
+    /// centres, known or seen, vote, each weighted by the inverse of its distance. The number of votes, and the
+    /// shares of the unseen-design images called `novelty` and of every unseen-design image it gives their category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design_votes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub novelty_right_design_vote: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_right_design_vote: Option<f64>,
     /// Known test images whose predicted class has their category (a misclassification within a category still
     /// gives the right category).
     pub known_right: f64,
@@ -52,6 +61,12 @@ pub struct CategoryReport {
 }
 
 impl CategoryReport {
+    /// The share of the unseen-design images called `novelty` given their own category by the rule odmclassify
+    /// attaches for the bundle (the vote when it has one, else the nearest design); none without seen designs.
+    pub fn novelty_right_attached(&self) -> Option<f64> {
+        self.novelty_right_design_vote.or(self.novelty_right_nearest_design)
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = format!(
             "Categories of unknown signs: of the {} unseen-design test images called `novelty`, {:.2}% get their own \
@@ -65,10 +80,19 @@ impl CategoryReport {
             self.unseen_right_category_centre,
             self.known_right
         );
+        let votes = self.design_votes.filter(|v| *v > 1);
         if let (Some(n), Some(u)) = (self.novelty_right_nearest_design, self.unseen_right_nearest_design) {
+            let attached = if votes.is_some() { "" } else { " (what odmclassify attaches for this bundle)" };
             s.push_str(&format!(
-                "By the nearest design centre, known or seen out-of-distribution (what odmclassify attaches for a bundle with category references, as `odm-train export` writes them): {n:.2}% of those called `novelty`, \
-                 {u:.2}% of every unseen-design image.\n\n"
+                "By the nearest design centre, known or seen out-of-distribution{attached}: {n:.2}% of those called \
+                 `novelty`, {u:.2}% of every unseen-design image.\n\n"
+            ));
+        }
+        if let (Some(v), Some(n), Some(u)) = (votes, self.novelty_right_design_vote, self.unseen_right_design_vote) {
+            s.push_str(&format!(
+                "By the vote of the {v} nearest design centres, each weighted by the inverse of its distance (the \
+                 bundle's `score.category_votes`: what odmclassify attaches for this bundle): {n:.2}% of those called \
+                 `novelty`, {u:.2}% of every unseen-design image.\n\n"
             ));
         }
         s.push_str(
@@ -169,6 +193,9 @@ pub fn report(
         bundle.classes.iter().zip(&class_cat).filter_map(|(k, c)| c.map(|c| (c, k.center.clone()))).collect();
     designs.extend(seen.iter().cloned());
     let (mut nov_nd, mut all_nd) = (0usize, 0usize);
+    // What the scorer attaches to a novelty when the bundle asks for a vote.
+    let votes = bundle.score.category_votes.filter(|v| *v > 1);
+    let (mut nov_vote, mut all_vote) = (0usize, 0usize);
     let known_right = ins.iter().filter(|(y, k, _)| *y >= 0 && cat_of_class(*y as usize) == cat_of_class(*k)).count();
     let in_dist: Vec<f64> = ins.iter().map(|p| p.2).collect();
     let (mut nov, mut nov_nc, mut nov_cc, mut all_nc, mut all_cc, mut counted) = (0, 0, 0, 0, 0, 0);
@@ -183,7 +210,10 @@ pub fn report(
         all_nc += usize::from(nc);
         all_cc += usize::from(cc);
         all_nd += usize::from(nd);
+        let vote = votes.is_some() && *k != usize::MAX && scorer.novelty_category(e, *k) == Some(truth);
+        all_vote += usize::from(vote);
         if verdict == Verdict::Novelty {
+            nov_vote += usize::from(vote);
             nov += 1;
             nov_nc += usize::from(nc);
             nov_cc += usize::from(cc);
@@ -220,6 +250,9 @@ pub fn report(
         unseen_right_nearest_class: pct(all_nc, counted),
         unseen_right_category_centre: pct(all_cc, counted),
         unseen_right_nearest_design: (!seen.is_empty()).then(|| pct(all_nd, counted)),
+        design_votes: votes,
+        novelty_right_design_vote: votes.map(|_| pct(nov_vote, nov)),
+        unseen_right_design_vote: votes.map(|_| pct(all_vote, counted)),
         known_right: pct(known_right, ins.len()),
         per_category,
     }))

@@ -37,7 +37,7 @@ use crate::error::TrainError;
 use crate::export::bundle::{scoring_bundle, Rule};
 use crate::train::config::Method;
 use crate::train::embed::{embed_all, to_vec};
-use crate::train::load::load_net;
+use crate::train::load::{load_net, load_run_bundle};
 use crate::train::model::Net;
 use metrics::set_row;
 
@@ -107,8 +107,19 @@ pub fn eval_full(
     test_data: Option<TestData>,
     rule: Rule,
 ) -> Result<Vec<Metrics>, TrainError> {
-    let (mut cfg, _vs, net, mut bundle, bundle_path) = load_net(run)?;
+    // A run whose weights are gone (`model.ot` missing) is scored through its ONNX export alone; what needs the float
+    // network (references a bundle lacks, a calibrated rule, a ce run) is refused then.
+    let (mut cfg, net, mut bundle, bundle_path) = if onnx.is_some() && !run.join("model.ot").exists() {
+        let (cfg, bundle, path) = load_run_bundle(run)?;
+        (cfg, None, bundle, path)
+    } else {
+        let (cfg, vs, net, bundle, path) = load_net(run)?;
+        (cfg, Some((vs, net)), bundle, path)
+    };
     rule.check_method(cfg.method, run, "eval")?;
+    if net.is_none() && matches!(rule, Rule::Calibrate(_)) {
+        return Err(no_weights(run));
+    }
     // The references and the validation data stay the run's own, whatever test data is scored.
     let run_cfg = cfg.clone();
     if let Some(t) = &test_data {
@@ -126,9 +137,10 @@ pub fn eval_full(
         None => None,
     };
     let mut embed = |x: &Tensor| -> Result<Tensor, TrainError> {
-        match ort_net.as_mut() {
-            Some(e) => e.embed(x),
-            None => Ok(embed_all(&net, x, Device::Cpu)),
+        match (ort_net.as_mut(), &net) {
+            (Some(e), _) => e.embed(x),
+            (None, Some((_, net))) => Ok(embed_all(net, x, Device::Cpu)),
+            (None, None) => Err(no_weights(run)),
         }
     };
     let tests = test_sets(&cfg, &bundle, noise, None, extra_anomaly_dirs)?;
@@ -138,7 +150,10 @@ pub fn eval_full(
         Method::Odm | Method::Ml => {
             // The bundle export writes: references and a calibrated rule from the float network, whatever network
             // (`--onnx`) the tables are scored with.
-            let mut float_net = |x: &Tensor| Ok(embed_all(&net, x, Device::Cpu));
+            let mut float_net = |x: &Tensor| match &net {
+                Some((_, net)) => Ok(embed_all(net, x, Device::Cpu)),
+                None => Err(no_weights(run)),
+            };
             let (scoring, fit) = scoring_bundle(&run_cfg, &bundle, rule, &mut float_net)?;
             let mut m = score_sets(&format!("{:?}", cfg.method).to_lowercase(), &scoring, &tests, &mut embed)?;
             m.rule_fit = fit;
@@ -146,8 +161,9 @@ pub fn eval_full(
             tables.push(m)
         }
         Method::Ce => {
+            let Some((_, net)) = &net else { return Err(no_weights(run)) };
             for (method, odin) in [("ce-msp", None), ("ce-odin", Some((1000.0, 0.0014)))] {
-                let (ins, pred) = msp(&net, &in_t.x, odin);
+                let (ins, pred) = msp(net, &in_t.x, odin);
                 let mut m = Metrics {
                     method: method.into(),
                     in_accuracy: 100.0 * accuracy(&pred, &in_t.y).map_err(|e| TrainError::Config(e.to_string()))?,
@@ -163,7 +179,7 @@ pub fn eval_full(
                     reference_rule: None,
                 };
                 for (name, _, x) in sets {
-                    let (outs, _) = msp(&net, x, odin);
+                    let (outs, _) = msp(net, x, odin);
                     m.sets.insert(name.clone(), set_row(&ins, &outs, outs.len(), None)?);
                 }
                 tables.push(m);
@@ -200,6 +216,15 @@ pub fn eval_full(
 /// it (`export` writes `STEM.odm.json`: the run's classes and centres, the file's SHA-256) holds the run's classes
 /// and centres: an `export --int8`/`--fp16` of this run. Anything else (another run's network, an export whose bundle
 /// was lost) is refused, saying how to tell.
+/// The error for a step that needs the run's float network when `model.ot` is missing.
+fn no_weights(run: &Path) -> TrainError {
+    TrainError::Config(format!(
+        "{}: no model.ot (the run's weights): scored through --onnx alone, which cannot give the bundle category \
+         references it lacks or calibrate a reference rule; give a bundle with its references and the default rule",
+        run.join("model.ot").display()
+    ))
+}
+
 pub fn check_onnx_is_the_runs(run_bundle: &Bundle, run_bundle_path: &Path, onnx: &Path) -> Result<(), TrainError> {
     let sha = odm_core::bundle::sha256_file(onnx).map_err(TrainError::io(onnx))?;
     if sha == run_bundle.model.sha256 {

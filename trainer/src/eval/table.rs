@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::categories::CategoryReport;
 use super::metrics::{Confusion, Metrics, SetRow};
 use crate::error::TrainError;
 
@@ -87,12 +88,12 @@ fn verdict_table(rows: &[(String, Vec<&Metrics>)], cell: &dyn Fn(&[f64]) -> Stri
         let Some(conf) = runs.iter().map(|m| m.confusion.as_ref()).collect::<Option<Vec<_>>>() else { continue };
         if t.is_empty() {
             t.push_str("\n| method | known sign → known | unknown sign → known | unknown sign → novelty | ");
-            t.push_str("not a sign → known | category right (novelty, nearest design) |\n");
+            t.push_str("not a sign → known | category right (novelty, as attached) |\n");
             t.push_str("|---|---:|---:|---:|---:|---:|\n");
         }
         let col = |f: &dyn Fn(&Confusion) -> f64| cell(&conf.iter().map(|c| f(c)).collect::<Vec<_>>());
         let category: Option<Vec<f64>> =
-            runs.iter().map(|m| m.categories.as_ref().and_then(|c| c.novelty_right_nearest_design)).collect();
+            runs.iter().map(|m| m.categories.as_ref().and_then(CategoryReport::novelty_right_attached)).collect();
         t.push_str(&format!(
             "| {label} | {} | {} | {} | {} | {} |\n",
             col(&|c| share(&c.known, 0)),

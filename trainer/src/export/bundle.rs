@@ -46,6 +46,7 @@ pub fn calibrated(
             anomaly_threshold: 1.0,
             calibration: Some(Calibration { set: "validation".into(), tpr: cfg.tpr }),
             reference_ratio: None,
+            category_votes: None,
         },
         training,
         metrics: serde_json::Value::Null,
@@ -138,6 +139,11 @@ pub fn class_entries(labels: &[String], centres: Vec<Vec<f32>>) -> Vec<ClassEntr
 /// a second opinion" shows other ratios.
 pub const REFERENCE_RATIO: f64 = 1.0;
 
+/// How many nearest design centres a novelty's category is the vote of in the bundles `export` writes with
+/// references (`score.category_votes`): 5, chosen on the validation protocol (models/signs/REPORT.md, "The category
+/// of an unknown sign"), where 3 to 15 all did better than the nearest design alone.
+pub const CATEGORY_VOTES: u32 = 5;
+
 /// How `export` sets the reference rule, and `eval` scores (as `export` would write the bundle).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rule {
@@ -209,7 +215,8 @@ impl std::fmt::Display for Rule {
 /// The bundle a run is exported and scored with: the run's `bundle`, plus the seen out-of-distribution designs'
 /// centres as category references (when it has none and the run trained on seen designs of the taxonomy: so that
 /// odmclassify gives an unknown sign the category of the nearest design it knows of, not only of the nearest class),
-/// and the reference rule as `rule` asks. A reference is never one of the bundle's classes (a design enrolled as a
+/// and the reference rule as `rule` asks; with references, a novelty's category is the vote of the [`CATEGORY_VOTES`]
+/// nearest designs unless the bundle sets its own `score.category_votes`. A reference is never one of the bundle's classes (a design enrolled as a
 /// class is dropped from the references: the rule would otherwise call its own crops novelties). With
 /// [`Rule::Calibrate`], the run's validation data is embedded with `embed` ([`load_validation_data`], from
 /// `cfg.data`, the data the bundle's classes were calibrated on) and the novelty thresholds are scaled as
@@ -235,6 +242,7 @@ pub fn scoring_bundle(
     b.category_refs.retain(|r| !b.classes.iter().any(|c| c.label == r.label));
     if b.category_refs.is_empty() {
         b.score.reference_ratio = None;
+        b.score.category_votes = None;
         return match rule {
             Rule::Off => Ok((b, None)),
             Rule::Ratio(r) if r == REFERENCE_RATIO => Ok((b, None)),
@@ -248,6 +256,7 @@ pub fn scoring_bundle(
             ))),
         };
     }
+    b.score.category_votes.get_or_insert(CATEGORY_VOTES);
     match rule {
         Rule::Off => b.score.reference_ratio = None,
         Rule::Ratio(r) => b.score.reference_ratio = Some(r),

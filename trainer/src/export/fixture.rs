@@ -99,6 +99,7 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
             anomaly_threshold: ANOMALY_THRESHOLD,
             calibration: Some(Calibration { set: "by construction".into(), tpr: 1.0 }),
             reference_ratio: None,
+            category_votes: None,
         },
         training: serde_json::json!({
             "command": "odm-train fixture --out DIR",

@@ -16,6 +16,16 @@ fn load_cfg(run: &Path) -> Result<TrainConfig, TrainError> {
     serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
 }
 
+/// A run's config and bundle without its network: for scoring an export of a run whose weights are gone
+/// (`eval --onnx` on a folder without `model.ot`).
+pub fn load_run_bundle(run: &Path) -> Result<(TrainConfig, Bundle, PathBuf), TrainError> {
+    let cfg = load_cfg(run)?;
+    cfg.validate()?;
+    let bundle_path = run.join(format!("{}.odm.json", cfg.name));
+    let bundle = Bundle::open(&bundle_path)?;
+    Ok((cfg, bundle, bundle_path))
+}
+
 /// Rebuild a run's network with its trained weights.
 pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, PathBuf), TrainError> {
     let cfg = load_cfg(run)?;
