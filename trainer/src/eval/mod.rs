@@ -211,11 +211,6 @@ pub fn eval_full(
     Ok(tables)
 }
 
-/// `eval --onnx FILE`: refuse a network that is not the run's, whose tables would be filed under the run without a
-/// word. FILE is the run's when its SHA-256 is the run's bundle's (`NAME.onnx` or a copy), or when the bundle beside
-/// it (`export` writes `STEM.odm.json`: the run's classes and centres, the file's SHA-256) holds the run's classes
-/// and centres: an `export --int8`/`--fp16` of this run. Anything else (another run's network, an export whose bundle
-/// was lost) is refused, saying how to tell.
 /// The error for a step that needs the run's float network when `model.ot` is missing.
 fn no_weights(run: &Path) -> TrainError {
     TrainError::Config(format!(
@@ -225,6 +220,11 @@ fn no_weights(run: &Path) -> TrainError {
     ))
 }
 
+/// `eval --onnx FILE`: refuse a network that is not the run's, whose tables would be filed under the run without a
+/// word. FILE is the run's when its SHA-256 is the run's bundle's (`NAME.onnx` or a copy), or when the bundle beside
+/// it (`export` writes `STEM.odm.json`: the run's classes and centres, the file's SHA-256) holds the run's classes
+/// and centres: an `export --int8`/`--fp16` of this run. Anything else (another run's network, an export whose bundle
+/// was lost) is refused, saying how to tell.
 pub fn check_onnx_is_the_runs(run_bundle: &Bundle, run_bundle_path: &Path, onnx: &Path) -> Result<(), TrainError> {
     let sha = odm_core::bundle::sha256_file(onnx).map_err(TrainError::io(onnx))?;
     if sha == run_bundle.model.sha256 {

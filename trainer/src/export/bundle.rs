@@ -215,13 +215,14 @@ impl std::fmt::Display for Rule {
 /// The bundle a run is exported and scored with: the run's `bundle`, plus the seen out-of-distribution designs'
 /// centres as category references (when it has none and the run trained on seen designs of the taxonomy: so that
 /// odmclassify gives an unknown sign the category of the nearest design it knows of, not only of the nearest class),
-/// and the reference rule as `rule` asks; with references, a novelty's category is the vote of the [`CATEGORY_VOTES`]
-/// nearest designs unless the bundle sets its own `score.category_votes`. A reference is never one of the bundle's classes (a design enrolled as a
-/// class is dropped from the references: the rule would otherwise call its own crops novelties). With
-/// [`Rule::Calibrate`], the run's validation data is embedded with `embed` ([`load_validation_data`], from
-/// `cfg.data`, the data the bundle's classes were calibrated on) and the novelty thresholds are scaled as
-/// [`fit_rule`] chose ([`apply_fit`]), the fit recorded in `training.reference_rule`. Without references, a rule
-/// other than the default or none is refused: there is nothing to compare with. Returns the fit, if one was made.
+/// and the reference rule as `rule` asks; with references, a novelty's category is the vote of the
+/// [`CATEGORY_VOTES`] nearest designs unless the bundle sets its own `score.category_votes`. A reference is never one
+/// of the bundle's classes (a design enrolled as a class is dropped from the references: the rule would otherwise
+/// call its own crops novelties). With [`Rule::Calibrate`], the run's validation data is embedded with `embed`
+/// ([`load_validation_data`], from `cfg.data`, the data the bundle's classes were calibrated on) and the novelty
+/// thresholds are scaled as [`fit_rule`] chose ([`apply_fit`]), the fit recorded in `training.reference_rule`.
+/// Without references, a rule other than the default or none is refused: there is nothing to compare with. Returns
+/// the fit, if one was made.
 pub fn scoring_bundle(
     cfg: &TrainConfig,
     bundle: &Bundle,

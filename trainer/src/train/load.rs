@@ -7,7 +7,7 @@ use odm_core::Bundle;
 use tch::{nn, Device};
 
 use super::config::TrainConfig;
-use super::model::Net;
+use super::model::{Arch, Net};
 use crate::error::TrainError;
 
 fn load_cfg(run: &Path) -> Result<TrainConfig, TrainError> {
@@ -19,19 +19,22 @@ fn load_cfg(run: &Path) -> Result<TrainConfig, TrainError> {
 /// A run's config and bundle without its network: for scoring an export of a run whose weights are gone
 /// (`eval --onnx` on a folder without `model.ot`).
 pub fn load_run_bundle(run: &Path) -> Result<(TrainConfig, Bundle, PathBuf), TrainError> {
-    let cfg = load_cfg(run)?;
-    cfg.validate()?;
-    let bundle_path = run.join(format!("{}.odm.json", cfg.name));
-    let bundle = Bundle::open(&bundle_path)?;
+    let (cfg, _, bundle, bundle_path) = load_parts(run)?;
     Ok((cfg, bundle, bundle_path))
 }
 
-/// Rebuild a run's network with its trained weights.
-pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, PathBuf), TrainError> {
+/// The config (checked, with the network it names) and the bundle of a run folder.
+fn load_parts(run: &Path) -> Result<(TrainConfig, Arch, Bundle, PathBuf), TrainError> {
     let cfg = load_cfg(run)?;
     let arch = cfg.validate()?;
     let bundle_path = run.join(format!("{}.odm.json", cfg.name));
     let bundle = Bundle::open(&bundle_path)?;
+    Ok((cfg, arch, bundle, bundle_path))
+}
+
+/// Rebuild a run's network with its trained weights.
+pub fn load_net(run: &Path) -> Result<(TrainConfig, nn::VarStore, Net, Bundle, PathBuf), TrainError> {
+    let (cfg, arch, bundle, bundle_path) = load_parts(run)?;
     let mut vs = nn::VarStore::new(Device::Cpu);
     let classes = cfg.has_classifier().then_some(bundle.classes.len() as i64);
     // Its initial weights are overwritten, but drawing them moves the shared generator: not while a run is seeded.
