@@ -14,9 +14,9 @@ use tch::{Device, Tensor};
 
 use crate::data::split;
 use crate::error::TrainError;
-use crate::train::calibrate::{calibrate, fit_rule, rule_ratios, RuleCrop, RuleFit};
+use crate::train::calibrate::{calibrate, fit_rule, rule_crops, rule_ratios, RuleCrop, RuleFit};
 use crate::train::config::TrainConfig;
-use crate::train::embed::{class_centres, embed_all, rule_crops, to_vec};
+use crate::train::embed::{class_centres, embed_all, to_vec};
 use crate::train::load::load_net;
 use crate::train::model::Net;
 use crate::train::rundata::{load_run_data, load_validation_data, RunData};

@@ -7,7 +7,7 @@ use odm_core::Scorer;
 use tch::Tensor;
 
 use super::config::TrainConfig;
-use super::embed::distances;
+use super::embed::{distances, to_vec};
 use super::rundata::RunData;
 use crate::error::TrainError;
 
@@ -138,6 +138,22 @@ impl RuleCrop {
             self.distance / self.threshold
         }
     }
+}
+
+/// Each embedding as the reference rule sees it ([`RuleCrop`]): its distance to its nearest class, that class's
+/// novelty threshold and its distance to the nearest category reference, through odm-core's scorer.
+pub fn rule_crops(scorer: &Scorer, e: &Tensor) -> Vec<RuleCrop> {
+    let v = to_vec(e);
+    v.chunks_exact(scorer.dim())
+        .map(|row| match scorer.nearest(row) {
+            Some((k, d)) => RuleCrop {
+                distance: d as f64,
+                threshold: scorer.thresholds(k).0,
+                reference: scorer.nearest_reference(row),
+            },
+            None => RuleCrop { distance: f64::INFINITY, threshold: 1.0, reference: f64::INFINITY },
+        })
+        .collect()
 }
 
 /// The novelty thresholds and the reference rule's ratio chosen together ([`fit_rule`]).

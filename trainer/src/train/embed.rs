@@ -4,7 +4,6 @@
 use odm_core::Scorer;
 use tch::{Device, Kind, Tensor};
 
-use super::calibrate::RuleCrop;
 use super::model::Net;
 
 /// Embeddings of a tensor of images in eval mode, in chunks.
@@ -33,22 +32,6 @@ pub fn distances(scorer: &Scorer, e: &Tensor) -> Vec<(usize, f64)> {
     let v = to_vec(e);
     v.chunks_exact(scorer.dim())
         .map(|row| scorer.nearest(row).map_or((usize::MAX, f64::INFINITY), |(k, d)| (k, d as f64)))
-        .collect()
-}
-
-/// Each embedding as the reference rule sees it ([`RuleCrop`]): its distance to its nearest class, that class's
-/// novelty threshold and its distance to the nearest category reference, through odm-core's scorer.
-pub fn rule_crops(scorer: &Scorer, e: &Tensor) -> Vec<RuleCrop> {
-    let v = to_vec(e);
-    v.chunks_exact(scorer.dim())
-        .map(|row| match scorer.nearest(row) {
-            Some((k, d)) => RuleCrop {
-                distance: d as f64,
-                threshold: scorer.thresholds(k).0,
-                reference: scorer.nearest_reference(row),
-            },
-            None => RuleCrop { distance: f64::INFINITY, threshold: 1.0, reference: f64::INFINITY },
-        })
         .collect()
 }
 
