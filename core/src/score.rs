@@ -232,15 +232,16 @@ impl Scorer {
     /// nearest, each weighted by the inverse of its distance (a centre at distance 0 decides alone; the nearest's
     /// category breaks a tie); the nearest class's when the bundle has no references and no vote.
     pub fn novelty_category(&self, embedding: &[f32], nearest_class: usize) -> Option<Category> {
-        self.novelty_category_with(embedding, nearest_class, self.nearest_ref(embedding))
+        self.novelty_category_with(embedding, nearest_class, || self.nearest_ref(embedding))
     }
 
-    /// [`Scorer::novelty_category`] with the nearest reference already found ([`Scorer::nearest_ref`]).
+    /// [`Scorer::novelty_category`] with the nearest reference ([`Scorer::nearest_ref`]) from `nearest_ref`, asked
+    /// only by the nearest-design rule (the vote walks every reference itself).
     fn novelty_category_with(
         &self,
         embedding: &[f32],
         nearest_class: usize,
-        nearest_ref: Option<(f32, Category)>,
+        nearest_ref: impl FnOnce() -> Option<(f32, Category)>,
     ) -> Option<Category> {
         let classes = self
             .centers
@@ -255,7 +256,7 @@ impl Scorer {
                 .map(|(c, k)| (squared_distance(c, embedding), *k));
             return category_vote(classes.chain(refs), self.category_votes);
         }
-        let Some(nearest_ref) = nearest_ref else { return self.categories[nearest_class] };
+        let Some(nearest_ref) = nearest_ref() else { return self.categories[nearest_class] };
         // The first of equals wins, a class before a reference.
         classes.chain([nearest_ref]).min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, k)| k)
     }
@@ -447,7 +448,7 @@ impl Scorer {
         let verdict = self.verdict_bounded(k, d as f64, || reference_bound);
         let category = match verdict {
             Verdict::Novelty => {
-                self.novelty_category_with(embedding, k, walked.unwrap_or_else(|| self.nearest_ref(embedding)))
+                self.novelty_category_with(embedding, k, || walked.unwrap_or_else(|| self.nearest_ref(embedding)))
             }
             v => self.category(k, v),
         };
