@@ -370,6 +370,21 @@ impl Scorer {
         Ok(())
     }
 
+    /// How many nearest design centres a novelty's category is the vote of (1: the nearest design's).
+    pub fn category_votes(&self) -> u32 {
+        self.category_votes as u32
+    }
+
+    /// Set how many nearest design centres a novelty's category is the vote of, in place of the bundle's
+    /// `score.category_votes` (1: the nearest design's). Refused outside 1 to [`MAX_CATEGORY_VOTES`].
+    pub fn set_category_votes(&mut self, votes: u32) -> Result<(), ScoreError> {
+        if !(1..=MAX_CATEGORY_VOTES).contains(&votes) {
+            return Err(ScoreError::Votes(votes));
+        }
+        self.category_votes = votes as usize;
+        Ok(())
+    }
+
     /// How many category references the scorer holds.
     pub fn num_references(&self) -> usize {
         self.ref_categories.len()

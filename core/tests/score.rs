@@ -237,6 +237,20 @@ fn a_novelty_takes_the_category_the_nearest_designs_vote_for_with_score_category
     s.score_batch(&crop, &mut out).unwrap();
     assert_eq!(out[0].unwrap().category, Some(Information));
     assert_eq!(s.novelty_category(&crop, 0), Some(Information));
+    // The setter overrides the bundle's number both ways, and refuses what the bundle's field refuses.
+    let mut s = Scorer::new(&v);
+    assert_eq!(s.category_votes(), 3);
+    s.set_category_votes(1).unwrap();
+    assert_eq!((s.category_votes(), s.score(&crop).unwrap().category), (1, Some(Regulatory)));
+    let mut s = Scorer::new(&b);
+    assert_eq!(s.category_votes(), 1, "absent: the nearest design");
+    s.set_category_votes(3).unwrap();
+    assert_eq!(s.score(&crop).unwrap().category, Some(Information));
+    for bad in [0, 33] {
+        let e = s.set_category_votes(bad).unwrap_err().to_string();
+        assert!(e.contains(&bad.to_string()) && e.contains("1 to 32"), "{e}");
+        assert_eq!(s.category_votes(), 3, "a refused number leaves the one in force");
+    }
     // Out of range: refused by field.
     for bad in [0, 33] {
         let mut v = b.clone();

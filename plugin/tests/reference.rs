@@ -155,6 +155,66 @@ fn a_reference_ratio_without_references_is_refused() {
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
+#[test]
+fn the_category_votes_property_sets_how_many_designs_name_a_novelty_as_the_scorer_does() {
+    let (dir, model) = signs(true);
+    let bundle = Bundle::open(&dir.path().join("signs.odm.json")).unwrap();
+    assert_eq!(bundle.score.category_votes, Some(5), "the shipped bundle votes");
+    // Every crop a novelty (a tiny reference ratio within huge thresholds), so that each result carries the
+    // category the votes name.
+    let props = [("novelty-threshold", "1e6"), ("anomaly-threshold", "2e6"), ("reference-ratio", "1e-6")];
+    let (el, mut h) = harness(&model, &props);
+    let mut scorer = Scorer::new(&bundle);
+    scorer.set_overrides(Some(1e6), Some(2e6)).unwrap();
+    scorer.set_reference_ratio(Some(1e-6)).unwrap();
+    let mut pts = 0;
+    let mut categories = |h: &mut gst_check::Harness, el: &gst::Element, votes: u32, scorer: &mut Scorer| {
+        el.set_property("category-votes", votes);
+        scorer.set_category_votes(if votes == 0 { 5 } else { votes }).unwrap();
+        pts += 1;
+        let got = results(h, pts);
+        assert_eq!(got.len(), 4);
+        let mut cats = Vec::new();
+        for (id, verdict, category, e) in &got {
+            let want = scorer.score(e).unwrap();
+            assert_eq!((*id, *verdict, *category), (want.class_id, Verdict::Novelty, want.category), "{e:?}");
+            // The number asked for, not the bundle's, named it: the scorer with the bundle's number on the same
+            // embedding.
+            cats.push((*category, Scorer::new(&bundle).novelty_category(e, scorer.score(e).unwrap().class_index)));
+        }
+        cats
+    };
+    assert_eq!(el.property::<u32>("category-votes"), 0, "the bundle's own");
+    let own = categories(&mut h, &el, 0, &mut scorer);
+    assert!(own.iter().all(|(got, bundles)| got == bundles), "{own:?}");
+    let mut differs = false;
+    for votes in [1, 2, 3, 9, 32] {
+        let got = categories(&mut h, &el, votes, &mut scorer);
+        differs |= got.iter().any(|(got, bundles)| got != bundles);
+        assert_eq!(el.property::<u32>("category-votes"), votes);
+    }
+    assert!(differs, "some number of votes names another category than the bundle's 5 on these crops");
+    assert_eq!(categories(&mut h, &el, 0, &mut scorer), own, "0 restores the bundle's");
+    el.set_property("category-votes", 3u32);
+    // A bundle reloaded while PLAYING keeps the number in force.
+    el.set_property("bundle", dir.path().join("signs.odm.json").display().to_string());
+    scorer.set_category_votes(3).unwrap();
+    pts += 1;
+    for (id, verdict, category, e) in results(&mut h, pts) {
+        let want = scorer.score(&e).unwrap();
+        assert_eq!((id, verdict, category), (want.class_id, want.verdict, want.category));
+    }
+    drop(h);
+    // Set before start: in force from the first frame.
+    let (el, mut h) = harness(&model, &[props[0], props[1], props[2], ("category-votes", "1")]);
+    assert_eq!(el.property::<u32>("category-votes"), 1);
+    scorer.set_category_votes(1).unwrap();
+    for (id, verdict, category, e) in results(&mut h, 0) {
+        let want = scorer.score(&e).unwrap();
+        assert_eq!((id, verdict, category), (want.class_id, want.verdict, want.category));
+    }
+}
+
 /// Each `odm` structure of a buffer (the ROI params, then the custom meta's entries).
 fn structures(buf: &gst::BufferRef) -> Vec<gst::Structure> {
     let params = buf

@@ -203,3 +203,24 @@ fn inspect_warns_loudly_when_the_calibration_collapsed() {
     let text = inspect(&b);
     assert!(text.contains("WARNING") && text.contains("never says `novelty`"), "{text}");
 }
+
+#[test]
+fn inspect_says_how_a_novelty_is_given_its_category() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/signs");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join("signs.onnx"), dir.path().join("signs.onnx")).unwrap();
+    let mut b = Bundle::load(&root.join("signs.odm.json")).unwrap();
+    let path = dir.path().join("signs.odm.json");
+    let inspect = |b: &Bundle| {
+        b.save(&path).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_odm-train")).arg("inspect").arg(&path).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(b.score.category_votes, Some(5));
+    let text = inspect(&b);
+    assert!(text.contains("the vote of the 5 nearest designs"), "{text}");
+    b.score.category_votes = None;
+    let text = inspect(&b);
+    assert!(text.contains("a novelty's: the nearest design's") && !text.contains("vote"), "{text}");
+}

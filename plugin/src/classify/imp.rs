@@ -61,6 +61,9 @@ impl ObjectImpl for OdmClassify {
             "reference-ratio" => {
                 return reload::set_reference_ratio(obj, &self.parts, value.get().expect("type checked upstream"))
             }
+            "category-votes" => {
+                return reload::set_category_votes(obj, &self.parts, value.get().expect("type checked upstream"))
+            }
             _ => {}
         }
         self.parts.settings().set(name, value);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Hot reload and live thresholds: the `bundle` property while running (read and checked with no lock held, swapped
-//! in between two frames) and `novelty-threshold` / `anomaly-threshold` / `reference-ratio` (applied to the scorer
-//! between two frames).
+//! in between two frames) and `novelty-threshold` / `anomaly-threshold` / `reference-ratio` / `category-votes`
+//! (applied to the scorer between two frames).
 //! Frames already cropped keep the bundle and thresholds they were cropped under.
 
 use std::path::{Path, PathBuf};
@@ -35,7 +35,10 @@ pub(super) fn set_bundle(obj: &Obj, parts: &Parts, new: Option<PathBuf>) {
                 // A new generation: per-object memory of the old bundle is forgotten before its next frame.
                 scoring.generation = state.scoring.generation + 1;
                 // The thresholds and the reference ratio in force now (one may have been set while the file was read).
-                let ratio = scoring.set_reference_ratio(s.live.reference_ratio).map_err(|e| e.to_string());
+                let ratio = scoring
+                    .set_reference_ratio(s.live.reference_ratio)
+                    .and_then(|()| scoring.set_category_votes(s.live.category_votes))
+                    .map_err(|e| e.to_string());
                 match ratio.and_then(|()| {
                     scoring
                         .scorer
@@ -142,6 +145,25 @@ pub(super) fn set_reference_ratio(obj: &Obj, parts: &Parts, v: f64) {
     };
     if let Some(e) = refused {
         let text = format!("reference-ratio = {v} refused: {e}");
+        messages::post_all(obj, vec![messages::warning(obj, gst::LibraryError::Settings, &text)]);
+    }
+}
+
+/// `category-votes`: applied to the scorer between two frames (frames already cropped keep the number they were
+/// cropped under), or refused with a warning and the old value kept.
+pub(super) fn set_category_votes(obj: &Obj, parts: &Parts, v: u32) {
+    let refused = {
+        let mut s = parts.settings();
+        // 0 while running: the bundle's own number again.
+        let refused =
+            parts.state().as_mut().and_then(|state| Arc::make_mut(&mut state.scoring).set_category_votes(v).err());
+        if refused.is_none() {
+            s.live.category_votes = v;
+        }
+        refused
+    };
+    if let Some(e) = refused {
+        let text = format!("category-votes = {v} refused: {e}");
         messages::post_all(obj, vec![messages::warning(obj, gst::LibraryError::Settings, &text)]);
     }
 }

@@ -10,7 +10,7 @@ use odm_core::bundle::Bundle;
 use odm_core::preprocess::CropSpec;
 use odm_core::Scorer;
 
-use super::settings::{reference_ratio, threshold, Live};
+use super::settings::{reference_ratio, threshold, Live, CATEGORY_VOTES_FROM_BUNDLE};
 
 /// What the loaded bundle contributes to scoring; swapped whole by a hot reload. Shared with the frames cropped under
 /// it, so a frame in flight is scored by the bundle it was cropped for, whatever was reloaded meanwhile.
@@ -26,6 +26,8 @@ pub(super) struct Scoring {
     pub(super) anomaly_threshold: f64,
     /// The bundle's own reference ratio (`reference-ratio` = -1 restores it).
     pub(super) bundle_reference_ratio: Option<f64>,
+    /// The bundle's own number of category votes (`category-votes` = 0 restores it).
+    pub(super) bundle_category_votes: u32,
     /// Which load of a bundle this is in the stream (0 at start, one more per reload): per-object memory is kept
     /// per generation.
     pub(super) generation: u64,
@@ -35,6 +37,7 @@ impl Scoring {
     /// What a checked bundle contributes to scoring, with the threshold overrides in force.
     pub(super) fn new(bundle: &Bundle, path: &Path, live: &Live) -> Result<Scoring, String> {
         let mut scorer = Scorer::new(bundle);
+        let bundle_category_votes = scorer.category_votes();
         scorer
             .set_overrides(threshold(live.novelty_threshold), threshold(live.anomaly_threshold))
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -46,11 +49,15 @@ impl Scoring {
             path: path.to_owned(),
             anomaly_threshold: bundle.score.anomaly_threshold,
             bundle_reference_ratio: bundle.score.reference_ratio,
+            bundle_category_votes,
             generation: 0,
         };
         scoring
             .set_reference_ratio(live.reference_ratio)
             .map_err(|e| format!("{}: reference-ratio = {}: {e}", path.display(), live.reference_ratio))?;
+        scoring
+            .set_category_votes(live.category_votes)
+            .map_err(|e| format!("{}: category-votes = {}: {e}", path.display(), live.category_votes))?;
         Ok(scoring)
     }
 
@@ -58,6 +65,11 @@ impl Scoring {
     /// (refused when the bundle has no category references).
     pub(super) fn set_reference_ratio(&mut self, v: f64) -> Result<(), odm_core::ScoreError> {
         self.scorer.set_reference_ratio(reference_ratio(v).unwrap_or(self.bundle_reference_ratio))
+    }
+
+    /// Put a `category-votes` value in force: 0 the bundle's own number, else this many nearest designs.
+    pub(super) fn set_category_votes(&mut self, v: u32) -> Result<(), odm_core::ScoreError> {
+        self.scorer.set_category_votes(if v == CATEGORY_VOTES_FROM_BUNDLE { self.bundle_category_votes } else { v })
     }
 }
 

@@ -15,6 +15,8 @@ pub(super) const DEFAULT_THREADS: u32 = 1;
 pub(super) const DEFAULT_MIN_SIZE: u32 = 4;
 /// Threshold properties at this value use the bundle's calibrated thresholds.
 pub(super) const THRESHOLD_FROM_BUNDLE: f64 = -1.0;
+/// `category-votes` at this value uses the bundle's `score.category_votes`.
+pub(super) const CATEGORY_VOTES_FROM_BUNDLE: u32 = 0;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -48,6 +50,8 @@ pub(super) struct Live {
     pub(super) anomaly_threshold: f64,
     /// The reference rule's ratio: -1 the bundle's, 0 off, else this ratio.
     pub(super) reference_ratio: f64,
+    /// How many nearest designs a novelty's category is the vote of: 0 the bundle's, else this many.
+    pub(super) category_votes: u32,
     pub(super) emit_messages: bool,
     pub(super) stats_interval: u32,
     /// Add each crop's embedding to its result (`embedding`).
@@ -84,6 +88,7 @@ impl Default for Settings {
                 novelty_threshold: THRESHOLD_FROM_BUNDLE,
                 anomaly_threshold: THRESHOLD_FROM_BUNDLE,
                 reference_ratio: THRESHOLD_FROM_BUNDLE,
+                category_votes: CATEGORY_VOTES_FROM_BUNDLE,
                 emit_messages: false,
                 stats_interval: 0,
                 attach_embedding: false,
@@ -233,6 +238,17 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .default_value(THRESHOLD_FROM_BUNDLE)
             .mutable_playing()
             .build(),
+        glib::ParamSpecUInt::builder("category-votes")
+            .nick("Category votes")
+            .blurb(
+                "A novelty's category is the vote of this many nearest design centres (the classes and the bundle's \
+                 category references), each weighted by the inverse of its distance, the nearest's category breaking \
+                 a tie; 1: the nearest design's category; 0: the bundle's score.category_votes",
+            )
+            .maximum(odm_core::bundle::MAX_CATEGORY_VOTES)
+            .default_value(CATEGORY_VOTES_FROM_BUNDLE)
+            .mutable_playing()
+            .build(),
         glib::ParamSpecBoolean::builder("emit-messages")
             .nick("Emit messages")
             .blurb("Post an element message `odm-results` on the bus for every frame with ROIs")
@@ -369,6 +385,7 @@ impl Settings {
             "novelty-threshold" => self.live.novelty_threshold.to_value(),
             "anomaly-threshold" => self.live.anomaly_threshold.to_value(),
             "reference-ratio" => self.live.reference_ratio.to_value(),
+            "category-votes" => self.live.category_votes.to_value(),
             "emit-messages" => self.live.emit_messages.to_value(),
             "stats-interval" => self.live.stats_interval.to_value(),
             "attach-embedding" => self.live.attach_embedding.to_value(),

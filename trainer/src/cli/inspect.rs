@@ -40,6 +40,14 @@ impl Args {
             }
             None => {}
         }
+        if !b.category_refs.is_empty() || b.classes.iter().any(|c| c.effective_category().is_some()) {
+            match b.score.category_votes.filter(|&v| v > 1) {
+                Some(v) => {
+                    out!("categories  a novelty's: the vote of the {v} nearest designs (weighted by 1/distance)")
+                }
+                None => out!("categories  a novelty's: the nearest design's"),
+            }
+        }
         if b.novelty_collapsed() {
             out!("WARNING     {}", odm_trainer::train::calibrate::COLLAPSE_WARNING);
         }
