@@ -97,6 +97,7 @@ pub enum ScoreError {
     Threshold(f64, &'static str),
     #[error("reference ratio {0}: {1}")]
     Ratio(f64, &'static str),
-    #[error("category votes {0}: not a number of design centres from 1 to {max}", max = crate::bundle::MAX_CATEGORY_VOTES)]
-    Votes(u32),
+    /// A number of category votes out of 1 to the most (the second field).
+    #[error("category votes {0}: not a number of design centres from 1 to {1}")]
+    Votes(u32, u32),
 }

@@ -379,7 +379,7 @@ impl Scorer {
     /// `score.category_votes` (1: the nearest design's). Refused outside 1 to [`MAX_CATEGORY_VOTES`].
     pub fn set_category_votes(&mut self, votes: u32) -> Result<(), ScoreError> {
         if !(1..=MAX_CATEGORY_VOTES).contains(&votes) {
-            return Err(ScoreError::Votes(votes));
+            return Err(ScoreError::Votes(votes, MAX_CATEGORY_VOTES));
         }
         self.category_votes = votes as usize;
         Ok(())

@@ -414,14 +414,55 @@ fn export_is_deterministic_renames_and_writes_int8_and_fp16_bundles() {
     assert_eq!(same.score.reference_ratio, Some(bundle::REFERENCE_RATIO));
     let other = tempfile::tempdir().unwrap();
     let with = |rule| {
-        let p = bundle::export_with(r.out.path(), other.path(), Some("r".into()), Precision::Fp32, rule).unwrap();
+        let p = bundle::export_with(r.out.path(), other.path(), Some("r".into()), Precision::Fp32, rule, None).unwrap();
         Bundle::open(&p).unwrap().score.reference_ratio
     };
     assert_eq!(with(Rule::Ratio(1.5)), Some(1.5));
     assert_eq!(with(Rule::Off), None);
     for bad in [0.0, -1.0, f64::NAN] {
-        let e = bundle::export_with(r.out.path(), other.path(), Some("bad".into()), Precision::Fp32, Rule::Ratio(bad));
+        let e = bundle::export_with(
+            r.out.path(),
+            other.path(),
+            Some("bad".into()),
+            Precision::Fp32,
+            Rule::Ratio(bad),
+            None,
+        );
         assert!(e.unwrap_err().to_string().contains("reference ratio"), "{bad}");
+        assert!(!other.path().join("bad.odm.json").exists() && !other.path().join("bad.onnx").exists());
+    }
+    // A novelty's category: the vote of the default number of designs with references; another number on request,
+    // and then no metrics (the run's tables were scored with the default); a number out of 1-32 refused before
+    // anything is written.
+    assert_eq!(same.score.category_votes, Some(bundle::CATEGORY_VOTES));
+    // The run's tables (a stand-in: this run was not evaluated), which an export carries when they fit it.
+    let mut run_bundle = Bundle::open(&r.bundle).unwrap();
+    run_bundle.metrics = serde_json::json!([{ "method": "odm", "stand-in": true }]);
+    run_bundle.save(&r.bundle).unwrap();
+    let voting = |votes| {
+        let p =
+            bundle::export_with(r.out.path(), other.path(), Some("v".into()), Precision::Fp32, Rule::default(), votes)
+                .unwrap();
+        Bundle::open(&p).unwrap()
+    };
+    assert_eq!(voting(Some(bundle::CATEGORY_VOTES)).metrics, run_bundle.metrics, "the default number keeps the tables");
+    assert_eq!(voting(None).metrics, run_bundle.metrics);
+    for v in [1, 3, 32] {
+        let vb = voting(Some(v));
+        assert_eq!((vb.score.category_votes, vb.metrics.is_null()), (Some(v), true), "{v}");
+        assert_eq!(vb.classes, same.classes);
+    }
+    for bad in [0, 33] {
+        let e = bundle::export_with(
+            r.out.path(),
+            other.path(),
+            Some("bad".into()),
+            Precision::Fp32,
+            Rule::default(),
+            Some(bad),
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("--category-votes") && e.contains(&bad.to_string()), "{e}");
         assert!(!other.path().join("bad.odm.json").exists() && !other.path().join("bad.onnx").exists());
     }
     let eb = export(Some("renamed"), Precision::Fp32);
@@ -600,7 +641,8 @@ fn export_and_eval_calibrate_the_reference_rule_with_the_thresholds_on_validatio
     let plain = Bundle::open(&run::train(&c, out.path(), false, run::Existing::Refuse).unwrap()).unwrap();
     let exported = tempfile::tempdir().unwrap();
     let export = |name: &str, rule| {
-        let p = bundle::export_with(out.path(), exported.path(), Some(name.into()), Precision::Fp32, rule).unwrap();
+        let p =
+            bundle::export_with(out.path(), exported.path(), Some(name.into()), Precision::Fp32, rule, None).unwrap();
         let b = Bundle::open(&p).unwrap();
         let fit: RuleFit = serde_json::from_value(b.training["reference_rule"].clone()).expect("the fit is recorded");
         (b, fit)
@@ -654,9 +696,15 @@ fn export_and_eval_calibrate_the_reference_rule_with_the_thresholds_on_validatio
     assert_eq!(fit.crops, [val.val_in.y.len(), held, fit.crops[2]]);
     let ml_out = tempfile::tempdir().unwrap();
     run::train(&TrainConfig { method: Method::Ml, ..c.clone() }, ml_out.path(), false, run::Existing::Refuse).unwrap();
-    let p =
-        bundle::export_with(ml_out.path(), exported.path(), Some("ml".into()), Precision::Fp32, Rule::Calibrate(None))
-            .unwrap();
+    let p = bundle::export_with(
+        ml_out.path(),
+        exported.path(),
+        Some("ml".into()),
+        Precision::Fp32,
+        Rule::Calibrate(None),
+        None,
+    )
+    .unwrap();
     let ml_fit: RuleFit = serde_json::from_value(Bundle::open(&p).unwrap().training["reference_rule"].clone()).unwrap();
     assert_eq!(ml_fit.crops[1], held, "the ml fit is judged on the held-out design alone, not on its references");
     // eval --reference-ratio calibrate scores the bundle export writes, says so, and files its tables apart: the
@@ -677,7 +725,8 @@ fn export_and_eval_calibrate_the_reference_rule_with_the_thresholds_on_validatio
     // A run with no held-out seen design has nothing to judge the rule on: refused, nothing written.
     let r = odm_run();
     let none = tempfile::tempdir().unwrap();
-    let e = bundle::export_with(r.out.path(), none.path(), Some("x".into()), Precision::Fp32, Rule::Calibrate(None));
+    let e =
+        bundle::export_with(r.out.path(), none.path(), Some("x".into()), Precision::Fp32, Rule::Calibrate(None), None);
     assert!(e.unwrap_err().to_string().contains("--calib-ood"));
     assert!(!none.path().join("x.onnx").exists() && !none.path().join("x.odm.json").exists());
 }
@@ -893,7 +942,7 @@ fn cross_entropy_baseline_gives_msp_and_odin_tables() {
         let e = eval::eval_full(out.path(), 10, &[], None, None, rule).unwrap_err().to_string();
         assert!(e.contains("softmax (ce) run"), "{rule}: {e}");
         let none = tempfile::tempdir().unwrap();
-        let e = bundle::export_with(out.path(), none.path(), Some("x".into()), Precision::Fp32, rule);
+        let e = bundle::export_with(out.path(), none.path(), Some("x".into()), Precision::Fp32, rule, None);
         assert!(e.unwrap_err().to_string().contains("export --reference-ratio"), "{rule}");
         assert!(!none.path().join("x.odm.json").exists());
     }

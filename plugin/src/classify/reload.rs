@@ -34,12 +34,13 @@ pub(super) fn set_bundle(obj: &Obj, parts: &Parts, new: Option<PathBuf>) {
             (Ok((mut scoring, classes)), Some(state)) if Arc::ptr_eq(&state.network, &network) => {
                 // A new generation: per-object memory of the old bundle is forgotten before its next frame.
                 scoring.generation = state.scoring.generation + 1;
-                // The thresholds and the reference ratio in force now (one may have been set while the file was read).
-                let ratio = scoring
+                // The thresholds, the reference ratio and the category votes in force now (one may have been set
+                // while the file was read).
+                let rules = scoring
                     .set_reference_ratio(s.live.reference_ratio)
                     .and_then(|()| scoring.set_category_votes(s.live.category_votes))
                     .map_err(|e| e.to_string());
-                match ratio.and_then(|()| {
+                match rules.and_then(|()| {
                     scoring
                         .scorer
                         .set_overrides(threshold(s.live.novelty_threshold), threshold(s.live.anomaly_threshold))

@@ -36,13 +36,18 @@ pub struct Args {
     /// default carries no `metrics` (`eval --reference-ratio` with the same value scores it).
     #[arg(long, value_name = "RATIO|calibrate[:TPR]", default_value_t = Rule::default())]
     reference_ratio: Rule,
+    /// A novelty's category is the vote of this many nearest designs (classes and category references), each
+    /// weighted by the inverse of its distance; 1: the nearest design's. Default: 5 when the bundle has references
+    /// (none without). Another number than the default leaves the bundle without `metrics`.
+    #[arg(long, value_name = "N")]
+    category_votes: Option<u32>,
     #[command(flatten)]
     threads: Threads,
 }
 
 impl Args {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
-        let Args { run, out, name, int8, fp16, reference_ratio, threads } = self;
+        let Args { run, out, name, int8, fp16, reference_ratio, category_votes, threads } = self;
         threads.apply()?;
         use odm_trainer::export::bundle::Precision;
         let precision = match (int8, fp16) {
@@ -50,7 +55,7 @@ impl Args {
             (None, true) => Precision::Fp16,
             (None, false) => Precision::Fp32,
         };
-        let b = odm_trainer::export::bundle::export_with(&run, &out, name, precision, reference_ratio)?;
+        let b = odm_trainer::export::bundle::export_with(&run, &out, name, precision, reference_ratio, category_votes)?;
         out!("wrote {}", b.display());
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use odm_core::bundle::{
     sha256_file, Bundle, Calibration, ClassEntry, ColorOrder, InputSpec, ModelSpec, OutputSpec, ScoreSpec, FORMAT,
-    SCORE_KIND,
+    MAX_CATEGORY_VOTES, SCORE_KIND,
 };
 use odm_core::Scorer;
 use tch::{Device, Tensor};
@@ -373,19 +373,27 @@ pub enum Precision {
 /// (`model.precision`; centres and thresholds stay the float network's). The bundle gains the seen
 /// out-of-distribution designs' centres as category references when the run has them.
 pub fn export(run: &Path, out: &Path, name: Option<String>, precision: Precision) -> Result<PathBuf, TrainError> {
-    export_with(run, out, name, precision, Rule::default())
+    export_with(run, out, name, precision, Rule::default(), None)
 }
 
 /// [`export`] with the reference rule `rule` ([`scoring_bundle`]: a rule other than the default or none is refused
-/// when the bundle has no category references, and on a `ce` run). With another rule than the default the bundle
-/// carries no `metrics` (the run's tables are the default rule's).
+/// when the bundle has no category references, and on a `ce` run), and with `votes` (1 to [`MAX_CATEGORY_VOTES`]) as
+/// the bundle's `score.category_votes` in place of the default ([`CATEGORY_VOTES`] with references). With another
+/// rule or another number of votes than the defaults the bundle carries no `metrics` (the run's tables are the
+/// defaults').
 pub fn export_with(
     run: &Path,
     out: &Path,
     name: Option<String>,
     precision: Precision,
     rule: Rule,
+    votes: Option<u32>,
 ) -> Result<PathBuf, TrainError> {
+    if let Some(v) = votes.filter(|v| !(1..=MAX_CATEGORY_VOTES).contains(v)) {
+        return Err(TrainError::Config(format!(
+            "--category-votes {v}: a novelty's category is the vote of 1 to {MAX_CATEGORY_VOTES} nearest designs"
+        )));
+    }
     let (cfg, _vs, net, mut bundle, _) = load_net(run)?;
     rule.check_method(cfg.method, run, "export")?;
     let name = name.unwrap_or(cfg.name.clone());
@@ -423,6 +431,13 @@ pub fn export_with(
     // The run's tables were scored with the default rule: a bundle with another carries none rather than theirs.
     if rule != Rule::default() && !bundle.category_refs.is_empty() {
         bundle.metrics = serde_json::Value::Null;
+    }
+    // So were their categories, with the vote scoring_bundle writes: another number carries none of them either.
+    if let Some(v) = votes {
+        if bundle.score.category_votes.unwrap_or(1) != v {
+            bundle.metrics = serde_json::Value::Null;
+        }
+        bundle.score.category_votes = Some(v);
     }
     std::fs::write(&onnx_path, bytes).map_err(TrainError::io(&onnx_path))?;
     bundle.name = name.clone();
