@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Scoring time per crop on the shipped signs bundle (172 classes, 362 category references, 32-d embeddings): the
-//! thresholds alone against the reference rule, side by side in one run: `cargo bench -p odm-core --bench score`.
+//! thresholds alone against the reference rule, and a novelty's category by the nearest design against the bundle's
+//! vote of the nearest designs, side by side in one run: `cargo bench -p odm-core --bench score`.
 //! The embeddings are the class centres and the references moved by a fixed pseudo-random offset, so that every
 //! verdict occurs.
 
@@ -32,18 +33,25 @@ fn main() {
     let mut plain = Scorer::new(&bundle);
     plain.set_reference_ratio(None).expect("no rule");
     let rule = Scorer::new(&bundle);
+    let mut nearest = Scorer::new(&bundle);
+    nearest.set_category_votes(1).expect("one vote");
+    let mut plain_nearest = Scorer::new(&bundle);
+    plain_nearest.set_reference_ratio(None).expect("no rule");
+    plain_nearest.set_category_votes(1).expect("one vote");
     println!(
-        "{n} embeddings of {dim} floats; {} classes, {} references, ratio {:?}\n",
+        "{n} embeddings of {dim} floats; {} classes, {} references, ratio {:?}, category votes {}\n",
         bundle.classes.len(),
         rule.num_references(),
-        rule.reference_ratio()
+        rule.reference_ratio(),
+        rule.category_votes()
     );
     println!("| scorer | known | novelty | anomaly | µs/crop median | µs/crop best |\n|---|---:|---:|---:|---:|---:|");
     // This machine is shared and noisy: 9 rounds, interleaved, each over every embedding.
-    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut counts = [[0usize; 3]; 2];
+    let scorers = [&plain_nearest, &plain, &nearest, &rule];
+    let mut times: [Vec<f64>; 4] = Default::default();
+    let mut counts = [[0usize; 3]; 4];
     for round in 0..9 {
-        for (i, s) in [&plain, &rule].into_iter().enumerate() {
+        for (i, s) in scorers.into_iter().enumerate() {
             let t = Instant::now();
             let mut c = [0usize; 3];
             for e in rows.chunks_exact(dim) {
@@ -58,7 +66,13 @@ fn main() {
             }
         }
     }
-    for (i, name) in ["thresholds alone (reference-ratio=0)", "reference rule (the bundle's)"].iter().enumerate() {
+    let names = [
+        "thresholds alone (reference-ratio=0), nearest design (category-votes=1)",
+        "thresholds alone (reference-ratio=0), the bundle's vote",
+        "reference rule (the bundle's), nearest design (category-votes=1)",
+        "reference rule and vote (the bundle's)",
+    ];
+    for (i, name) in names.iter().enumerate() {
         let t = &mut times[i];
         t.sort_by(f64::total_cmp);
         let c = counts[i];
