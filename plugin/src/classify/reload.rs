@@ -132,39 +132,38 @@ pub(super) fn set_threshold(obj: &Obj, parts: &Parts, name: &str, v: f64) {
 
 /// `reference-ratio`: applied to the scorer between two frames (frames already cropped keep the rule they were
 /// cropped under), or refused with a warning and the old value kept (a ratio on a bundle with no category
-/// references).
+/// references). -1 while running: the bundle's own rule again.
 pub(super) fn set_reference_ratio(obj: &Obj, parts: &Parts, v: f64) {
-    let refused = {
-        let mut s = parts.settings();
-        // -1 while running: the bundle's own rule again.
-        let refused =
-            parts.state().as_mut().and_then(|state| Arc::make_mut(&mut state.scoring).set_reference_ratio(v).err());
-        if refused.is_none() {
-            s.live.reference_ratio = v;
-        }
-        refused
-    };
-    if let Some(e) = refused {
-        let text = format!("reference-ratio = {v} refused: {e}");
-        messages::post_all(obj, vec![messages::warning(obj, gst::LibraryError::Settings, &text)]);
-    }
+    set_scoring_rule(obj, parts, "reference-ratio", v, |sc| sc.set_reference_ratio(v), |live| live.reference_ratio = v);
 }
 
 /// `category-votes`: applied to the scorer between two frames (frames already cropped keep the number they were
-/// cropped under), or refused with a warning and the old value kept.
+/// cropped under), or refused with a warning and the old value kept. 0 while running: the bundle's own number again.
 pub(super) fn set_category_votes(obj: &Obj, parts: &Parts, v: u32) {
+    set_scoring_rule(obj, parts, "category-votes", v, |sc| sc.set_category_votes(v), |live| live.category_votes = v);
+}
+
+/// A scoring property set while the element may run: `apply` puts it in force on the live scoring (between two
+/// frames), and only if that succeeds (or nothing runs) `store` keeps it in the settings; a refusal is a warning
+/// naming the property, the value and the cause.
+fn set_scoring_rule<V: std::fmt::Display>(
+    obj: &Obj,
+    parts: &Parts,
+    name: &str,
+    v: V,
+    apply: impl FnOnce(&mut Scoring) -> Result<(), odm_core::ScoreError>,
+    store: impl FnOnce(&mut Live),
+) {
     let refused = {
         let mut s = parts.settings();
-        // 0 while running: the bundle's own number again.
-        let refused =
-            parts.state().as_mut().and_then(|state| Arc::make_mut(&mut state.scoring).set_category_votes(v).err());
+        let refused = parts.state().as_mut().and_then(|state| apply(Arc::make_mut(&mut state.scoring)).err());
         if refused.is_none() {
-            s.live.category_votes = v;
+            store(&mut s.live);
         }
         refused
     };
     if let Some(e) = refused {
-        let text = format!("category-votes = {v} refused: {e}");
+        let text = format!("{name} = {v} refused: {e}");
         messages::post_all(obj, vec![messages::warning(obj, gst::LibraryError::Settings, &text)]);
     }
 }
