@@ -593,6 +593,28 @@ fn eval_reports_accuracy_and_novelty_by_crop_size_of_the_test_files() {
 }
 
 #[test]
+fn eval_says_what_the_known_signs_are_taken_for() {
+    let r = odm_run();
+    let m = eval::eval(r.out.path(), 10, &[]).unwrap().remove(0);
+    let w = m.mistakes.as_ref().expect("taxonomy labels give the mistakes on known signs");
+    assert!(w.wrong > 0, "the tiny run takes some known crops for another design: {w:?}");
+    assert_eq!(w.known, m.in_count);
+    let right = m.in_count - w.wrong;
+    assert!((100.0 * right as f64 / m.in_count as f64 - m.in_accuracy).abs() < 1e-6, "{w:?} against {}", m.in_accuracy);
+    // The three known designs are three signs of one category: no variant of a sign, no other category.
+    assert_eq!((w.same_sign, w.other_category), (0, 0), "{w:?}");
+    assert_eq!(w.same_category, w.wrong, "{w:?}");
+    assert_eq!(w.sign_accuracy, m.in_accuracy);
+    // Three designs make at most six pairs, all listed: together they are every mistake.
+    assert_eq!(w.pairs.iter().map(|p| p.count).sum::<usize>(), w.wrong, "{w:?}");
+    for p in &w.pairs {
+        assert!(KNOWN.contains(&p.truth.as_str()) && KNOWN.contains(&p.predicted.as_str()) && p.truth != p.predicted);
+    }
+    let md = std::fs::read_to_string(r.out.path().join("metrics.md")).unwrap();
+    assert!(md.contains(&format!("Mistakes on known signs: {} of the {}", w.wrong, m.in_count)), "{md}");
+}
+
+#[test]
 fn plain_renders_are_deterministic_and_scored_by_eval_test_data() {
     let r = odm_run();
     let b = Bundle::open(&r.bundle).unwrap();

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::categories::{self, CategoryReport};
+use super::mistakes::{self, MistakeReport};
 use super::refs::{self, Crop, RefReport};
 use super::sets::{SetKind, TestSets};
 use super::sizes::{self, SizeReport};
@@ -54,6 +55,10 @@ pub struct Metrics {
     /// Accuracy and novelty figures by crop size (metric-learning runs on image folders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sizes: Option<SizeReport>,
+    /// The known test images taken for another design: by how that design relates to theirs (another variant of
+    /// the same sign, another sign of the category, another category) and the pairs confused most (taxonomy labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mistakes: Option<MistakeReport>,
     /// The reference rule at several ratios, at the bundle's novelty thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refs: Option<RefReport>,
@@ -126,6 +131,10 @@ impl Metrics {
         if let Some(c) = &self.confusion {
             s.push_str("\nVerdicts under the bundle's thresholds (unknown sign: `novelty`; not a sign: every anomaly set):\n\n");
             s.push_str(&c.markdown());
+        }
+        if let Some(w) = &self.mistakes {
+            s.push('\n');
+            s.push_str(&w.markdown());
         }
         if let Some(c) = &self.categories {
             s.push('\n');
@@ -220,6 +229,7 @@ pub fn score_sets(
         confusion: None,
         categories: None,
         sizes: None,
+        mistakes: None,
         refs: None,
         rule_fit: None,
         reference_rule: None,
@@ -279,6 +289,9 @@ pub fn score_sets(
         }
     }
     m.confusion = Some(confusion);
+    let names: Vec<&str> = bundle.classes.iter().map(|c| c.label.as_str()).collect();
+    let labelled: Vec<(i64, usize)> = in_rows.iter().map(|&(y, k, _)| (y, k)).collect();
+    m.mistakes = mistakes::report(&labelled, &names);
     let seen_refs: Vec<(odm_core::Category, Vec<f32>)> =
         bundle.category_refs.iter().map(|r| (r.category, r.center.clone())).collect();
     m.categories = categories::report(bundle, &scorer, &in_rows, &unseen_rows, &seen_refs)?;

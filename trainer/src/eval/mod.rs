@@ -16,6 +16,7 @@
 
 pub mod categories;
 pub mod metrics;
+pub mod mistakes;
 pub mod onnx;
 pub mod refs;
 pub mod sets;
@@ -174,6 +175,7 @@ pub fn eval_full(
                     confusion: None,
                     categories: None,
                     sizes: None,
+                    mistakes: None,
                     refs: None,
                     rule_fit: None,
                     reference_rule: None,

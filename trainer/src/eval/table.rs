@@ -140,6 +140,7 @@ mod tests {
             confusion: None,
             categories: None,
             sizes: None,
+            mistakes: None,
             refs: None,
             rule_fit: None,
             reference_rule: None,
