@@ -605,6 +605,10 @@ fn eval_says_what_the_known_signs_are_taken_for() {
     assert_eq!((w.same_sign, w.other_category), (0, 0), "{w:?}");
     assert_eq!(w.same_category, w.wrong, "{w:?}");
     assert_eq!(w.sign_accuracy, m.in_accuracy);
+    // The category report's share of known crops given their own category is the same figure counted the other way.
+    let c = m.categories.as_ref().expect("taxonomy labels give the category report");
+    let own_category = 100.0 * (w.known - w.other_category) as f64 / w.known as f64;
+    assert!((c.known_right - own_category).abs() < 1e-9, "{} against {own_category}", c.known_right);
     // Three designs make at most six pairs, all listed: together they are every mistake.
     assert_eq!(w.pairs.iter().map(|p| p.count).sum::<usize>(), w.wrong, "{w:?}");
     for p in &w.pairs {

@@ -55,7 +55,8 @@ pub struct CategoryReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unseen_right_design_vote: Option<f64>,
     /// Known test images whose predicted class has their category (a misclassification within a category still
-    /// gives the right category).
+    /// gives the right category); the complement of the mistakes report's `other_category` share of the known test
+    /// images (`eval_says_what_the_known_signs_are_taken_for` checks that the two agree).
     pub known_right: f64,
     pub per_category: BTreeMap<String, CategoryRow>,
 }

@@ -290,8 +290,7 @@ pub fn score_sets(
     }
     m.confusion = Some(confusion);
     let names: Vec<&str> = bundle.classes.iter().map(|c| c.label.as_str()).collect();
-    let labelled: Vec<(i64, usize)> = in_rows.iter().map(|&(y, k, _)| (y, k)).collect();
-    m.mistakes = mistakes::report(&labelled, &names);
+    m.mistakes = mistakes::report(&in_rows, &names);
     let seen_refs: Vec<(odm_core::Category, Vec<f32>)> =
         bundle.category_refs.iter().map(|r| (r.category, r.center.clone())).collect();
     m.categories = categories::report(bundle, &scorer, &in_rows, &unseen_rows, &seen_refs)?;

@@ -38,9 +38,10 @@ pub struct MistakeReport {
     pub pairs: Vec<MistakePair>,
 }
 
-/// The report from the known test crops' (label, nearest class) and the classes' names; None when a name is not a
-/// taxonomy name, or without crops. A crop with no nearest class (`usize::MAX`) counts as wrong, in no relation.
-pub fn report(rows: &[(i64, usize)], classes: &[&str]) -> Option<MistakeReport> {
+/// The report from the known test crops' (label, nearest class, distance) rows, as the other reports of `eval` take
+/// them (the distance is not used), and the classes' names; None when a name is not a taxonomy name, or without
+/// crops. A crop with no nearest class (`usize::MAX`) counts as wrong, in no relation.
+pub fn report(rows: &[(i64, usize, f64)], classes: &[&str]) -> Option<MistakeReport> {
     let names: Vec<SignName> = classes.iter().map(|c| SignName::parse(c).ok()).collect::<Option<_>>()?;
     if rows.is_empty() {
         return None;
@@ -48,7 +49,7 @@ pub fn report(rows: &[(i64, usize)], classes: &[&str]) -> Option<MistakeReport> 
     let mut per_class = vec![0usize; classes.len()];
     let mut pairs = std::collections::BTreeMap::<(usize, usize), usize>::new();
     let (mut wrong, mut same_sign, mut same_category, mut other_category) = (0, 0, 0, 0);
-    for &(y, k) in rows {
+    for &(y, k, _) in rows {
         let y = usize::try_from(y).ok().filter(|&y| y < classes.len())?;
         per_class[y] += 1;
         if k == y {
@@ -127,7 +128,8 @@ mod tests {
     #[test]
     fn mistakes_are_sorted_by_how_the_designs_relate() {
         // no-entry g1 taken twice for its g2 variant, once for stop; stop once for a warning; one crop with no class.
-        let rows = [(0, 0), (0, 3), (1, 2), (1, 2), (1, 0), (1, 1), (2, 2), (3, 3), (3, usize::MAX)];
+        let rows =
+            [(0, 0), (0, 3), (1, 2), (1, 2), (1, 0), (1, 1), (2, 2), (3, 3), (3, usize::MAX)].map(|(y, k)| (y, k, 1.0));
         let r = report(&rows, &CLASSES).expect("taxonomy names");
         assert_eq!((r.known, r.wrong), (9, 5));
         assert_eq!((r.same_sign, r.same_category, r.other_category), (2, 1, 1));
@@ -144,8 +146,8 @@ mod tests {
 
     #[test]
     fn no_report_for_other_labels_or_no_crops() {
-        assert!(report(&[(0, 0)], &["cat", "dog"]).is_none());
+        assert!(report(&[(0, 0, 1.0)], &["cat", "dog"]).is_none());
         assert!(report(&[], &CLASSES).is_none());
-        assert!(report(&[(7, 0)], &CLASSES).is_none(), "a label outside the classes");
+        assert!(report(&[(7, 0, 1.0)], &CLASSES).is_none(), "a label outside the classes");
     }
 }
