@@ -62,8 +62,9 @@ pub fn calibrate(
     if !anomalies.is_empty() && median(&anomalies) < median(&novelties) {
         eprintln!(
             "odm-train: warning: validation anomalies lie closer to the class centres than the calibration novelties \
-             (median {:.2} < {:.2}): the distance cannot tell novelties from anomalies here, so the anomaly threshold \
-             falls to the novelty threshold and every unknown crop is reported as an anomaly",
+             (median {:.2} < {:.2}): the distance tells novelties from anomalies poorly here, and the anomaly \
+             threshold that best separates them is unreliable (a second warning follows if it falls to the novelty \
+             threshold)",
             median(&anomalies),
             median(&novelties)
         );
